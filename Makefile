@@ -1,0 +1,51 @@
+# mopeclip build and test entry points. `make test` is what CI runs (.ci/run).
+GO      ?= go
+PKGS    ?= ./...
+# Debian's torch/numpy/Pillow live in the system Python, not the first python3 on PATH.
+PYTHON  ?= /usr/bin/python3
+BENCH   ?= .
+COUNT   ?= 6
+
+.PHONY: all build test vet test-native test-noasm test-arm64 test-fuzz bench demo cuda-check clean
+
+all: build
+
+build:
+	$(GO) build -o bin/mope ./cmd/mope
+
+## test: vet, native tests (PyTorch/Pillow parity included when /usr/bin/python3 has them), pure-Go (noasm) tests, arm64 under qemu, brief fuzzing.
+test: vet test-native test-noasm test-arm64 test-fuzz
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || (echo "gofmt needed:"; gofmt -l .; exit 1)
+	$(GO) vet $(PKGS)
+	$(GO) vet -tags noasm $(PKGS)
+	GOARCH=arm64 $(GO) vet ./tensor/...
+
+test-native:
+	$(GO) test -count=1 $(PKGS)
+
+test-noasm:
+	$(GO) test -count=1 -tags noasm ./tensor/... ./ops/... ./nn/...
+
+test-arm64:
+	@command -v qemu-aarch64-static >/dev/null || (echo "qemu-aarch64-static missing: apt-get install qemu-user-static (.ci/run does this)"; exit 1)
+	GOARCH=arm64 $(GO) test -count=1 -exec qemu-aarch64-static ./tensor/...
+
+test-fuzz:
+	@for t in $$($(GO) test -list '^Fuzz' ./internal/safetensors 2>/dev/null | grep '^Fuzz'); do \
+		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime 10s ./internal/safetensors || exit 1; done
+
+## bench: the GEMM and kernel benchmarks (benchstat-friendly).
+bench:
+	$(GO) test -run '^$$' -bench '$(BENCH)' -count $(COUNT) ./tensor/ ./bench/...
+
+## demo: the whole story on the built-in shapes world.
+demo: build
+	./bin/mope demo
+
+cuda-check:
+	$(MAKE) -C cuda check
+
+clean:
+	rm -rf bin

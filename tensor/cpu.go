@@ -1,0 +1,21 @@
+package tensor
+
+import (
+	"runtime"
+
+	"github.com/klauspost/cpuid/v2"
+)
+
+// CPU features the assembly variants need, read once at start-up. The
+// registration files (build-tagged per architecture and !noasm) consult these
+// before registering a variant.
+var (
+	// cpuAVX512 is AVX-512 F+BW+VL+DQ: 512-bit FMA, masked loads/stores.
+	cpuAVX512 = cpuid.CPU.Supports(cpuid.AVX512F, cpuid.AVX512BW, cpuid.AVX512VL, cpuid.AVX512DQ)
+	// cpuAVX2 is AVX2 with FMA3.
+	cpuAVX2 = cpuid.CPU.Supports(cpuid.AVX2, cpuid.FMA3)
+	// cpuAVX512BF16 is the VDPBF16PS dot-product instruction.
+	cpuAVX512BF16 = cpuAVX512 && cpuid.CPU.Supports(cpuid.AVX512BF16)
+	// cpuNEON is Advanced SIMD, present on every arm64 CPU.
+	cpuNEON = runtime.GOARCH == "arm64"
+)
