@@ -24,7 +24,18 @@ import (
 //	}
 func Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	checkSgemm(tA, tB, m, n, k, a, lda, b, ldb, c, ldc)
-	sgemmRef(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 || alpha == 0 {
+		scaleC(m, n, beta, c, ldc)
+		return
+	}
+	g := gemmArgs{
+		tA: isTrans(tA), tB: isTrans(tB), m: m, n: n, k: k,
+		alpha: alpha, beta: beta, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc,
+	}
+	g.run(sgemmK.Fn(), nil)
 }
 
 func isTrans(t blas.Transpose) bool { return t == blas.Trans || t == blas.ConjTrans }

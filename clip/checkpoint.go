@@ -1,0 +1,292 @@
+package clip
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/mopeclip/mopeclip/internal/atomicfile"
+	"github.com/mopeclip/mopeclip/internal/safetensors"
+	"github.com/mopeclip/mopeclip/nn"
+	"github.com/mopeclip/mopeclip/tensor"
+)
+
+// File names of a Hugging Face CLIP model directory.
+const (
+	ConfigFile      = "config.json"
+	WeightsFile     = "model.safetensors"
+	WeightsIndex    = "model.safetensors.index.json"
+	VocabFile       = "vocab.json"
+	MergesFile      = "merges.txt"
+	preprocessorCfg = "preprocessor_config.json"
+)
+
+// shardIndex is model.safetensors.index.json.
+type shardIndex struct {
+	Metadata  map[string]any    `json:"metadata"`
+	WeightMap map[string]string `json:"weight_map"`
+}
+
+// readWeights loads every tensor of a model directory: model.safetensors, or
+// the shards named by model.safetensors.index.json.
+func readWeights(dir string) (map[string]*safetensors.Tensor, error) {
+	single := filepath.Join(dir, WeightsFile)
+	if _, err := os.Stat(single); err == nil {
+		f, err := safetensors.Load(single)
+		if err != nil {
+			return nil, err
+		}
+		return f.Tensors, nil
+	}
+	idxPath := filepath.Join(dir, WeightsIndex)
+	data, err := os.ReadFile(idxPath)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s: no %s or %s", dir, WeightsFile, WeightsIndex)
+		}
+		return nil, err
+	}
+	var idx shardIndex
+	if err := json.Unmarshal(data, &idx); err != nil {
+		return nil, fmt.Errorf("%s: invalid JSON: %w", idxPath, err)
+	}
+	if len(idx.WeightMap) == 0 {
+		return nil, fmt.Errorf("%s: empty weight_map", idxPath)
+	}
+	shards := map[string]bool{}
+	for name, shard := range idx.WeightMap {
+		if shard == "" || strings.ContainsAny(shard, `/\`) || shard == ".." {
+			return nil, fmt.Errorf("%s: tensor %q maps to invalid shard file %q", idxPath, name, shard)
+		}
+		shards[shard] = true
+	}
+	names := make([]string, 0, len(shards))
+	for s := range shards {
+		names = append(names, s)
+	}
+	sort.Strings(names)
+	all := map[string]*safetensors.Tensor{}
+	for _, s := range names {
+		f, err := safetensors.Load(filepath.Join(dir, s))
+		if err != nil {
+			return nil, err
+		}
+		for n, t := range f.Tensors {
+			want, listed := idx.WeightMap[n]
+			if !listed {
+				return nil, fmt.Errorf("%s: tensor %q is not in %s", s, n, WeightsIndex)
+			}
+			if want != s {
+				return nil, fmt.Errorf("%s: tensor %q found in %s but the index says %s", dir, n, s, want)
+			}
+			all[n] = t
+		}
+	}
+	for n, s := range idx.WeightMap {
+		if _, ok := all[n]; !ok {
+			return nil, fmt.Errorf("%s: tensor %q listed in %s is missing from %s", dir, n, WeightsIndex, s)
+		}
+	}
+	return all, nil
+}
+
+var layerRe = regexp.MustCompile(`^(vision_model|text_model)\.encoder\.layers\.(\d+)\.`)
+
+// inferWidths sets the layer count and per-layer head counts and MLP widths
+// of cfg from the tensor shapes, so pruned checkpoints load even when their
+// config.json lacks mopeclip's extra keys.
+func inferWidths(cfg *Config, tensors map[string]*safetensors.Tensor) error {
+	maxLayer := map[string]int{"vision_model": -1, "text_model": -1}
+	for name := range tensors {
+		if m := layerRe.FindStringSubmatch(name); m != nil {
+			l, err := strconv.Atoi(m[2])
+			if err != nil || l > 1000 {
+				return fmt.Errorf("tensor %q: bad layer index", name)
+			}
+			maxLayer[m[1]] = max(maxLayer[m[1]], l)
+		}
+	}
+	for _, tw := range []struct {
+		prefix string
+		t      *TowerConfig
+	}{{"vision_model", &cfg.Vision}, {"text_model", &cfg.Text}} {
+		n := maxLayer[tw.prefix] + 1
+		if n == 0 {
+			return fmt.Errorf("no %s.encoder.layers.* tensors", tw.prefix)
+		}
+		t := tw.t
+		hd := t.HeadDim()
+		heads := make([]int, n)
+		inter := make([]int, n)
+		uniform := true
+		for l := 0; l < n; l++ {
+			p := fmt.Sprintf("%s.encoder.layers.%d.", tw.prefix, l)
+			q, ok := tensors[p+"self_attn.q_proj.weight"]
+			if !ok {
+				return fmt.Errorf("missing tensor %q", p+"self_attn.q_proj.weight")
+			}
+			fc1, ok := tensors[p+"mlp.fc1.weight"]
+			if !ok {
+				return fmt.Errorf("missing tensor %q", p+"mlp.fc1.weight")
+			}
+			if len(q.Shape) != 2 || q.Shape[0]%hd != 0 {
+				return fmt.Errorf("tensor %q has shape %v: rows not a multiple of head dim %d", p+"self_attn.q_proj.weight", q.Shape, hd)
+			}
+			if len(fc1.Shape) != 2 {
+				return fmt.Errorf("tensor %q has shape %v, want 2-D", p+"mlp.fc1.weight", fc1.Shape)
+			}
+			heads[l], inter[l] = q.Shape[0]/hd, fc1.Shape[0]
+			if heads[l] > t.NumAttentionHeads {
+				return fmt.Errorf("tensor %q has %d heads, more than num_attention_heads %d", p+"self_attn.q_proj.weight", heads[l], t.NumAttentionHeads)
+			}
+			if heads[l] != t.NumAttentionHeads || inter[l] != t.IntermediateSize {
+				uniform = false
+			}
+		}
+		if len(t.TeacherLayers) > 0 && len(t.TeacherLayers) != n {
+			return fmt.Errorf("%s has %d layers but config lists %d teacher layers", tw.prefix, n, len(t.TeacherLayers))
+		}
+		t.NumHiddenLayers = n
+		if uniform {
+			t.LayerHeads, t.LayerIntermediate = nil, nil
+		} else {
+			t.LayerHeads, t.LayerIntermediate = heads, inter
+		}
+	}
+	return cfg.Validate()
+}
+
+// assignParams moves the loaded tensors into params (F32 data is adopted
+// without a copy). Missing, mis-shaped and unexpected tensors are errors that
+// name the tensor; position_ids buffers are ignored.
+func assignParams(params []*nn.Param, tensors map[string]*safetensors.Tensor) error {
+	used := make(map[string]bool, len(params))
+	for _, p := range params {
+		t, ok := tensors[p.Name]
+		if !ok {
+			return fmt.Errorf("missing tensor %q (shape %v)", p.Name, p.Value.Shape)
+		}
+		if !t.DType.IsFloat() {
+			return fmt.Errorf("tensor %q has dtype %s, want a float type", p.Name, t.DType)
+		}
+		if !sameShape(t.Shape, p.Value.Shape) {
+			return fmt.Errorf("tensor %q has shape %v, want %v", p.Name, t.Shape, p.Value.Shape)
+		}
+		p.Value.Data = t.F32
+		used[p.Name] = true
+	}
+	var extra []string
+	for n := range tensors {
+		if !used[n] && !strings.HasSuffix(n, "position_ids") {
+			extra = append(extra, n)
+		}
+	}
+	if len(extra) > 0 {
+		sort.Strings(extra)
+		if len(extra) > 5 {
+			extra = append(extra[:5], fmt.Sprintf("... (%d in all)", len(extra)))
+		}
+		return fmt.Errorf("unexpected tensors: %s", strings.Join(extra, ", "))
+	}
+	return nil
+}
+
+// sameShape compares shapes, treating [] and [1] alike (HF stores logit_scale
+// as a 0-d tensor).
+func sameShape(a, b []int) bool {
+	if len(a) != len(b) {
+		na, nb := 1, 1
+		for _, d := range a {
+			na *= d
+		}
+		for _, d := range b {
+			nb *= d
+		}
+		return na == 1 && nb == 1
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Load reads a Hugging Face layout model directory (config.json plus
+// model.safetensors or sharded weights). Per-layer widths of pruned models
+// are inferred from the tensor shapes. F16/BF16 weights become float32.
+func Load(dir string) (*Model, error) {
+	cfg, err := LoadConfig(filepath.Join(dir, ConfigFile))
+	if err != nil {
+		return nil, err
+	}
+	tensors, err := readWeights(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := inferWidths(cfg, tensors); err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	m, err := newModel(cfg, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	if err := assignParams(m.Params(), tensors); err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	return m, nil
+}
+
+// Save writes m as a Hugging Face layout directory: config.json (with
+// per-layer widths under mopeclip_* keys when pruned) and model.safetensors,
+// each written atomically. Tokenizer files are not touched; see CopyTokenizer.
+func (m *Model) Save(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f := &safetensors.File{Tensors: map[string]*safetensors.Tensor{}, Metadata: map[string]string{"format": "pt"}}
+	for _, p := range m.Params() {
+		shape := p.Value.Shape
+		f.Add(p.Name, &safetensors.Tensor{DType: safetensors.F32, Shape: append([]int{}, shape...), F32: p.Value.Data})
+	}
+	if err := safetensors.Save(filepath.Join(dir, WeightsFile), f); err != nil {
+		return err
+	}
+	cfg, err := m.Config.JSON()
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(filepath.Join(dir, ConfigFile), cfg)
+}
+
+// CopyTokenizer copies vocab.json, merges.txt and preprocessor_config.json
+// (those present) from src to dst.
+func CopyTokenizer(src, dst string) error {
+	for _, name := range []string{VocabFile, MergesFile, preprocessorCfg, "tokenizer_config.json", "special_tokens_map.json"} {
+		in, err := os.Open(filepath.Join(src, name))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		err = atomicfile.Write(filepath.Join(dst, name), func(w io.Writer) error {
+			_, err := io.Copy(w, in)
+			return err
+		})
+		in.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var _ = tensor.New

@@ -1,0 +1,264 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"image/png"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/mopeclip/mopeclip/dataset"
+	"github.com/mopeclip/mopeclip/dataset/shapes"
+	"github.com/mopeclip/mopeclip/internal/atomicfile"
+)
+
+// The data command: export the built-in shapes world, preview it, and
+// inspect dataset files.
+
+var dataSubcommands = []*command{
+	{
+		name:    "data export",
+		summary: "write a split of the built-in shapes world as PNGs plus a Karpathy-style DIR/dataset.json",
+		usage:   "shapes --out DIR [--split test] [--n N] [--seed S] [world flags]",
+	},
+	{
+		name:    "data preview",
+		summary: "write a contact sheet of shapes images (numbered) and print their captions",
+		usage:   "--out grid.png [--split train] [--n 16] [--seed S] [--scale 3] [world flags]",
+	},
+	{
+		name:    "data inspect",
+		summary: "load a dataset file (Karpathy .json, .jsonl, .csv) or image-folder tree and print what it holds",
+		usage:   "PATH [--split test] [--limit N] [--root DIR] [--examples 3]",
+	},
+}
+
+func init() {
+	dataSubcommands[0].run = runDataExport
+	dataSubcommands[1].run = runDataPreview
+	dataSubcommands[2].run = runDataInspect
+	register(&command{
+		name:    "data",
+		summary: "export, preview and inspect datasets (the built-in shapes world included)",
+		usage:   "export|preview|inspect [flags]\n\n  mope data export shapes --split test --out DIR [--n N] [--seed S]\n  mope data preview --split train --n 16 --out grid.png\n  mope data inspect PATH [--split test] [--limit N]",
+		run:     runData,
+	})
+}
+
+func runData(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		for _, sc := range dataSubcommands {
+			if args[0] == strings.TrimPrefix(sc.name, "data ") {
+				return sc.run(args[1:], stdout, stderr)
+			}
+		}
+	}
+	fs := newFlags(commands["data"], stderr)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return fmt.Errorf("%w: missing sub-command (export, preview or inspect)", errUsage)
+	}
+	return fmt.Errorf("%w: unknown sub-command %q (want export, preview or inspect)", errUsage, fs.Arg(0))
+}
+
+// parseMixed parses flags that may come before or after positional arguments.
+func parseMixed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := parseFlags(fs, args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// worldFlags registers the shapes-world knobs on fs.
+func worldFlags(fs *flag.FlagSet) func() (shapes.Config, error) {
+	d := shapes.DefaultConfig()
+	seed := fs.Uint64("seed", d.Seed, "world seed")
+	size := fs.Int("size", d.ImageSize, "image size in pixels")
+	minObj := fs.Int("min-objects", d.MinObjects, "fewest objects per image")
+	maxObj := fs.Int("max-objects", d.MaxObjects, "most objects per image (at most 5)")
+	caps := fs.Int("captions", d.CaptionsPerImage, "captions per image")
+	noise := fs.Float64("noise", d.Noise, "per-pixel noise amplitude (fraction of 255)")
+	hard := fs.Float64("hard-negatives", d.HardNegativeProb, "chance that an odd example is a one-change twin of the one before")
+	return func() (shapes.Config, error) {
+		c := d
+		c.Seed, c.ImageSize, c.MinObjects, c.MaxObjects = *seed, *size, *minObj, *maxObj
+		c.CaptionsPerImage, c.Noise, c.HardNegativeProb = *caps, *noise, *hard
+		if err := c.Validate(); err != nil {
+			return c, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		return c, nil
+	}
+}
+
+// parseSplits reads "test", "train,val" or "all" into export parts.
+func parseSplits(s string, n int) ([]shapes.Part, error) {
+	var parts []shapes.Part
+	names := strings.Split(s, ",")
+	if s == "all" {
+		names = shapes.Splits
+	}
+	for _, name := range names {
+		name = strings.TrimSpace(name)
+		ok := false
+		for _, v := range shapes.Splits {
+			ok = ok || v == name
+		}
+		if !ok {
+			return nil, fmt.Errorf("%w: unknown split %q (want %s, a comma-separated list, or all)", errUsage, name, strings.Join(shapes.Splits, ", "))
+		}
+		parts = append(parts, shapes.Part{Split: name, N: n})
+	}
+	return parts, nil
+}
+
+func runDataExport(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags(dataSubcommands[0], stderr)
+	out := fs.String("out", "", "output directory (required)")
+	split := fs.String("split", "test", "split(s): train, val, test, calib, a comma-separated list, or all")
+	n := fs.Int("n", 0, "images per split (0: the split's default size: train 20000, others 1000)")
+	world := worldFlags(fs)
+	pos, err := parseMixed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || pos[0] != "shapes" {
+		return fmt.Errorf("%w: want exactly one dataset name, shapes (got %q)", errUsage, pos)
+	}
+	if *out == "" {
+		return fmt.Errorf("%w: --out DIR is required", errUsage)
+	}
+	if *n < 0 {
+		return fmt.Errorf("%w: --n must not be negative", errUsage)
+	}
+	cfg, err := world()
+	if err != nil {
+		return err
+	}
+	parts, err := parseSplits(*split, *n)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	sum, err := shapes.ExportSplits(*out, cfg, parts...)
+	if err != nil {
+		return err
+	}
+	el := time.Since(t0)
+	fmt.Fprintf(stdout, "wrote %d images and %d captions (shapes %s, seed %d, %dx%d) to %s: %.1f MB of PNG in %.1fs (%.0f images/s)\n",
+		sum.Images, sum.Captions, *split, cfg.Seed, cfg.ImageSize, cfg.ImageSize, sum.JSON,
+		float64(sum.Bytes)/1e6, el.Seconds(), float64(sum.Images)/el.Seconds())
+	return nil
+}
+
+func runDataPreview(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags(dataSubcommands[1], stderr)
+	out := fs.String("out", "", "output PNG file (required)")
+	split := fs.String("split", "train", "split: train, val, test or calib")
+	n := fs.Int("n", 16, "number of images")
+	start := fs.Int("start", 0, "index of the first image")
+	scale := fs.Int("scale", 3, "integer zoom of each image")
+	cols := fs.Int("cols", 0, "images per row (0: a near-square grid)")
+	world := worldFlags(fs)
+	pos, err := parseMixed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 1 || len(pos) == 1 && pos[0] != "shapes" {
+		return fmt.Errorf("%w: preview shows the shapes world only (got %q)", errUsage, pos)
+	}
+	if *out == "" {
+		return fmt.Errorf("%w: --out FILE.png is required", errUsage)
+	}
+	if *n < 1 || *n > 1024 || *scale < 1 || *scale > 16 || *start < 0 {
+		return fmt.Errorf("%w: want 1 <= --n <= 1024, 1 <= --scale <= 16, --start >= 0", errUsage)
+	}
+	cfg, err := world()
+	if err != nil {
+		return err
+	}
+	if _, err := parseSplits(*split, 0); err != nil || strings.Contains(*split, ",") || *split == "all" {
+		return fmt.Errorf("%w: --split must be one of %s", errUsage, strings.Join(shapes.Splits, ", "))
+	}
+	exs, err := shapes.GenerateRange(cfg, *split, *start, *n)
+	if err != nil {
+		return err
+	}
+	imgs, _, _ := shapes.Flatten(exs)
+	sheet := shapes.ContactSheet(imgs, *cols, *scale)
+	if err := atomicfile.Write(*out, func(w io.Writer) error { return png.Encode(w, sheet) }); err != nil {
+		return err
+	}
+	for i, e := range exs {
+		var objs []string
+		for _, o := range e.Objects {
+			objs = append(objs, fmt.Sprintf("%s %s %s @%s", o.Size, o.Color, o.Shape, o.Position))
+		}
+		bg := e.Background.Style.String()
+		if e.Background.Named {
+			bg += " " + e.Background.Color.String()
+		}
+		twin := ""
+		if e.TwinOf >= 0 {
+			twin = fmt.Sprintf("; hard negative of %d (%s)", e.TwinOf-*start, e.Change)
+		}
+		fmt.Fprintf(stdout, "%d %s: %s; %s background%s\n", i, e.ID, strings.Join(objs, ", "), bg, twin)
+		for _, c := range e.Captions {
+			fmt.Fprintf(stdout, "    %s\n", c)
+		}
+	}
+	fmt.Fprintf(stdout, "wrote %s (%dx%d, %d images)\n", *out, sheet.Rect.Dx(), sheet.Rect.Dy(), len(exs))
+	return nil
+}
+
+func runDataInspect(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags(dataSubcommands[2], stderr)
+	split := fs.String("split", "", "split(s) to read: \"\" or all, or names joined by , or +")
+	limit := fs.Int("limit", 0, "read only the first N images (0: all)")
+	root := fs.String("root", "", "base directory of relative image paths (default: the file's directory)")
+	examples := fs.Int("examples", 3, "print this many images with their captions")
+	pos, err := parseMixed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("%w: want exactly one PATH", errUsage)
+	}
+	path := pos[0]
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		c, err := dataset.ReadImageFolder(path, *limit)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s: image folder, %d classes, %d images\n", path, len(c.Classes), len(c.Items))
+		for i, name := range c.Classes[:min(len(c.Classes), *examples)] {
+			fmt.Fprintf(stdout, "  class %d: %s\n", i, name)
+		}
+		return nil
+	}
+	r, err := dataset.Open(path, dataset.Options{Split: *split, Limit: *limit, Root: *root})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: %d images, %d captions (%.2f per image)\n", path, len(r.Images), len(r.Captions),
+		float64(len(r.Captions))/float64(len(r.Images)))
+	for i, p := range r.Pairs()[:min(len(r.Images), *examples)] {
+		fmt.Fprintf(stdout, "  %d %s\n", i, filepath.ToSlash(p.Image))
+		for _, c := range p.Captions {
+			fmt.Fprintf(stdout, "      %s\n", c)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,38 @@
+package nn
+
+import (
+	"math"
+
+	"github.com/mopeclip/mopeclip/tensor"
+)
+
+// GradNorm returns the global L2 norm of the gradients of params. Each
+// element's square is summed in float64, parameter by parameter in the given
+// order, element by element in index order, so the result is the same on
+// every run and platform.
+func GradNorm(params []*Param) float64 {
+	var s float64
+	for _, p := range params {
+		for _, g := range p.Grad.Data {
+			s += float64(g) * float64(g)
+		}
+	}
+	return math.Sqrt(s)
+}
+
+// ClipGradNorm rescales the gradients of params so that their global L2 norm
+// (GradNorm) is at most maxNorm, like torch.nn.utils.clip_grad_norm_: when
+// the norm exceeds maxNorm every gradient is multiplied by
+// maxNorm/(norm+1e-6). It returns the norm before clipping. A non-finite
+// norm leaves the gradients untouched; the caller should then skip the step.
+func ClipGradNorm(params []*Param, maxNorm float64) (norm float64) {
+	norm = GradNorm(params)
+	if math.IsNaN(norm) || math.IsInf(norm, 0) || norm <= maxNorm {
+		return norm
+	}
+	s := float32(maxNorm / (norm + 1e-6))
+	for _, p := range params {
+		tensor.Scale(s, p.Grad.Data)
+	}
+	return norm
+}

@@ -1,0 +1,109 @@
+package ops
+
+// Backend is the compute seam of the ops: every GEMM, vector kernel and
+// attention core goes through it. All slices are row-major float32; a "row of
+// n" argument means the slice is split into consecutive rows of length n.
+// Kernels that take acc write dst when acc is false (its old contents, NaN
+// included, are ignored) and add into it when acc is true.
+type Backend interface {
+	// Name identifies the backend ("cpu", "cuda").
+	Name() string
+
+	// Gemm computes C = alpha·op(A)·op(B) + beta·C with op(A) m×k, op(B)
+	// k×n and C m×n, and row strides lda, ldb, ldc (gonum row-major
+	// semantics). beta == 0 ignores the old C.
+	Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int)
+
+	// Add computes dst = a + b; dst may alias a or b.
+	Add(dst, a, b []float32)
+	// Mul computes dst = a ⊙ b; dst may alias a or b.
+	Mul(dst, a, b []float32)
+	// MulAdd computes dst += a ⊙ b.
+	MulAdd(dst, a, b []float32)
+	// Axpy computes y += alpha·x.
+	Axpy(alpha float32, x, y []float32)
+	// Scale computes x *= alpha.
+	Scale(alpha float32, x []float32)
+	// AddBias adds bias to every row of len(bias) of x.
+	AddBias(x, bias []float32)
+	// ColSumAcc adds the column sums of the rows of len(dst) of x to dst.
+	ColSumAcc(dst, x []float32)
+	// SumSq returns Σ x².
+	SumSq(x []float32) float32
+	// Dot returns Σ x·y.
+	Dot(x, y []float32) float32
+
+	// Softmax replaces each row of n of x by its softmax.
+	Softmax(x []float32, n int)
+	// SoftmaxBackward: dx (=|+=) y ⊙ (dy − Σ_row dy⊙y) for rows of n, y the
+	// softmax output.
+	SoftmaxBackward(dx, y, dy []float32, n int, acc bool)
+	// LayerNorm normalises rows of n (out may alias x); mean and rstd, when
+	// non-nil, receive the row statistics.
+	LayerNorm(out, x, gamma, beta []float32, n int, eps float32, mean, rstd []float32)
+	// LayerNormBackward computes dx (=|+= by acc) and adds into dgamma and
+	// dbeta (either may be nil) from the saved row statistics.
+	LayerNormBackward(dx, dgamma, dbeta, x, dy, gamma, mean, rstd []float32, n int, acc bool)
+	// GELU computes dst = x·Φ(x) (erf form); dst may alias x.
+	GELU(dst, x []float32)
+	// GELUBackward: dx (=|+=) dy · GELU'(x).
+	GELUBackward(dx, x, dy []float32, acc bool)
+	// QuickGELU computes dst = x·σ(1.702x); dst may alias x.
+	QuickGELU(dst, x []float32)
+	// QuickGELUBackward: dx (=|+=) dy · QuickGELU'(x).
+	QuickGELUBackward(dx, x, dy []float32, acc bool)
+
+	// AttentionForward computes out = per (batch, head) softmax(q kᵀ·scale +
+	// mask) v into out [B·T, H·D] (dropped heads are written as 0). When
+	// probs is non-nil it has AttnProbsLen(a) elements and receives the
+	// probabilities for AttentionBackward (layout private to the backend).
+	AttentionForward(a *AttnArgs, q, k, v, out, probs []float32)
+	// AttentionBackward propagates dOut into dq, dk, dv (any may be nil when
+	// not needed). betaQ/K/V are 0 (write) or 1 (accumulate). dq, dk, dv may
+	// alias each other; the backend then processes, per (batch, head), dv
+	// first, then dq, then dk, and the betas must reflect that order.
+	AttentionBackward(a *AttnArgs, q, k, v, probs, dOut, dq, dk, dv []float32, betaQ, betaK, betaV float32)
+}
+
+// AttnArgs describes one attention call: B items of T tokens, H heads of
+// dimension D (q, k, v rows have length H·D), masks and scale.
+type AttnArgs struct {
+	B, T, H, D int
+	Causal     bool
+	KeyLens    []int  // nil or len B, each in [0, T]
+	HeadKeep   []bool // nil or len H
+	Scale      float32
+}
+
+// kept returns the number of kept heads.
+func (a *AttnArgs) kept() int {
+	if a.HeadKeep == nil {
+		return a.H
+	}
+	n := 0
+	for _, k := range a.HeadKeep {
+		if k {
+			n++
+		}
+	}
+	return n
+}
+
+// AttnProbsLen is the length of the probs buffer of AttentionForward:
+// B·(kept heads)·T·T.
+func AttnProbsLen(a *AttnArgs) int { return a.B * a.kept() * a.T * a.T }
+
+// backend is the active backend. It is set only at program start.
+var backend Backend = CPU
+
+// SetBackend makes b the backend of every op. Call it once at program start,
+// before any op runs; it is not safe to call concurrently with ops.
+func SetBackend(b Backend) {
+	if b == nil {
+		panic("ops.SetBackend: nil backend")
+	}
+	backend = b
+}
+
+// CurrentBackend returns the active backend.
+func CurrentBackend() Backend { return backend }

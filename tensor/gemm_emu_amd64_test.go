@@ -1,0 +1,423 @@
+//go:build amd64 && !noasm
+
+package tensor
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"reflect"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// The AVX-512 kernel must be tested on machines without AVX-512 too (the
+// development machines and CI may lack it, and QEMU's x86 emulation has no
+// AVX-512). TestGemmKernelEmulated disassembles the assembly kernels in this
+// very test binary with GNU objdump and interprets them: the handful of
+// instructions the generator emits (gemm_asmgen.go), on 8- or 16-lane
+// vectors with exactly rounded float32 FMA. The emulator is checked against
+// the real CPU: the emulated AVX2 kernel must match the native one bit for
+// bit. Skipped where objdump is missing.
+
+var emuLine = regexp.MustCompile(`^\s*([0-9a-f]+):\s+(\S+)\s*(.*)$`)
+var emuMem = regexp.MustCompile(`\[(\w+)(?:\+(0x[0-9a-f]+))?\]`)
+
+type emuInst struct {
+	addr uint64
+	op   string
+	args []string
+}
+
+// disassemble returns the instructions of the assembly function whose Go
+// declaration is fn. The test binary may have no symbol table (go test
+// strips it), so the code is located through the runtime's own function
+// table: fn's value is the ABIInternal wrapper, whose CALL leads to the
+// assembly body; the body ends where the runtime's table says it does.
+func disassemble(t *testing.T, fn any) []emuInst {
+	t.Helper()
+	objdump, err := exec.LookPath("objdump")
+	if err != nil {
+		t.Skip("objdump (GNU binutils) not installed")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Skip(err)
+	}
+	dis := func(start, end uintptr) []emuInst {
+		out, err := exec.Command(objdump, "-d", "-M", "intel", "--no-show-raw-insn",
+			fmt.Sprintf("--start-address=%#x", start), fmt.Sprintf("--stop-address=%#x", end), exe).Output()
+		if err != nil {
+			t.Skipf("objdump: %v", err)
+		}
+		return parseObjdump(string(out))
+	}
+	wrapper := reflect.ValueOf(fn).Pointer()
+	name := runtime.FuncForPC(wrapper).Name()
+	var body uintptr
+	for _, in := range dis(wrapper, wrapper+256) {
+		if in.op == "call" && len(in.args) == 1 {
+			a, err := parseTarget(in.args[0])
+			if f := runtime.FuncForPC(uintptr(a)); err == nil && f != nil && strings.TrimSuffix(f.Name(), ".abi0") == name {
+				body = uintptr(a)
+				break
+			}
+		}
+	}
+	if body == 0 {
+		t.Skip("could not find the assembly body (PIE or unexpected wrapper)")
+	}
+	f := runtime.FuncForPC(body)
+	end := body
+	for end < body+1<<16 && runtime.FuncForPC(end) == f {
+		end++
+	}
+	ins := dis(body, end)
+	if len(ins) < 10 || ins[0].op != "mov" {
+		t.Skipf("unexpected disassembly of %s", f.Name())
+	}
+	return ins
+}
+
+// parseTarget reads a branch target: "562820" or "0x562820" (stripped).
+func parseTarget(s string) (uint64, error) {
+	return strconv.ParseUint(strings.TrimPrefix(strings.Fields(s)[0], "0x"), 16, 64)
+}
+
+func parseObjdump(out string) []emuInst {
+	var ins []emuInst
+	for _, line := range strings.Split(out, "\n") {
+		m := emuLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		addr, _ := strconv.ParseUint(m[1], 16, 64)
+		argStr := strings.TrimSpace(strings.SplitN(m[3], "#", 2)[0])
+		argStr = strings.TrimSpace(strings.SplitN(argStr, "<", 2)[0])
+		var args []string
+		depth, start := 0, 0
+		for i, ch := range argStr {
+			switch ch {
+			case '[':
+				depth++
+			case ']':
+				depth--
+			case ',':
+				if depth == 0 {
+					args = append(args, strings.TrimSpace(argStr[start:i]))
+					start = i + 1
+				}
+			}
+		}
+		if argStr != "" {
+			args = append(args, strings.TrimSpace(argStr[start:]))
+		}
+		ins = append(ins, emuInst{addr, m[2], args})
+	}
+	return ins
+}
+
+// fma32 is float32(a*b + c) rounded once.
+func fma32(a, b, c float32) float32 {
+	p := float64(a) * float64(b) // exact
+	s := p + float64(c)
+	bb := s - p
+	e := (p - (s - bb)) + (float64(c) - bb) // s + e == p + c exactly
+	r := float32(s)
+	if e != 0 && float64(r) != s {
+		other := math.Nextafter32(r, float32(math.Inf(1)))
+		if float64(r) > s {
+			other = math.Nextafter32(r, float32(math.Inf(-1)))
+		}
+		if s == (float64(r)+float64(other))/2 && (e > 0) == (other > r) {
+			r = other // a tie after the first rounding: e decides
+		}
+	}
+	return r
+}
+
+type emulator struct {
+	ins   []emuInst
+	idx   map[uint64]int
+	mem   []byte
+	gpr   map[string]int64
+	vec   map[string][]float32
+	zf    bool
+	lanes int
+}
+
+func (e *emulator) ea(o string) int64 {
+	m := emuMem.FindStringSubmatch(o)
+	if m == nil {
+		panic("bad memory operand " + o)
+	}
+	a, ok := e.gpr[m[1]]
+	if !ok {
+		panic("unset register " + m[1])
+	}
+	if m[2] != "" {
+		off, _ := strconv.ParseInt(m[2][2:], 16, 64)
+		a += off
+	}
+	return a
+}
+
+func isVecReg(o string) bool {
+	return len(o) > 3 && (o[0] == 'x' || o[0] == 'y' || o[0] == 'z') && o[1:3] == "mm"
+}
+
+func (e *emulator) f(a int64) float32 {
+	return math.Float32frombits(binary.LittleEndian.Uint32(e.mem[a:]))
+}
+
+func (e *emulator) vread(o string) []float32 {
+	if isVecReg(o) {
+		if v, ok := e.vec[o[1:]]; ok {
+			return v
+		}
+		return make([]float32, e.lanes)
+	}
+	a := e.ea(o)
+	v := make([]float32, e.lanes)
+	for i := range v {
+		v[i] = e.f(a + 4*int64(i))
+	}
+	return v
+}
+
+func (e *emulator) val(o string) int64 {
+	if strings.HasPrefix(o, "0x") {
+		v, _ := strconv.ParseInt(o[2:], 16, 64)
+		return v
+	}
+	if strings.Contains(o, "PTR") {
+		a := e.ea(o)
+		if strings.HasPrefix(o, "QWORD") {
+			return int64(binary.LittleEndian.Uint64(e.mem[a:]))
+		}
+		return int64(binary.LittleEndian.Uint32(e.mem[a:]))
+	}
+	if v, err := strconv.ParseInt(o, 10, 64); err == nil {
+		return v
+	}
+	return e.gpr[reg64(o)]
+}
+
+// reg64 maps a 32-bit register name to its 64-bit one (edx → rdx).
+func reg64(r string) string {
+	if strings.HasPrefix(r, "e") {
+		return "r" + r[1:]
+	}
+	return r
+}
+
+func (e *emulator) run(sp int64) {
+	e.gpr = map[string]int64{"rsp": sp}
+	e.vec = map[string][]float32{}
+	pc := 0
+	for steps := 0; ; steps++ {
+		if steps > 1e7 || pc >= len(e.ins) {
+			panic("runaway")
+		}
+		in := e.ins[pc]
+		pc++
+		o := in.args
+		jump := func() int {
+			a, err := parseTarget(o[0])
+			i, ok := e.idx[a]
+			if err != nil || !ok {
+				panic("bad jump target " + o[0])
+			}
+			return i
+		}
+		switch in.op {
+		case "mov":
+			d := o[0]
+			v := e.val(o[1])
+			if strings.HasPrefix(d, "e") {
+				v &= 0xffffffff
+			}
+			e.gpr[reg64(d)] = v
+		case "add", "and", "shl", "shr":
+			d := reg64(o[0])
+			a, b := e.gpr[d], e.val(o[1])
+			var r int64
+			switch in.op {
+			case "add":
+				r = a + b
+			case "and":
+				r = a & b
+			case "shl":
+				r = a << b
+			case "shr":
+				r = int64(uint64(a) >> b)
+			}
+			if strings.HasPrefix(o[0], "e") {
+				r &= 0xffffffff
+			}
+			e.gpr[d], e.zf = r, r == 0
+		case "dec":
+			e.gpr[o[0]]--
+			e.zf = e.gpr[o[0]] == 0
+		case "je":
+			if e.zf {
+				pc = jump()
+			}
+		case "jne":
+			if !e.zf {
+				pc = jump()
+			}
+		case "jmp":
+			pc = jump()
+		case "prefetcht0", "vzeroupper", "nop":
+		case "vpxord", "vxorps":
+			if o[0] != o[1] || o[1] != o[2] {
+				panic("xor is only used to zero")
+			}
+			e.vec[o[0][1:]] = make([]float32, e.lanes)
+		case "vmovups":
+			if isVecReg(o[0]) {
+				e.vec[o[0][1:]] = append([]float32(nil), e.vread(o[1])...)
+			} else {
+				a := e.ea(o[0])
+				for i, x := range e.vread(o[1]) {
+					binary.LittleEndian.PutUint32(e.mem[a+4*int64(i):], math.Float32bits(x))
+				}
+			}
+		case "vbroadcastss":
+			x := e.f(e.ea(o[1]))
+			v := make([]float32, e.lanes)
+			for i := range v {
+				v[i] = x
+			}
+			e.vec[o[0][1:]] = v
+		case "vfmadd231ps": // o0 = o1*o2 + o0
+			d, s1, s2 := e.vread(o[0]), e.vread(o[1]), e.vread(o[2])
+			r := make([]float32, e.lanes)
+			for i := range r {
+				r[i] = fma32(s1[i], s2[i], d[i])
+			}
+			e.vec[o[0][1:]] = r
+		case "vmulps":
+			s1, s2 := e.vread(o[1]), e.vread(o[2])
+			r := make([]float32, e.lanes)
+			for i := range r {
+				r[i] = s1[i] * s2[i]
+			}
+			e.vec[o[0][1:]] = r
+		case "ret":
+			return
+		default:
+			panic(fmt.Sprintf("emulator: unsupported instruction %x: %s %v", in.addr, in.op, o))
+		}
+	}
+}
+
+// call runs the kernel on copies of a, b, c (c with row stride ldc) laid
+// out in the emulator's memory with an ABI0 argument frame, and returns c.
+func (e *emulator) call(k int, a, b, c []float32, ldc int, alpha, beta float32) []float32 {
+	const aAt, bAt, cAt, sp = 0x1000, 0x40000, 0x80000, 0xf0000
+	e.mem = make([]byte, 1<<20)
+	put := func(at int, s []float32) {
+		for i, x := range s {
+			binary.LittleEndian.PutUint32(e.mem[at+4*i:], math.Float32bits(x))
+		}
+	}
+	put(aAt, a)
+	put(bAt, b)
+	put(cAt, c)
+	le := binary.LittleEndian
+	le.PutUint64(e.mem[sp+8:], uint64(k))
+	le.PutUint64(e.mem[sp+16:], aAt)
+	le.PutUint64(e.mem[sp+24:], bAt)
+	le.PutUint64(e.mem[sp+32:], cAt)
+	le.PutUint64(e.mem[sp+40:], uint64(ldc))
+	le.PutUint32(e.mem[sp+48:], math.Float32bits(alpha))
+	le.PutUint32(e.mem[sp+52:], math.Float32bits(beta))
+	e.run(sp)
+	out := make([]float32, len(c))
+	for i := range out {
+		out[i] = e.f(cAt + 4*int64(i))
+	}
+	return out
+}
+
+func TestGemmKernelEmulated(t *testing.T) {
+	for _, kc := range []struct {
+		name          string
+		mr, nr, lanes int
+		native        func(k int, a, b, c *float32, ldc int, alpha, beta float32)
+	}{
+		{AVX2, 6, 16, 8, sgemmKernelAVX2},
+		{AVX512, 14, 32, 16, sgemmKernelAVX512},
+	} {
+		t.Run(kc.name, func(t *testing.T) {
+			ins := disassemble(t, kc.native)
+			e := &emulator{ins: ins, idx: map[uint64]int{}, lanes: kc.lanes}
+			for i, in := range ins {
+				e.idx[in.addr] = i
+			}
+			canNative := (kc.name == AVX2 && cpuAVX2) || (kc.name == AVX512 && cpuAVX512)
+			r := rand.New(rand.NewPCG(11, uint64(kc.mr)))
+			mr, nr := kc.mr, kc.nr
+			for _, k := range []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 40} {
+				for _, beta := range []float32{0, float32(math.Copysign(0, -1)), 1, -0.6} {
+					alpha := float32(1.25)
+					if k%2 == 0 {
+						alpha = -0.5
+					}
+					a, b := randSlice(r, k*mr), randSlice(r, k*nr)
+					ldc := nr + 5
+					c := make([]float32, mr*ldc+7)
+					for p := range c {
+						i, j := p/ldc, p%ldc
+						switch {
+						case i >= mr || j >= nr:
+							c[p] = sentinel
+						case beta == 0:
+							c[p] = float32(math.NaN())
+						default:
+							c[p] = float32(r.Float64()*2 - 1)
+						}
+					}
+					got := e.call(k, a, b, c, ldc, alpha, beta)
+					for p := range c {
+						i, j := p/ldc, p%ldc
+						if i >= mr || j >= nr {
+							if math.Float32bits(got[p]) != math.Float32bits(sentinel) {
+								t.Fatalf("k=%d beta=%g: wrote outside the tile at %d", k, beta, p)
+							}
+							continue
+						}
+						var s, sa float64
+						for l := 0; l < k; l++ {
+							x := float64(a[l*mr+i]) * float64(b[l*nr+j])
+							s, sa = s+x, sa+math.Abs(x)
+						}
+						want, abs := float64(alpha)*s, math.Abs(float64(alpha))*sa
+						if beta != 0 {
+							want += float64(beta) * float64(c[p])
+							abs += math.Abs(float64(beta) * float64(c[p]))
+						}
+						if !(math.Abs(float64(got[p])-want) <= float64(k+4)*unitRoundoff*abs*1.0001) {
+							t.Fatalf("k=%d beta=%g: c[%d,%d] = %g, want %g", k, beta, i, j, got[p], want)
+						}
+					}
+					if canNative {
+						nat := append([]float32(nil), c...)
+						kc.native(k, &a[0], &b[0], &nat[0], ldc, alpha, beta)
+						if !bitsEqual(nat, got) {
+							t.Fatalf("k=%d beta=%g: emulated kernel differs from the CPU", k, beta)
+						}
+					}
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,106 @@
+package tensor
+
+import "unsafe"
+
+// gemmKernel is one GEMM micro-kernel together with the cache blocking that
+// suits it. The driver (gemm.go) packs op(A) into mr-row panels and op(B) into
+// nr-column panels (pack.go) and calls fn once per mr×nr tile of C.
+//
+// fn(k, a, b, c, ldc, alpha, beta) has this meaning, as a plain Go loop over a
+// packed A panel a (k×mr, a[l*mr+i] = A(i,l)) and a packed B panel b (k×nr,
+// b[l*nr+j] = B(l,j)), writing an mr×nr tile of C with row stride ldc:
+//
+//	for i := 0; i < mr; i++ {
+//		for j := 0; j < nr; j++ {
+//			var s float32
+//			for l := 0; l < k; l++ {
+//				s += a[l*mr+i] * b[l*nr+j]
+//			}
+//			if beta == 0 {
+//				c[i*ldc+j] = alpha * s // old C (NaN included) ignored
+//			} else {
+//				c[i*ldc+j] = alpha*s + beta*c[i*ldc+j]
+//			}
+//		}
+//	}
+//
+// The tile is always whole: the driver routes partial edge tiles through a
+// small mr×nr buffer, so fn never needs masks. k ≥ 1.
+type gemmKernel struct {
+	mr, nr int // tile shape
+	kc     int // depth of a K block: one kc×nr B micro-panel should sit in L1
+	mc     int // rows of an A block (mc×kc in L2); a multiple of mr
+	nc     int // columns of a B block (kc×nc in L3); a multiple of nr
+	fn     func(k int, a, b, c *float32, ldc int, alpha, beta float32)
+}
+
+// sgemmK is the registry of GEMM micro-kernels (with their blocking). All of
+// Sgemm, PackB and SgemmPacked use the active variant.
+var sgemmK = NewRegistry[*gemmKernel]("sgemm")
+
+func init() {
+	sgemmK.Register(Generic, &gemmKernel{mr: 4, nr: 4, kc: 256, mc: 128, nc: 2048, fn: sgemmKernelGeneric})
+}
+
+// sgemmKernelGeneric is the portable 4×4 micro-kernel (the pure-Go twin of the
+// assembly ones). Its meaning, as a plain Go loop with mr = nr = 4:
+//
+//	for i := 0; i < 4; i++ {
+//		for j := 0; j < 4; j++ {
+//			var s float32
+//			for l := 0; l < k; l++ {
+//				s += a[l*4+i] * b[l*4+j]
+//			}
+//			if beta == 0 {
+//				c[i*ldc+j] = alpha * s
+//			} else {
+//				c[i*ldc+j] = alpha*s + beta*c[i*ldc+j]
+//			}
+//		}
+//	}
+func sgemmKernelGeneric(k int, a, b, c *float32, ldc int, alpha, beta float32) {
+	ap := unsafe.Slice(a, 4*k)
+	bp := unsafe.Slice(b, 4*k)
+	var c00, c01, c02, c03 float32
+	var c10, c11, c12, c13 float32
+	var c20, c21, c22, c23 float32
+	var c30, c31, c32, c33 float32
+	for l := 0; l < k; l++ {
+		av := ap[4*l : 4*l+4 : 4*l+4]
+		bv := bp[4*l : 4*l+4 : 4*l+4]
+		a0, a1, a2, a3 := av[0], av[1], av[2], av[3]
+		b0, b1, b2, b3 := bv[0], bv[1], bv[2], bv[3]
+		c00 += a0 * b0
+		c01 += a0 * b1
+		c02 += a0 * b2
+		c03 += a0 * b3
+		c10 += a1 * b0
+		c11 += a1 * b1
+		c12 += a1 * b2
+		c13 += a1 * b3
+		c20 += a2 * b0
+		c21 += a2 * b1
+		c22 += a2 * b2
+		c23 += a2 * b3
+		c30 += a3 * b0
+		c31 += a3 * b1
+		c32 += a3 * b2
+		c33 += a3 * b3
+	}
+	cs := unsafe.Slice(c, 3*ldc+4)
+	storeRow4(cs[0:4:4], c00, c01, c02, c03, alpha, beta)
+	storeRow4(cs[ldc:ldc+4:ldc+4], c10, c11, c12, c13, alpha, beta)
+	storeRow4(cs[2*ldc:2*ldc+4:2*ldc+4], c20, c21, c22, c23, alpha, beta)
+	storeRow4(cs[3*ldc:3*ldc+4:3*ldc+4], c30, c31, c32, c33, alpha, beta)
+}
+
+func storeRow4(r []float32, s0, s1, s2, s3, alpha, beta float32) {
+	if beta == 0 {
+		r[0], r[1], r[2], r[3] = alpha*s0, alpha*s1, alpha*s2, alpha*s3
+		return
+	}
+	r[0] = alpha*s0 + beta*r[0]
+	r[1] = alpha*s1 + beta*r[1]
+	r[2] = alpha*s2 + beta*r[2]
+	r[3] = alpha*s3 + beta*r[3]
+}
