@@ -99,9 +99,9 @@ func readWeights(dir string) (map[string]*safetensors.Tensor, error) {
 
 var layerRe = regexp.MustCompile(`^(vision_model|text_model)\.encoder\.layers\.(\d+)\.`)
 
-// inferWidths sets the layer count and per-layer head counts and MLP widths
-// of cfg from the tensor shapes, so pruned checkpoints load even when their
-// config.json lacks mopeclip's extra keys.
+// inferWidths sets the per-layer head counts and MLP widths of cfg from the
+// tensor shapes, so pruned checkpoints load even when their config.json
+// lacks mopeclip's extra keys. The layer count must match num_hidden_layers.
 func inferWidths(cfg *Config, tensors map[string]*safetensors.Tensor) error {
 	maxLayer := map[string]int{"vision_model": -1, "text_model": -1}
 	for name := range tensors {
@@ -121,28 +121,53 @@ func inferWidths(cfg *Config, tensors map[string]*safetensors.Tensor) error {
 		if n == 0 {
 			return fmt.Errorf("no %s.encoder.layers.* tensors", tw.prefix)
 		}
+		// Depth is not inferred: num_hidden_layers is a standard key that
+		// every pruning tool updates, so a layer short of it is a missing
+		// tensor, not a shallower model.
 		t := tw.t
+		if n < t.NumHiddenLayers {
+			return fmt.Errorf("missing tensor %q (config has %d %s layers, the weights %d)",
+				fmt.Sprintf("%s.encoder.layers.%d.layer_norm1.weight", tw.prefix, n), t.NumHiddenLayers, tw.prefix, n)
+		}
+		if n > t.NumHiddenLayers {
+			var extra []string
+			for name := range tensors {
+				if m := layerRe.FindStringSubmatch(name); m != nil && m[1] == tw.prefix {
+					if l, _ := strconv.Atoi(m[2]); l >= t.NumHiddenLayers {
+						extra = append(extra, name)
+					}
+				}
+			}
+			sort.Strings(extra)
+			return fmt.Errorf("unexpected tensor %q (config has %d %s layers, the weights %d)", extra[0], t.NumHiddenLayers, tw.prefix, n)
+		}
 		hd := t.HeadDim()
 		heads := make([]int, n)
 		inter := make([]int, n)
 		uniform := true
 		for l := 0; l < n; l++ {
 			p := fmt.Sprintf("%s.encoder.layers.%d.", tw.prefix, l)
-			q, ok := tensors[p+"self_attn.q_proj.weight"]
-			if !ok {
-				return fmt.Errorf("missing tensor %q", p+"self_attn.q_proj.weight")
+			// A layer whose heads (or MLP units) were all pruned has no
+			// self_attn (mlp) tensors, only its layer norms: width 0.
+			if _, ok := tensors[p+"layer_norm1.weight"]; !ok {
+				return fmt.Errorf("missing tensor %q", p+"layer_norm1.weight")
 			}
-			fc1, ok := tensors[p+"mlp.fc1.weight"]
-			if !ok {
-				return fmt.Errorf("missing tensor %q", p+"mlp.fc1.weight")
+			if q, ok := tensors[p+"self_attn.q_proj.weight"]; ok {
+				if len(q.Shape) != 2 || q.Shape[0]%hd != 0 {
+					return fmt.Errorf("tensor %q has shape %v: rows not a multiple of head dim %d", p+"self_attn.q_proj.weight", q.Shape, hd)
+				}
+				heads[l] = q.Shape[0] / hd
+			} else if other := firstWithPrefix(tensors, p+"self_attn."); other != "" {
+				return fmt.Errorf("missing tensor %q (the layer has %q)", p+"self_attn.q_proj.weight", other)
 			}
-			if len(q.Shape) != 2 || q.Shape[0]%hd != 0 {
-				return fmt.Errorf("tensor %q has shape %v: rows not a multiple of head dim %d", p+"self_attn.q_proj.weight", q.Shape, hd)
+			if fc1, ok := tensors[p+"mlp.fc1.weight"]; ok {
+				if len(fc1.Shape) != 2 {
+					return fmt.Errorf("tensor %q has shape %v, want 2-D", p+"mlp.fc1.weight", fc1.Shape)
+				}
+				inter[l] = fc1.Shape[0]
+			} else if other := firstWithPrefix(tensors, p+"mlp."); other != "" {
+				return fmt.Errorf("missing tensor %q (the layer has %q)", p+"mlp.fc1.weight", other)
 			}
-			if len(fc1.Shape) != 2 {
-				return fmt.Errorf("tensor %q has shape %v, want 2-D", p+"mlp.fc1.weight", fc1.Shape)
-			}
-			heads[l], inter[l] = q.Shape[0]/hd, fc1.Shape[0]
 			if heads[l] > t.NumAttentionHeads {
 				return fmt.Errorf("tensor %q has %d heads, more than num_attention_heads %d", p+"self_attn.q_proj.weight", heads[l], t.NumAttentionHeads)
 			}
@@ -161,6 +186,18 @@ func inferWidths(cfg *Config, tensors map[string]*safetensors.Tensor) error {
 		}
 	}
 	return cfg.Validate()
+}
+
+// firstWithPrefix returns the first name (in sorted order) of tensors that
+// starts with prefix, or "".
+func firstWithPrefix(tensors map[string]*safetensors.Tensor, prefix string) string {
+	first := ""
+	for name := range tensors {
+		if strings.HasPrefix(name, prefix) && (first == "" || name < first) {
+			first = name
+		}
+	}
+	return first
 }
 
 // assignParams moves the loaded tensors into params (F32 data is adopted

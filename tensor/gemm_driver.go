@@ -174,13 +174,14 @@ func (g *gemmArgs) task(kr *gemmKernel, w *gemmWork, i0, i1, j0, j1 int) {
 
 // taskFewRows is task for at most one block of rows (mb ≤ mc): a packed B
 // block would be used by one row block only, so instead of packing it
-// whole (a round trip through L3 or memory) each kb×nr micro-panel of B is
-// packed into an L1-sized buffer right before the micro-kernels use it.
+// whole (a round trip through L3 or memory) B is packed a few panels at a
+// time into an L2-sized buffer right before the micro-kernels use them.
 // The K blocking is the same, so results equal task's bit for bit.
 func (g *gemmArgs) taskFewRows(kr *gemmKernel, w *gemmWork, i0, i1, j0, j1, nc int) {
 	mr, nr := kr.mr, kr.nr
 	mb := i1 - i0
-	w.b = grow(w.b, g.kb*nr)
+	chunk := max(nr, fewRowsChunk/nr*nr)
+	w.b = grow(w.b, g.kb*min(roundUp(j1-j0, nr), chunk))
 	for jc := j0; jc < j1; jc += nc {
 		nb := min(nc, j1-jc)
 		for pc := 0; pc < g.k; pc += g.kb {
@@ -191,8 +192,8 @@ func (g *gemmArgs) taskFewRows(kr *gemmKernel, w *gemmWork, i0, i1, j0, j1, nc i
 			}
 			w.a = grow(w.a, roundUp(mb, mr)*kb)
 			packA(g.tA, g.a, g.lda, i0, mb, pc, kb, mr, w.a)
-			for jr := jc; jr < jc+nb; jr += nr {
-				nw := min(nr, jc+nb-jr)
+			for jr := jc; jr < jc+nb; jr += chunk {
+				nw := min(chunk, jc+nb-jr)
 				packB(g.tB, g.b, g.ldb, pc, kb, jr, nw, nr, w.b)
 				macroKernel(kr, kb, mb, nw, w.a, w.b, g.c[i0*g.ldc+jr:], g.ldc, g.alpha, beta, w.tile)
 			}
@@ -200,12 +201,19 @@ func (g *gemmArgs) taskFewRows(kr *gemmKernel, w *gemmWork, i0, i1, j0, j1, nc i
 	}
 }
 
+// fewRowsChunk is how many columns of B taskFewRows packs at a time: kb×128
+// floats (128 KiB at kb = 256) stay in L2, and the packing reads B in runs
+// long enough for the hardware prefetcher.
+var fewRowsChunk = 128
+
 // macroKernel runs the micro-kernel over an mb×nb block of C (c starts at
 // its top-left element) from packed A (ap) and packed B (bp) of depth kb.
-// Partial tiles at the right and bottom edges go through tile: C's valid
-// part is copied in (unless beta is 0), the kernel runs on the whole tile
-// with the same alpha and beta, and the valid part is copied back. So an
-// element's value never depends on where the tile boundaries fall.
+// Tiles cut short at the bottom use the kernel's edge kernels (when it has
+// them), which compute only the rows that exist. Tiles cut short at the
+// right go through tile: C's valid part is copied in (unless beta is 0),
+// the kernel runs on the whole tile with the same alpha and beta, and the
+// valid part is copied back. Either way an element goes through the same
+// operations, so its value never depends on where tile boundaries fall.
 func macroKernel(kr *gemmKernel, kb, mb, nb int, ap, bp, c []float32, ldc int, alpha, beta float32, tile []float32) {
 	mr, nr := kr.mr, kr.nr
 	fn := kr.fn
@@ -216,17 +224,27 @@ func macroKernel(kr *gemmKernel, kb, mb, nb int, ap, bp, c []float32, ldc int, a
 			mh := min(mr, mb-ip*mr)
 			apan := &ap[ip*kb*mr : (ip+1)*kb*mr][0]
 			off := ip*mr*ldc + jp*nr
-			if mh == mr && nw == nr {
-				_ = c[off+(mr-1)*ldc+nr-1] // the kernel stays inside c
-				fn(kb, apan, bpan, &c[off], ldc, alpha, beta)
-				continue
+			if nw == nr {
+				_ = c[off+(mh-1)*ldc+nr-1] // the kernel stays inside c
+				if mh == mr {
+					fn(kb, apan, bpan, &c[off], ldc, alpha, beta)
+					continue
+				}
+				if kr.edge != nil {
+					kr.edge[mh](kb, apan, bpan, &c[off], ldc, alpha, beta)
+					continue
+				}
 			}
 			if beta != 0 {
 				for r := 0; r < mh; r++ {
 					copy(tile[r*nr:r*nr+nw], c[off+r*ldc:off+r*ldc+nw])
 				}
 			}
-			fn(kb, apan, bpan, &tile[0], nr, alpha, beta)
+			if mh < mr && kr.edge != nil {
+				kr.edge[mh](kb, apan, bpan, &tile[0], nr, alpha, beta)
+			} else {
+				fn(kb, apan, bpan, &tile[0], nr, alpha, beta)
+			}
 			for r := 0; r < mh; r++ {
 				copy(c[off+r*ldc:off+r*ldc+nw], tile[r*nr:r*nr+nw])
 			}

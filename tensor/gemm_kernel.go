@@ -26,12 +26,18 @@ import "unsafe"
 //
 // The tile is always whole: the driver routes partial edge tiles through a
 // small mr×nr buffer, so fn never needs masks. k ≥ 1.
+//
+// edge, when set, holds kernels for tiles cut short at the bottom of C:
+// edge[r] (0 < r < mr) is fn restricted to rows i < r, writing no other row
+// and giving each element exactly the value fn would. They save the
+// mr−r wasted rows of work (M = 50 tokens is 8 rows short of 4×14).
 type gemmKernel struct {
 	mr, nr int // tile shape
 	kc     int // depth of a K block: one kc×nr B micro-panel should sit in L1
 	mc     int // rows of an A block (mc×kc in L2); a multiple of mr
 	nc     int // columns of a B block (kc×nc in L3); a multiple of nr
 	fn     func(k int, a, b, c *float32, ldc int, alpha, beta float32)
+	edge   []func(k int, a, b, c *float32, ldc int, alpha, beta float32)
 }
 
 // sgemmK is the registry of GEMM micro-kernels (with their blocking). All of
@@ -39,17 +45,19 @@ type gemmKernel struct {
 var sgemmK = NewRegistry[*gemmKernel]("sgemm")
 
 func init() {
-	sgemmK.Register(Generic, &gemmKernel{mr: 4, nr: 4, kc: 256, mc: 128, nc: 2048, fn: sgemmKernelGeneric})
+	sgemmK.Register(Generic, &gemmKernel{mr: 2, nr: 4, kc: 256, mc: 128, nc: 2048, fn: sgemmKernelGeneric})
 }
 
-// sgemmKernelGeneric is the portable 4×4 micro-kernel (the pure-Go twin of the
-// assembly ones). Its meaning, as a plain Go loop with mr = nr = 4:
+// sgemmKernelGeneric is the portable 2×4 micro-kernel (the pure-Go twin of
+// the assembly ones; a 2×4 tile keeps its 8 accumulators and operands in
+// registers on amd64, where larger scalar tiles spill). Its meaning, as a
+// plain Go loop with mr = 2, nr = 4:
 //
-//	for i := 0; i < 4; i++ {
+//	for i := 0; i < 2; i++ {
 //		for j := 0; j < 4; j++ {
 //			var s float32
 //			for l := 0; l < k; l++ {
-//				s += a[l*4+i] * b[l*4+j]
+//				s += a[l*2+i] * b[l*4+j]
 //			}
 //			if beta == 0 {
 //				c[i*ldc+j] = alpha * s
@@ -59,39 +67,49 @@ func init() {
 //		}
 //	}
 func sgemmKernelGeneric(k int, a, b, c *float32, ldc int, alpha, beta float32) {
-	ap := unsafe.Slice(a, 4*k)
+	ap := unsafe.Slice(a, 2*k)
 	bp := unsafe.Slice(b, 4*k)
 	var c00, c01, c02, c03 float32
 	var c10, c11, c12, c13 float32
-	var c20, c21, c22, c23 float32
-	var c30, c31, c32, c33 float32
-	for l := 0; l < k; l++ {
-		av := ap[4*l : 4*l+4 : 4*l+4]
-		bv := bp[4*l : 4*l+4 : 4*l+4]
-		a0, a1, a2, a3 := av[0], av[1], av[2], av[3]
-		b0, b1, b2, b3 := bv[0], bv[1], bv[2], bv[3]
-		c00 += a0 * b0
-		c01 += a0 * b1
-		c02 += a0 * b2
-		c03 += a0 * b3
-		c10 += a1 * b0
-		c11 += a1 * b1
-		c12 += a1 * b2
-		c13 += a1 * b3
-		c20 += a2 * b0
-		c21 += a2 * b1
-		c22 += a2 * b2
-		c23 += a2 * b3
-		c30 += a3 * b0
-		c31 += a3 * b1
-		c32 += a3 * b2
-		c33 += a3 * b3
+	l := 0
+	for ; l+2 <= k; l += 2 { // two steps of K per iteration
+		av := ap[2*l : 2*l+4 : 2*l+4]
+		bv := bp[4*l : 4*l+8 : 4*l+8]
+		a0, a1 := av[0], av[1]
+		c00 += a0 * bv[0]
+		c01 += a0 * bv[1]
+		c02 += a0 * bv[2]
+		c03 += a0 * bv[3]
+		c10 += a1 * bv[0]
+		c11 += a1 * bv[1]
+		c12 += a1 * bv[2]
+		c13 += a1 * bv[3]
+		a0, a1 = av[2], av[3]
+		c00 += a0 * bv[4]
+		c01 += a0 * bv[5]
+		c02 += a0 * bv[6]
+		c03 += a0 * bv[7]
+		c10 += a1 * bv[4]
+		c11 += a1 * bv[5]
+		c12 += a1 * bv[6]
+		c13 += a1 * bv[7]
 	}
-	cs := unsafe.Slice(c, 3*ldc+4)
+	if l < k {
+		av := ap[2*l : 2*l+2 : 2*l+2]
+		bv := bp[4*l : 4*l+4 : 4*l+4]
+		a0, a1 := av[0], av[1]
+		c00 += a0 * bv[0]
+		c01 += a0 * bv[1]
+		c02 += a0 * bv[2]
+		c03 += a0 * bv[3]
+		c10 += a1 * bv[0]
+		c11 += a1 * bv[1]
+		c12 += a1 * bv[2]
+		c13 += a1 * bv[3]
+	}
+	cs := unsafe.Slice(c, ldc+4)
 	storeRow4(cs[0:4:4], c00, c01, c02, c03, alpha, beta)
 	storeRow4(cs[ldc:ldc+4:ldc+4], c10, c11, c12, c13, alpha, beta)
-	storeRow4(cs[2*ldc:2*ldc+4:2*ldc+4], c20, c21, c22, c23, alpha, beta)
-	storeRow4(cs[3*ldc:3*ldc+4:3*ldc+4], c30, c31, c32, c33, alpha, beta)
 }
 
 func storeRow4(r []float32, s0, s1, s2, s3, alpha, beta float32) {

@@ -59,7 +59,10 @@ func init() {
 	layerNormBwdK.Register(Generic, layerNormBackwardGeneric)
 }
 
-var negInf32 = float32(math.Inf(-1))
+var (
+	negInf32  = float32(math.Inf(-1))
+	negZero32 = float32(math.Copysign(0, -1))
+)
 
 func checkRows(op string, l, n int) {
 	if n <= 0 || l%n != 0 {
@@ -176,8 +179,8 @@ func layerNormRowGeneric(o, row, gamma, beta []float32, eps float32) (mean, rstd
 //		dst[i] = 0.5 * v * math.Erfc(-v/math.Sqrt2) // in float64
 //	}
 //
-// (the erfc form keeps relative accuracy for negative x). GELU(+Inf) = +Inf,
-// GELU(-Inf) = NaN (-Inf·0), as the formula gives in IEEE arithmetic.
+// (the erfc form keeps relative accuracy for negative x). GELU(±Inf) is the
+// limit: +Inf and -0.
 func GELU(dst, x []float32) {
 	checkLen("GELU", len(x), len(dst))
 	geluK.Fn()(dst[:len(x)], x)
@@ -190,6 +193,9 @@ func geluGeneric(dst, x []float32) {
 }
 
 func geluScalar(v float32) float32 {
+	if math.IsInf(float64(v), -1) {
+		return negZero32
+	}
 	return float32(0.5 * float64(v) * math.Erfc(-float64(v)/math.Sqrt2))
 }
 
@@ -200,7 +206,7 @@ func geluScalar(v float32) float32 {
 //		dst[i] = v / (1 + math.Exp(-1.702*v)) // in float64
 //	}
 //
-// QuickGELU(+Inf) = +Inf, QuickGELU(-Inf) = NaN (-Inf/Inf).
+// QuickGELU(±Inf) is the limit: +Inf and -0.
 func QuickGELU(dst, x []float32) {
 	checkLen("QuickGELU", len(x), len(dst))
 	quickGeluK.Fn()(dst[:len(x)], x)
@@ -213,6 +219,9 @@ func quickGeluGeneric(dst, x []float32) {
 }
 
 func quickGeluScalar(v float32) float32 {
+	if math.IsInf(float64(v), -1) {
+		return negZero32
+	}
 	return float32(float64(v) / (1 + math.Exp(-1.702*float64(v))))
 }
 

@@ -40,11 +40,13 @@ CONST8(expC4, 0x3ab5ec74)
 CONST8(qgHi, 0x3fd9db23)
 CONST8(qgLo, 0xb2bc6a7f)
 CONST8(qgClamp, 0x42800000)
+CONST8(qgClampNeg, 0xc2800000)
 // GELU: Φ(-t) = exp(-t²/2)·P(t)/Q(t) for t ≥ 0, a rational minimax fit of
 // the Mills ratio (relative error 6e-9 before float32 rounding, 4e-7 after),
 // t clamped to 14.5 where exp(-t²/2) is already 0.
 CONST8(negHalf, 0xbf000000)
 CONST8(geluClamp, 0x41680000)
+CONST8(geluClampNeg, 0xc1680000)
 CONST8(gp0, 0x3f000000)
 CONST8(gp1, 0x3ee0682a)
 CONST8(gp2, 0x3e3ba1ee)
@@ -90,10 +92,8 @@ GLOBL tailMask<>(SB), RODATA|NOPTR, $64
 	VFNMADD231PS ln2Hi<>(SB), T, X \
 	VFNMADD231PS ln2Lo<>(SB), T, X
 
-// EXP_FINISH: X = exp(r)·2ⁿ from X = r and N from EXP_REDUCE. 2ⁿ is applied
-// as 2^(n>>1)·2^(n-n>>1) so that n in [-157, 129] neither overflows the
-// exponent field nor flushes denormal results.
-#define EXP_FINISH(X, N, T, P) \
+// EXP_POLY: P = exp(r) for X = r, |r| ≤ ln2/2 (T is clobbered).
+#define EXP_POLY(X, T, P) \
 	VMOVUPS expC4<>(SB), P \
 	VFMADD213PS expC3<>(SB), X, P \
 	VFMADD213PS expC2<>(SB), X, P \
@@ -101,14 +101,25 @@ GLOBL tailMask<>(SB), RODATA|NOPTR, $64
 	VFMADD213PS expC0<>(SB), X, P \
 	VMULPS X, X, T \
 	VFMADD213PS X, T, P \
-	VADDPS one<>(SB), P, P \
+	VADDPS one<>(SB), P, P
+
+// EXP_SCALES: from N of EXP_REDUCE, T = 2^(n>>1) and N = 2^(n-(n>>1)), both
+// normal for n in [-252, 254]: applying 2ⁿ as two products neither overflows
+// the exponent field nor flushes denormal results (which are rounded once,
+// by the last product).
+#define EXP_SCALES(N, T) \
 	VPSUBD magic<>(SB), N, N \
 	VPSRAD $1, N, T \
 	VPSUBD T, N, N \
 	VPSLLD $23, T, T \
 	VPSLLD $23, N, N \
 	VPADDD one<>(SB), T, T \
-	VPADDD one<>(SB), N, N \
+	VPADDD one<>(SB), N, N
+
+// EXP_FINISH: X = exp(r)·2ⁿ from X = r and N from EXP_REDUCE.
+#define EXP_FINISH(X, N, T, P) \
+	EXP_POLY(X, T, P) \
+	EXP_SCALES(N, T) \
 	VMULPS T, P, P \
 	VMULPS N, P, X
 
@@ -117,9 +128,11 @@ GLOBL tailMask<>(SB), RODATA|NOPTR, $64
 	EXP_REDUCE(X, N, T) \
 	EXP_FINISH(X, N, T, P)
 
-// QGELU8: X = X·σ(1.702·X) = X·(X<0 ? t : 1)/(1+t), t = exp(-1.702·|X|).
+// QGELU8: X = X·σ(1.702·X) = (X<0 ? max(X,-64)·t : X)/(1+t),
+// t = exp(-1.702·|X|) (X < -64 gives -0, -Inf included).
 // The product 1.702·|X| is carried as P + E (E the rounding error of P and
-// the error of 1.702's float32 form), so large |X| loses no accuracy.
+// the error of 1.702's float32 form), so large |X| loses no accuracy; X·t is
+// formed as (X·p·2^n1)·2^n2 so that a denormal t costs no precision.
 #define QGELU8(X, U, P, E, N, T, Q) \
 	VANDPS absMask<>(SB), X, U \
 	VMOVUPS qgClamp<>(SB), T \
@@ -131,15 +144,21 @@ GLOBL tailMask<>(SB), RODATA|NOPTR, $64
 	VXORPS signBit<>(SB), P, P \
 	EXP_REDUCE(P, N, T) \
 	VSUBPS E, P, P \
-	EXP_FINISH(P, N, T, Q) \
-	VMOVUPS one<>(SB), T \
-	VADDPS T, P, Q \
-	VBLENDVPS X, P, T, T \
-	VMULPS X, T, T \
-	VDIVPS Q, T, X
+	EXP_POLY(P, T, Q) \
+	EXP_SCALES(N, T) \
+	VMULPS T, Q, Q \
+	VMOVUPS qgClampNeg<>(SB), T \
+	VMAXPS X, T, U \
+	VMULPS Q, U, U \
+	VMULPS N, U, U \
+	VMULPS N, Q, Q \
+	VADDPS one<>(SB), Q, Q \
+	VBLENDVPS X, U, X, U \
+	VDIVPS Q, U, X
 
 // GELU8: X = X·Φ(X) with q = Φ(-|X|) = exp(-X²/2)·P(|X|)/Q(|X|) and
-// Φ(X) = X<0 ? q : 1-q. X² is carried exactly as H + L.
+// Φ(X) = X<0 ? q : 1-q. X² is carried exactly as H + L; for X < 0 the
+// product X·q is formed before the last power-of-two scaling (see QGELU8).
 #define GELU8(X, U, H, L, N, T, P, R, S) \
 	VANDPS absMask<>(SB), X, U \
 	VMOVUPS geluClamp<>(SB), T \
@@ -152,7 +171,9 @@ GLOBL tailMask<>(SB), RODATA|NOPTR, $64
 	VMULPS T, L, L \
 	EXP_REDUCE(H, N, T) \
 	VADDPS L, H, H \
-	EXP_FINISH(H, N, T, P) \
+	EXP_POLY(H, T, P) \
+	EXP_SCALES(N, T) \
+	VMULPS T, P, H \
 	VMOVUPS gp4<>(SB), R \
 	VFMADD213PS gp3<>(SB), U, R \
 	VFMADD213PS gp2<>(SB), U, R \
@@ -166,10 +187,15 @@ GLOBL tailMask<>(SB), RODATA|NOPTR, $64
 	VFMADD213PS one<>(SB), U, S \
 	VDIVPS S, R, R \
 	VMULPS R, H, H \
+	VMOVUPS geluClampNeg<>(SB), T \
+	VMAXPS X, T, R \
+	VMULPS H, R, R \
+	VMULPS N, R, R \
+	VMULPS N, H, H \
 	VMOVUPS one<>(SB), T \
 	VSUBPS H, T, T \
-	VBLENDVPS X, H, T, T \
-	VMULPS T, X, X
+	VMULPS T, X, X \
+	VBLENDVPS X, R, X, X
 
 // HSUM: X (the low half of Y) = the sum of Y's lanes, in a fixed order.
 #define HSUM(Y, X, T) \
@@ -297,116 +323,6 @@ tail: \
 	VMASKMOVPS Y0, Y15, (DI) \
 done: \
 	VZEROUPPER \
-	RET
-
-// func expAVX2(dst, x *float32, n int)
-TEXT ·expAVX2(SB), NOSPLIT, $0-24
-	UNARY(EXPBODY)
-
-// func quickGeluAVX2(dst, x *float32, n int)
-TEXT ·quickGeluAVX2(SB), NOSPLIT, $0-24
-	UNARY(QGELUBODY)
-
-// func geluAVX2(dst, x *float32, n int)
-TEXT ·geluAVX2(SB), NOSPLIT, $0-24
-	UNARY(GELUBODY)
-
-// func biasQuickGeluAVX2(x, bias *float32, n int)
-TEXT ·biasQuickGeluAVX2(SB), NOSPLIT, $0-24
-	BIASUNARY(QGELUBODY)
-
-// func biasGeluAVX2(x, bias *float32, n int)
-TEXT ·biasGeluAVX2(SB), NOSPLIT, $0-24
-	BIASUNARY(GELUBODY)
-
-// func softmaxRowAVX2(x *float32, n int)
-TEXT ·softmaxRowAVX2(SB), NOSPLIT, $0-16
-	MOVQ x+0(FP), DI
-	MOVQ n+8(FP), BX
-	VMOVUPS negInf<>(SB), Y0
-	VMOVAPS Y0, Y1
-	VMOVAPS Y0, Y13
-	VMOVUPS expLo<>(SB), Y14
-	// Pass 1: the row maximum into every lane of Y0.
-	MOVQ DI, SI
-	MOVQ BX, CX
-max16:
-	CMPQ CX, $16
-	JLT max8
-	VMAXPS (SI), Y0, Y0
-	VMAXPS 32(SI), Y1, Y1
-	ADDQ $64, SI
-	SUBQ $16, CX
-	JMP max16
-max8:
-	CMPQ CX, $8
-	JLT maxtail
-	VMAXPS (SI), Y0, Y0
-	ADDQ $32, SI
-	SUBQ $8, CX
-maxtail:
-	TESTQ CX, CX
-	JEQ maxdone
-	LOADMASK(Y15)
-	VMASKMOVPS (SI), Y15, Y2
-	VBLENDVPS Y15, Y2, Y13, Y2
-	VMAXPS Y2, Y1, Y1
-maxdone:
-	VMAXPS Y1, Y0, Y0
-	HMAX(Y0, X0, X1)
-	// Pass 2: e = exp(x-max), stored, summed into Y1 (masked lanes: 0).
-	VXORPS Y1, Y1, Y1
-	MOVQ DI, SI
-	MOVQ BX, CX
-exp8:
-	CMPQ CX, $8
-	JLT exptail
-	VMOVUPS (SI), Y2
-	VSUBPS Y0, Y2, Y2
-	VMAXPS Y2, Y14, Y2
-	EXP_REDUCE(Y2, Y3, Y4)
-	EXP_FINISH(Y2, Y3, Y4, Y5)
-	VMOVUPS Y2, (SI)
-	VADDPS Y2, Y1, Y1
-	ADDQ $32, SI
-	SUBQ $8, CX
-	JMP exp8
-exptail:
-	TESTQ CX, CX
-	JEQ expdone
-	LOADMASK(Y15)
-	VMASKMOVPS (SI), Y15, Y2
-	VSUBPS Y0, Y2, Y2
-	VMAXPS Y2, Y14, Y2
-	EXP_REDUCE(Y2, Y3, Y4)
-	EXP_FINISH(Y2, Y3, Y4, Y5)
-	VANDPS Y15, Y2, Y2
-	VMASKMOVPS Y2, Y15, (SI)
-	VADDPS Y2, Y1, Y1
-expdone:
-	HSUM(Y1, X1, X2)
-	VMOVSS one<>(SB), X2
-	VDIVSS X1, X2, X2
-	VBROADCASTSS X2, Y2
-	// Pass 3: scale by 1/sum.
-	MOVQ DI, SI
-	MOVQ BX, CX
-scale8:
-	CMPQ CX, $8
-	JLT scaletail
-	VMULPS (SI), Y2, Y3
-	VMOVUPS Y3, (SI)
-	ADDQ $32, SI
-	SUBQ $8, CX
-	JMP scale8
-scaletail:
-	TESTQ CX, CX
-	JEQ done
-	VMASKMOVPS (SI), Y15, Y3
-	VMULPS Y3, Y2, Y3
-	VMASKMOVPS Y3, Y15, (SI)
-done:
-	VZEROUPPER
 	RET
 
 // Layer norm passes on one row of BX floats at R10 (Y0 = c broadcast, the
@@ -552,6 +468,125 @@ meandone: \
 	VDIVSS X2, X1, X1 \
 	VBROADCASTSS X1, Y1
 
+// Reductions: four 8-lane accumulators over 32-float blocks, then one 8-float
+// block at a time into the first, the masked tail into the second; then
+// ((a0+a1)+(a2+a3)) and HSUM. The order depends only on n.
+#define REDUCE_FINISH \
+	VADDPS Y1, Y0, Y0 \
+	VADDPS Y3, Y2, Y2 \
+	VADDPS Y2, Y0, Y0 \
+	HSUM(Y0, X0, X1)
+
+// func expAVX2(dst, x *float32, n int)
+TEXT ·expAVX2(SB), NOSPLIT, $0-24
+	UNARY(EXPBODY)
+
+// func quickGeluAVX2(dst, x *float32, n int)
+TEXT ·quickGeluAVX2(SB), NOSPLIT, $0-24
+	UNARY(QGELUBODY)
+
+// func geluAVX2(dst, x *float32, n int)
+TEXT ·geluAVX2(SB), NOSPLIT, $0-24
+	UNARY(GELUBODY)
+
+// func biasQuickGeluAVX2(x, bias *float32, n int)
+TEXT ·biasQuickGeluAVX2(SB), NOSPLIT, $0-24
+	BIASUNARY(QGELUBODY)
+
+// func biasGeluAVX2(x, bias *float32, n int)
+TEXT ·biasGeluAVX2(SB), NOSPLIT, $0-24
+	BIASUNARY(GELUBODY)
+
+// func softmaxRowAVX2(x *float32, n int)
+TEXT ·softmaxRowAVX2(SB), NOSPLIT, $0-16
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), BX
+	VMOVUPS negInf<>(SB), Y0
+	VMOVAPS Y0, Y1
+	VMOVAPS Y0, Y13
+	VMOVUPS expLo<>(SB), Y14
+	// Pass 1: the row maximum into every lane of Y0.
+	MOVQ DI, SI
+	MOVQ BX, CX
+max16:
+	CMPQ CX, $16
+	JLT max8
+	VMAXPS (SI), Y0, Y0
+	VMAXPS 32(SI), Y1, Y1
+	ADDQ $64, SI
+	SUBQ $16, CX
+	JMP max16
+max8:
+	CMPQ CX, $8
+	JLT maxtail
+	VMAXPS (SI), Y0, Y0
+	ADDQ $32, SI
+	SUBQ $8, CX
+maxtail:
+	TESTQ CX, CX
+	JEQ maxdone
+	LOADMASK(Y15)
+	VMASKMOVPS (SI), Y15, Y2
+	VBLENDVPS Y15, Y2, Y13, Y2
+	VMAXPS Y2, Y1, Y1
+maxdone:
+	VMAXPS Y1, Y0, Y0
+	HMAX(Y0, X0, X1)
+	// Pass 2: e = exp(x-max), stored, summed into Y1 (masked lanes: 0).
+	VXORPS Y1, Y1, Y1
+	MOVQ DI, SI
+	MOVQ BX, CX
+exp8:
+	CMPQ CX, $8
+	JLT exptail
+	VMOVUPS (SI), Y2
+	VSUBPS Y0, Y2, Y2
+	VMAXPS Y2, Y14, Y2
+	EXP_REDUCE(Y2, Y3, Y4)
+	EXP_FINISH(Y2, Y3, Y4, Y5)
+	VMOVUPS Y2, (SI)
+	VADDPS Y2, Y1, Y1
+	ADDQ $32, SI
+	SUBQ $8, CX
+	JMP exp8
+exptail:
+	TESTQ CX, CX
+	JEQ expdone
+	LOADMASK(Y15)
+	VMASKMOVPS (SI), Y15, Y2
+	VSUBPS Y0, Y2, Y2
+	VMAXPS Y2, Y14, Y2
+	EXP_REDUCE(Y2, Y3, Y4)
+	EXP_FINISH(Y2, Y3, Y4, Y5)
+	VANDPS Y15, Y2, Y2
+	VMASKMOVPS Y2, Y15, (SI)
+	VADDPS Y2, Y1, Y1
+expdone:
+	HSUM(Y1, X1, X2)
+	VMOVSS one<>(SB), X2
+	VDIVSS X1, X2, X2
+	VBROADCASTSS X2, Y2
+	// Pass 3: scale by 1/sum.
+	MOVQ DI, SI
+	MOVQ BX, CX
+scale8:
+	CMPQ CX, $8
+	JLT scaletail
+	VMULPS (SI), Y2, Y3
+	VMOVUPS Y3, (SI)
+	ADDQ $32, SI
+	SUBQ $8, CX
+	JMP scale8
+scaletail:
+	TESTQ CX, CX
+	JEQ done
+	VMASKMOVPS (SI), Y15, Y3
+	VMULPS Y3, Y2, Y3
+	VMASKMOVPS Y3, Y15, (SI)
+done:
+	VZEROUPPER
+	RET
+
 // func layerNormRowAVX2(out, x, gamma, beta *float32, n int, eps float32) (mean, rstd float32)
 TEXT ·layerNormRowAVX2(SB), NOSPLIT, $0-56
 	MOVQ out+0(FP), R13
@@ -639,15 +674,6 @@ adddone:
 	LN_OUT
 	VZEROUPPER
 	RET
-
-// Reductions: four 8-lane accumulators over 32-float blocks, then one 8-float
-// block at a time into the first, the masked tail into the second; then
-// ((a0+a1)+(a2+a3)) and HSUM. The order depends only on n.
-#define REDUCE_FINISH \
-	VADDPS Y1, Y0, Y0 \
-	VADDPS Y3, Y2, Y2 \
-	VADDPS Y2, Y0, Y0 \
-	HSUM(Y0, X0, X1)
 
 // func sumAVX2(x *float32, n int) float32
 TEXT ·sumAVX2(SB), NOSPLIT, $0-20

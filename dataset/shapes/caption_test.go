@@ -286,6 +286,22 @@ func (v *vocab) check(c string, e Example) string {
 	if total > len(objs) {
 		return "more objects mentioned than present"
 	}
+	// Mentions of the same description refer to different objects.
+	same := map[string]int{}
+	for _, m := range ms {
+		same[m.String()] += m.count
+	}
+	for _, m := range ms {
+		n := 0
+		for _, o := range objs {
+			if m.matches(o) {
+				n++
+			}
+		}
+		if same[m.String()] > n {
+			return "too many mentions of " + m.String()
+		}
+	}
 	if relations == 0 && positions == 0 {
 		if total != len(objs) {
 			return "list does not cover the scene"
@@ -380,5 +396,36 @@ func TestCaptionParserCatchesLies(t *testing.T) {
 		if (why == "") != ok {
 			t.Errorf("%q: accepted=%v (%s), want %v", c, why == "", why, ok)
 		}
+	}
+}
+
+// TestTwinCaptionsDiscriminate checks that, in a hard-negative pair, every
+// caption of each image is false of the other image.
+func TestTwinCaptionsDiscriminate(t *testing.T) {
+	v := newVocab()
+	exs := append(mustGenerate(t, DefaultConfig(), "test", 1000), mustGenerate(t, DefaultConfig(), "val", 1000)...)
+	pairs := 0
+	for k, e := range exs {
+		if k >= 1000 {
+			e.TwinOf += 1000 // val examples follow the test ones
+		}
+		if e.TwinOf < 0 {
+			continue
+		}
+		pairs++
+		b := exs[e.TwinOf]
+		for _, pr := range [][2]Example{{e, b}, {b, e}} {
+			for _, c := range pr[0].Captions {
+				if v.check(c, pr[0]) != "" {
+					t.Fatalf("%s: caption %q not true of its own image", pr[0].ID, c)
+				}
+				if v.check(c, pr[1]) == "" {
+					t.Errorf("%s/%s (%s): caption %q is true of both", pr[0].ID, pr[1].ID, e.Change, c)
+				}
+			}
+		}
+	}
+	if pairs < 200 {
+		t.Errorf("only %d twin pairs", pairs)
 	}
 }

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"time"
+
+	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/ops"
+	"github.com/mopeclip/mopeclip/tensor"
+)
+
+func init() {
+	register(&command{
+		name:    "bench",
+		summary: "measure image and text encoder throughput (items/s) and achieved GFLOP/s",
+		usage: "--model DIR [--batch N] [--threads T] [--json]\n\n" +
+			"  Each tower encodes a batch of random inputs (texts of the full context length) in\n" +
+			"  --rounds timed rounds after --warmup untimed ones; the median round is reported.\n" +
+			"  GFLOP/s counts 2 FLOPs per multiply–accumulate of the config (clip.MACs).",
+		run: runBench,
+	})
+}
+
+// benchReport is the --json output.
+type benchReport struct {
+	Model       string  `json:"model"`
+	Batch       int     `json:"batch"`
+	Threads     int     `json:"threads"`
+	TextLen     int     `json:"text_len"`
+	Rounds      int     `json:"rounds"`
+	ImagePerS   float64 `json:"image_per_s"`
+	TextPerS    float64 `json:"text_per_s"`
+	ImageGFLOPs float64 `json:"image_gflops"`
+	TextGFLOPs  float64 `json:"text_gflops"`
+	// Per-item GFLOP of each tower, from the config.
+	ImageGFLOP float64 `json:"image_gflop_per_item"`
+	TextGFLOP  float64 `json:"text_gflop_per_item"`
+	Kernels    string  `json:"kernels"`
+	GOARCH     string  `json:"goarch"`
+}
+
+func runBench(args []string, stdout, stderr io.Writer) error {
+	c := commands["bench"]
+	fl := newFlags(c, stderr)
+	model := fl.String("model", "", "model `DIR`")
+	batch := fl.Int("batch", 1, "items per forward pass")
+	threads := fl.Int("threads", 0, "GOMAXPROCS while measuring (0: leave as is)")
+	rounds := fl.Int("rounds", 5, "timed rounds per tower (the median is reported)")
+	warmup := fl.Int("warmup", 1, "untimed rounds before timing")
+	towers := fl.String("tower", "both", "image, text or both")
+	textLen := fl.Int("text-len", 0, "tokens per text (0: the context length, max_position_embeddings)")
+	asJSON := fl.Bool("json", false, "print one JSON object")
+	if err := parseFlags(fl, args); err != nil {
+		return err
+	}
+	switch {
+	case fl.NArg() > 0:
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fl.Arg(0))
+	case *model == "":
+		return fmt.Errorf("%w: need --model DIR", errUsage)
+	case *batch < 1:
+		return fmt.Errorf("%w: --batch must be at least 1", errUsage)
+	case *threads < 0:
+		return fmt.Errorf("%w: --threads must not be negative", errUsage)
+	case *rounds < 1 || *warmup < 0:
+		return fmt.Errorf("%w: want --rounds >= 1 and --warmup >= 0", errUsage)
+	case *towers != "both" && *towers != "image" && *towers != "text":
+		return fmt.Errorf("%w: --tower %q: want image, text or both", errUsage, *towers)
+	}
+	m, err := loadModel(*model)
+	if err != nil {
+		return err
+	}
+	cfg := m.Config
+	T := *textLen
+	if T == 0 {
+		T = cfg.Text.MaxPositionEmbeddings
+	}
+	if T < 2 || T > cfg.Text.MaxPositionEmbeddings {
+		return fmt.Errorf("%w: --text-len %d outside [2, %d]", errUsage, T, cfg.Text.MaxPositionEmbeddings)
+	}
+	if *threads > 0 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(*threads))
+	}
+	B := *batch
+	rep := benchReport{Model: *model, Batch: B, Threads: runtime.GOMAXPROCS(0), TextLen: T, Rounds: *rounds, GOARCH: runtime.GOARCH,
+		ImageGFLOP: cfg.VisionMACs().GFLOPs(), TextGFLOP: cfg.TextMACs(T).GFLOPs()}
+
+	// Inputs: random pixels, and random texts SOT … EOT filling T tokens.
+	rng := tensor.NewRNG(1)
+	S := cfg.Vision.ImageSize
+	pixels := ops.Const(tensor.New(B, 3, S, S).Normal(rng, 0, 1))
+	tb := &clip.TextBatch{IDs: make([]int, B*T), B: B, T: T}
+	V, eos := cfg.Text.VocabSize, cfg.Text.EOSTokenID
+	for b := 0; b < B; b++ {
+		row := tb.IDs[b*T : (b+1)*T]
+		for j := range row {
+			row[j] = rng.IntN(max(1, min(V, eos)))
+		}
+		row[T-1] = eos
+	}
+	tb.EOTPos = clip.EOTPositions(tb.IDs, B, T, eos)
+	if err := m.Text.Check(tb); err != nil {
+		return err
+	}
+
+	measure := func(name string, f func()) float64 {
+		for range *warmup {
+			f()
+		}
+		secs := make([]float64, *rounds)
+		for i := range secs {
+			t0 := time.Now()
+			f()
+			secs[i] = time.Since(t0).Seconds()
+		}
+		slices.Sort(secs)
+		med := secs[len(secs)/2]
+		if len(secs)%2 == 0 {
+			med = (secs[len(secs)/2-1] + secs[len(secs)/2]) / 2
+		}
+		if !*asJSON {
+			fmt.Fprintf(stderr, "%s: rounds %.3f–%.3f s, median %.3f s\n", name, secs[0], secs[len(secs)-1], med)
+		}
+		return float64(B) / med
+	}
+	if *towers != "text" {
+		rep.ImagePerS = measure("image", func() { m.EncodeImage(nil, pixels) })
+		rep.ImageGFLOPs = rep.ImagePerS * rep.ImageGFLOP
+	}
+	if *towers != "image" {
+		rep.TextPerS = measure("text", func() { m.EncodeText(nil, tb) })
+		rep.TextGFLOPs = rep.TextPerS * rep.TextGFLOP
+	}
+	rep.Kernels = tensor.KernelReport()
+
+	if *asJSON {
+		b, err := json.Marshal(rep)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(stdout, "%s\n", b)
+		return err
+	}
+	vis, txt, _ := m.NumParams()
+	fmt.Fprintf(stdout, "%s: batch %d, %d threads (GOMAXPROCS), %s, median of %d rounds after %d warm-up\n",
+		*model, B, rep.Threads, runtime.GOARCH, *rounds, *warmup)
+	if *towers != "text" {
+		fmt.Fprintf(stdout, "  image encoder: %8.2f images/s  %7.1f GFLOP/s  (%.3g GFLOP/image, %.1fM params)\n",
+			rep.ImagePerS, rep.ImageGFLOPs, rep.ImageGFLOP, float64(vis)/1e6)
+	}
+	if *towers != "image" {
+		fmt.Fprintf(stdout, "  text encoder:  %8.2f texts/s   %7.1f GFLOP/s  (%.3g GFLOP/text of %d tokens, %.1fM params)\n",
+			rep.TextPerS, rep.TextGFLOPs, rep.TextGFLOP, T, float64(txt)/1e6)
+	}
+	fmt.Fprintf(stdout, "  kernels: %s\n", rep.Kernels)
+	return nil
+}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/mope"
+	"github.com/mopeclip/mopeclip/train"
+)
+
+func init() {
+	register(&command{
+		name:    "pipeline",
+		summary: "MoPE-CLIP end to end: score, prune width then depth to a FLOPs target, distil (resumable)",
+		usage: "--stage finetune|pretrain --teacher DIR --data FILE|shapes --target-flops R --out DIR [flags]\n\n" +
+			"  finetune: one tower (--tower): MoPE width pruning → distil → MoPE layer rescoring → depth\n" +
+			"            pruning → distil (the --steps budget split in half);\n" +
+			"  pretrain: both towers: width → layer rescoring → depth, then distil from the unpruned teacher.\n" +
+			"  --order depth-width|width compares other orders at the same FLOPs. Every step's model,\n" +
+			"  scores and metrics stay in DIR/NN-step/ (step.json); a re-run skips finished steps and\n" +
+			"  resumes an interrupted distillation. DIR/final is the result, DIR/pipeline.json the record.",
+		run: runPipeline,
+	})
+}
+
+// pipelineFlags are mope pipeline's options.
+type pipelineFlags struct {
+	Stage, Tower, Order, Metric string
+	Teacher, Out                string
+	Target, MinWidth            float64
+	CalibN, Groups              int
+	CalibSplit                  string
+	Seed                        uint64
+	D                           distillFlags
+}
+
+func runPipeline(args []string, stdout, stderr io.Writer) error {
+	c := commands["pipeline"]
+	fl := newFlags(c, stderr)
+	var pf pipelineFlags
+	pf.D.register(fl)
+	fl.StringVar(&pf.Stage, "stage", "pretrain", "`finetune|pretrain`")
+	fl.StringVar(&pf.Tower, "tower", "vision", "tower pruned by the finetune stage (`vision|text`)")
+	fl.StringVar(&pf.Order, "order", mope.OrderWidthDepth, "`width-depth|depth-width|width`")
+	fl.StringVar(&pf.Metric, "metric", "mope", "importance metric: `mope|magnitude|taylor|random|unimodal`")
+	fl.StringVar(&pf.Teacher, "teacher", "", "unpruned teacher model `DIR`")
+	fl.StringVar(&pf.Out, "out", "", "output `DIR` (steps, final model, pipeline.json)")
+	fl.Float64Var(&pf.Target, "target-flops", 0.5, "fraction `R` of the pruned towers' FLOPs to keep (0.5: 2×, 0.25: 4×)")
+	fl.Float64Var(&pf.MinWidth, "min-width", 0.5, "smallest width ratio before layers are dropped")
+	fl.IntVar(&pf.CalibN, "calib-n", 250, "calibration images (their captions too) for MoPE scoring")
+	fl.StringVar(&pf.CalibSplit, "calib-split", "val", "dataset split of the calibration pairs (files; shapes uses its calib split)")
+	fl.IntVar(&pf.Groups, "groups", mope.DefaultGroups, "FFN neuron groups per layer")
+	if err := parseFlags(fl, args); err != nil {
+		return err
+	}
+	if fl.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fl.Arg(0))
+	}
+	if pf.Teacher == "" || pf.Out == "" {
+		return fmt.Errorf("%w: need --teacher and --out", errUsage)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	_, _, err := pipelineDirs(ctx, pf, stderr, stderr)
+	if errors.Is(err, train.ErrInterrupted) {
+		fmt.Fprintf(stderr, "run the same command again to resume\n")
+	}
+	return err
+}
+
+// pipelineDirs loads the teacher, data and calibration set and runs the pipeline.
+func pipelineDirs(ctx context.Context, pf pipelineFlags, log, progress io.Writer) (*clip.Model, *mope.PipelineResult, error) {
+	teacher, err := clip.Load(pf.Teacher)
+	if err != nil {
+		return nil, nil, err
+	}
+	var towers []string
+	switch pf.Stage {
+	case mope.StageFinetune:
+		if pf.Tower != mope.Vision && pf.Tower != mope.Text {
+			return nil, nil, fmt.Errorf("%w: --tower must be vision or text", errUsage)
+		}
+		towers = []string{pf.Tower}
+	case mope.StagePretrain:
+	default:
+		return nil, nil, fmt.Errorf("%w: --stage must be finetune or pretrain", errUsage)
+	}
+	data, err := loadDistillData(pf.D.Data, pf.D.TrainN, pf.D.ValN, pf.Teacher, teacher.Config.Vision.ImageSize, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	var cal *mope.Calib
+	if pf.Metric != "magnitude" && pf.Metric != "random" {
+		t := time.Now()
+		split := pf.CalibSplit
+		if strings.EqualFold(pf.D.Data, "shapes") {
+			split = ""
+		}
+		if cal, err = mope.LoadCalib(teacher, pf.D.Data, split, pf.CalibN, data.Tok); err != nil {
+			return nil, nil, err
+		}
+		fmt.Fprintf(log, "calibration: %d images, %d captions (%s)\n", cal.NImg, cal.NTxt, time.Since(t).Round(time.Millisecond))
+	}
+	o := mope.PipelineOptions{Stage: pf.Stage, Towers: towers, Order: pf.Order, Metric: pf.Metric, TargetFLOPs: pf.Target,
+		MinWidth: pf.MinWidth, Groups: pf.Groups, Seed: pf.Seed, Calib: cal, CalibData: pf.D.Data, CalibLimit: pf.CalibN,
+		Distill: pf.D.Opt, Data: data, TeacherDir: pf.Teacher, Dir: pf.Out, Log: log, Progress: progress, Context: ctx}
+	m, res, err := mope.Pipeline(teacher, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	fmt.Fprintf(log, "pipeline done in %s: %s; final model in %s\n", time.Duration(res.Seconds*float64(time.Second)).Round(time.Second),
+		describeFinal(m, teacher), filepath.Join(pf.Out, "final"))
+	return m, res, nil
+}
+
+func describeFinal(m, teacher *clip.Model) string {
+	_, _, n := m.NumParams()
+	_, _, tn := teacher.NumParams()
+	return fmt.Sprintf("%.2fM params (teacher %.2fM), %.3f GFLOPs/image (teacher %.3f), %.3f GFLOPs/text (teacher %.3f)",
+		float64(n)/1e6, float64(tn)/1e6, m.Config.VisionMACs().GFLOPs(), teacher.Config.VisionMACs().GFLOPs(),
+		m.Config.TextMACs(0).GFLOPs(), teacher.Config.TextMACs(0).GFLOPs())
+}

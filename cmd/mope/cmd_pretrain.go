@@ -1,0 +1,270 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/clip/imageproc"
+	"github.com/mopeclip/mopeclip/clip/tokenizer"
+	"github.com/mopeclip/mopeclip/dataset"
+	"github.com/mopeclip/mopeclip/dataset/shapes"
+	"github.com/mopeclip/mopeclip/internal/world"
+	"github.com/mopeclip/mopeclip/nn"
+	"github.com/mopeclip/mopeclip/ops"
+	"github.com/mopeclip/mopeclip/train"
+)
+
+func init() {
+	register(&command{
+		name:    "pretrain",
+		summary: "contrastive CLIP training from scratch (the shapes world or an image–caption file)",
+		usage: "--data shapes|FILE --preset NAME --steps N --batch B --out DIR [--resume] [flags]\n\n" +
+			"  Writes DIR as a loadable model directory (config.json, model.safetensors, vocab.json,\n" +
+			"  merges.txt) plus curve.csv and curve.png. Checkpoints go to DIR/checkpoint/ every\n" +
+			"  --ckpt-every steps (atomically) and on Ctrl-C; --resume continues from there\n" +
+			"  bit-identically (same flags and GOMAXPROCS). The batch of step s depends only on\n" +
+			"  (--seed, s).",
+		run: runPretrain,
+	})
+}
+
+// pretrainOptions are the flags of mope pretrain (also used by mope demo to
+// train the teacher when it is missing).
+type pretrainOptions struct {
+	Data, Preset, Out       string
+	Steps, Batch, Warmup    int
+	LR, MinLR, WD, ClipNorm float64
+	Seed                    uint64
+	ValEvery, ValN          int
+	CkptEvery               int
+	Resume, KeepCheckpoint  bool
+	TrainN, StopAt          int
+}
+
+func defaultPretrain() pretrainOptions {
+	return pretrainOptions{Data: "shapes", Preset: world.TeacherPreset, Steps: 1000, Batch: 64, Warmup: 50,
+		LR: 1e-3, MinLR: 1e-5, WD: 0.1, ClipNorm: 1, Seed: 1, ValEvery: 100, ValN: 250, CkptEvery: 50}
+}
+
+// command returns the mope command line that reproduces o.
+func (o pretrainOptions) command() string {
+	d := defaultPretrain()
+	parts := []string{"mope pretrain", "--data " + o.Data, "--preset " + o.Preset,
+		"--steps " + strconv.Itoa(o.Steps), "--batch " + strconv.Itoa(o.Batch)}
+	add := func(cond bool, s string) {
+		if cond {
+			parts = append(parts, s)
+		}
+	}
+	f := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
+	add(o.Warmup != d.Warmup, "--warmup "+strconv.Itoa(o.Warmup))
+	add(o.LR != d.LR, "--lr "+f(o.LR))
+	add(o.MinLR != d.MinLR, "--min-lr "+f(o.MinLR))
+	add(o.WD != d.WD, "--wd "+f(o.WD))
+	add(o.ClipNorm != d.ClipNorm, "--clip "+f(o.ClipNorm))
+	add(o.Seed != d.Seed, "--seed "+strconv.FormatUint(o.Seed, 10))
+	add(o.TrainN != 0, "--train-n "+strconv.Itoa(o.TrainN))
+	parts = append(parts, "--out "+o.Out)
+	return strings.Join(parts, " ")
+}
+
+func runPretrain(args []string, stdout, stderr io.Writer) error {
+	c := commands["pretrain"]
+	fl := newFlags(c, stderr)
+	o := defaultPretrain()
+	fl.StringVar(&o.Data, "data", o.Data, "\"shapes\" (the built-in world, generated in memory) or a dataset `FILE` (.json Karpathy, .jsonl, .csv)")
+	fl.StringVar(&o.Preset, "preset", o.Preset, "architecture `NAME` (one of "+strings.Join(clip.PresetNames(), ", ")+")")
+	fl.StringVar(&o.Out, "out", "", "output model `DIR`")
+	fl.IntVar(&o.Steps, "steps", o.Steps, "optimiser steps")
+	fl.IntVar(&o.Batch, "batch", o.Batch, "image–caption pairs per step (the contrastive batch)")
+	fl.IntVar(&o.Warmup, "warmup", o.Warmup, "linear warm-up steps before the cosine decay")
+	fl.Float64Var(&o.LR, "lr", o.LR, "peak learning rate")
+	fl.Float64Var(&o.MinLR, "min-lr", o.MinLR, "final learning rate of the cosine decay")
+	fl.Float64Var(&o.WD, "wd", o.WD, "AdamW weight decay (β = 0.9, 0.98, ε = 1e-6, as CLIP)")
+	fl.Float64Var(&o.ClipNorm, "clip", o.ClipNorm, "global gradient-norm clip (0: off)")
+	fl.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the initialisation and the data order")
+	fl.IntVar(&o.ValEvery, "val-every", o.ValEvery, "validate every N steps (and at the end)")
+	fl.IntVar(&o.ValN, "val-n", o.ValN, "validation images (their captions too); 0: no validation")
+	fl.IntVar(&o.CkptEvery, "ckpt-every", o.CkptEvery, "write a checkpoint every N steps")
+	fl.IntVar(&o.TrainN, "train-n", 0, "training images (default: the whole train split)")
+	fl.IntVar(&o.StopAt, "stop-at", 0, "stop (with a checkpoint) before step N, to continue later with --resume")
+	fl.BoolVar(&o.Resume, "resume", false, "continue from DIR/checkpoint if present")
+	fl.BoolVar(&o.KeepCheckpoint, "keep-checkpoint", false, "keep DIR/checkpoint after a finished run")
+	if err := parseFlags(fl, args); err != nil {
+		return err
+	}
+	if fl.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fl.Arg(0))
+	}
+	if o.Out == "" {
+		return fmt.Errorf("%w: need --out DIR", errUsage)
+	}
+	if o.Steps <= 0 || o.Batch < 2 {
+		return fmt.Errorf("%w: need --steps > 0 and --batch >= 2", errUsage)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	_, err := pretrain(ctx, o, stderr)
+	if errors.Is(err, train.ErrInterrupted) {
+		fmt.Fprintf(stderr, "resume with: %s --resume\n", o.command())
+	}
+	return err
+}
+
+// pretrainData is the training and validation data of a run.
+type pretrainData struct {
+	Train, Val *world.Pairs
+	Tok        *tokenizer.Tokenizer
+}
+
+func loadPretrainData(o pretrainOptions, size int, log io.Writer) (*pretrainData, error) {
+	t0 := time.Now()
+	d := &pretrainData{}
+	if o.Data == "shapes" {
+		sc := shapes.DefaultConfig()
+		tok, err := world.Tokenizer(sc)
+		if err != nil {
+			return nil, err
+		}
+		d.Tok = tok
+		if d.Train, err = world.Split(sc, "train", o.TrainN, size); err != nil {
+			return nil, err
+		}
+		if o.ValN > 0 {
+			if d.Val, err = world.Split(sc, "val", o.ValN, size); err != nil {
+				return nil, err
+			}
+		}
+	} else {
+		r, err := dataset.Load(o.Data, "train", o.TrainN)
+		if err != nil {
+			return nil, err
+		}
+		if d.Train, err = filePairs(r, size); err != nil {
+			return nil, err
+		}
+		if d.Tok, err = world.TokenizerFrom(r.Captions, world.VocabSize); err != nil {
+			return nil, err
+		}
+		if o.ValN > 0 {
+			if v, err := dataset.Load(o.Data, "val", o.ValN); err == nil {
+				if d.Val, err = filePairs(v, size); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	fmt.Fprintf(log, "data %s: %d training images, %d validation images, vocabulary %d (%s)\n",
+		o.Data, d.Train.Len(), lenPairs(d.Val), d.Tok.VocabSize(), time.Since(t0).Round(time.Millisecond))
+	return d, nil
+}
+
+func lenPairs(p *world.Pairs) int {
+	if p == nil {
+		return 0
+	}
+	return p.Len()
+}
+
+// filePairs decodes a retrieval set's images (CLIP preprocessing to size).
+func filePairs(r *dataset.Retrieval, size int) (*world.Pairs, error) {
+	imgs := make([]image.Image, len(r.Images))
+	for i, p := range r.Images {
+		im, err := imageproc.Load(p)
+		if err != nil {
+			return nil, err
+		}
+		imgs[i] = im
+	}
+	caps := make([][]string, len(r.Images))
+	for i, c := range r.Captions {
+		caps[r.CaptionImage[i]] = append(caps[r.CaptionImage[i]], c)
+	}
+	return &world.Pairs{Images: world.NewImages(imgs, size), Captions: caps}, nil
+}
+
+// pretrain runs a whole pretraining run and writes o.Out.
+func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Result, error) {
+	cfg, err := clip.Preset(o.Preset)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	data, err := loadPretrainData(o, cfg.Vision.ImageSize, log)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Text.VocabSize != data.Tok.VocabSize() || cfg.Text.EOSTokenID != data.Tok.EOT() {
+		// Presets not made for the world (e.g. tiny) take its vocabulary.
+		cfg.Text.VocabSize, cfg.Text.EOSTokenID, cfg.Text.BOSTokenID = data.Tok.VocabSize(), data.Tok.EOT(), data.Tok.SOT()
+		cfg.Text.MaxPositionEmbeddings = world.Context
+	}
+	m, err := clip.New(cfg, o.Seed)
+	if err != nil {
+		return nil, err
+	}
+	_, _, total := m.NumParams()
+	fmt.Fprintf(log, "model %s: %.2fM parameters, %.3f GFLOPs/image, %.3f GFLOPs/text; GOMAXPROCS %d\n",
+		o.Preset, float64(total)/1e6, cfg.VisionMACs().GFLOPs(), cfg.TextMACs(world.Context).GFLOPs(), runtime.GOMAXPROCS(0))
+	ac := nn.AdamWConfig{Beta1: 0.9, Beta2: 0.98, Eps: 1e-6, WeightDecay: o.WD}
+	opt := nn.NewAdamW(m.Params(), ac)
+	sampler := &world.Sampler{Pairs: data.Train, Tok: data.Tok, Batch: o.Batch, Seed: o.Seed}
+	tp := ops.NewTape()
+	step := func(s int) (float64, map[string]float64, error) {
+		b, err := sampler.Get(s)
+		if err != nil {
+			return 0, nil, err
+		}
+		loss, err := m.ContrastiveStep(tp, b.Pixels, b.Text)
+		return loss, map[string]float64{"logit_scale": m.Temperature()}, err
+	}
+	var val train.ValFunc
+	if data.Val != nil {
+		val = func(int) (map[string]float64, error) {
+			r, err := world.Retrieval(m, data.Tok, data.Val)
+			if err != nil {
+				return nil, err
+			}
+			return map[string]float64{"tr1": r.TR1, "ir1": r.IR1, "r1": (r.TR1 + r.IR1) / 2, "tr5": r.TR5, "ir5": r.IR5}, nil
+		}
+	}
+	ckDir := filepath.Join(o.Out, "checkpoint")
+	tc := train.Config{
+		Steps: o.Steps, Warmup: o.Warmup, LR: o.LR, MinLR: o.MinLR, ClipNorm: o.ClipNorm, Items: o.Batch,
+		Dir: ckDir, CkptEvery: o.CkptEvery, ValEvery: o.ValEvery, Resume: o.Resume, StopAt: o.StopAt, Log: log, Context: ctx,
+		Extra: map[string]string{"command": o.command(), "gomaxprocs": strconv.Itoa(runtime.GOMAXPROCS(0))},
+	}
+	res, err := train.Run(tc, m.Params(), opt, step, val)
+	if err != nil {
+		return res, err
+	}
+	if err := m.Save(o.Out); err != nil {
+		return res, err
+	}
+	if err := data.Tok.SaveHF(o.Out); err != nil {
+		return res, err
+	}
+	if err := res.Curve.Write(filepath.Join(o.Out, "curve.csv")); err != nil {
+		return res, err
+	}
+	if err := train.PlotCurve(res.Curve, filepath.Join(o.Out, "curve.png"), o.Preset+" on "+o.Data); err != nil {
+		return res, err
+	}
+	if !o.KeepCheckpoint {
+		os.RemoveAll(ckDir)
+	}
+	fmt.Fprintf(log, "trained %d steps in %s (this process: %d); model written to %s\n", o.Steps,
+		res.Elapsed.Round(time.Second), o.Steps-res.Start, o.Out)
+	return res, nil
+}

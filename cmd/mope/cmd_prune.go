@@ -1,0 +1,132 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/internal/atomicfile"
+	"github.com/mopeclip/mopeclip/mope"
+)
+
+// PruneReportFile is written next to a pruned model: what was done.
+const PruneReportFile = "mopeclip_prune.json"
+
+func init() {
+	register(&command{
+		name:    "prune",
+		summary: "prune a model by importance scores: width (heads, FFN neurons) first, then depth (layers)",
+		usage: "--model DIR --scores scores.json (--width R --depth R | --target-flops R | --target-params R) --out DIR\n" +
+			"        [--global] [--towers vision,text] [--data FILE [--split S] [--limit N]] [--min-width 0.5]\n\n" +
+			"  Width keeps round(R·n) heads and FFN neurons per layer by their scores (--global: per tower).\n" +
+			"  Depth keeps round(R·L) layers: with --data (or a data-free metric: magnitude, random) the\n" +
+			"  layers of the width-pruned model are rescored with the file's metric; otherwise the file's\n" +
+			"  layer scores (computed on the unpruned model) are used.\n" +
+			"  --target-flops R / --target-params R: the fraction of the pruned towers' GFLOPs (one image,\n" +
+			"  one 77-token text) or parameters to keep; width and depth are solved: the deepest model whose\n" +
+			"  largest fitting width (0.01 grid) is >= --min-width, else the feasible pair of largest cost.\n" +
+			"  The output is a Hugging Face layout dir (tokenizer files copied) plus " + PruneReportFile + ".",
+		run: runPrune,
+	})
+}
+
+func runPrune(args []string, stdout, stderr io.Writer) error {
+	c := commands["prune"]
+	fl := newFlags(c, stderr)
+	model := fl.String("model", "", "model `DIR` the scores were computed on")
+	scores := fl.String("scores", "", "scores `FILE` from mope score (merged if sharded)")
+	out := fl.String("out", "", "output model `DIR`")
+	width := fl.Float64("width", 0, "kept fraction `R` of heads and FFN neurons")
+	depth := fl.Float64("depth", 0, "kept fraction `R` of layers (default 1 with --width)")
+	targetF := fl.Float64("target-flops", 0, "keep this fraction `R` of the towers' FLOPs")
+	targetP := fl.Float64("target-params", 0, "keep this fraction `R` of the towers' parameters")
+	minWidth := fl.Float64("min-width", 0.5, "with a target: smallest width before layers are removed")
+	global := fl.Bool("global", false, "rank heads and neurons across the layers of a tower")
+	towersF := fl.String("towers", "", "towers to prune (default: those scored)")
+	data := fl.String("data", "", "calibration `FILE` or 'shapes' to rescore layers after width pruning")
+	split := fl.String("split", "", "dataset split(s) of --data")
+	limit := fl.Int("limit", 0, "first `N` images of --data")
+	batch := fl.Int("batch", 0, "items per forward batch when rescoring")
+	tokPath := fl.String("tokenizer", os.Getenv("MOPECLIP_VOCAB"), "tokenizer `PATH` when the model dir has none")
+	quiet := fl.Bool("quiet", false, "no progress bar")
+	if err := parseFlags(fl, args); err != nil {
+		return err
+	}
+	if fl.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fl.Arg(0))
+	}
+	if *model == "" || *scores == "" || *out == "" {
+		return fmt.Errorf("%w: --model, --scores and --out are required", errUsage)
+	}
+	targets := 0
+	for _, set := range []bool{*width > 0, *targetF > 0, *targetP > 0} {
+		if set {
+			targets++
+		}
+	}
+	if targets != 1 {
+		return fmt.Errorf("%w: give exactly one of --width R [--depth R], --target-flops R, --target-params R", errUsage)
+	}
+	if *depth > 0 && *width == 0 {
+		return fmt.Errorf("%w: --depth goes with --width", errUsage)
+	}
+	if *width > 0 && *depth == 0 {
+		*depth = 1
+	}
+	f, err := mope.ReadScores(*scores)
+	if err != nil {
+		return err
+	}
+	if !f.Complete || f.Shard != "" {
+		return fmt.Errorf("%s is a shard or an unfinished run: merge or resume it first", *scores)
+	}
+	m, err := clip.Load(*model)
+	if err != nil {
+		return err
+	}
+	o := mope.PruneOptions{Width: *width, Depth: *depth, Global: *global, TargetFLOPs: *targetF, TargetParams: *targetP,
+		MinWidth: *minWidth, Batch: *batch}
+	if *towersF != "" {
+		if o.Towers, err = mope.ParseTowers(*towersF); err != nil {
+			return fmt.Errorf("%w: --towers: %v", errUsage, err)
+		}
+	}
+	if !*quiet {
+		o.Progress = stderr
+	}
+	if *data != "" {
+		tok, err := scoreTokenizer(*model, *tokPath)
+		if err != nil {
+			return err
+		}
+		if o.Calib, err = mope.LoadCalib(m, *data, *split, *limit, tok); err != nil {
+			return err
+		}
+	}
+	pruned, rep, err := mope.PruneModel(m, f, o)
+	if err != nil {
+		return err
+	}
+	if err := pruned.Save(*out); err != nil {
+		return err
+	}
+	if err := clip.CopyTokenizer(*model, *out); err != nil {
+		return err
+	}
+	js, _ := json.MarshalIndent(struct {
+		Source string `json:"source_model"`
+		Scores string `json:"scores"`
+		Metric string `json:"metric"`
+		*mope.PruneReport
+	}{*model, *scores, f.Settings.Metric, rep}, "", "  ")
+	if err := atomicfile.WriteFile(filepath.Join(*out, PruneReportFile), append(js, '\n')); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: width %.2f depth %.2f (%s) towers %v: %.3f → %.3f GFLOPs (%.1f%%), %d → %d params (%.1f%%); depth scores: %s\n",
+		*out, rep.Width, rep.Depth, f.Settings.Metric, rep.Towers, rep.FLOPsBefore, rep.FLOPsAfter, 100*rep.FLOPsAfter/rep.FLOPsBefore,
+		rep.ParamsBefore, rep.ParamsAfter, 100*float64(rep.ParamsAfter)/float64(rep.ParamsBefore), rep.DepthScores)
+	return nil
+}

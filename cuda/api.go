@@ -1,0 +1,143 @@
+// Package cuda is mopeclip's NVIDIA GPU backend: a driver-API context on the
+// device's primary context, kernels embedded as PTX (kernels/*.cu compiled
+// for sm_80 and sm_90, see README.md), device buffers, an ops.Backend, and a
+// device-resident CLIP image encoder (VisionEncoder), the performance path.
+//
+// Everything that touches CUDA is behind the "cuda" build tag. Without it
+// (the default) this package compiles to stubs with the same exported API
+// whose constructors return ErrNoCUDA, so CPU-only builds, vet and tests do
+// not need a toolkit or a driver.
+//
+// Backend implements ops.Backend on host slices: every call uploads its
+// inputs, runs the kernels and downloads its outputs (weights registered
+// with Backend.Pin stay on the device). It is a correct first version for
+// the autodiff path; it is not fast, the per-call copies dominate. The fast
+// path is VisionEncoder: weights uploaded once, the whole tower on the device,
+// one upload of pixels and one download of embeddings per batch. README.md
+// describes the plan for device-resident tensors in ops.
+package cuda
+
+import (
+	"errors"
+
+	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/ops"
+)
+
+// ErrNoCUDA is returned by every constructor of a build without the cuda tag.
+var ErrNoCUDA = errors.New("cuda: built without CUDA support (build with -tags cuda)")
+
+// Precision selects the arithmetic of the matrix products.
+type Precision int
+
+const (
+	// FP32 is IEEE float32 throughout (cuBLAS with CUBLAS_COMPUTE_32F, or the
+	// package's own SGEMM).
+	FP32 Precision = iota
+	// TF32 runs the matrix products on tensor cores with TF32 inputs (10-bit
+	// mantissa) and float32 accumulation (CUBLAS_COMPUTE_32F_FAST_TF32);
+	// everything else stays float32. Needs cuBLAS.
+	TF32
+)
+
+func (p Precision) String() string {
+	if p == TF32 {
+		return "tf32"
+	}
+	return "fp32"
+}
+
+// GemmEngine selects who runs the matrix products.
+type GemmEngine int
+
+const (
+	// GemmAuto uses cuBLAS when it was loaded, the package's SGEMM otherwise.
+	GemmAuto GemmEngine = iota
+	// GemmCublas requires cuBLAS.
+	GemmCublas
+	// GemmOwn uses the package's SGEMM kernel (fp32 only; fused epilogues).
+	GemmOwn
+)
+
+// Options configures Open.
+type Options struct {
+	// Device is the ordinal of the device to use.
+	Device int
+	// Cublas is the path of libcublas to dlopen; empty tries $MOPECLIP_CUBLAS,
+	// then libcublas.so.13, .12, .11 and libcublas.so on the library path.
+	// cuBLAS is optional: without it TF32 is unavailable and the matrix
+	// products run on the package's own SGEMM.
+	Cublas string
+	// NoCublas skips loading cuBLAS.
+	NoCublas bool
+}
+
+// BackendOptions configures NewBackend.
+type BackendOptions struct {
+	Precision Precision
+	Gemm      GemmEngine
+	// PoisonOutputs fills every device output buffer with NaN before the
+	// kernels run, so that an element a kernel fails to write shows up as NaN
+	// in the result (for tests; it costs a memset per output).
+	PoisonOutputs bool
+}
+
+// EncoderOptions configures NewVisionEncoder.
+type EncoderOptions struct {
+	Precision Precision
+	Gemm      GemmEngine
+	// MaxBatch is the largest batch EncodeImage accepts; the activation
+	// buffers are sized for it. 0 means 64.
+	MaxBatch int
+}
+
+// DeviceInfo describes the device of a Context. Peak numbers are nominal,
+// derived from the SM count and the maximum clocks the driver reports.
+type DeviceInfo struct {
+	Name                string
+	Major, Minor        int // compute capability
+	SMs                 int
+	ClockKHz            int // maximum SM clock
+	MemClockKHz         int // memory clock
+	BusWidthBits        int
+	TotalMemBytes       int64
+	DriverVersion       int    // e.g. 13000 for CUDA 13.0
+	PTXArch             string // the embedded PTX loaded: "sm_80" or "sm_90"
+	CublasPath          string // empty when cuBLAS is not loaded
+	CublasVersion       int
+	PeakFP32TFLOPS      float64 // CUDA-core fp32 FMA peak
+	PeakTF32TFLOPS      float64 // dense TF32 tensor-core peak (0 when unknown)
+	PeakBandwidthGBPerS float64 // DRAM bandwidth
+}
+
+// Compile-time proof that the tagged implementation and the stubs offer the
+// same API (this file is built in both configurations).
+var (
+	_ ops.Backend = (*Backend)(nil)
+
+	_ func(Options) (*Context, error)                                     = Open
+	_ func(*Context, BackendOptions) (*Backend, error)                    = NewBackend
+	_ func(*Context, *clip.Model, EncoderOptions) (*VisionEncoder, error) = NewVisionEncoder
+	_ func(*Context) error                                                = (*Context).Close
+	_ func(*Context) DeviceInfo                                           = (*Context).Info
+	_ func(*Context) bool                                                 = (*Context).HasCublas
+	_ func(*Context, int) (*DeviceBuffer, error)                          = (*Context).Alloc
+	_ func(*Context) error                                                = (*Context).Synchronize
+	_ func(*Context) (*Timer, error)                                      = (*Context).NewTimer
+	_ func(*DeviceBuffer) int                                             = (*DeviceBuffer).Len
+	_ func(*DeviceBuffer, []float32) error                                = (*DeviceBuffer).Upload
+	_ func(*DeviceBuffer, []float32) error                                = (*DeviceBuffer).Download
+	_ func(*DeviceBuffer)                                                 = (*DeviceBuffer).Free
+	_ func(*Timer) error                                                  = (*Timer).Start
+	_ func(*Timer) (float64, error)                                       = (*Timer).Stop
+	_ func(*Timer)                                                        = (*Timer).Free
+	_ func(*Backend, ...[]float32) error                                  = (*Backend).Pin
+	_ func(*Backend, ...[]float32)                                        = (*Backend).Unpin
+	_ func(*Backend)                                                      = (*Backend).Close
+	_ func(*VisionEncoder, []float32, int) ([]float32, error)             = (*VisionEncoder).EncodeImage
+	_ func(*VisionEncoder) error                                          = (*VisionEncoder).Close
+	_ func(*VisionEncoder) int                                            = (*VisionEncoder).MaxBatch
+	_ func(*VisionEncoder, []float32, int) error                          = (*VisionEncoder).Upload
+	_ func(*VisionEncoder, int) error                                     = (*VisionEncoder).Forward
+	_ func(*VisionEncoder, []float32, int) error                          = (*VisionEncoder).Download
+)

@@ -1,0 +1,260 @@
+//go:build cuda
+
+package cuda
+
+import (
+	_ "embed"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/tensor"
+)
+
+// Device benchmarks. Times are device times (CUDA events around b.N
+// launches on the context's stream); the reported metrics are ms/op,
+// TFLOP/s and the fraction of the nominal peak of the arithmetic used (fp32
+// CUDA cores, or TF32 tensor cores), e.g.
+//
+//	go test -tags cuda -run '^$' -bench . -benchtime 20x ./cuda
+//
+// devcheck.sh runs them next to PyTorch on the same shapes.
+
+//go:embed attn_shapes.txt
+var attnShapesFile string
+
+type attnShape struct {
+	name       string
+	B, T, H, D int
+	causal     bool
+}
+
+func attnShapes(tb testing.TB) []attnShape {
+	var s []attnShape
+	for _, line := range strings.Split(attnShapesFile, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		if len(f) != 6 {
+			tb.Fatalf("attn_shapes.txt: bad line %q", line)
+		}
+		var v [5]int
+		for i := range v {
+			x, err := strconv.Atoi(f[i+1])
+			if err != nil {
+				tb.Fatalf("attn_shapes.txt: %q: %v", line, err)
+			}
+			v[i] = x
+		}
+		s = append(s, attnShape{f[0], v[0], v[1], v[2], v[3], v[4] != 0})
+	}
+	return s
+}
+
+// attnFLOPs counts 4·B·H·T²·D (q·kᵀ and p·v), halved under a causal mask.
+func attnFLOPs(s attnShape) float64 {
+	f := 4 * float64(s.B) * float64(s.H) * float64(s.T) * float64(s.T) * float64(s.D)
+	if s.causal {
+		f /= 2
+	}
+	return f
+}
+
+// timeDevice runs f b.N times between two events and reports the metrics.
+func timeDevice(b *testing.B, flops, peak float64, images int, f func() error) {
+	b.Helper()
+	if err := f(); err != nil { // warm-up (module JIT, cuBLAS heuristics)
+		b.Fatal(err)
+	}
+	if err := dev.Synchronize(); err != nil {
+		b.Fatal(err)
+	}
+	tm, err := dev.NewTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tm.Free()
+	b.ResetTimer()
+	if err := tm.Start(); err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < b.N; i++ {
+		if err := f(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ms, err := tm.Stop()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	per := ms / float64(b.N)
+	b.ReportMetric(per, "ms/op")
+	if images > 0 {
+		b.ReportMetric(float64(images)/(per*1e-3), "img/s")
+	}
+	if flops > 0 {
+		tf := flops / (per * 1e-3) / 1e12
+		b.ReportMetric(tf, "TFLOP/s")
+		if peak > 0 {
+			b.ReportMetric(100*tf/peak, "%peak")
+		}
+	}
+}
+
+func BenchmarkAttention(b *testing.B) {
+	peak := dev.Info().PeakFP32TFLOPS
+	for _, s := range attnShapes(b) {
+		n := s.B * s.T * s.H * s.D
+		g := tensor.NewRNG(1)
+		var bufs []devPtr
+		for i := 0; i < 4; i++ {
+			p, err := dev.alloc(4 * n)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if i < 3 {
+				if err := shimHtoD(p, randn(g, n, 1)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			bufs = append(bufs, p)
+		}
+		ld := s.H * s.D
+		geo := &attnGeom{B: s.B, T: s.T, H: s.H, D: s.D, ldq: ld, ldk: ld, ldv: ld, ldo: ld, causal: s.causal,
+			scale: float32(1 / math.Sqrt(float64(s.D))), Hk: s.H}
+		b.Run(s.name+"/flash", func(b *testing.B) {
+			timeDevice(b, attnFLOPs(s), peak, 0, func() error { return dev.attnFlash(geo, bufs[0], bufs[1], bufs[2], bufs[3]) })
+		})
+		b.Run(s.name+"/naive", func(b *testing.B) {
+			kept := make([]int32, s.H)
+			for h := range kept {
+				kept[h] = int32(h)
+			}
+			kp, err := dev.uploadInts(kept)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer dev.free(kp)
+			P, err := dev.alloc(4 * s.B * s.H * s.T * s.T)
+			if err != nil {
+				b.Skipf("probabilities do not fit: %v", err)
+			}
+			defer dev.free(P)
+			g2 := *geo
+			g2.keptHeads = kp
+			timeDevice(b, attnFLOPs(s), peak, 0, func() error { return dev.attnNaive(&g2, bufs[0], bufs[1], bufs[2], bufs[3], P) })
+		})
+		// Half the heads dropped: the kernel should take about half the time.
+		b.Run(s.name+"/flash-halfheads", func(b *testing.B) {
+			keep := make([]int32, s.H)
+			for h := 0; h < s.H; h += 2 {
+				keep[h] = 1
+			}
+			kp, err := dev.uploadInts(keep)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer dev.free(kp)
+			g2 := *geo
+			g2.headKeep = kp
+			sh := s
+			sh.H = (s.H + 1) / 2
+			timeDevice(b, attnFLOPs(sh), peak, 0, func() error { return dev.attnFlash(&g2, bufs[0], bufs[1], bufs[2], bufs[3]) })
+		})
+		for _, p := range bufs {
+			dev.free(p)
+		}
+	}
+}
+
+// BenchmarkGemm times the fc1 GEMM of ViT-B/32 at batch 256
+// (12800×3072×768) on each engine.
+func BenchmarkGemm(b *testing.B) {
+	const m, n, k = 256 * 50, 3072, 768
+	g := tensor.NewRNG(2)
+	var p [3]devPtr
+	for i, sz := range []int{m * k, n * k, m * n} {
+		var err error
+		if p[i], err = dev.alloc(4 * sz); err != nil {
+			b.Fatal(err)
+		}
+		defer dev.free(p[i])
+		if i < 2 {
+			if err := shimHtoD(p[i], randn(g, sz, 1)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	info := dev.Info()
+	for _, e := range []struct {
+		name string
+		eng  GemmEngine
+		prec Precision
+		peak float64
+	}{
+		{"own-fp32", GemmOwn, FP32, info.PeakFP32TFLOPS},
+		{"cublas-fp32", GemmCublas, FP32, info.PeakFP32TFLOPS},
+		{"cublas-tf32", GemmCublas, TF32, info.PeakTF32TFLOPS},
+	} {
+		b.Run(e.name, func(b *testing.B) {
+			if e.eng == GemmCublas && !dev.HasCublas() {
+				b.Skip("no cuBLAS")
+			}
+			call := gemmCall{transB: true, m: m, n: n, k: k, alpha: 1, a: p[0], lda: k, b: p[1], ldb: k, c: p[2], ldc: n}
+			timeDevice(b, 2*float64(m)*float64(n)*float64(k), e.peak, 0, func() error { return dev.gemm(e.eng, e.prec, call) })
+		})
+	}
+}
+
+// BenchmarkVisionEncoder reports images/s of the ViT-B/32 image tower
+// (device time of Forward, the pixels already on the device), dense and
+// pruned (heads and MLP halved), fp32 and TF32, at batch 1 and 256.
+func BenchmarkVisionEncoder(b *testing.B) {
+	dense, err := clip.Preset("ViT-B/32")
+	if err != nil {
+		b.Fatal(err)
+	}
+	info := dev.Info()
+	for _, mc := range []struct {
+		name string
+		cfg  *clip.Config
+	}{{"dense", dense}, {"pruned", prunedConfig(b, "ViT-B/32")}} {
+		m, err := clip.New(mc.cfg, 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		flopsPerImage := 2 * float64(mc.cfg.VisionMACs().Total())
+		for _, pc := range []struct {
+			name string
+			opt  EncoderOptions
+			peak float64
+		}{
+			{"fp32", EncoderOptions{Precision: FP32}, info.PeakFP32TFLOPS},
+			{"tf32", EncoderOptions{Precision: TF32}, info.PeakTF32TFLOPS},
+		} {
+			if pc.opt.Precision == TF32 && !dev.HasCublas() {
+				continue
+			}
+			opt := pc.opt
+			opt.MaxBatch = 256
+			enc, err := NewVisionEncoder(dev, m, opt)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, B := range []int{1, 256} {
+				if err := enc.Upload(randomPixels(mc.cfg, B, 3), B); err != nil {
+					b.Fatal(err)
+				}
+				b.Run(fmt.Sprintf("%s/%s/B=%d", mc.name, pc.name, B), func(b *testing.B) {
+					timeDevice(b, flopsPerImage*float64(B), pc.peak, B, func() error { return enc.Forward(B) })
+				})
+			}
+			enc.Close()
+		}
+	}
+}

@@ -1,0 +1,344 @@
+// Multi-head attention kernels.
+//
+// Layout (as ops.AttentionForward): q, k, v, out hold B·T rows; head h of
+// row (b, i) is the D floats at column h·D of row b·T+i, rows ldq/ldk/ldv/ldo
+// floats apart (H·D for ops, 3·H·D when q, k, v are slices of one fused QKV
+// projection). Masks: query i of item b attends to keys j < n_i, with
+// L = keyLens[b] (T when keyLens is null) and n_i = min(L, i+1) when causal,
+// L otherwise. headKeep (null = all kept) drops heads: a dropped head does no
+// work and its output columns are written as 0. A row with n_i = 0 outputs 0.
+#include "common.cuh"
+
+// ---------------------------------------------------------------------------
+// Fused forward (flash style): one block of 128 threads per (query tile of
+// BQ rows, head, batch item). K and V stream through shared memory in tiles
+// of BK keys; each row keeps a running maximum m and denominator l (online
+// softmax), so the T×T score matrix never exists.
+//
+// Thread t = 8·tr + tc owns query rows tr + 16·i (i < RI) and, per key tile,
+// keys tc + 8·j (j < CJ) for the scores and output columns tc + 8·jd
+// (jd < DMAX/8) for the accumulator. The 8 threads of a row are consecutive
+// lanes, so row maxima and sums are 3 shuffles.
+template <int DMAX, int RI, int CJ>
+__device__ __forceinline__ void flash_fwd(const float *__restrict__ q, const float *__restrict__ k,
+                                          const float *__restrict__ v, float *__restrict__ out, int T, int H,
+                                          int D, int ldq, int ldk, int ldv, int ldo, float scale, int causal,
+                                          const int *__restrict__ keyLens, const int *__restrict__ headKeep) {
+	constexpr int BQ = 16 * RI, BK = 8 * CJ, DJ = DMAX / 8, LD = DMAX + 1;
+	__shared__ float Qs[BQ][LD];
+	__shared__ float Ks[BK][LD];
+	__shared__ float Vs[BK][LD];
+	__shared__ float Ps[BQ][BK + 1];
+
+	const int b = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * BQ;
+	const int t = threadIdx.x, tr = t >> 3, tc = t & 7;
+	const size_t row0 = (size_t)b * T;
+	const int col0 = h * D;
+
+	if (headKeep != nullptr && !headKeep[h]) {
+		for (int idx = t; idx < BQ * D; idx += blockDim.x) {
+			int r = idx / D, d = idx - r * D;
+			if (q0 + r < T) out[(row0 + q0 + r) * ldo + col0 + d] = 0.f;
+		}
+		return;
+	}
+	const int L = keyLens != nullptr ? keyLens[b] : T;
+
+	for (int idx = t; idx < BQ * DMAX; idx += blockDim.x) {
+		int r = idx / DMAX, d = idx - r * DMAX, i = q0 + r;
+		Qs[r][d] = (i < T && d < D) ? q[(row0 + i) * ldq + col0 + d] : 0.f;
+	}
+
+	float o[RI][DJ];
+	float m[RI], l[RI];
+#pragma unroll
+	for (int i = 0; i < RI; i++) {
+		m[i] = -MC_INF;
+		l[i] = 0.f;
+#pragma unroll
+		for (int jd = 0; jd < DJ; jd++) o[i][jd] = 0.f;
+	}
+
+	const int kend = causal ? min(L, q0 + BQ) : L;
+	for (int k0 = 0; k0 < kend; k0 += BK) {
+		__syncthreads();
+		for (int idx = t; idx < BK * DMAX; idx += blockDim.x) {
+			int r = idx / DMAX, d = idx - r * DMAX, j = k0 + r;
+			bool ok = j < kend && d < D;
+			Ks[r][d] = ok ? k[(row0 + j) * ldk + col0 + d] : 0.f;
+			Vs[r][d] = ok ? v[(row0 + j) * ldv + col0 + d] : 0.f;
+		}
+		__syncthreads();
+
+		float s[RI][CJ];
+#pragma unroll
+		for (int i = 0; i < RI; i++)
+#pragma unroll
+			for (int j = 0; j < CJ; j++) s[i][j] = 0.f;
+#pragma unroll 8
+		for (int d = 0; d < DMAX; d++) {
+			float qv[RI], kv[CJ];
+#pragma unroll
+			for (int i = 0; i < RI; i++) qv[i] = Qs[tr + 16 * i][d];
+#pragma unroll
+			for (int j = 0; j < CJ; j++) kv[j] = Ks[tc + 8 * j][d];
+#pragma unroll
+			for (int i = 0; i < RI; i++)
+#pragma unroll
+				for (int j = 0; j < CJ; j++) s[i][j] = fmaf(qv[i], kv[j], s[i][j]);
+		}
+
+#pragma unroll
+		for (int i = 0; i < RI; i++) {
+			const int row = q0 + tr + 16 * i;
+			float mt = -MC_INF;
+#pragma unroll
+			for (int j = 0; j < CJ; j++) {
+				int key = k0 + tc + 8 * j;
+				bool ok = key < L && (!causal || key <= row);
+				s[i][j] = ok ? s[i][j] * scale : -MC_INF;
+				mt = fmaxf(mt, s[i][j]);
+			}
+			mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 4));
+			mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 2));
+			mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 1));
+			const float mnew = fmaxf(m[i], mt);
+			float alpha = 1.f, rs = 0.f;
+			if (mnew != -MC_INF) {
+				alpha = expf(m[i] - mnew);
+#pragma unroll
+				for (int j = 0; j < CJ; j++) {
+					s[i][j] = expf(s[i][j] - mnew);
+					rs += s[i][j];
+				}
+			} else {
+#pragma unroll
+				for (int j = 0; j < CJ; j++) s[i][j] = 0.f;
+			}
+			rs += __shfl_xor_sync(0xffffffffu, rs, 4);
+			rs += __shfl_xor_sync(0xffffffffu, rs, 2);
+			rs += __shfl_xor_sync(0xffffffffu, rs, 1);
+			l[i] = l[i] * alpha + rs;
+			m[i] = mnew;
+#pragma unroll
+			for (int jd = 0; jd < DJ; jd++) o[i][jd] *= alpha;
+#pragma unroll
+			for (int j = 0; j < CJ; j++) Ps[tr + 16 * i][tc + 8 * j] = s[i][j];
+		}
+		// A row's probabilities are written and read by the same 8 lanes.
+		__syncwarp();
+
+#pragma unroll 4
+		for (int c = 0; c < BK; c++) {
+			float pv[RI];
+#pragma unroll
+			for (int i = 0; i < RI; i++) pv[i] = Ps[tr + 16 * i][c];
+#pragma unroll
+			for (int jd = 0; jd < DJ; jd++) {
+				float vv = Vs[c][tc + 8 * jd];
+#pragma unroll
+				for (int i = 0; i < RI; i++) o[i][jd] = fmaf(pv[i], vv, o[i][jd]);
+			}
+		}
+	}
+
+#pragma unroll
+	for (int i = 0; i < RI; i++) {
+		const int row = q0 + tr + 16 * i;
+		if (row >= T) continue;
+		const float inv = l[i] > 0.f ? 1.f / l[i] : 0.f;
+#pragma unroll
+		for (int jd = 0; jd < DJ; jd++) {
+			int d = tc + 8 * jd;
+			if (d < D) out[(row0 + row) * ldo + col0 + d] = l[i] > 0.f ? o[i][jd] * inv : 0.f;
+		}
+	}
+}
+
+#define FLASH_ARGS                                                                                              \
+	const float *__restrict__ q, const float *__restrict__ k, const float *__restrict__ v,                  \
+	    float *__restrict__ out, int T, int H, int D, int ldq, int ldk, int ldv, int ldo, float scale,     \
+	    int causal, const int *__restrict__ keyLens, const int *__restrict__ headKeep
+#define FLASH_PASS q, k, v, out, T, H, D, ldq, ldk, ldv, ldo, scale, causal, keyLens, headKeep
+
+// Instantiations: pick the smallest DMAX >= D (BQ = 16·RI query rows per block).
+extern "C" __global__ void __launch_bounds__(128) attn_flash_fwd_d16(FLASH_ARGS) { flash_fwd<16, 4, 4>(FLASH_PASS); }
+extern "C" __global__ void __launch_bounds__(128) attn_flash_fwd_d32(FLASH_ARGS) { flash_fwd<32, 4, 4>(FLASH_PASS); }
+extern "C" __global__ void __launch_bounds__(128) attn_flash_fwd_d64(FLASH_ARGS) { flash_fwd<64, 4, 4>(FLASH_PASS); }
+extern "C" __global__ void __launch_bounds__(128) attn_flash_fwd_d128(FLASH_ARGS) { flash_fwd<128, 2, 2>(FLASH_PASS); }
+
+// ---------------------------------------------------------------------------
+// Materialising path: the probabilities P (one T×T block per (item, kept
+// head), slot = b·Hk + kh, kh the rank of the head among the kept ones, row
+// stride T, zeros beyond n_i) exist in memory, as the CPU backend keeps them
+// for the backward pass. Also the naive baseline of the benchmarks.
+
+// attn_probs: grid (T, B·Hk), block 128, dynamic shared memory D floats.
+// keptHeads lists the Hk kept heads.
+extern "C" __global__ void __launch_bounds__(128)
+    attn_probs(const float *__restrict__ q, const float *__restrict__ k, float *__restrict__ P, int T, int D,
+               int ldq, int ldk, float scale, int causal, const int *__restrict__ keyLens,
+               const int *__restrict__ keptHeads, int Hk) {
+	extern __shared__ float qs[];
+	__shared__ float red[32];
+	__shared__ double redd[32];
+	const int i = blockIdx.x, slot = blockIdx.y, b = slot / Hk, h = keptHeads[slot - b * Hk];
+	const int L = keyLens != nullptr ? keyLens[b] : T;
+	const int n = causal ? min(L, i + 1) : L;
+	const size_t row0 = (size_t)b * T;
+	float *p = P + ((size_t)slot * T + i) * T;
+	for (int d = threadIdx.x; d < D; d += blockDim.x) qs[d] = q[(row0 + i) * ldq + h * D + d];
+	__syncthreads();
+	float mx = -MC_INF;
+	for (int j = threadIdx.x; j < n; j += blockDim.x) {
+		const float *kr = k + (row0 + j) * ldk + h * D;
+		float s = 0.f;
+		for (int d = 0; d < D; d++) s = fmaf(qs[d], kr[d], s);
+		s *= scale;
+		p[j] = s;
+		mx = fmaxf(mx, s);
+	}
+	mx = block_max(mx, red);
+	double sum = 0.0;
+	for (int j = threadIdx.x; j < n; j += blockDim.x) {
+		float e = expf(p[j] - mx);
+		p[j] = e;
+		sum += e;
+	}
+	sum = block_sum_d(sum, redd);
+	const float inv = (float)(1.0 / sum);
+	for (int j = threadIdx.x; j < T; j += blockDim.x) p[j] = j < n ? p[j] * inv : 0.f;
+}
+
+// attn_pv: out = P·V per kept head, 0 for dropped heads and empty rows.
+// grid (ceil(T·D/128), B·H), block 128; headSlot[h] is kh or -1 (null: all
+// kept, kh = h, Hk = H).
+extern "C" __global__ void __launch_bounds__(128)
+    attn_pv(const float *__restrict__ P, const float *__restrict__ v, float *__restrict__ out, int T, int H,
+            int D, int ldv, int ldo, const int *__restrict__ headSlot, int Hk) {
+	const int bh = blockIdx.y, b = bh / H, h = bh - b * H;
+	const int idx = blockIdx.x * blockDim.x + threadIdx.x;
+	if (idx >= T * D) return;
+	const int i = idx / D, d = idx - i * D;
+	const size_t row0 = (size_t)b * T;
+	const int kh = headSlot != nullptr ? headSlot[h] : h;
+	float acc = 0.f;
+	if (kh >= 0) {
+		const float *p = P + ((size_t)(b * Hk + kh) * T + i) * T;
+		const float *vc = v + row0 * ldv + h * D + d;
+		for (int j = 0; j < T; j++) acc = fmaf(p[j], vc[(size_t)j * ldv], acc);
+	}
+	out[(row0 + i) * ldo + h * D + d] = acc;
+}
+
+// ---------------------------------------------------------------------------
+// Backward from the saved P (ops.AttentionBackward semantics). A gradient
+// with beta 0 is written (its old contents ignored), with beta 1 added to.
+// Rows of dK and dV at masked key positions (>= L) and every row of a dropped
+// head get no gradient: written as 0 when beta is 0, left alone otherwise.
+
+__device__ __forceinline__ void store_grad(float *g, float beta, float val) {
+	*g = beta == 0.f ? val : fmaf(beta, *g, val);
+}
+
+// attn_bwd_dv: dV[j] = Σ_i P_ij dO_i for j < L. grid (ceil(T·D/128), B·H).
+extern "C" __global__ void __launch_bounds__(128)
+    attn_bwd_dv(const float *__restrict__ P, const float *__restrict__ dO, float *dv, int T, int H, int D,
+                int ldo, int ldv, const int *__restrict__ keyLens, const int *__restrict__ headSlot, int Hk,
+                float beta) {
+	const int bh = blockIdx.y, b = bh / H, h = bh - b * H;
+	const int idx = blockIdx.x * blockDim.x + threadIdx.x;
+	if (idx >= T * D) return;
+	const int j = idx / D, d = idx - j * D;
+	const size_t row0 = (size_t)b * T;
+	const int kh = headSlot != nullptr ? headSlot[h] : h;
+	const int L = kh < 0 ? 0 : (keyLens != nullptr ? keyLens[b] : T);
+	float *g = dv + (row0 + j) * ldv + h * D + d;
+	if (j >= L) {
+		if (beta == 0.f) *g = 0.f;
+		return;
+	}
+	const float *p = P + (size_t)(b * Hk + kh) * T * T + j;
+	const float *go = dO + row0 * ldo + h * D + d;
+	float acc = 0.f;
+	for (int i = 0; i < T; i++) acc = fmaf(p[(size_t)i * T], go[(size_t)i * ldo], acc);
+	store_grad(g, beta, acc);
+}
+
+// attn_bwd_ds: dS_ij = P_ij·(dP_ij − Σ_j' P_ij'·dP_ij'), dP_ij = dO_i·V_j,
+// for j < n_i, 0 for n_i <= j < T. grid (T, B·Hk), block 128, dynamic
+// shared memory D floats.
+extern "C" __global__ void __launch_bounds__(128)
+    attn_bwd_ds(const float *__restrict__ P, const float *__restrict__ dO, const float *__restrict__ v,
+                float *__restrict__ dS, int T, int D, int ldo, int ldv, int causal,
+                const int *__restrict__ keyLens, const int *__restrict__ keptHeads, int Hk) {
+	extern __shared__ float gs[];
+	__shared__ double redd[32];
+	const int i = blockIdx.x, slot = blockIdx.y, b = slot / Hk, h = keptHeads[slot - b * Hk];
+	const int L = keyLens != nullptr ? keyLens[b] : T;
+	const int n = causal ? min(L, i + 1) : L;
+	const size_t row0 = (size_t)b * T;
+	const float *p = P + ((size_t)slot * T + i) * T;
+	float *ds = dS + ((size_t)slot * T + i) * T;
+	for (int d = threadIdx.x; d < D; d += blockDim.x) gs[d] = dO[(row0 + i) * ldo + h * D + d];
+	__syncthreads();
+	double dot = 0.0;
+	for (int j = threadIdx.x; j < n; j += blockDim.x) {
+		const float *vr = v + (row0 + j) * ldv + h * D;
+		float s = 0.f;
+		for (int d = 0; d < D; d++) s = fmaf(gs[d], vr[d], s);
+		ds[j] = s;
+		dot += (double)p[j] * (double)s;
+	}
+	dot = block_sum_d(dot, redd);
+	for (int j = threadIdx.x; j < T; j += blockDim.x)
+		ds[j] = j < n ? (float)((double)p[j] * ((double)ds[j] - dot)) : 0.f;
+}
+
+// attn_bwd_dq: dQ_i = scale·Σ_{j<L} dS_ij K_j. grid (ceil(T·D/128), B·H).
+extern "C" __global__ void __launch_bounds__(128)
+    attn_bwd_dq(const float *__restrict__ dS, const float *__restrict__ k, float *dq, int T, int H, int D,
+                int ldk, int ldq, float scale, const int *__restrict__ keyLens, const int *__restrict__ headSlot,
+                int Hk, float beta) {
+	const int bh = blockIdx.y, b = bh / H, h = bh - b * H;
+	const int idx = blockIdx.x * blockDim.x + threadIdx.x;
+	if (idx >= T * D) return;
+	const int i = idx / D, d = idx - i * D;
+	const size_t row0 = (size_t)b * T;
+	const int kh = headSlot != nullptr ? headSlot[h] : h;
+	const int L = kh < 0 ? 0 : (keyLens != nullptr ? keyLens[b] : T);
+	float *g = dq + (row0 + i) * ldq + h * D + d;
+	if (L == 0) {
+		if (beta == 0.f) *g = 0.f;
+		return;
+	}
+	const float *s = dS + ((size_t)(b * Hk + kh) * T + i) * T;
+	const float *kc = k + row0 * ldk + h * D + d;
+	float acc = 0.f;
+	for (int j = 0; j < L; j++) acc = fmaf(s[j], kc[(size_t)j * ldk], acc);
+	store_grad(g, beta, scale * acc);
+}
+
+// attn_bwd_dk: dK_j = scale·Σ_i dS_ij Q_i for j < L. grid (ceil(T·D/128), B·H).
+extern "C" __global__ void __launch_bounds__(128)
+    attn_bwd_dk(const float *__restrict__ dS, const float *__restrict__ q, float *dk, int T, int H, int D,
+                int ldq, int ldk, float scale, const int *__restrict__ keyLens, const int *__restrict__ headSlot,
+                int Hk, float beta) {
+	const int bh = blockIdx.y, b = bh / H, h = bh - b * H;
+	const int idx = blockIdx.x * blockDim.x + threadIdx.x;
+	if (idx >= T * D) return;
+	const int j = idx / D, d = idx - j * D;
+	const size_t row0 = (size_t)b * T;
+	const int kh = headSlot != nullptr ? headSlot[h] : h;
+	const int L = kh < 0 ? 0 : (keyLens != nullptr ? keyLens[b] : T);
+	float *g = dk + (row0 + j) * ldk + h * D + d;
+	if (j >= L) {
+		if (beta == 0.f) *g = 0.f;
+		return;
+	}
+	const float *s = dS + (size_t)(b * Hk + kh) * T * T + j;
+	const float *qc = q + row0 * ldq + h * D + d;
+	float acc = 0.f;
+	for (int i = 0; i < T; i++) acc = fmaf(s[(size_t)i * T], qc[(size_t)i * ldq], acc);
+	store_grad(g, beta, scale * acc);
+}

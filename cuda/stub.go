@@ -1,0 +1,136 @@
+//go:build !cuda
+
+package cuda
+
+import (
+	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/ops"
+)
+
+// The stubs of a build without the cuda tag: every constructor returns
+// ErrNoCUDA; methods on the (never constructed) values return it too.
+
+// Context is an open device (stub).
+type Context struct{}
+
+// Open returns ErrNoCUDA in this build.
+func Open(Options) (*Context, error) { return nil, ErrNoCUDA }
+
+// Close releases the context.
+func (*Context) Close() error { return ErrNoCUDA }
+
+// Info describes the device.
+func (*Context) Info() DeviceInfo { return DeviceInfo{} }
+
+// HasCublas reports whether cuBLAS was loaded.
+func (*Context) HasCublas() bool { return false }
+
+// Alloc allocates n float32 on the device.
+func (*Context) Alloc(int) (*DeviceBuffer, error) { return nil, ErrNoCUDA }
+
+// Synchronize waits for the work queued on the context's stream.
+func (*Context) Synchronize() error { return ErrNoCUDA }
+
+// NewTimer returns an event pair for timing the context's stream.
+func (*Context) NewTimer() (*Timer, error) { return nil, ErrNoCUDA }
+
+// DeviceBuffer is n float32 in device memory (stub).
+type DeviceBuffer struct{}
+
+// Len returns the number of float32.
+func (*DeviceBuffer) Len() int { return 0 }
+
+// Upload copies x to the start of the buffer.
+func (*DeviceBuffer) Upload([]float32) error { return ErrNoCUDA }
+
+// Download copies the start of the buffer to dst.
+func (*DeviceBuffer) Download([]float32) error { return ErrNoCUDA }
+
+// Free releases the buffer.
+func (*DeviceBuffer) Free() {}
+
+// Timer measures device time on the context's stream (stub).
+type Timer struct{}
+
+// Start records the start event.
+func (*Timer) Start() error { return ErrNoCUDA }
+
+// Stop records the end event, waits for it and returns the milliseconds.
+func (*Timer) Stop() (float64, error) { return 0, ErrNoCUDA }
+
+// Free releases the events.
+func (*Timer) Free() {}
+
+// Backend is the ops.Backend on the device (stub: its methods panic with
+// ErrNoCUDA; NewBackend never returns one).
+type Backend struct{}
+
+// NewBackend returns ErrNoCUDA in this build.
+func NewBackend(*Context, BackendOptions) (*Backend, error) { return nil, ErrNoCUDA }
+
+// Pin keeps device copies of host slices.
+func (*Backend) Pin(...[]float32) error { return ErrNoCUDA }
+
+// Unpin drops device copies made by Pin.
+func (*Backend) Unpin(...[]float32) {}
+
+// Close releases the backend.
+func (*Backend) Close() {}
+
+func (*Backend) Name() string { return "cuda" }
+func (*Backend) Gemm(bool, bool, int, int, int, float32, []float32, int, []float32, int, float32, []float32, int) {
+	panic(ErrNoCUDA)
+}
+func (*Backend) Add(_, _, _ []float32)                            { panic(ErrNoCUDA) }
+func (*Backend) Mul(_, _, _ []float32)                            { panic(ErrNoCUDA) }
+func (*Backend) MulAdd(_, _, _ []float32)                         { panic(ErrNoCUDA) }
+func (*Backend) Axpy(float32, []float32, []float32)               { panic(ErrNoCUDA) }
+func (*Backend) Scale(float32, []float32)                         { panic(ErrNoCUDA) }
+func (*Backend) AddBias(_, _ []float32)                           { panic(ErrNoCUDA) }
+func (*Backend) ColSumAcc(_, _ []float32)                         { panic(ErrNoCUDA) }
+func (*Backend) SumSq([]float32) float32                          { panic(ErrNoCUDA) }
+func (*Backend) Dot(_, _ []float32) float32                       { panic(ErrNoCUDA) }
+func (*Backend) Softmax([]float32, int)                           { panic(ErrNoCUDA) }
+func (*Backend) SoftmaxBackward(_, _, _ []float32, _ int, _ bool) { panic(ErrNoCUDA) }
+func (*Backend) LayerNorm(_, _, _, _ []float32, _ int, _ float32, _, _ []float32) {
+	panic(ErrNoCUDA)
+}
+func (*Backend) LayerNormBackward(_, _, _, _, _, _, _, _ []float32, _ int, _ bool) {
+	panic(ErrNoCUDA)
+}
+func (*Backend) GELU(_, _ []float32)                         { panic(ErrNoCUDA) }
+func (*Backend) GELUBackward(_, _, _ []float32, _ bool)      { panic(ErrNoCUDA) }
+func (*Backend) QuickGELU(_, _ []float32)                    { panic(ErrNoCUDA) }
+func (*Backend) QuickGELUBackward(_, _, _ []float32, _ bool) { panic(ErrNoCUDA) }
+func (*Backend) AttentionForward(*ops.AttnArgs, []float32, []float32, []float32, []float32, []float32) {
+	panic(ErrNoCUDA)
+}
+func (*Backend) AttentionBackward(*ops.AttnArgs, []float32, []float32, []float32, []float32, []float32, []float32, []float32, []float32, float32, float32, float32) {
+	panic(ErrNoCUDA)
+}
+
+// VisionEncoder runs a CLIP image tower on the device (stub).
+type VisionEncoder struct{}
+
+// NewVisionEncoder returns ErrNoCUDA in this build.
+func NewVisionEncoder(*Context, *clip.Model, EncoderOptions) (*VisionEncoder, error) {
+	return nil, ErrNoCUDA
+}
+
+// EncodeImage returns the projected image embeddings [B, E] of pixels [B,3,S,S].
+func (*VisionEncoder) EncodeImage([]float32, int) ([]float32, error) { return nil, ErrNoCUDA }
+
+// Upload copies B images to the device input buffer.
+func (*VisionEncoder) Upload([]float32, int) error { return ErrNoCUDA }
+
+// Forward runs the tower on the B uploaded images (queued, not waited for).
+func (*VisionEncoder) Forward(int) error { return ErrNoCUDA }
+
+// Download copies the B embeddings of the last Forward to dst.
+func (*VisionEncoder) Download([]float32, int) error { return ErrNoCUDA }
+
+// MaxBatch returns the largest batch the encoder accepts.
+func (*VisionEncoder) MaxBatch() int { return 0 }
+
+// Close frees the device memory.
+func (*VisionEncoder) Close() error { return ErrNoCUDA }

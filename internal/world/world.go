@@ -1,0 +1,158 @@
+// Package world is the glue between the built-in shapes world
+// (dataset/shapes) and CLIP training: the teacher preset, the BPE vocabulary
+// learnt from the training captions, deterministic batch sampling and
+// evaluation sets.
+//
+// Everything here is a pure function of its seeds: the vocabulary of the
+// world config, and the batch of training step s of (seed, s), so a run
+// resumed from a checkpoint at step k sees the same batches as a straight
+// run.
+package world
+
+import (
+	"fmt"
+	"image"
+	"runtime"
+	"sync"
+
+	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/clip/imageproc"
+	"github.com/mopeclip/mopeclip/clip/tokenizer"
+	"github.com/mopeclip/mopeclip/dataset/shapes"
+	"github.com/mopeclip/mopeclip/tensor"
+)
+
+const (
+	// TeacherPreset is the name of the shapes teacher architecture.
+	TeacherPreset = "shapes-teacher"
+	// TinyPreset is a very small shapes model for tests.
+	TinyPreset = "shapes-tiny"
+	// VocabSize is the size of the BPE vocabulary learnt from the captions.
+	VocabSize = 768
+	// Context is the text context length (captions are at most ~25 tokens).
+	Context = 32
+	// VocabImages is how many training images' captions the vocabulary is
+	// learnt from.
+	VocabImages = 4000
+)
+
+func init() {
+	// Teacher: vision ViT 64×64/16 (17 tokens), width 128, 4 layers, 4 heads
+	// of 32; text width 128, 4 layers, 4 heads of 32; projection 128. Sized
+	// to train in minutes on two shared cores.
+	clip.RegisterPreset(TeacherPreset, func() *clip.Config { return Preset(64, 16, 128, 4, 4, 128, 4, 4, 128) })
+	// Tiny: for tests (32×32 images, 2 layers, 2 heads per tower).
+	clip.RegisterPreset(TinyPreset, func() *clip.Config { return Preset(32, 8, 32, 2, 2, 32, 2, 2, 32) })
+}
+
+// Preset returns a shapes-world CLIP config: image size img, patch size
+// patch, vision width/layers/heads, text width/layers/heads and the
+// projection dimension, with the world's vocabulary and context.
+func Preset(img, patch, vw, vl, vh, tw, tl, th, proj int) *clip.Config {
+	vocab := VocabSize
+	return &clip.Config{
+		Vision: clip.TowerConfig{HiddenSize: vw, IntermediateSize: 4 * vw, NumAttentionHeads: vh, NumHiddenLayers: vl,
+			HiddenAct: "quick_gelu", LayerNormEps: 1e-5, ImageSize: img, PatchSize: patch, NumChannels: 3},
+		Text: clip.TowerConfig{HiddenSize: tw, IntermediateSize: 4 * tw, NumAttentionHeads: th, NumHiddenLayers: tl,
+			HiddenAct: "quick_gelu", LayerNormEps: 1e-5, VocabSize: vocab, MaxPositionEmbeddings: Context,
+			// The trained vocabulary ends with <|startoftext|>, <|endoftext|>.
+			EOSTokenID: vocab - 1, BOSTokenID: vocab - 2, PadTokenID: 0},
+		ProjectionDim:       proj,
+		LogitScaleInitValue: 2.6592,
+		ModelType:           "clip",
+		Architectures:       []string{"CLIPModel"},
+	}
+}
+
+// Captions returns the captions of training images 0..n-1 of the world.
+func Captions(cfg shapes.Config, n int) ([]string, error) {
+	exs, err := shapes.GenerateRange(cfg, "train", 0, n)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range exs {
+		out = append(out, e.Captions...)
+	}
+	return out, nil
+}
+
+// Tokenizer learns the world's BPE vocabulary (VocabSize tokens) from the
+// captions of the first VocabImages training images. It is deterministic.
+func Tokenizer(cfg shapes.Config) (*tokenizer.Tokenizer, error) {
+	caps, err := Captions(cfg, VocabImages)
+	if err != nil {
+		return nil, err
+	}
+	return TokenizerFrom(caps, VocabSize)
+}
+
+// TokenizerFrom learns a vocabulary of vocabSize tokens from corpus and checks
+// it has exactly vocabSize tokens (so it matches the presets).
+func TokenizerFrom(corpus []string, vocabSize int) (*tokenizer.Tokenizer, error) {
+	tok, err := tokenizer.Train(corpus, vocabSize)
+	if err != nil {
+		return nil, err
+	}
+	if tok.VocabSize() != vocabSize {
+		return nil, fmt.Errorf("world: the captions only support %d BPE tokens, not %d", tok.VocabSize(), vocabSize)
+	}
+	return tok, nil
+}
+
+// Images holds n images of one size as packed 8-bit RGB, the CLIP input
+// before normalisation (64×64×3 bytes each; 20,000 images are 245 MB).
+type Images struct {
+	Size int
+	Pix  []uint8 // [n, S, S, 3]
+	N    int
+}
+
+// NewImages converts images to size×size RGB8 (resizing with the CLIP
+// pipeline when they are of another size).
+func NewImages(imgs []image.Image, size int) *Images {
+	st := 3 * size * size
+	out := &Images{Size: size, N: len(imgs), Pix: make([]uint8, len(imgs)*st)}
+	pc := imageproc.DefaultConfig(size)
+	parallelFor(len(imgs), func(i int) {
+		copy(out.Pix[i*st:(i+1)*st], imageproc.Prepare(imgs[i], pc).Pix)
+	})
+	return out
+}
+
+// Pixels returns the normalised [len(idx), 3, S, S] tensor of images idx.
+func (im *Images) Pixels(idx []int) *tensor.Tensor {
+	S := im.Size
+	n := S * S
+	t := tensor.New(len(idx), 3, S, S)
+	pc := imageproc.DefaultConfig(S)
+	mean, std := pc.Mean, pc.Std
+	for b, i := range idx {
+		src := im.Pix[i*3*n : (i+1)*3*n]
+		dst := t.Data[b*3*n : (b+1)*3*n]
+		for c := range 3 {
+			m, s := mean[c], std[c]
+			d := dst[c*n : (c+1)*n]
+			for k := range d {
+				d[k] = (float32(src[3*k+c])/255 - m) / s
+			}
+		}
+	}
+	return t
+}
+
+// parallelFor runs f(0..n-1) on GOMAXPROCS goroutines.
+func parallelFor(n int, f func(i int)) {
+	w := min(runtime.GOMAXPROCS(0), n)
+	var wg sync.WaitGroup
+	for g := range w {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; i < n; i += w {
+				f(i)
+			}
+		}()
+	}
+	wg.Wait()
+}

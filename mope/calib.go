@@ -1,0 +1,149 @@
+package mope
+
+import (
+	"fmt"
+	"image"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/clip/imageproc"
+	"github.com/mopeclip/mopeclip/clip/tokenizer"
+	"github.com/mopeclip/mopeclip/dataset"
+	"github.com/mopeclip/mopeclip/dataset/shapes"
+)
+
+// Calib is a calibration set ready for the model: preprocessed images and
+// tokenised captions. Caption j describes image CaptionImage[j].
+type Calib struct {
+	Pixels []float32 // [NImg, 3, S, S]
+	NImg   int
+	Size   int   // S
+	IDs    []int // [NTxt, T]
+	EOTPos []int // [NTxt]
+	NTxt   int
+	T      int // text length: the longest caption's EOT position + 1
+	// CaptionImage[j] is the image of caption j.
+	CaptionImage []int
+}
+
+// NewCalib preprocesses images (CLIP preprocessing at the model's image
+// size) and tokenises captions (truncated to the context length).
+func NewCalib(m *clip.Model, images []image.Image, captions []string, captionImage []int, tok *tokenizer.Tokenizer) (*Calib, error) {
+	S := m.Config.Vision.ImageSize
+	cfg := imageproc.DefaultConfig(S)
+	per := 3 * S * S
+	pix := make([]float32, len(images)*per)
+	var wg sync.WaitGroup
+	work := make(chan int, len(images))
+	for i := range images {
+		work <- i
+	}
+	close(work)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				copy(pix[i*per:], imageproc.Preprocess(images[i], cfg))
+			}
+		}()
+	}
+	wg.Wait()
+	c, err := newCalibText(m, captions, captionImage, len(images), tok)
+	if err != nil {
+		return nil, err
+	}
+	c.Pixels, c.NImg, c.Size = pix, len(images), S
+	return c, nil
+}
+
+func newCalibText(m *clip.Model, captions []string, captionImage []int, nImg int, tok *tokenizer.Tokenizer) (*Calib, error) {
+	if len(captions) != len(captionImage) || len(captions) == 0 || nImg == 0 {
+		return nil, fmt.Errorf("mope: calibration set has %d images, %d captions, %d caption links", nImg, len(captions), len(captionImage))
+	}
+	for j, i := range captionImage {
+		if i < 0 || i >= nImg {
+			return nil, fmt.Errorf("mope: caption %d points at image %d of %d", j, i, nImg)
+		}
+	}
+	ctx := m.Config.Text.MaxPositionEmbeddings
+	ids, eot, err := tok.Batch(captions, ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	for j, id := range ids {
+		if id >= m.Config.Text.VocabSize {
+			return nil, fmt.Errorf("mope: caption %d: token id %d outside the model's vocabulary of %d (wrong tokenizer?)", j/ctx, id, m.Config.Text.VocabSize)
+		}
+	}
+	T := 1
+	for _, p := range eot {
+		T = max(T, p+1)
+	}
+	// Keep the first T positions of every row: with causal attention the
+	// state at EOT does not depend on what follows it.
+	trim := make([]int, len(captions)*T)
+	for j := range captions {
+		copy(trim[j*T:(j+1)*T], ids[j*ctx:j*ctx+T])
+	}
+	return &Calib{IDs: trim, EOTPos: eot, NTxt: len(captions), T: T, CaptionImage: append([]int(nil), captionImage...)}, nil
+}
+
+// LoadTokenizer loads the tokenizer for a model: path may be a directory
+// with vocab.json and merges.txt (Hugging Face), or an OpenAI BPE merges file
+// (bpe_simple_vocab_16e6.txt[.gz]). Empty path means modelDir.
+func LoadTokenizer(modelDir, path string) (*tokenizer.Tokenizer, error) {
+	if path == "" {
+		path = modelDir
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	if st.IsDir() {
+		v, mg := filepath.Join(path, clip.VocabFile), filepath.Join(path, clip.MergesFile)
+		if _, err := os.Stat(v); err != nil {
+			return nil, fmt.Errorf("tokenizer: %s has no %s/%s (pass --tokenizer DIR or the OpenAI bpe_simple_vocab_16e6.txt.gz)", path, clip.VocabFile, clip.MergesFile)
+		}
+		return tokenizer.LoadHF(v, mg)
+	}
+	return tokenizer.LoadOpenAI(path)
+}
+
+// LoadCalib loads a calibration set: data is a dataset file or directory
+// that dataset.Load reads (Karpathy JSON, JSONL, CSV), or "shapes" for the
+// built-in shapes world's calib split (generated in memory). limit keeps the
+// first limit images (0: all; shapes: 0 means the split's size, 1000).
+func LoadCalib(m *clip.Model, data, split string, limit int, tok *tokenizer.Tokenizer) (*Calib, error) {
+	if strings.EqualFold(data, "shapes") {
+		exs, err := shapes.Generate(shapes.DefaultConfig(), "calib", limit)
+		if err != nil {
+			return nil, err
+		}
+		imgs, caps, ci := shapes.Flatten(exs)
+		ims := make([]image.Image, len(imgs))
+		for i, im := range imgs {
+			ims[i] = im
+		}
+		return NewCalib(m, ims, caps, ci, tok)
+	}
+	r, err := dataset.Load(data, split, limit)
+	if err != nil {
+		return nil, err
+	}
+	S := m.Config.Vision.ImageSize
+	pix, err := imageproc.Batch(r.Images, imageproc.DefaultConfig(S))
+	if err != nil {
+		return nil, err
+	}
+	c, err := newCalibText(m, r.Captions, r.CaptionImage, len(r.Images), tok)
+	if err != nil {
+		return nil, err
+	}
+	c.Pixels, c.NImg, c.Size = pix, len(r.Images), S
+	return c, nil
+}

@@ -1,0 +1,111 @@
+package mope
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+	"strconv"
+
+	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/clip/tokenizer"
+	"github.com/mopeclip/mopeclip/internal/world"
+	"github.com/mopeclip/mopeclip/nn"
+	"github.com/mopeclip/mopeclip/ops"
+	"github.com/mopeclip/mopeclip/train"
+)
+
+// DistillOptions configure a distillation run (the training loop is
+// package train's: AdamW, warm-up + cosine, gradient clipping, progress with
+// ETA, periodic validation, atomic checkpoints, bit-identical resume).
+type DistillOptions struct {
+	Weights              DistillWeights
+	Steps, Batch, Warmup int
+	LR, MinLR, WD        float64
+	ClipNorm             float64
+	Seed                 uint64 // data order
+	// Dir holds the checkpoint and the curve ("" disables both).
+	Dir                 string
+	CkptEvery, ValEvery int
+	Resume              bool
+	Log                 io.Writer
+	Context             context.Context
+	// Extra is stored in the checkpoint and checked on resume.
+	Extra map[string]string
+}
+
+// DefaultDistillOptions: 300 steps of 32 pairs, 20 warm-up steps, peak
+// learning rate 5e-4 (half of pretraining's: the student starts from
+// trained weights), AdamW β = (0.9, 0.98), ε = 1e-6, weight decay 0.05,
+// gradient clip 1, validation every 100 steps, checkpoint every 50.
+func DefaultDistillOptions() DistillOptions {
+	return DistillOptions{Weights: DefaultDistillWeights(), Steps: 300, Batch: 32, Warmup: 20, LR: 5e-4, MinLR: 1e-5,
+		WD: 0.05, ClipNorm: 1, Seed: 1, CkptEvery: 50, ValEvery: 100}
+}
+
+// Signature is the text that identifies a run's settings (stored in
+// checkpoints: a resume with other settings is refused).
+func (o DistillOptions) Signature() string {
+	w := o.Weights
+	f := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
+	return fmt.Sprintf("itc=%s kd=%s feat=%s hidden=%s temp=%s steps=%d batch=%d warmup=%d lr=%s min_lr=%s wd=%s clip=%s seed=%d",
+		f(w.ITC), f(w.KD), f(w.Feat), f(w.Hidden), f(w.Temp), o.Steps, o.Batch, o.Warmup, f(o.LR), f(o.MinLR), f(o.WD), f(o.ClipNorm), o.Seed)
+}
+
+// DistillData is the data of a distillation run: training pairs, optional
+// validation pairs, and the tokenizer of teacher and student.
+type DistillData struct {
+	Train, Val *world.Pairs
+	Tok        *tokenizer.Tokenizer
+}
+
+// RetrievalScalars evaluates m on p and returns the metrics logged in
+// curves and results: tr1 tr5 tr10 ir1 ir5 ir10, r1 (mean of TR@1, IR@1),
+// r5, and mean (of all six).
+func RetrievalScalars(m *clip.Model, tok *tokenizer.Tokenizer, p *world.Pairs) (map[string]float64, error) {
+	r, err := world.Retrieval(m, tok, p)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]float64{"tr1": r.TR1, "tr5": r.TR5, "tr10": r.TR10, "ir1": r.IR1, "ir5": r.IR5, "ir10": r.IR10,
+		"r1": (r.TR1 + r.IR1) / 2, "r5": (r.TR5 + r.IR5) / 2, "mean": r.Mean()}, nil
+}
+
+// Distill trains student (in place) to imitate teacher on data. The batch of
+// step s depends only on (o.Seed, s), so a resumed run matches a straight
+// one bit for bit (same GOMAXPROCS).
+func Distill(student, teacher *clip.Model, data DistillData, o DistillOptions) (*train.Result, error) {
+	if err := o.Weights.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Steps <= 0 || o.Batch < 2 {
+		return nil, fmt.Errorf("mope: distillation needs steps > 0 and batch ≥ 2 (got %d, %d)", o.Steps, o.Batch)
+	}
+	if data.Train == nil || data.Tok == nil {
+		return nil, fmt.Errorf("mope: distillation needs training data and a tokenizer")
+	}
+	if v := data.Tok.VocabSize(); v != student.Config.Text.VocabSize || v != teacher.Config.Text.VocabSize {
+		return nil, fmt.Errorf("mope: tokenizer has %d tokens, student %d, teacher %d", v, student.Config.Text.VocabSize, teacher.Config.Text.VocabSize)
+	}
+	opt := nn.NewAdamW(student.Params(), nn.AdamWConfig{Beta1: 0.9, Beta2: 0.98, Eps: 1e-6, WeightDecay: o.WD})
+	sampler := &world.Sampler{Pairs: data.Train, Tok: data.Tok, Batch: o.Batch, Seed: o.Seed}
+	tp := ops.NewTape()
+	step := func(s int) (float64, map[string]float64, error) {
+		b, err := sampler.Get(s)
+		if err != nil {
+			return 0, nil, err
+		}
+		return DistillStep(tp, student, teacher, b.Pixels, b.Text, o.Weights)
+	}
+	var val train.ValFunc
+	if data.Val != nil && data.Val.Len() > 0 {
+		val = func(int) (map[string]float64, error) { return RetrievalScalars(student, data.Tok, data.Val) }
+	}
+	extra := map[string]string{"distill": o.Signature(), "gomaxprocs": strconv.Itoa(runtime.GOMAXPROCS(0))}
+	for k, v := range o.Extra {
+		extra[k] = v
+	}
+	tc := train.Config{Steps: o.Steps, Warmup: o.Warmup, LR: o.LR, MinLR: o.MinLR, ClipNorm: o.ClipNorm, Items: o.Batch,
+		Dir: o.Dir, CkptEvery: o.CkptEvery, ValEvery: o.ValEvery, Resume: o.Resume, Log: o.Log, Context: o.Context, Extra: extra}
+	return train.Run(tc, student.Params(), opt, step, val)
+}

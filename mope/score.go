@@ -1,0 +1,408 @@
+package mope
+
+import (
+	"fmt"
+	"hash/fnv"
+	"io"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/nn"
+	"github.com/mopeclip/mopeclip/ops"
+	"github.com/mopeclip/mopeclip/tensor"
+)
+
+// Metrics are the importance metrics Score knows.
+var Metrics = []string{"mope", "magnitude", "taylor", "random", "unimodal"}
+
+// Options configure Score.
+type Options struct {
+	Metric string   // one of Metrics
+	Towers []string // Vision and/or Text
+	Kinds  []string // KindHead, KindFFN, KindLayer
+	Groups int      // FFN groups per layer (0: DefaultGroups)
+	Batch  int      // items per forward batch (0: 32 images / 128 captions)
+	Seed   uint64   // random metric
+	Shard  string   // "I/N": score only modules with id%N == I ("": all)
+
+	// Data, Split and Limit describe the calibration set in the settings.
+	Data, Split string
+	Limit       int
+
+	// Progress, when set, receives a progress bar with ETA.
+	Progress io.Writer
+	// Checkpoint, when set, is written with the partial results every
+	// CheckpointEvery (default 60 s) and at the end.
+	Checkpoint      string
+	CheckpointEvery time.Duration
+	// Resume holds the results of an interrupted run with the same
+	// settings and shard; its modules are not scored again.
+	Resume *ScoreFile
+}
+
+func (o *Options) settings(m *clip.Model, cal *Calib) Settings {
+	s := Settings{Metric: o.Metric, Towers: o.Towers, Kinds: o.Kinds, Groups: o.Groups, GroupRule: GroupRule,
+		Data: o.Data, Split: o.Split, Limit: o.Limit, Batch: o.Batch, Seed: o.Seed, Model: Fingerprint(m)}
+	if cal != nil {
+		s.Images, s.Captions = cal.NImg, cal.NTxt
+	}
+	return s
+}
+
+// Score scores the modules of m selected by o (one shard of them when
+// o.Shard is set). cal may be nil for the magnitude and random metrics.
+func Score(m *clip.Model, cal *Calib, o Options) (*ScoreFile, error) {
+	if o.Groups <= 0 {
+		o.Groups = DefaultGroups
+	}
+	if !contains(Metrics, o.Metric) {
+		return nil, fmt.Errorf("mope: unknown metric %q (want one of %v)", o.Metric, Metrics)
+	}
+	if len(o.Towers) == 0 || len(o.Kinds) == 0 {
+		return nil, fmt.Errorf("mope: no towers or module kinds to score")
+	}
+	needData := o.Metric == "mope" || o.Metric == "taylor" || o.Metric == "unimodal"
+	if needData && cal == nil {
+		return nil, fmt.Errorf("mope: metric %s needs calibration data", o.Metric)
+	}
+	if o.Metric != "random" {
+		o.Seed = 0
+	}
+	if !needData {
+		cal = nil
+		o.Data, o.Split, o.Limit, o.Batch = "", "", 0, 0
+	}
+	si, sn, err := ParseShard(o.Shard)
+	if err != nil {
+		return nil, err
+	}
+	if sn == 1 {
+		o.Shard = ""
+	}
+	all := Modules(m, o.Towers, o.Kinds, o.Groups)
+	f := &ScoreFile{Format: ScoreFormat, Settings: o.settings(m, cal), Shard: o.Shard, Total: len(all)}
+	var todo []ModuleScore
+	done := map[int]bool{}
+	if r := o.Resume; r != nil {
+		if err := sameRun(r, f); err != nil {
+			return nil, fmt.Errorf("mope: cannot resume: %w", err)
+		}
+		for _, s := range r.Scores {
+			if s.ID < len(all) && all[s.ID] == s.Module && InShard(s.ID, si, sn) {
+				done[s.ID] = true
+				f.Scores = append(f.Scores, s)
+			}
+		}
+		f.Baseline = r.Baseline
+	}
+	for id, mod := range all {
+		if InShard(id, si, sn) && !done[id] {
+			todo = append(todo, ModuleScore{ID: id, Module: mod})
+		}
+	}
+	pr := newProgress(o.Progress, len(todo)+len(done), len(done), o.Metric)
+	ck := &checkpointer{path: o.Checkpoint, every: o.CheckpointEvery, file: f, last: time.Now()}
+	if ck.every <= 0 {
+		ck.every = time.Minute
+	}
+	record := func(s ModuleScore) error {
+		f.Scores = append(f.Scores, s)
+		pr.step(s.Module)
+		return ck.maybe(false)
+	}
+	switch o.Metric {
+	case "random":
+		for _, s := range todo {
+			s.Score = randomScore(o.Seed, s.Module)
+			if err := record(s); err != nil {
+				return nil, err
+			}
+		}
+	case "magnitude":
+		for _, s := range todo {
+			s.Score = moduleSum(m, s.Module, o.Groups, func(w, _ float32) float64 { return math.Abs(float64(w)) }, false)
+			if err := record(s); err != nil {
+				return nil, err
+			}
+		}
+	case "taylor":
+		if len(todo) > 0 {
+			restore := taylorGrads(m, cal, o.Batch)
+			for _, s := range todo {
+				s.Score = moduleSum(m, s.Module, o.Groups, func(w, g float32) float64 { return float64(w) * float64(g) }, true)
+				if err := record(s); err != nil {
+					restore()
+					return nil, err
+				}
+			}
+			restore()
+		}
+	case "mope", "unimodal":
+		if err := scoreForward(m, cal, o, f, todo, len(done) > 0, record); err != nil {
+			return nil, err
+		}
+	}
+	f.Complete = true
+	sort.Slice(f.Scores, func(i, j int) bool { return f.Scores[i].ID < f.Scores[j].ID })
+	pr.finish()
+	if err := ck.maybe(true); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// sameRun checks that a resumed file belongs to the run described by f.
+func sameRun(r, f *ScoreFile) error {
+	a, b := fmt.Sprintf("%+v", r.Settings), fmt.Sprintf("%+v", f.Settings)
+	if a != b {
+		return fmt.Errorf("settings differ:\n  file: %s\n  now:  %s", a, b)
+	}
+	if r.Shard != f.Shard || r.Total != f.Total {
+		return fmt.Errorf("file is shard %q of %d modules, this run shard %q of %d", r.Shard, r.Total, f.Shard, f.Total)
+	}
+	return nil
+}
+
+// scoreForward runs the mope and unimodal metrics with the prefix cache.
+func scoreForward(m *clip.Model, cal *Calib, o Options, f *ScoreFile, todo []ModuleScore, resumed bool, record func(ModuleScore) error) error {
+	if len(todo) == 0 && resumed {
+		return nil
+	}
+	E := m.Config.ProjectionDim
+	full := map[string][]float32{}
+	for _, tw := range []string{Vision, Text} {
+		if o.Metric == "mope" || contains(o.Towers, tw) {
+			r := newTowerRun(m, tw, cal, o.Batch)
+			full[tw] = r.features(r.embedAll(), 0, nil)
+		}
+	}
+	base := 1.0
+	if o.Metric == "mope" {
+		base = zScore(full[Vision], full[Text], cal, E)
+	}
+	if resumed && base != f.Baseline {
+		return fmt.Errorf("mope: resumed baseline %v differs from the recomputed %v (different data or build?)", f.Baseline, base)
+	}
+	f.Baseline = base
+	eval := func(tw string, feats []float32) float64 {
+		if o.Metric == "unimodal" {
+			return 1 - meanCos(feats, full[tw], E)
+		}
+		if tw == Vision {
+			return base - zScore(feats, full[Text], cal, E)
+		}
+		return base - zScore(full[Vision], feats, cal, E)
+	}
+	for _, tw := range []string{Vision, Text} {
+		byLayer := map[int][]ModuleScore{}
+		last := -1
+		for _, s := range todo {
+			if s.Tower == tw {
+				byLayer[s.Layer] = append(byLayer[s.Layer], s)
+				last = max(last, s.Layer)
+			}
+		}
+		if last < 0 {
+			continue
+		}
+		r := newTowerRun(m, tw, cal, o.Batch)
+		hs := r.embedAll()
+		for l := 0; l <= last; l++ {
+			b := r.blocks[l]
+			ms := r.mid(l, hs)
+			for _, s := range byLayer[l] {
+				var feats []float32
+				switch s.Kind {
+				case KindHead:
+					feats = r.features(hs, l, r.headVariant(b, s.Index))
+				case KindFFN:
+					lo, hi := NeuronGroup(numNeurons(b), o.Groups, s.Index)
+					feats = r.features(ms, l, r.ffnVariant(b, lo, hi))
+				case KindLayer:
+					feats = r.features(hs, l, layerVariant())
+				}
+				s.Score = eval(tw, feats)
+				if err := record(s); err != nil {
+					return err
+				}
+			}
+			if l < last {
+				hs = r.finish(l, ms)
+			}
+		}
+	}
+	return nil
+}
+
+// randomScore is a uniform number in [0,1) from (seed, module).
+func randomScore(seed uint64, mod Module) float64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d|%s", seed, mod)
+	z := h.Sum64()
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	z ^= z >> 31
+	return float64(z>>11) / (1 << 53)
+}
+
+// moduleSum sums f(w, grad) over the weights of a module (see the package
+// comment for which weights), taking the absolute value of the sum when abs
+// is set.
+func moduleSum(m *clip.Model, mod Module, groups int, f func(w, g float32) float64, abs bool) float64 {
+	_, enc := towerOf(m, mod.Tower)
+	b := enc.Layers[mod.Layer]
+	var s float64
+	all := func(p *nn.Param) {
+		for i, w := range p.Value.Data {
+			s += f(w, p.Grad.Data[i])
+		}
+	}
+	rows := func(p *nn.Param, lo, hi int) { // rows [lo,hi) of a [out,in] weight or entries of a bias
+		in := 1
+		if len(p.Value.Shape) == 2 {
+			in = p.Value.Shape[1]
+		}
+		for i := lo * in; i < hi*in; i++ {
+			s += f(p.Value.Data[i], p.Grad.Data[i])
+		}
+	}
+	cols := func(p *nn.Param, lo, hi int) {
+		out, in := p.Value.Shape[0], p.Value.Shape[1]
+		for r := 0; r < out; r++ {
+			for c := lo; c < hi; c++ {
+				s += f(p.Value.Data[r*in+c], p.Grad.Data[r*in+c])
+			}
+		}
+	}
+	switch mod.Kind {
+	case KindHead:
+		a := b.SelfAttn
+		lo, hi := mod.Index*a.HeadDim, (mod.Index+1)*a.HeadDim
+		for _, l := range []*nn.Linear{a.Q, a.K, a.V} {
+			rows(l.W, lo, hi)
+			rows(l.B, lo, hi)
+		}
+		cols(a.Out.W, lo, hi)
+	case KindFFN:
+		lo, hi := NeuronGroup(numNeurons(b), groups, mod.Index)
+		rows(b.MLP.FC1.W, lo, hi)
+		rows(b.MLP.FC1.B, lo, hi)
+		cols(b.MLP.FC2.W, lo, hi)
+	case KindLayer:
+		for _, p := range b.Params() {
+			all(p)
+		}
+	}
+	if abs {
+		return math.Abs(s)
+	}
+	return s
+}
+
+// taylorGrads accumulates ∂L/∂w of CLIP's InfoNCE loss over the calibration
+// set (each image with its first caption, in batches) into the parameters'
+// Grad tensors. It returns a function that zeroes them again.
+func taylorGrads(m *clip.Model, cal *Calib, batch int) (restore func()) {
+	params := m.Params()
+	nn.ZeroGrads(params)
+	if batch <= 0 {
+		batch = 32
+	}
+	first := make([]int, cal.NImg)
+	for i := range first {
+		first[i] = -1
+	}
+	for j, i := range cal.CaptionImage {
+		if first[i] < 0 {
+			first[i] = j
+		}
+	}
+	per := 3 * cal.Size * cal.Size
+	tp := ops.NewTape()
+	for lo := 0; lo < cal.NImg; lo += batch {
+		hi := min(cal.NImg, lo+batch)
+		B := hi - lo
+		if B < 2 {
+			break // a contrastive loss needs two pairs
+		}
+		px := tensor.New(B, 3, cal.Size, cal.Size)
+		copy(px.Data, cal.Pixels[lo*per:hi*per])
+		tb := &clip.TextBatch{B: B, T: cal.T}
+		for i := lo; i < hi; i++ {
+			j := first[i]
+			tb.IDs = append(tb.IDs, cal.IDs[j*cal.T:(j+1)*cal.T]...)
+			tb.EOTPos = append(tb.EOTPos, cal.EOTPos[j])
+		}
+		img := ops.L2Normalize(tp, m.EncodeImage(tp, ops.Const(px)))
+		txt := ops.L2Normalize(tp, m.EncodeText(tp, tb))
+		loss := ops.InfoNCE(tp, img, txt, m.LogitScale.Var(tp))
+		if err := tp.Backward(loss); err != nil {
+			panic(err)
+		}
+		tp.Reset()
+	}
+	return func() { nn.ZeroGrads(params) }
+}
+
+// progress draws a one-line progress bar with ETA.
+type progress struct {
+	w           io.Writer
+	total, done int
+	start       time.Time
+	startDone   int
+	last        time.Time
+	label       string
+}
+
+func newProgress(w io.Writer, total, done int, label string) *progress {
+	return &progress{w: w, total: total, done: done, startDone: done, start: time.Now(), label: label}
+}
+
+func (p *progress) step(mod Module) {
+	p.done++
+	if p.w == nil || (time.Since(p.last) < 500*time.Millisecond && p.done < p.total) {
+		return
+	}
+	p.last = time.Now()
+	el := time.Since(p.start)
+	n := p.done - p.startDone
+	rate := float64(n) / el.Seconds()
+	eta := "?"
+	if n > 0 {
+		eta = time.Duration(float64(p.total-p.done) / rate * float64(time.Second)).Round(time.Second).String()
+	}
+	const width = 30
+	fill := width * p.done / max(p.total, 1)
+	bar := make([]byte, width)
+	for i := range bar {
+		bar[i] = ' '
+		if i < fill {
+			bar[i] = '#'
+		}
+	}
+	fmt.Fprintf(p.w, "\r%s [%s] %d/%d %-22s %.2f eval/s ETA %s   ", p.label, bar, p.done, p.total, mod, rate, eta)
+}
+
+func (p *progress) finish() {
+	if p.w != nil && p.total > 0 {
+		fmt.Fprintf(p.w, "\n%s: %d modules in %s\n", p.label, p.done-p.startDone, time.Since(p.start).Round(time.Millisecond))
+	}
+}
+
+// checkpointer writes the partial score file periodically.
+type checkpointer struct {
+	path  string
+	every time.Duration
+	last  time.Time
+	file  *ScoreFile
+}
+
+func (c *checkpointer) maybe(force bool) error {
+	if c.path == "" || (!force && time.Since(c.last) < c.every) {
+		return nil
+	}
+	c.last = time.Now()
+	return WriteScores(c.path, c.file)
+}

@@ -1,0 +1,278 @@
+// Package train is mopeclip's generic training loop: AdamW with a linear
+// warm-up and cosine decay, global gradient-norm clipping, a progress line,
+// periodic validation logged to a training curve, and atomic checkpoints from
+// which a run resumes bit-identically.
+//
+// The loop owns the optimiser step; the caller supplies a Step function that
+// runs the forward and backward passes of one batch (accumulating into the
+// parameters' gradients) and returns the loss. Determinism is the caller's
+// side of the contract: the batch of step s must be a function of (seed, s)
+// only, never of process history, so that a resumed run sees the batches of
+// a straight one. Given that, N straight steps and k steps + resume + N−k
+// steps give bit-identical parameters, optimiser state and curve (for a fixed
+// GOMAXPROCS and kernel variant).
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mopeclip/mopeclip/nn"
+)
+
+// CheckpointFile is the name of the checkpoint inside Config.Dir.
+const CheckpointFile = "checkpoint.safetensors"
+
+// CurveFile is the name of the training curve (CSV) inside Config.Dir.
+const CurveFile = "curve.csv"
+
+// accPrefix marks the checkpoint entries holding the curve's running means.
+const accPrefix = "train.acc."
+
+// ErrInterrupted is returned when the context is cancelled; a checkpoint of
+// the last completed step has been written.
+var ErrInterrupted = errors.New("train: interrupted")
+
+// StepFunc runs the forward and backward passes of training step step (0-based)
+// and returns its loss and optional extra scalars (logged in the curve). The
+// gradients are zero on entry; the loop clips them and steps the optimiser.
+type StepFunc func(step int) (loss float64, scalars map[string]float64, err error)
+
+// ValFunc evaluates the model after step steps and returns metrics for the
+// curve (e.g. validation recall). It must not change the parameters.
+type ValFunc func(step int) (map[string]float64, error)
+
+// Config configures a run.
+type Config struct {
+	// Steps is the total number of optimiser steps.
+	Steps int
+	// Warmup, LR and MinLR define the schedule (nn.CosineSchedule).
+	Warmup    int
+	LR, MinLR float64
+	// ClipNorm is the global gradient-norm clip (0: none).
+	ClipNorm float64
+	// Items is the number of items (pairs) per step, for the items/s rate.
+	Items int
+	// Dir holds the checkpoint and the curve; "" disables both.
+	Dir string
+	// CkptEvery writes a checkpoint every that many steps (0: only at the end
+	// and on interruption).
+	CkptEvery int
+	// ValEvery validates every that many steps and at the end (0: only at the end).
+	ValEvery int
+	// LogEvery adds a training row (mean loss since the last row) to the
+	// curve every that many steps (default 10).
+	LogEvery int
+	// Resume continues from Dir's checkpoint if there is one.
+	Resume bool
+	// Extra is stored in the checkpoint; on resume the stored values must be
+	// equal (it guards against resuming with other hyper-parameters).
+	Extra map[string]string
+	// Log receives the progress lines (nil: none); ProgressEvery is the
+	// minimum time between two of them (default 2 s).
+	Log           io.Writer
+	ProgressEvery time.Duration
+	// StopAt, when > 0, stops the run before step StopAt as an interruption
+	// does (checkpoint, ErrInterrupted), to train in several sittings.
+	StopAt int
+	// Context cancels the run (e.g. on SIGINT): the loop writes a checkpoint
+	// of the last completed step and returns ErrInterrupted.
+	Context context.Context
+}
+
+// Result summarises a finished run.
+type Result struct {
+	Start, Steps int // first step run in this process, total steps
+	Loss         float64
+	Val          map[string]float64 // last validation
+	Curve        *Curve
+	Elapsed      time.Duration
+	Skipped      int // steps whose gradient was not finite (not applied)
+}
+
+// Run trains params with opt (which must optimise params) for cfg.Steps steps.
+func Run(cfg Config, params []*nn.Param, opt *nn.AdamW, step StepFunc, val ValFunc) (*Result, error) {
+	if cfg.Steps <= 0 {
+		return nil, fmt.Errorf("train: %d steps", cfg.Steps)
+	}
+	if cfg.LogEvery <= 0 {
+		cfg.LogEvery = 10
+	}
+	if cfg.ProgressEvery <= 0 {
+		cfg.ProgressEvery = 2 * time.Second
+	}
+	ctx := cfg.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	sched := nn.CosineSchedule{Warmup: cfg.Warmup, Total: cfg.Steps, Peak: cfg.LR, Min: cfg.MinLR}
+	res := &Result{Steps: cfg.Steps, Curve: &Curve{}}
+	ckpt, curvePath := "", ""
+	if cfg.Dir != "" {
+		if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+			return nil, err
+		}
+		ckpt, curvePath = filepath.Join(cfg.Dir, CheckpointFile), filepath.Join(cfg.Dir, CurveFile)
+	}
+	start := 0
+	// The running means of the next curve row are part of the state.
+	var sum float64
+	var n int
+	var scalarSum map[string]float64
+	if cfg.Resume && ckpt != "" {
+		if _, err := os.Stat(ckpt); err == nil {
+			s, extra, err := nn.LoadCheckpoint(ckpt, params, opt)
+			if err != nil {
+				return nil, err
+			}
+			for k, v := range cfg.Extra {
+				if extra[k] != v {
+					return nil, fmt.Errorf("train: cannot resume %s: it was written with %s=%q, this run has %q", ckpt, k, extra[k], v)
+				}
+			}
+			if s > cfg.Steps {
+				return nil, fmt.Errorf("train: checkpoint %s is at step %d, beyond the %d steps of this run", ckpt, s, cfg.Steps)
+			}
+			start = s
+			n, _ = strconv.Atoi(extra[accPrefix+"n"])
+			sum, _ = strconv.ParseFloat(extra[accPrefix+"loss"], 64)
+			for k, v := range extra {
+				if name, ok := strings.CutPrefix(k, accPrefix+"scalar."); ok {
+					if scalarSum == nil {
+						scalarSum = map[string]float64{}
+					}
+					scalarSum[name], _ = strconv.ParseFloat(v, 64)
+				}
+			}
+			if c, err := ReadCurve(curvePath); err == nil {
+				res.Curve = c.Until(start)
+			}
+			logf(cfg.Log, "resuming from %s at step %d/%d\n", ckpt, start, cfg.Steps)
+		}
+	}
+	res.Start = start
+	save := func(s int) error {
+		if ckpt == "" {
+			return nil
+		}
+		extra := map[string]string{}
+		for k, v := range cfg.Extra {
+			extra[k] = v
+		}
+		extra[accPrefix+"n"] = strconv.Itoa(n)
+		extra[accPrefix+"loss"] = strconv.FormatFloat(sum, 'g', -1, 64)
+		for k, v := range scalarSum {
+			extra[accPrefix+"scalar."+k] = strconv.FormatFloat(v, 'g', -1, 64)
+		}
+		if err := nn.SaveCheckpoint(ckpt, params, opt, s, extra); err != nil {
+			return err
+		}
+		return res.Curve.Write(curvePath)
+	}
+
+	t0 := time.Now()
+	lastLog := t0
+	for s := start; s < cfg.Steps; s++ {
+		stopping := cfg.StopAt > 0 && s >= cfg.StopAt
+		if !stopping {
+			select {
+			case <-ctx.Done():
+				stopping = true
+			default:
+			}
+		}
+		if stopping {
+			if err := save(s); err != nil {
+				return res, err
+			}
+			logf(cfg.Log, "stopped: checkpoint at step %d/%d written to %s\n", s, cfg.Steps, ckpt)
+			return res, ErrInterrupted
+		}
+		opt.ZeroGrad()
+		loss, scalars, err := step(s)
+		if err != nil {
+			return res, fmt.Errorf("train: step %d: %w", s, err)
+		}
+		norm := nn.GradNorm(params)
+		lr := sched.LR(s)
+		if math.IsNaN(norm) || math.IsInf(norm, 0) || math.IsNaN(loss) || math.IsInf(loss, 0) {
+			res.Skipped++
+			logf(cfg.Log, "step %d: non-finite loss %v / gradient norm %v, step skipped\n", s, loss, norm)
+		} else {
+			if cfg.ClipNorm > 0 {
+				nn.ClipGradNorm(params, cfg.ClipNorm)
+			}
+			opt.Step(lr)
+		}
+		opt.ZeroGrad()
+		res.Loss = loss
+		sum += loss
+		n++
+		for k, v := range scalars {
+			if scalarSum == nil {
+				scalarSum = map[string]float64{}
+			}
+			scalarSum[k] += v
+		}
+		done := s + 1
+		if done%cfg.LogEvery == 0 || done == cfg.Steps {
+			row := Row{"step": float64(done), "lr": lr, "loss": sum / float64(n), "grad_norm": norm}
+			for k, v := range scalarSum {
+				row[k] = v / float64(n)
+			}
+			res.Curve.Add(row)
+			sum, n, scalarSum = 0, 0, nil
+		}
+		if val != nil && ((cfg.ValEvery > 0 && done%cfg.ValEvery == 0) || done == cfg.Steps) {
+			m, err := val(done)
+			if err != nil {
+				return res, fmt.Errorf("train: validation at step %d: %w", done, err)
+			}
+			res.Val = m
+			row := Row{"step": float64(done)}
+			for k, v := range m {
+				row["val_"+k] = v
+			}
+			res.Curve.Add(row)
+			logf(cfg.Log, "step %d/%d validation: %s\n", done, cfg.Steps, fmtMetrics(m))
+		}
+		if (cfg.CkptEvery > 0 && done%cfg.CkptEvery == 0) || done == cfg.Steps {
+			if err := save(done); err != nil {
+				return res, err
+			}
+		}
+		if now := time.Now(); now.Sub(lastLog) >= cfg.ProgressEvery || done == cfg.Steps {
+			lastLog = now
+			el := now.Sub(t0)
+			rate := float64(done-start) / el.Seconds()
+			eta := time.Duration(float64(cfg.Steps-done) / rate * float64(time.Second))
+			logf(cfg.Log, "step %d/%d  loss %.4f  lr %.2e  |g| %.3g  %.1f items/s  elapsed %s  ETA %s\n",
+				done, cfg.Steps, loss, lr, norm, rate*float64(max(cfg.Items, 1)), el.Round(time.Second), eta.Round(time.Second))
+		}
+	}
+	res.Elapsed = time.Since(t0)
+	return res, nil
+}
+
+func logf(w io.Writer, format string, a ...any) {
+	if w != nil {
+		fmt.Fprintf(w, format, a...)
+	}
+}
+
+func fmtMetrics(m map[string]float64) string {
+	keys := sortedKeys(m)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + " " + strconv.FormatFloat(m[k], 'f', 2, 64)
+	}
+	return strings.Join(parts, "  ")
+}

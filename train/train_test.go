@@ -1,0 +1,229 @@
+package train
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/mopeclip/mopeclip/nn"
+	"github.com/mopeclip/mopeclip/ops"
+	"github.com/mopeclip/mopeclip/tensor"
+)
+
+// toy is a tiny regression model trained by Run.
+type toy struct {
+	tr   *nn.Transformer
+	head *nn.Linear
+	opt  *nn.AdamW
+	tp   *ops.Tape
+}
+
+func newToy(seed uint64) *toy {
+	rng := tensor.NewRNG(seed)
+	tr := nn.NewTransformer("enc", nn.Uniform(2, nn.BlockConfig{Width: 16, Heads: 2, HeadDim: 8, Hidden: 32, Act: nn.ActQuickGELU, Eps: 1e-5}), rng)
+	head := nn.NewLinear("head", 16, 4, true, rng)
+	cfg := nn.DefaultAdamW()
+	cfg.WeightDecay = 0.1
+	return &toy{tr: tr, head: head, opt: nn.NewAdamW(nn.Collect(tr, head), cfg), tp: ops.NewTape()}
+}
+
+func (m *toy) params() []*nn.Param { return m.opt.Params() }
+
+// step's batch depends on the step only (the contract of StepFunc).
+func (m *toy) step(s int) (float64, map[string]float64, error) {
+	const B, T = 3, 5
+	data := tensor.NewRNG(1000 + uint64(s))
+	x := ops.Const(tensor.New(B*T, 16).Normal(data, 0, 1))
+	y := ops.Const(tensor.New(B*T, 4).Normal(data, 0, 1))
+	m.tp.Reset()
+	loss := ops.MSE(m.tp, m.head.Forward(m.tp, m.tr.Forward(m.tp, x, B, T, nn.AttnMask{Causal: true})), y)
+	if err := m.tp.Backward(loss); err != nil {
+		return 0, nil, err
+	}
+	return float64(loss.Value.Data[0]), map[string]float64{"half_loss": float64(loss.Value.Data[0]) / 2}, nil
+}
+
+func (m *toy) val(int) (map[string]float64, error) {
+	var s float64
+	for _, p := range m.params() {
+		s += float64(p.Value.Data[0])
+	}
+	return map[string]float64{"probe": s}, nil
+}
+
+func cfgFor(dir string, steps int) Config {
+	return Config{Steps: steps, Warmup: 3, LR: 3e-3, MinLR: 1e-4, ClipNorm: 0.5, Items: 3, Dir: dir,
+		CkptEvery: 4, ValEvery: 5, LogEvery: 5, Resume: true, Extra: map[string]string{"run": "toy"}}
+}
+
+func snapshot(ps []*nn.Param) [][]float32 {
+	var s [][]float32
+	for _, p := range ps {
+		s = append(s, slices.Clone(p.Value.Data))
+	}
+	return s
+}
+
+func sameBits(a, b [][]float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if len(a[i]) != len(b[i]) {
+			return false
+		}
+		for j := range a[i] {
+			if math.Float32bits(a[i][j]) != math.Float32bits(b[i][j]) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func checkSame(t *testing.T, a, b *toy, dirA, dirB string) {
+	t.Helper()
+	if !sameBits(snapshot(a.params()), snapshot(b.params())) {
+		t.Fatal("resumed run's parameters differ from the straight run's")
+	}
+	for i := range a.params() {
+		m1, v1 := a.opt.Moments(i)
+		m2, v2 := b.opt.Moments(i)
+		if !slices.Equal(m1, m2) || !slices.Equal(v1, v2) {
+			t.Fatalf("AdamW moments of %s differ", a.params()[i].Name)
+		}
+	}
+	ca, err := os.ReadFile(filepath.Join(dirA, CurveFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := os.ReadFile(filepath.Join(dirB, CurveFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(ca, cb) {
+		t.Fatalf("curves differ:\n%s\nvs\n%s", ca, cb)
+	}
+}
+
+// N steps straight == k steps, interruption (Ctrl-C), resume with fresh
+// objects, N−k steps: bit for bit, curve included.
+func TestResumeAfterInterruptIsBitIdentical(t *testing.T) {
+	const N, k = 13, 6
+	dirA, dirB := t.TempDir(), t.TempDir()
+	a := newToy(1)
+	before := snapshot(a.params())
+	res, err := Run(cfgFor(dirA, N), a.params(), a.opt, a.step, a.val)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sameBits(before, snapshot(a.params())) || res.Start != 0 || res.Val["probe"] == 0 {
+		t.Fatalf("straight run did not train: %+v", res)
+	}
+
+	b := newToy(1)
+	ctx, cancel := context.WithCancel(context.Background())
+	cfg := cfgFor(dirB, N)
+	cfg.Context = ctx
+	stepB := func(s int) (float64, map[string]float64, error) {
+		if s == k-1 {
+			cancel() // interrupt after step k-1 completes
+		}
+		return b.step(s)
+	}
+	if _, err := Run(cfg, b.params(), b.opt, stepB, b.val); !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("interrupted run returned %v", err)
+	}
+	c := newToy(2) // other weights: everything must come from the checkpoint
+	res, err = Run(cfgFor(dirB, N), c.params(), c.opt, c.step, c.val)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Start != k {
+		t.Fatalf("resumed at %d, want %d", res.Start, k)
+	}
+	checkSame(t, a, c, dirA, dirB)
+}
+
+// A crash (kill -9, here a failing step) loses only the steps since the last
+// periodic checkpoint, and the resumed run is still bit-identical.
+func TestResumeAfterCrashIsBitIdentical(t *testing.T) {
+	const N = 11
+	dirA, dirB := t.TempDir(), t.TempDir()
+	a := newToy(3)
+	if _, err := Run(cfgFor(dirA, N), a.params(), a.opt, a.step, a.val); err != nil {
+		t.Fatal(err)
+	}
+	b := newToy(3)
+	crash := func(s int) (float64, map[string]float64, error) {
+		if s == 7 {
+			return 0, nil, errors.New("killed")
+		}
+		return b.step(s)
+	}
+	if _, err := Run(cfgFor(dirB, N), b.params(), b.opt, crash, b.val); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Fatalf("crashing run returned %v", err)
+	}
+	c := newToy(4)
+	res, err := Run(cfgFor(dirB, N), c.params(), c.opt, c.step, c.val)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Start != 4 { // CkptEvery 4: steps 4..6 were lost
+		t.Fatalf("resumed at %d, want 4", res.Start)
+	}
+	checkSame(t, a, c, dirA, dirB)
+}
+
+func TestResumeRefusesOtherRun(t *testing.T) {
+	dir := t.TempDir()
+	a := newToy(1)
+	if _, err := Run(cfgFor(dir, 4), a.params(), a.opt, a.step, nil); err != nil {
+		t.Fatal(err)
+	}
+	cfg := cfgFor(dir, 8)
+	cfg.Extra = map[string]string{"run": "other"}
+	if _, err := Run(cfg, a.params(), a.opt, a.step, nil); err == nil || !strings.Contains(err.Error(), "other") {
+		t.Fatalf("want a refusal naming the mismatch, got %v", err)
+	}
+}
+
+func TestProgressAndPlot(t *testing.T) {
+	dir := t.TempDir()
+	a := newToy(1)
+	var log bytes.Buffer
+	cfg := cfgFor(dir, 6)
+	cfg.Log = &log
+	res, err := Run(cfg, a.params(), a.opt, a.step, a.val)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"step 6/6", "items/s", "ETA", "validation: probe"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("progress output lacks %q:\n%s", want, log.String())
+		}
+	}
+	c, err := ReadCurve(filepath.Join(dir, CurveFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Columns(); !slices.Equal(got, []string{"step", "grad_norm", "half_loss", "loss", "lr", "val_probe"}) {
+		t.Fatalf("columns %v", got)
+	}
+	if x, _ := c.Series("loss"); len(x) != 2 || len(res.Curve.Rows) != 4 {
+		t.Fatalf("curve rows: %d loss points, %d rows", len(x), len(res.Curve.Rows))
+	}
+	png := filepath.Join(dir, "curve.png")
+	if err := PlotCurve(c, png, "toy run"); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(png); err != nil || st.Size() < 1000 {
+		t.Fatalf("plot: %v", err)
+	}
+}
