@@ -37,19 +37,17 @@ type Encoder struct {
 	Tok *tokenizer.Tokenizer
 	// Batch is the number of items per forward pass (<= 0: DefaultBatch).
 	Batch int
-	// Workers is the number of batches in flight at once (<= 0: automatic,
-	// see DefaultWorkers). Each batch's matrix products are themselves
-	// spread over GOMAXPROCS threads; a second worker lets one batch's image
-	// decoding and per-row work overlap another batch's products.
+	// Workers is the number of batches in flight at once (<= 0:
+	// min(GOMAXPROCS, 2)). Each batch's matrix products, attention and
+	// image decoding are themselves spread over GOMAXPROCS goroutines; a
+	// second batch in flight keeps the cores busy through the serial parts
+	// of a forward pass (layer norms, gathers, the short products of small
+	// batches), at the cost of a second batch's activations in memory.
 	Workers int
 	// Progress, when set, receives a line every few seconds while many
 	// items are being embedded (and a final one).
 	Progress io.Writer
 }
-
-// DefaultWorkers is the number of batches an Encoder runs concurrently when
-// its Workers field is zero: 0 means min(GOMAXPROCS, 2).
-var DefaultWorkers = 0
 
 func (e *Encoder) batch() int {
 	if e.Batch > 0 {
@@ -60,9 +58,6 @@ func (e *Encoder) batch() int {
 
 func (e *Encoder) workers(nBatches int) int {
 	w := e.Workers
-	if w <= 0 {
-		w = DefaultWorkers
-	}
 	if w <= 0 {
 		w = min(runtime.GOMAXPROCS(0), 2)
 	}
@@ -207,10 +202,8 @@ func (e *Encoder) imageStream(n int, what string, fill func(i int, dst []float32
 			*buf = make([]float32, b*per)
 		}
 		px := (*buf)[:b*per]
-		for i := lo; i < hi; i++ {
-			if err := fill(i, px[(i-lo)*per:(i-lo+1)*per]); err != nil {
-				return nil, err
-			}
+		if err := parallelFill(lo, hi, func(i int) error { return fill(i, px[(i-lo)*per:(i-lo+1)*per]) }); err != nil {
+			return nil, err
 		}
 		x, err := tensor.FromData(px, b, 3, S, S)
 		if err != nil {
@@ -218,6 +211,39 @@ func (e *Encoder) imageStream(n int, what string, fill func(i int, dst []float32
 		}
 		return m.EncodeImage(nil, ops.Const(x)).Value, nil
 	})
+}
+
+// parallelFill runs f(i) for i in [lo,hi) on up to GOMAXPROCS goroutines
+// (image decoding and resizing are per image and single-threaded) and
+// returns the error of the first failing i.
+func parallelFill(lo, hi int, f func(i int) error) error {
+	errs := make([]error, hi-lo)
+	var next atomic.Int64
+	next.Store(int64(lo))
+	work := func() {
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= hi {
+				return
+			}
+			errs[i-lo] = f(i)
+		}
+	}
+	if w := min(runtime.GOMAXPROCS(0), hi-lo); w <= 1 {
+		work()
+	} else {
+		var wg sync.WaitGroup
+		for range w {
+			wg.Go(work)
+		}
+		wg.Wait()
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Texts tokenizes and embeds texts; see EncodeTexts. Each batch is padded

@@ -55,6 +55,12 @@ func attnShapes(tb testing.TB) []attnShape {
 	return s
 }
 
+func skipEmulated(b *testing.B) {
+	if emulated {
+		b.Skip("timings of the CPU emulator mean nothing")
+	}
+}
+
 // attnFLOPs counts 4·B·H·T²·D (q·kᵀ and p·v), halved under a causal mask.
 func attnFLOPs(s attnShape) float64 {
 	f := 4 * float64(s.B) * float64(s.H) * float64(s.T) * float64(s.T) * float64(s.D)
@@ -107,6 +113,7 @@ func timeDevice(b *testing.B, flops, peak float64, images int, f func() error) {
 }
 
 func BenchmarkAttention(b *testing.B) {
+	skipEmulated(b)
 	peak := dev.Info().PeakFP32TFLOPS
 	for _, s := range attnShapes(b) {
 		n := s.B * s.T * s.H * s.D
@@ -175,6 +182,7 @@ func BenchmarkAttention(b *testing.B) {
 // BenchmarkGemm times the fc1 GEMM of ViT-B/32 at batch 256
 // (12800×3072×768) on each engine.
 func BenchmarkGemm(b *testing.B) {
+	skipEmulated(b)
 	const m, n, k = 256 * 50, 3072, 768
 	g := tensor.NewRNG(2)
 	var p [3]devPtr
@@ -215,6 +223,7 @@ func BenchmarkGemm(b *testing.B) {
 // (device time of Forward, the pixels already on the device), dense and
 // pruned (heads and MLP halved), fp32 and TF32, at batch 1 and 256.
 func BenchmarkVisionEncoder(b *testing.B) {
+	skipEmulated(b)
 	dense, err := clip.Preset("ViT-B/32")
 	if err != nil {
 		b.Fatal(err)

@@ -244,9 +244,16 @@ func (c *Context) release() error {
 
 // ---- caching allocator ----
 
+// exactSizes (set by the emulator build) makes every block exactly the size
+// asked for (rounded to 16 bytes), so that overruns reach a guard page.
+var exactSizes bool
+
 // sizeClass rounds a request up to a power of two of at least 256 bytes, or
 // to a multiple of 2 MiB above 64 MiB (bounding the waste of large blocks).
 func sizeClass(bytes int) int {
+	if exactSizes {
+		return (bytes + 15) &^ 15
+	}
 	if bytes <= 256 {
 		return 256
 	}

@@ -8,6 +8,15 @@ import (
 	"math"
 )
 
+// devPtr is a device address (CUdeviceptr).
+type devPtr uint64
+
+// cuBLAS compute types.
+const (
+	blasCompute32F     = 68 // CUBLAS_COMPUTE_32F
+	blasCompute32FTF32 = 77 // CUBLAS_COMPUTE_32F_FAST_TF32
+)
+
 // args packs kernel arguments as the CUDA ABI lays them out (each value at
 // its natural alignment) and records their kinds for the signature check.
 type args struct {

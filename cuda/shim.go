@@ -1,4 +1,4 @@
-//go:build cuda
+//go:build cuda && !cudaemu
 
 package cuda
 
@@ -326,9 +326,6 @@ import (
 	"unsafe"
 )
 
-// devPtr is a device address (CUdeviceptr).
-type devPtr uint64
-
 // cuError is a failed driver call.
 type cuError struct {
 	op   string
@@ -346,13 +343,6 @@ func check(op string, r C.CUresult) error {
 	return &cuError{op, r}
 }
 
-// CUDA_ERROR_NO_DEVICE and friends, for error classification in tests.
-const (
-	cuErrNoDevice       = C.CUDA_ERROR_NO_DEVICE
-	cuErrInvalidDevice  = C.CUDA_ERROR_INVALID_DEVICE
-	cuErrNotInitialized = C.CUDA_ERROR_NOT_INITIALIZED
-)
-
 func shimOpen(ordinal int) (count int, err error) {
 	var n C.int
 	err = check("open device", C.mc_open(C.int(ordinal), &n))
@@ -361,7 +351,7 @@ func shimOpen(ordinal int) (count int, err error) {
 
 func shimClose() error { return check("release primary context", C.mc_close()) }
 
-func shimAttr(attr C.CUdevice_attribute) int {
+func shimAttr(attr int) int {
 	var v C.int
 	if C.mc_attr(C.int(attr), &v) != C.CUDA_SUCCESS {
 		return 0
@@ -535,6 +525,9 @@ func shimEventElapsed(a, b event) (float64, error) {
 
 func shimEventDestroy(e event) { C.mc_event_destroy(e) }
 
+// emulated is true in the CPU-emulator build (shim_emu.go).
+const emulated = false
+
 func shimBlasOpen(path string, s stream) (version int, err error) {
 	cp := C.CString(path)
 	defer C.free(unsafe.Pointer(cp))
@@ -547,12 +540,6 @@ func shimBlasOpen(path string, s stream) (version int, err error) {
 }
 
 func shimBlasClose() { C.mc_blas_close() }
-
-// cuBLAS compute types.
-const (
-	blasCompute32F     = 68 // CUBLAS_COMPUTE_32F
-	blasCompute32FTF32 = 77 // CUBLAS_COMPUTE_32F_FAST_TF32
-)
 
 func shimBlasGemm(ta, tb bool, m, n, k int, alpha float32, a devPtr, lda int, sa int64, b devPtr, ldb int, sb int64,
 	beta float32, c devPtr, ldc int, sc int64, batch int, compute int) error {
@@ -572,13 +559,14 @@ func cbool(b bool) C.int {
 	return 0
 }
 
-// Device attributes used by Info.
+// Device attributes used by Info, as numbers (CUdevice_attribute values,
+// stable across CUDA releases) so that the shim compiles against headers
+// that deprecate or rename some of them.
 const (
-	attrMajor        = C.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR
-	attrMinor        = C.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR
-	attrSMs          = C.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT
-	attrClock        = C.CU_DEVICE_ATTRIBUTE_CLOCK_RATE
-	attrMemClock     = C.CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE
-	attrBusWidth     = C.CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH
-	attrMaxSmemOptin = C.CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN
+	attrClock    = 13 // CU_DEVICE_ATTRIBUTE_CLOCK_RATE (kHz)
+	attrSMs      = 16 // CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT
+	attrMemClock = 36 // CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE (kHz)
+	attrBusWidth = 37 // CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH (bits)
+	attrMajor    = 75 // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR
+	attrMinor    = 76 // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR
 )

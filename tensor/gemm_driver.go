@@ -17,11 +17,16 @@ import (
 //	      for jr: nr-column panels            B micro-panel kc×nr lives in L1
 //	        for ir: mr-row panels: micro-kernel on one mr×nr tile of C
 //
+// A task with at most mc rows packs B a few panels at a time instead
+// (taskFewRows), and the pre-packed path (SgemmPacked, gemm_packed.go) has
+// its own order (packedTask).
+//
 // Threads split C into a grid of rectangles aligned to mr×nr tiles (over M
 // and N, never K), each with its own packing buffers. Every element of C is
 // computed by the same sequence of operations whatever the grid (the K
-// blocking depends only on k and the kernel, and edge tiles run the same
-// kernel on a copy of C), so results are bit-identical for any GOMAXPROCS.
+// blocking depends only on k and the kernel; edge tiles run the kernel on a
+// copy of C, or an edge kernel that computes its rows exactly as the kernel
+// would), so results are bit-identical for any GOMAXPROCS.
 
 // gemmArgs is one GEMM call, after argument checks. pb is set for the
 // pre-packed path (then b, ldb, tB are unused) and ep for a fused epilogue.
@@ -40,7 +45,6 @@ type gemmArgs struct {
 	ep           Epilogue // when hasEp (by value: no escape for the caller's)
 	ldr          int      // residual row stride, when ep has one
 	kb           int      // K block depth (from blockLen, or from pb's layout)
-	parallelMin  int      // m·n·k below which one thread runs (tests lower it)
 	forceThreads int      // when > 0, the thread count (tests)
 }
 
@@ -55,9 +59,6 @@ func (g *gemmArgs) run(kr *gemmKernel, pb *bLayout) {
 		g.kb = pb.kb
 	} else {
 		g.kb = blockLen(g.k, kr.kc, 4)
-	}
-	if g.parallelMin == 0 {
-		g.parallelMin = gemmParallelMin
 	}
 	pm, pn := g.plan(kr)
 	if pm*pn == 1 {
@@ -107,7 +108,7 @@ func (g *gemmArgs) plan(kr *gemmKernel) (pm, pn int) {
 	}
 	work := g.m * g.n * g.k
 	if g.forceThreads == 0 {
-		threads = min(threads, work/g.parallelMin)
+		threads = min(threads, work/gemmParallelMin)
 	}
 	tm := ceilDiv(g.m, kr.mr)
 	tn := ceilDiv(g.n, kr.nr)

@@ -349,71 +349,46 @@ func (e *emulator) call(k int, a, b, c []float32, ldc int, alpha, beta float32) 
 }
 
 func TestGemmKernelEmulated(t *testing.T) {
+	type kfn = func(k int, a, b, c *float32, ldc int, alpha, beta float32)
 	for _, kc := range []struct {
 		name          string
 		mr, nr, lanes int
-		native        func(k int, a, b, c *float32, ldc int, alpha, beta float32)
+		native        kfn
+		edge          []kfn
+		canNative     bool
 	}{
-		{AVX2, 6, 16, 8, sgemmKernelAVX2},
-		{AVX512, 14, 32, 16, sgemmKernelAVX512},
+		{AVX2, 6, 16, 8, sgemmKernelAVX2, sgemmKernelAVX2Edge[:], cpuAVX2},
+		{AVX512, 14, 32, 16, sgemmKernelAVX512, sgemmKernelAVX512Edge[:], cpuAVX512},
 	} {
 		t.Run(kc.name, func(t *testing.T) {
-			ins := disassemble(t, kc.native)
-			e := &emulator{ins: ins, idx: map[uint64]int{}, lanes: kc.lanes}
-			for i, in := range ins {
-				e.idx[in.addr] = i
-			}
-			canNative := (kc.name == AVX2 && cpuAVX2) || (kc.name == AVX512 && cpuAVX512)
 			r := rand.New(rand.NewPCG(11, uint64(kc.mr)))
-			mr, nr := kc.mr, kc.nr
-			for _, k := range []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 40} {
-				for _, beta := range []float32{0, float32(math.Copysign(0, -1)), 1, -0.6} {
-					alpha := float32(1.25)
-					if k%2 == 0 {
-						alpha = -0.5
-					}
-					a, b := randSlice(r, k*mr), randSlice(r, k*nr)
-					ldc := nr + 5
-					c := make([]float32, mr*ldc+7)
-					for p := range c {
-						i, j := p/ldc, p%ldc
-						switch {
-						case i >= mr || j >= nr:
-							c[p] = sentinel
-						case beta == 0:
-							c[p] = float32(math.NaN())
-						default:
-							c[p] = float32(r.Float64()*2 - 1)
+			for rows := 1; rows <= kc.mr; rows++ {
+				fn := kc.native
+				if rows < kc.mr {
+					fn = kc.edge[rows]
+				}
+				ins := disassemble(t, fn)
+				e := &emulator{ins: ins, idx: map[uint64]int{}, lanes: kc.lanes}
+				for i, in := range ins {
+					e.idx[in.addr] = i
+				}
+				ks := []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 40}
+				if rows < kc.mr {
+					ks = []int{1, 3, 4, 6}
+				}
+				for _, k := range ks {
+					for _, beta := range []float32{0, float32(math.Copysign(0, -1)), 1, -0.6} {
+						alpha := float32(1.25)
+						if k%2 == 0 {
+							alpha = -0.5
 						}
-					}
-					got := e.call(k, a, b, c, ldc, alpha, beta)
-					for p := range c {
-						i, j := p/ldc, p%ldc
-						if i >= mr || j >= nr {
-							if math.Float32bits(got[p]) != math.Float32bits(sentinel) {
-								t.Fatalf("k=%d beta=%g: wrote outside the tile at %d", k, beta, p)
+						a, b, c0, got := checkKernel(t, r, kc.mr, kc.nr, rows, nil, k, alpha, beta, e.call)
+						if kc.canNative {
+							nat := append([]float32(nil), c0...)
+							fn(k, &a[0], &b[0], &nat[0], kc.nr+3, alpha, beta)
+							if !bitsEqual(nat, got) {
+								t.Fatalf("rows=%d k=%d beta=%g: emulated kernel differs from the CPU", rows, k, beta)
 							}
-							continue
-						}
-						var s, sa float64
-						for l := 0; l < k; l++ {
-							x := float64(a[l*mr+i]) * float64(b[l*nr+j])
-							s, sa = s+x, sa+math.Abs(x)
-						}
-						want, abs := float64(alpha)*s, math.Abs(float64(alpha))*sa
-						if beta != 0 {
-							want += float64(beta) * float64(c[p])
-							abs += math.Abs(float64(beta) * float64(c[p]))
-						}
-						if !(math.Abs(float64(got[p])-want) <= float64(k+4)*unitRoundoff*abs*1.0001) {
-							t.Fatalf("k=%d beta=%g: c[%d,%d] = %g, want %g", k, beta, i, j, got[p], want)
-						}
-					}
-					if canNative {
-						nat := append([]float32(nil), c...)
-						kc.native(k, &a[0], &b[0], &nat[0], ldc, alpha, beta)
-						if !bitsEqual(nat, got) {
-							t.Fatalf("k=%d beta=%g: emulated kernel differs from the CPU", k, beta)
 						}
 					}
 				}

@@ -290,68 +290,81 @@ func TestGemmAlphaZeroIgnoresAB(t *testing.T) {
 	}
 }
 
-// TestGemmMicroKernel calls each micro-kernel directly: every k up to 9 (the
-// unrolled loop and its remainder) and a long one, beta 0 (NaN in C, ±0),
-// 1 and other, and a row stride wider than the tile with guard values.
+// TestGemmMicroKernel calls each micro-kernel (and its edge kernels, which
+// must write only their rows) directly: every k up to 9 (the unrolled loop
+// and its remainder) and a long one, beta 0 (NaN in C, ±0), 1 and other,
+// and a row stride wider than the tile with guard values.
 func TestGemmMicroKernel(t *testing.T) {
 	forEachGemmVariant(t, func(t *testing.T, kr *gemmKernel) {
 		r := rand.New(rand.NewPCG(3, 3))
-		mr, nr := kr.mr, kr.nr
-		for _, k := range []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 257} {
-			for _, beta := range []float32{0, float32(math.Copysign(0, -1)), 1, -0.6} {
-				alpha := float32(1.25)
-				a := randSlice(r, k*mr)
-				b := randSlice(r, k*nr)
-				ldc := nr + 3
-				c := make([]float32, mr*ldc+5)
-				for i := range c {
-					c[i] = sentinel
+		for rows := 1; rows <= kr.mr; rows++ {
+			fn := kr.fn
+			if rows < kr.mr {
+				if kr.edge == nil {
+					continue
 				}
-				c0 := make([]float32, len(c))
-				for i := 0; i < mr; i++ {
-					for j := 0; j < nr; j++ {
-						if beta == 0 {
-							c[i*ldc+j] = float32(math.NaN())
-						} else {
-							c[i*ldc+j] = float32(r.Float64()*2 - 1)
-						}
-					}
-				}
-				copy(c0, c)
-				kr.fn(k, &a[0], &b[0], &c[0], ldc, alpha, beta)
-				for i := 0; i < mr; i++ {
-					for j := 0; j < nr; j++ {
-						var s, sa float64
-						for l := 0; l < k; l++ {
-							p := float64(a[l*mr+i]) * float64(b[l*nr+j])
-							s += p
-							sa += math.Abs(p)
-						}
-						want := float64(alpha) * s
-						abs := math.Abs(float64(alpha)) * sa
-						if beta != 0 {
-							want += float64(beta) * float64(c0[i*ldc+j])
-							abs += math.Abs(float64(beta) * float64(c0[i*ldc+j]))
-						}
-						got := float64(c[i*ldc+j])
-						if !(math.Abs(got-want) <= float64(k+4)*unitRoundoff*abs*1.0001) {
-							t.Fatalf("k=%d beta=%g: c[%d,%d] = %g, want %g", k, beta, i, j, got, want)
-						}
-					}
-					for j := nr; j < ldc; j++ {
-						if math.Float32bits(c[i*ldc+j]) != math.Float32bits(sentinel) {
-							t.Fatalf("k=%d: wrote c[%d,%d] outside the tile", k, i, j)
-						}
-					}
-				}
-				for p := mr * ldc; p < len(c); p++ {
-					if math.Float32bits(c[p]) != math.Float32bits(sentinel) {
-						t.Fatalf("k=%d: wrote past the tile at %d", k, p)
-					}
+				fn = kr.edge[rows]
+			}
+			for _, k := range []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 257} {
+				for _, beta := range []float32{0, float32(math.Copysign(0, -1)), 1, -0.6} {
+					checkKernel(t, r, kr.mr, kr.nr, rows, fn, k, 1.25, beta, nil)
 				}
 			}
 		}
 	})
+}
+
+// checkKernel runs a micro-kernel fn (tile mr×nr, computing the first rows
+// rows) on random panels and checks C against the float64 reference and
+// the guard values. When call is set it runs the kernel instead of fn (the
+// emulator). It returns a, b and C before and after, for further checks.
+func checkKernel(t *testing.T, r *rand.Rand, mr, nr, rows int, fn func(k int, a, b, c *float32, ldc int, alpha, beta float32),
+	k int, alpha, beta float32, call func(k int, a, b, c []float32, ldc int, alpha, beta float32) []float32) (a, b, c0, c []float32) {
+	t.Helper()
+	a = randSlice(r, k*mr)
+	b = randSlice(r, k*nr)
+	ldc := nr + 3
+	c0 = make([]float32, mr*ldc+5)
+	for p := range c0 {
+		i, j := p/ldc, p%ldc
+		switch {
+		case i >= rows || j >= nr:
+			c0[p] = sentinel
+		case beta == 0:
+			c0[p] = float32(math.NaN())
+		default:
+			c0[p] = float32(r.Float64()*2 - 1)
+		}
+	}
+	if call != nil {
+		c = call(k, a, b, c0, ldc, alpha, beta)
+	} else {
+		c = append([]float32(nil), c0...)
+		fn(k, &a[0], &b[0], &c[0], ldc, alpha, beta)
+	}
+	for p := range c {
+		i, j := p/ldc, p%ldc
+		if i >= rows || j >= nr {
+			if math.Float32bits(c[p]) != math.Float32bits(sentinel) {
+				t.Fatalf("rows=%d k=%d beta=%g: wrote c[%d] outside the tile", rows, k, beta, p)
+			}
+			continue
+		}
+		var s, sa float64
+		for l := 0; l < k; l++ {
+			x := float64(a[l*mr+i]) * float64(b[l*nr+j])
+			s, sa = s+x, sa+math.Abs(x)
+		}
+		want, abs := float64(alpha)*s, math.Abs(float64(alpha))*sa
+		if beta != 0 {
+			want += float64(beta) * float64(c0[p])
+			abs += math.Abs(float64(beta) * float64(c0[p]))
+		}
+		if !(math.Abs(float64(c[p])-want) <= float64(k+4)*unitRoundoff*abs*1.0001) {
+			t.Fatalf("rows=%d k=%d beta=%g: c[%d,%d] = %g, want %g", rows, k, beta, i, j, c[p], want)
+		}
+	}
+	return a, b, c0, c
 }
 
 func TestGemmPacked(t *testing.T) {
@@ -550,7 +563,7 @@ func TestGemmNoAlloc(t *testing.T) {
 	}
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	r := rand.New(rand.NewPCG(8, 8))
-	m, n, k := 50, 200, 300
+	m, n, k := 20, 40, 300
 	a, b, c := randSlice(r, m*k), randSlice(r, n*k), make([]float32, m*n)
 	pb := PackB(blas.Trans, k, n, b, k)
 	ep := Epilogue{Bias: randSlice(r, n), Act: ActQuickGELU}
@@ -621,35 +634,47 @@ func TestGemmPanics(t *testing.T) {
 	}
 }
 
-// loopKernel is a plain-loop micro-kernel of any tile shape, to run the
-// driver with the geometry (tile and blocking) of kernels this CPU lacks.
+// loopKernel is a plain-loop micro-kernel of any tile shape (with edge
+// kernels), to run the driver with the geometry (tile and blocking) of
+// kernels this CPU lacks.
 func loopKernel(mr, nr, kc, mc int) *gemmKernel {
-	return &gemmKernel{mr: mr, nr: nr, kc: kc, mc: mc, nc: 2048, fn: func(k int, a, b, c *float32, ldc int, alpha, beta float32) {
-		ap, bp := unsafe.Slice(a, k*mr), unsafe.Slice(b, k*nr)
-		cs := unsafe.Slice(c, (mr-1)*ldc+nr)
-		for i := 0; i < mr; i++ {
-			for j := 0; j < nr; j++ {
-				var s float32
-				for l := 0; l < k; l++ {
-					s += ap[l*mr+i] * bp[l*nr+j]
-				}
-				if beta == 0 {
-					cs[i*ldc+j] = alpha * s
-				} else {
-					cs[i*ldc+j] = alpha*s + beta*cs[i*ldc+j]
+	rowsKernel := func(rows int) func(k int, a, b, c *float32, ldc int, alpha, beta float32) {
+		return func(k int, a, b, c *float32, ldc int, alpha, beta float32) {
+			ap, bp := unsafe.Slice(a, k*mr), unsafe.Slice(b, k*nr)
+			cs := unsafe.Slice(c, (rows-1)*ldc+nr)
+			for i := 0; i < rows; i++ {
+				for j := 0; j < nr; j++ {
+					var s float32
+					for l := 0; l < k; l++ {
+						s += ap[l*mr+i] * bp[l*nr+j]
+					}
+					if beta == 0 {
+						cs[i*ldc+j] = alpha * s
+					} else {
+						cs[i*ldc+j] = alpha*s + beta*cs[i*ldc+j]
+					}
 				}
 			}
 		}
-	}}
+	}
+	kr := &gemmKernel{mr: mr, nr: nr, kc: kc, mc: mc, nc: 2048, fn: rowsKernel(mr)}
+	kr.edge = make([]func(k int, a, b, c *float32, ldc int, alpha, beta float32), mr)
+	for r := 1; r < mr; r++ {
+		kr.edge[r] = rowsKernel(r)
+	}
+	return kr
 }
 
 // TestGemmGeometries runs the driver (Sgemm and the packed path) with the
 // tile shapes and blocking of every assembly kernel, whether or not this CPU
-// can run it: AVX-512 14×32 (mc 336), AVX2 6×16, NEON 8×8.
+// can run it: AVX-512 14×32 (mc 336), AVX2 6×16, NEON 8×8; with edge
+// kernels and without (the 8×8 NEON kernel has none).
 func TestGemmGeometries(t *testing.T) {
 	shapes := [][3]int{{1, 1, 1}, {13, 31, 7}, {15, 33, 65}, {29, 64, 257}, {340, 40, 260}, {50, 2100, 3}, {77, 100, 513}}
-	for _, kr := range []*gemmKernel{loopKernel(14, 32, 256, 336), loopKernel(6, 16, 256, 144), loopKernel(8, 8, 256, 128)} {
-		t.Run(fmt.Sprintf("%dx%d", kr.mr, kr.nr), func(t *testing.T) {
+	noEdge := loopKernel(14, 32, 256, 336)
+	noEdge.edge = nil
+	for _, kr := range []*gemmKernel{loopKernel(14, 32, 256, 336), noEdge, loopKernel(6, 16, 256, 144), loopKernel(8, 8, 256, 128)} {
+		t.Run(fmt.Sprintf("%dx%d/edge=%v", kr.mr, kr.nr, kr.edge != nil), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(12, uint64(kr.mr)))
 			idx := 0
 			for _, sh := range shapes {

@@ -186,9 +186,10 @@ func mulAVX512(dst, a, b *float32, n int)
 
 // avx512SelfCheck runs each AVX-512 kernel once on 37 floats (two full
 // vectors and a masked tail) and compares with the generic kernels, loosely
-// (1e-5 relative). The AVX-512 code could not be run where it was written
-// (no AVX-512 there), so a gross fault there disables the AVX-512 variants
-// instead of giving wrong results; TestVecVariantsRegistered then reports it.
+// (1e-5 relative). The AVX-512 code was developed without AVX-512 hardware
+// and verified in an instruction-level emulator (vec_emu_amd64_test.go); if
+// real hardware disagrees grossly, the AVX-512 variants are left out instead
+// of giving wrong results, and TestVecVariantsRegistered reports it.
 func avx512SelfCheck() bool {
 	const n = 37
 	var x, y, g, b, want, got, s1, s2 [n]float32

@@ -16,11 +16,29 @@ and tokens/cpu-s (per second of process CPU time, less distorted by a busy
 machine) over --repeats timed runs of --steps steps each.
 """
 import argparse
+import os
 import statistics
+import sys
 import time
 
-import torch
-import torch.nn as nn
+
+def _threads_from_argv(default=1):
+    for i, a in enumerate(sys.argv):
+        if a == "--threads" and i + 1 < len(sys.argv):
+            return sys.argv[i + 1]
+        if a.startswith("--threads="):
+            return a.split("=", 1)[1]
+    return str(default)
+
+
+# Pin the BLAS library's own thread pool (Debian's torch calls the system
+# libblas, e.g. OpenBLAS) before torch loads it, not only torch's intra-op
+# pool.
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_v] = _threads_from_argv()
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
 
 
 class Attention(nn.Module):

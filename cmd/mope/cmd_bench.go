@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/infer"
 	"github.com/mopeclip/mopeclip/ops"
 	"github.com/mopeclip/mopeclip/tensor"
 )
@@ -17,10 +18,12 @@ func init() {
 	register(&command{
 		name:    "bench",
 		summary: "measure image and text encoder throughput (items/s) and achieved GFLOP/s",
-		usage: "--model DIR [--batch N] [--threads T] [--json]\n\n" +
+		usage: "--model DIR [--batch N] [--threads T] [--engine fast|ref] [--dtype f32|bf16] [--json]\n\n" +
 			"  Each tower encodes a batch of random inputs (texts of the full context length) in\n" +
 			"  --rounds timed rounds after --warmup untimed ones; the median round is reported.\n" +
-			"  GFLOP/s counts 2 FLOPs per multiply–accumulate of the config (clip.MACs).",
+			"  GFLOP/s counts 2 FLOPs per multiply–accumulate of the config (clip.MACs).\n" +
+			"  --engine fast (default) runs the packed inference engine (package infer); --engine ref\n" +
+			"  the reference forward (clip.Model.EncodeImage/EncodeText), to compare in one run.",
 		run: runBench,
 	})
 }
@@ -40,6 +43,9 @@ type benchReport struct {
 	ImageGFLOP float64 `json:"image_gflop_per_item"`
 	TextGFLOP  float64 `json:"text_gflop_per_item"`
 	Kernels    string  `json:"kernels"`
+	Engine     string  `json:"engine"`
+	DType      string  `json:"dtype"`
+	Split      string  `json:"split,omitempty"`
 	GOARCH     string  `json:"goarch"`
 }
 
@@ -54,6 +60,10 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	towers := fl.String("tower", "both", "image, text or both")
 	textLen := fl.Int("text-len", 0, "tokens per text (0: the context length, max_position_embeddings)")
 	asJSON := fl.Bool("json", false, "print one JSON object")
+	engine := fl.String("engine", "fast", "fast (packed inference engine) or ref (reference forward)")
+	dtype := fl.String("dtype", "f32", "weight type of the fast engine: f32 (bf16 is not implemented yet)")
+	splitName := fl.String("split", "auto", "fast engine's parallel split: auto, gemm (split each product) or items (split the batch)")
+	chunk := fl.Int("chunk", 0, "fast engine: most items per forward pass (0: the engine's default)")
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
@@ -70,6 +80,18 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: want --rounds >= 1 and --warmup >= 0", errUsage)
 	case *towers != "both" && *towers != "image" && *towers != "text":
 		return fmt.Errorf("%w: --tower %q: want image, text or both", errUsage, *towers)
+	case *engine != "fast" && *engine != "ref":
+		return fmt.Errorf("%w: --engine %q: want fast or ref", errUsage, *engine)
+	case *dtype != "f32" && *dtype != "bf16":
+		return fmt.Errorf("%w: --dtype %q: want f32 or bf16", errUsage, *dtype)
+	case *dtype == "bf16":
+		return fmt.Errorf("%w: --dtype bf16 is not implemented yet", errUsage)
+	case *chunk < 0:
+		return fmt.Errorf("%w: --chunk must not be negative", errUsage)
+	}
+	split, err := infer.ParseSplit(*splitName)
+	if err != nil {
+		return fmt.Errorf("%w: --split: %v", errUsage, err)
 	}
 	m, err := loadModel(*model)
 	if err != nil {
@@ -88,7 +110,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	B := *batch
 	rep := benchReport{Model: *model, Batch: B, Threads: runtime.GOMAXPROCS(0), TextLen: T, Rounds: *rounds, GOARCH: runtime.GOARCH,
-		ImageGFLOP: cfg.VisionMACs().GFLOPs(), TextGFLOP: cfg.TextMACs(T).GFLOPs()}
+		ImageGFLOP: cfg.VisionMACs().GFLOPs(), TextGFLOP: cfg.TextMACs(T).GFLOPs(), Engine: *engine, DType: *dtype}
 
 	// Inputs: random pixels, and random texts SOT … EOT filling T tokens.
 	rng := tensor.NewRNG(1)
@@ -128,12 +150,29 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		}
 		return float64(B) / med
 	}
+	vis, txt, _ := m.NumParams() // before the fast engine releases the model's matrices
+	encImage := func() { m.EncodeImage(nil, pixels) }
+	encText := func() { m.EncodeText(nil, tb) }
+	if *engine == "fast" {
+		// The engine keeps its own packed copy of the weight matrices.
+		e, err := infer.New(m, infer.Options{Split: split, Chunk: *chunk, ReleaseWeights: true})
+		if err != nil {
+			return err
+		}
+		defer e.Close()
+		e.Warm(B)
+		rep.Split = e.SplitFor(B).String()
+		imgOut := make([]float32, B*e.EmbedDim())
+		txtOut := make([]float32, B*e.EmbedDim())
+		encImage = func() { e.EncodeImages(pixels.Value.Data, B, imgOut) }
+		encText = func() { e.EncodeTexts(tb.IDs, tb.EOTPos, B, T, txtOut) }
+	}
 	if *towers != "text" {
-		rep.ImagePerS = measure("image", func() { m.EncodeImage(nil, pixels) })
+		rep.ImagePerS = measure("image", encImage)
 		rep.ImageGFLOPs = rep.ImagePerS * rep.ImageGFLOP
 	}
 	if *towers != "image" {
-		rep.TextPerS = measure("text", func() { m.EncodeText(nil, tb) })
+		rep.TextPerS = measure("text", encText)
 		rep.TextGFLOPs = rep.TextPerS * rep.TextGFLOP
 	}
 	rep.Kernels = tensor.KernelReport()
@@ -146,9 +185,12 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		_, err = fmt.Fprintf(stdout, "%s\n", b)
 		return err
 	}
-	vis, txt, _ := m.NumParams()
-	fmt.Fprintf(stdout, "%s: batch %d, %d threads (GOMAXPROCS), %s, median of %d rounds after %d warm-up\n",
-		*model, B, rep.Threads, runtime.GOARCH, *rounds, *warmup)
+	engineDesc := "reference forward"
+	if *engine == "fast" {
+		engineDesc = "fast engine, " + *dtype + ", split " + rep.Split
+	}
+	fmt.Fprintf(stdout, "%s: batch %d, %d threads (GOMAXPROCS), %s, %s, median of %d rounds after %d warm-up\n",
+		*model, B, rep.Threads, runtime.GOARCH, engineDesc, *rounds, *warmup)
 	if *towers != "text" {
 		fmt.Fprintf(stdout, "  image encoder: %8.2f images/s  %7.1f GFLOP/s  (%.3g GFLOP/image, %.1fM params)\n",
 			rep.ImagePerS, rep.ImageGFLOPs, rep.ImageGFLOP, float64(vis)/1e6)

@@ -166,6 +166,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	out := fl.String("out", "mope-demo", "output `DIR` (results.json and the evaluated models)")
 	teacherDir := fl.String("teacher", DefaultTeacherDir, "teacher model `DIR`; trained there with the committed recipe when missing")
 	n := fl.Int("n", 1000, "test images (5 captions each)")
+	story := registerStoryFlags(fl) // issue 7: the MoPE-CLIP story (demo_story.go)
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
@@ -223,6 +224,9 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	// Later stages (MoPE pruning + distillation) add their models here.
+	if err := demoStoryHook(story, teacher, *teacherDir, tok, d, *out, &rows, evalModel, stdout, stderr); err != nil {
+		return err
+	}
 
 	fmt.Fprintln(stdout)
 	printDemoTable(stdout, rows)

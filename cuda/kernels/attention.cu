@@ -179,7 +179,7 @@ extern "C" __global__ void __launch_bounds__(128)
     attn_probs(const float *__restrict__ q, const float *__restrict__ k, float *__restrict__ P, int T, int D,
                int ldq, int ldk, float scale, int causal, const int *__restrict__ keyLens,
                const int *__restrict__ keptHeads, int Hk) {
-	extern __shared__ float qs[];
+	MC_DYN_SHARED(float, qs);
 	__shared__ float red[32];
 	__shared__ double redd[32];
 	const int i = blockIdx.x, slot = blockIdx.y, b = slot / Hk, h = keptHeads[slot - b * Hk];
@@ -272,7 +272,7 @@ extern "C" __global__ void __launch_bounds__(128)
     attn_bwd_ds(const float *__restrict__ P, const float *__restrict__ dO, const float *__restrict__ v,
                 float *__restrict__ dS, int T, int D, int ldo, int ldv, int causal,
                 const int *__restrict__ keyLens, const int *__restrict__ keptHeads, int Hk) {
-	extern __shared__ float gs[];
+	MC_DYN_SHARED(float, gs);
 	__shared__ double redd[32];
 	const int i = blockIdx.x, slot = blockIdx.y, b = slot / Hk, h = keptHeads[slot - b * Hk];
 	const int L = keyLens != nullptr ? keyLens[b] : T;

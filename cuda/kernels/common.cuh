@@ -10,6 +10,14 @@
 
 #define MC_INF __int_as_float(0x7f800000)
 
+// Dynamic shared memory (the CPU emulator of emu/ maps it to a per-block
+// buffer; nvcc sees the usual extern array).
+#ifdef MC_EMULATE
+#define MC_DYN_SHARED(T, name) T *name = (T *)mc_dynamic_shared()
+#else
+#define MC_DYN_SHARED(T, name) extern __shared__ T name[]
+#endif
+
 // Activation codes shared with the Go side (cuda/kernels.go).
 #define ACT_NONE 0
 #define ACT_QUICKGELU 1

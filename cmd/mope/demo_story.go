@@ -1,0 +1,632 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"html"
+	"image"
+	"io"
+	"math"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/clip/tokenizer"
+	"github.com/mopeclip/mopeclip/dataset/shapes"
+	"github.com/mopeclip/mopeclip/internal/atomicfile"
+	"github.com/mopeclip/mopeclip/internal/world"
+	"github.com/mopeclip/mopeclip/mope"
+	"github.com/mopeclip/mopeclip/nn"
+	"github.com/mopeclip/mopeclip/ops"
+	"github.com/mopeclip/mopeclip/train"
+)
+
+// The MoPE-CLIP story of mope demo (issue 7): prune the shapes teacher to a
+// FLOPs target with MoPE and with the baseline metrics (same plan, same
+// distillation budget), compare pruning orders at the same FLOPs, train a
+// model of the pruned size from scratch with the same number of steps, and
+// report params, GFLOPs, measured images/s and retrieval for every model.
+
+// storyOptions are the demo's story flags.
+type storyOptions struct {
+	Skip           bool
+	Full           bool
+	Steps, Batch   int
+	TrainN, CalibN int
+	LR, ScratchLR  float64
+	Fresh          bool
+	N              int
+}
+
+func registerStoryFlags(fl *flag.FlagSet) *storyOptions {
+	o := &storyOptions{}
+	fl.BoolVar(&o.Skip, "no-story", false, "evaluate the teacher only (the issue-5 demo)")
+	fl.BoolVar(&o.Full, "full", false, "the whole grid: 2× and 4×, vision tower and both towers, every metric and order (about an hour)")
+	fl.IntVar(&o.Steps, "story-steps", 100, "distillation (and from-scratch training) steps per model")
+	fl.IntVar(&o.Batch, "story-batch", 32, "image–caption pairs per step")
+	fl.IntVar(&o.TrainN, "story-train-n", 2000, "training images for distillation and from-scratch training")
+	fl.IntVar(&o.CalibN, "calib-n", 200, "calibration images (one caption each) for MoPE, Taylor and uni-modal scoring")
+	fl.Float64Var(&o.LR, "story-lr", 5e-4, "peak learning rate of distillation")
+	fl.Float64Var(&o.ScratchLR, "scratch-lr", 1e-3, "peak learning rate of from-scratch training (pretraining's)")
+	fl.IntVar(&o.N, "story-n", 500, "test images (5 captions each) the story's models are evaluated on")
+	fl.BoolVar(&o.Fresh, "fresh", false, "delete the story's cached pipeline steps first (otherwise finished steps are reused and marked cached)")
+	return o
+}
+
+// storyRow is one model of the story (story.json).
+type storyRow struct {
+	Name    string  `json:"name"`
+	Towers  string  `json:"towers"` // "both", "vision", "-" (teacher)
+	Target  float64 `json:"target_flops"`
+	Method  string  `json:"method"` // metric, "scratch" or "teacher"
+	Order   string  `json:"order"`
+	Width   float64 `json:"width,omitempty"`
+	Depth   float64 `json:"depth,omitempty"`
+	Params  int     `json:"params"`
+	GFLOPsI float64 `json:"image_gflops"`
+	GFLOPsT float64 `json:"text_gflops"`
+	ImgPerS float64 `json:"images_per_s"`
+	R1      float64 `json:"mean_r1"`
+	R5      float64 `json:"mean_r5"`
+	Mean    float64 `json:"mean_recall"`
+	// PrunedR1 is mean R@1 of the pruned model before distillation.
+	PrunedR1 *float64 `json:"pruned_mean_r1,omitempty"`
+	Steps    int      `json:"train_steps"`
+	Seconds  float64  `json:"seconds"` // pruning + training time in this run
+	Cached   bool     `json:"cached"`
+	Dir      string   `json:"dir"`
+
+	prunedDir string
+}
+
+// storyCase is one pruned (or scratch) model to build.
+type storyCase struct {
+	towers string // "both" or "vision"
+	target float64
+	metric string // or "scratch"
+	order  string
+}
+
+func (c storyCase) name() string {
+	s := fmt.Sprintf("%s-%gx-%s", c.towers, 1/c.target, c.metric)
+	if c.order != mope.OrderWidthDepth && c.metric != "scratch" {
+		s += "-" + c.order
+	}
+	return s
+}
+
+// storyCases lists the models: the prioritised default set, or the grid.
+func storyCases(full bool) []storyCase {
+	var cs []storyCase
+	if !full {
+		return []storyCase{
+			{"both", 0.5, "mope", mope.OrderWidthDepth},
+			{"both", 0.5, "magnitude", mope.OrderWidthDepth},
+			{"both", 0.5, "random", mope.OrderWidthDepth},
+			{"both", 0.5, "mope", mope.OrderDepthWidth},
+			{"both", 0.5, "mope", mope.OrderWidth},
+			{"both", 0.5, "scratch", mope.OrderWidthDepth},
+		}
+	}
+	for _, tw := range []string{"both", "vision"} {
+		for _, t := range []float64{0.5, 0.25} {
+			for _, m := range mope.Metrics {
+				cs = append(cs, storyCase{tw, t, m, mope.OrderWidthDepth})
+			}
+			cs = append(cs, storyCase{tw, t, "mope", mope.OrderDepthWidth}, storyCase{tw, t, "mope", mope.OrderWidth},
+				storyCase{tw, t, "scratch", mope.OrderWidthDepth})
+		}
+	}
+	return cs
+}
+
+// storyEnv is what the story needs from the demo.
+type storyEnv struct {
+	Teacher    *clip.Model
+	TeacherDir string
+	Tok        *tokenizer.Tokenizer
+	World      *demoWorld
+	Out        string
+	Eval       func(name string, m *clip.Model) (*demoResult, error)
+	// TeacherResult is the demo's evaluation of the teacher.
+	TeacherResult *demoResult
+	Stdout        io.Writer
+	Log           io.Writer
+}
+
+// imagesPerSecond measures image-tower throughput: 256 test images in
+// batches of 64, best of two passes.
+func imagesPerSecond(m *clip.Model, im *world.Images) float64 {
+	n := min(256, im.N)
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	pix := im.Pixels(idx).Data
+	best := math.Inf(1)
+	for range 3 {
+		t := time.Now()
+		clip.EncodeImages(m, pix, n, 64)
+		best = min(best, time.Since(t).Seconds())
+	}
+	return float64(n) / best
+}
+
+// storyCalib is the calibration set: the first caption of each of n images
+// of the shapes calib split (one caption per image keeps text scoring cheap).
+func storyCalib(m *clip.Model, tok *tokenizer.Tokenizer, n int) (*mope.Calib, error) {
+	exs, err := shapes.Generate(shapes.DefaultConfig(), "calib", n)
+	if err != nil {
+		return nil, err
+	}
+	imgs := make([]image.Image, len(exs))
+	caps := make([]string, len(exs))
+	ci := make([]int, len(exs))
+	for i, e := range exs {
+		imgs[i], caps[i], ci[i] = e.Image, e.Captions[0], i
+	}
+	return mope.NewCalib(m, imgs, caps, ci, tok)
+}
+
+func runStory(ctx context.Context, env storyEnv, o *storyOptions) ([]*storyRow, error) {
+	t0 := time.Now()
+	dir := filepath.Join(env.Out, "story")
+	if o.Fresh {
+		os.RemoveAll(dir)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	teacher := env.Teacher
+	cases := storyCases(o.Full)
+	fmt.Fprintf(env.Stdout, "\nMoPE-CLIP story: %d pruned/scratch models; budget per model %d steps × %d pairs (%d training images), calibration %d pairs\n",
+		len(cases), o.Steps, o.Batch, o.TrainN, o.CalibN)
+	tw := time.Now()
+	trainPairs, err := world.Split(shapes.DefaultConfig(), "train", o.TrainN, teacher.Config.Vision.ImageSize)
+	if err != nil {
+		return nil, err
+	}
+	cal, err := storyCalib(teacher, env.Tok, o.CalibN)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(env.Stdout, "story data: %d training images, %d calibration pairs (%s)\n", trainPairs.Len(), cal.NImg, time.Since(tw).Round(time.Millisecond))
+	data := mope.DistillData{Train: trainPairs, Tok: env.Tok}
+
+	// The teacher row reuses the demo's evaluation of the teacher.
+	rows := []*storyRow{rowFrom(&storyRow{Name: "teacher", Towers: "-", Target: 1, Method: "teacher", Order: "-", Dir: env.TeacherDir},
+		env.TeacherResult, teacher, env.World.Test.Images)}
+
+	// Teacher scores per metric (heads, FFN groups, layers of both towers),
+	// shared by every row with that metric.
+	teacherScores := map[string]*mope.ScoreFile{}
+	scoresFor := func(metric string) (*mope.ScoreFile, error) {
+		if f, ok := teacherScores[metric]; ok {
+			return f, nil
+		}
+		path := filepath.Join(dir, "teacher-scores-"+metric+".json")
+		if f, err := mope.ReadScores(path); err == nil && f.Complete && f.Settings.Model == mope.Fingerprint(teacher) {
+			fmt.Fprintf(env.Stdout, "  %s scores of the teacher: cached in %s\n", metric, path)
+			teacherScores[metric] = f
+			return f, nil
+		}
+		t := time.Now()
+		f, err := mope.Score(teacher, cal, mope.Options{Metric: metric, Towers: []string{mope.Vision, mope.Text},
+			Kinds: []string{mope.KindHead, mope.KindFFN, mope.KindLayer}, Data: "shapes-calib-1cap", Limit: o.CalibN, Seed: 1})
+		if err != nil {
+			return nil, err
+		}
+		if err := mope.WriteScores(path, f); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(env.Stdout, "  %s scores of the teacher: %d modules in %s\n", metric, len(f.Scores), time.Since(t).Round(time.Millisecond))
+		teacherScores[metric] = f
+		return f, nil
+	}
+
+	dopt := mope.DefaultDistillOptions()
+	dopt.Steps, dopt.Batch, dopt.LR, dopt.Warmup, dopt.ValEvery, dopt.CkptEvery = o.Steps, o.Batch, o.LR, max(1, o.Steps/10), 0, 50
+	shapeOf := map[string]*clip.Config{} // pruned config per (towers, target), for scratch
+	for i, c := range cases {
+		name := c.name()
+		fmt.Fprintf(env.Stdout, "[%d/%d] %s ...\n", i+1, len(cases), name)
+		t := time.Now()
+		row := &storyRow{Name: name, Towers: c.towers, Target: c.target, Method: c.metric, Order: c.order, Steps: o.Steps}
+		var m *clip.Model
+		key := fmt.Sprintf("%s-%g", c.towers, c.target)
+		if c.metric == "scratch" {
+			row.Order = "-"
+			cfg := shapeOf[key]
+			if cfg == nil {
+				return nil, fmt.Errorf("story: no pruned shape for %s yet (scratch must follow a pruned row)", key)
+			}
+			var cached bool
+			if m, cached, err = storyScratch(ctx, cfg, data, o, filepath.Join(dir, name), env.Log); err != nil {
+				return nil, err
+			}
+			row.Cached = cached
+		} else {
+			ts, err := scoresFor(c.metric)
+			if err != nil {
+				return nil, err
+			}
+			po := mope.PipelineOptions{Stage: mope.StagePretrain, Order: c.order, Metric: c.metric, TargetFLOPs: c.target,
+				Calib: cal, CalibData: "shapes-calib-1cap", CalibLimit: o.CalibN, TeacherScores: ts, Seed: 1,
+				Distill: dopt, Data: data, TeacherDir: env.TeacherDir, Dir: filepath.Join(dir, name), Log: env.Log, Context: ctx}
+			if c.towers == "vision" {
+				po.Stage, po.Towers = mope.StageFinetune, []string{mope.Vision}
+			}
+			pm, res, err := mope.Pipeline(teacher, po)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			m = pm
+			row.Width, row.Depth = res.Width, res.Depth
+			for _, s := range res.Steps {
+				if s.Resumed {
+					row.Cached = true
+				}
+			}
+			for _, st := range res.Steps {
+				if st.Kind == "prune" && st.Dir != "" {
+					row.prunedDir = st.Dir
+				}
+			}
+			if c.metric == "mope" && c.order == mope.OrderWidthDepth {
+				shapeOf[key] = m.Config
+			}
+		}
+		row.Seconds = time.Since(t).Seconds()
+		r, err := env.Eval(name, m)
+		if err != nil {
+			return nil, err
+		}
+		if row.prunedDir != "" {
+			if pm, err := clip.Load(row.prunedDir); err == nil {
+				if v, err := mope.RetrievalScalars(pm, env.Tok, env.World.Test); err == nil {
+					r1 := v["r1"]
+					row.PrunedR1 = &r1
+				}
+			}
+		}
+		rows = append(rows, rowFrom(row, r, m, env.World.Test.Images))
+		last := rows[len(rows)-1]
+		fmt.Fprintf(env.Stdout, "    %.2fM params, %.4f GFLOPs/image, mean R@1 %.1f, R@5 %.1f (%s%s)\n", float64(last.Params)/1e6,
+			last.GFLOPsI, last.R1, last.R5, time.Duration(row.Seconds*float64(time.Second)).Round(time.Second), cachedNote(row.Cached))
+	}
+	fmt.Fprintln(env.Stdout)
+	printStoryTable(env.Stdout, rows)
+	if err := writeStory(env.Out, rows, o, time.Since(t0)); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(env.Stdout, "story: %s; report %s\n", time.Since(t0).Round(time.Second), filepath.Join(env.Out, "REPORT.md"))
+	return rows, nil
+}
+
+func cachedNote(c bool) string {
+	if c {
+		return ", reused cached steps"
+	}
+	return ""
+}
+
+func rowFrom(row *storyRow, r *demoResult, m *clip.Model, im *world.Images) *storyRow {
+	row.Params = r.Params
+	row.GFLOPsI, row.GFLOPsT = r.ImageGFLOPs, r.TextGFLOPs
+	row.R1 = (r.TR1 + r.IR1) / 2
+	row.R5 = (r.TR5 + r.IR5) / 2
+	row.Mean = r.Mean()
+	if row.Dir == "" {
+		row.Dir = r.Dir
+	}
+	row.ImgPerS = imagesPerSecond(m, im)
+	return row
+}
+
+// storyScratch trains a model of shape cfg (widths and depths of a pruned
+// model, fresh initialisation) contrastively for the story's step budget.
+func storyScratch(ctx context.Context, pruned *clip.Config, data mope.DistillData, o *storyOptions, dir string, log io.Writer) (*clip.Model, bool, error) {
+	if m, err := clip.Load(dir); err == nil {
+		return m, true, nil
+	}
+	cfg := pruned.Clone()
+	cfg.Vision.TeacherLayers, cfg.Text.TeacherLayers = nil, nil
+	m, err := clip.New(cfg, 1)
+	if err != nil {
+		return nil, false, err
+	}
+	opt := nn.NewAdamW(m.Params(), nn.AdamWConfig{Beta1: 0.9, Beta2: 0.98, Eps: 1e-6, WeightDecay: 0.1})
+	sampler := &world.Sampler{Pairs: data.Train, Tok: data.Tok, Batch: o.Batch, Seed: 1}
+	tp := ops.NewTape()
+	step := func(s int) (float64, map[string]float64, error) {
+		b, err := sampler.Get(s)
+		if err != nil {
+			return 0, nil, err
+		}
+		loss, err := m.ContrastiveStep(tp, b.Pixels, b.Text)
+		return loss, nil, err
+	}
+	tc := train.Config{Steps: o.Steps, Warmup: max(1, o.Steps/10), LR: o.ScratchLR, MinLR: 1e-5, ClipNorm: 1, Items: o.Batch,
+		Dir: filepath.Join(dir, "checkpoint"), CkptEvery: 50, Resume: true, Log: log, Context: ctx,
+		Extra: map[string]string{"scratch": fmt.Sprintf("steps=%d batch=%d lr=%g", o.Steps, o.Batch, o.ScratchLR)}}
+	if _, err := train.Run(tc, m.Params(), opt, step, nil); err != nil {
+		return nil, false, err
+	}
+	if err := m.Save(dir); err != nil {
+		return nil, false, err
+	}
+	os.RemoveAll(tc.Dir)
+	return m, false, nil
+}
+
+func printStoryTable(w io.Writer, rows []*storyRow) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "model\ttowers\tFLOPs\tmethod\torder\tparams\tGFLOPs img\tGFLOPs txt\timages/s\tmean R@1\tmean R@5\tR@1 pruned\tsteps\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.3fM\t%.4f\t%.4f\t%.0f\t%.1f\t%.1f\t%s\t%s\t\n", r.Name, r.Towers, fmtTarget(r.Target), r.Method,
+			r.Order, float64(r.Params)/1e6, r.GFLOPsI, r.GFLOPsT, r.ImgPerS, r.R1, r.R5, fmtPruned(r), fmtSteps(r))
+	}
+	tw.Flush()
+}
+
+func fmtTarget(t float64) string {
+	if t >= 1 {
+		return "1×"
+	}
+	return fmt.Sprintf("%g×↓", 1/t)
+}
+
+func fmtPruned(r *storyRow) string {
+	if r.PrunedR1 == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", *r.PrunedR1)
+}
+
+func fmtSteps(r *storyRow) string {
+	if r.Method == "teacher" {
+		return "-"
+	}
+	s := strconv.Itoa(r.Steps)
+	if r.Cached {
+		s += "*"
+	}
+	return s
+}
+
+// writeStory writes story.json, story.svg and REPORT.md.
+func writeStory(out string, rows []*storyRow, o *storyOptions, took time.Duration) error {
+	js, _ := json.MarshalIndent(rows, "", "  ")
+	if err := atomicfile.WriteFile(filepath.Join(out, "story.json"), append(js, '\n')); err != nil {
+		return err
+	}
+	if err := atomicfile.WriteFile(filepath.Join(out, "story.svg"), storySVG(rows)); err != nil {
+		return err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# MoPE-CLIP on the shapes world — demo report\n\n")
+	fmt.Fprintf(&b, "Generated by `mope demo%s` in %s (story part). Every number below was measured in that run", map[bool]string{true: " --full"}[o.Full], took.Round(time.Second))
+	fmt.Fprintf(&b, " (rows marked * reused pipeline steps cached by an earlier demo run in the same output directory).\n\n")
+	fmt.Fprintf(&b, "Budgets (chosen to fit ≤ 10 minutes on 2 cores): calibration %d image–caption pairs of the shapes calib split (one caption each); "+
+		"every pruned model distilled for %d steps × %d pairs from %d training images (lr %g); the from-scratch model trained with the same "+
+		"steps and batch (lr %g). Retrieval on the first %d images of the shapes test split (5 captions each); mean R@1 = (TR@1 + IR@1)/2, mean R@5 likewise. images/s: image tower, batch 64, best of 3 passes over 256 images, this machine, this run.\n\n",
+		o.CalibN, o.Steps, o.Batch, o.TrainN, o.LR, o.ScratchLR, o.N)
+	b.WriteString("| model | towers | FLOPs | method | order | width | depth | params | GFLOPs/img | GFLOPs/txt | images/s | mean R@1 | mean R@5 | mean R@1 before distillation |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		star := ""
+		if r.Cached {
+			star = "*"
+		}
+		fmt.Fprintf(&b, "| %s%s | %s | %s | %s | %s | %s | %s | %.3fM | %.4f | %.4f | %.0f | %.1f | %.1f | %s |\n", r.Name, star, r.Towers, fmtTarget(r.Target),
+			r.Method, r.Order, fmtRatio(r.Width), fmtRatio(r.Depth), float64(r.Params)/1e6, r.GFLOPsI, r.GFLOPsT, r.ImgPerS, r.R1, r.R5, fmtPruned(r))
+	}
+	b.WriteString("\n![mean R@1 against image GFLOPs](story.svg)\n\n")
+	b.WriteString("## The paper's claims in this run\n\n")
+	for _, l := range storyClaims(rows) {
+		b.WriteString("- " + l + "\n")
+	}
+	return atomicfile.WriteFile(filepath.Join(out, "REPORT.md"), []byte(b.String()))
+}
+
+func fmtRatio(v float64) string {
+	if v == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", v)
+}
+
+// storyClaims compares rows of the same setting for the paper's claims.
+func storyClaims(rows []*storyRow) []string {
+	type key struct {
+		towers string
+		target float64
+	}
+	groups := map[key][]*storyRow{}
+	var keys []key
+	for _, r := range rows {
+		if r.Method == "teacher" {
+			continue
+		}
+		k := key{r.Towers, r.Target}
+		if groups[k] == nil {
+			keys = append(keys, k)
+		}
+		groups[k] = append(groups[k], r)
+	}
+	var out []string
+	for _, k := range keys {
+		g := groups[k]
+		var ref *storyRow
+		for _, r := range g {
+			if r.Method == "mope" && r.Order == mope.OrderWidthDepth {
+				ref = r
+			}
+		}
+		if ref == nil {
+			continue
+		}
+		var others, orders, scratch []string
+		for _, r := range g {
+			if r == ref {
+				continue
+			}
+			cmp := fmt.Sprintf("%s %.1f", r.Name, r.R1)
+			switch {
+			case r.Method == "scratch":
+				scratch = append(scratch, cmp)
+			case r.Method == "mope":
+				orders = append(orders, cmp)
+			default:
+				others = append(others, cmp)
+			}
+		}
+		verdict := func(names []string, what string) {
+			if len(names) == 0 {
+				return
+			}
+			worse := 0
+			for _, r := range g {
+				if r != ref && contains(names, fmt.Sprintf("%s %.1f", r.Name, r.R1)) && r.R1 <= ref.R1 {
+					worse++
+				}
+			}
+			holds := "holds"
+			if worse < len(names) {
+				holds = fmt.Sprintf("does not hold for %d of %d", len(names)-worse, len(names))
+			}
+			out = append(out, fmt.Sprintf("%s, %s: %s (mean R@1 %.1f vs %s): %s.", k.towers, fmtTarget(k.target), what, ref.R1, strings.Join(names, ", "), holds))
+		}
+		verdict(others, "MoPE ≥ other importance metrics")
+		verdict(orders, "width-then-depth ≥ other orders")
+		verdict(scratch, "pruned + distilled ≥ trained from scratch")
+	}
+	return out
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// storySVG plots mean R@1 against image GFLOPs, one marker per model.
+func storySVG(rows []*storyRow) []byte {
+	const W, H, L, R, T, B = 900, 520, 70, 260, 40, 50
+	maxX, maxY := 0.0, 0.0
+	for _, r := range rows {
+		maxX, maxY = math.Max(maxX, r.GFLOPsI), math.Max(maxY, r.R1)
+	}
+	maxX *= 1.1
+	maxY = math.Max(10, math.Ceil(maxY/10)*10)
+	px := func(x float64) float64 { return L + x/maxX*(W-L-R) }
+	py := func(y float64) float64 { return H - B - y/maxY*(H-T-B) }
+	colors := map[string]string{"teacher": "#000000", "mope": "#d62728", "magnitude": "#1f77b4", "taylor": "#2ca02c",
+		"unimodal": "#9467bd", "random": "#7f7f7f", "scratch": "#ff7f0e"}
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", W, H)
+	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", W, H)
+	fmt.Fprintf(&b, `<text x="%d" y="24" font-size="15">mean R@1 (%%) vs image-tower GFLOPs — shapes test split</text>`+"\n", L)
+	for i := 0; i <= 5; i++ {
+		y := maxY * float64(i) / 5
+		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#ddd"/><text x="%d" y="%.1f" text-anchor="end">%.0f</text>`+"\n",
+			L, W-R, py(y), py(y), L-6, py(y)+4, y)
+		x := maxX * float64(i) / 5
+		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="#ddd"/><text x="%.1f" y="%d" text-anchor="middle">%.4f</text>`+"\n",
+			px(x), px(x), T, H-B, px(x), H-B+16, x)
+	}
+	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle">GFLOPs per image</text>`+"\n", (L+W-R)/2, H-12)
+	sorted := append([]*storyRow(nil), rows...)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].R1 > sorted[j].R1 })
+	for i, r := range sorted {
+		c := colors[r.Method]
+		if c == "" {
+			c = "#333"
+		}
+		shape := fmt.Sprintf(`<circle cx="%.1f" cy="%.1f" r="6" fill="%s"/>`, px(r.GFLOPsI), py(r.R1), c)
+		switch r.Order {
+		case mope.OrderDepthWidth:
+			shape = fmt.Sprintf(`<rect x="%.1f" y="%.1f" width="11" height="11" fill="%s"/>`, px(r.GFLOPsI)-5.5, py(r.R1)-5.5, c)
+		case mope.OrderWidth:
+			shape = fmt.Sprintf(`<polygon points="%.1f,%.1f %.1f,%.1f %.1f,%.1f" fill="%s"/>`, px(r.GFLOPsI), py(r.R1)-7, px(r.GFLOPsI)-6, py(r.R1)+5,
+				px(r.GFLOPsI)+6, py(r.R1)+5, c)
+		}
+		b.WriteString(shape + "\n")
+		ly := T + 14 + 16*i
+		fmt.Fprintf(&b, `<circle cx="%d" cy="%d" r="5" fill="%s"/><text x="%d" y="%d">%s (%.1f)</text>`+"\n", W-R+15, ly-4, c, W-R+25, ly,
+			html.EscapeString(r.Name), r.R1)
+	}
+	b.WriteString("</svg>\n")
+	return []byte(b.String())
+}
+
+// demoStoryHook is mope demo's entry into the story (cmd_demo.go calls it
+// after evaluating the teacher): rows holds the demo's results so far (the
+// teacher first); evalModel evaluates, saves and appends one model.
+func demoStoryHook(o *storyOptions, teacher *clip.Model, teacherDir string, tok *tokenizer.Tokenizer, d *demoWorld, out string,
+	rows *[]*demoResult, evalModel func(name string, m *clip.Model) error, stdout, stderr io.Writer) error {
+	if o.Skip {
+		return nil
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// The story's models are evaluated on the first --story-n test images
+	// (the teacher again too, so its row is comparable); they go into
+	// results.json like every evaluated model.
+	sd := d
+	if o.N > 0 && o.N < d.Test.Len() {
+		var err error
+		if sd, err = newDemoWorld(o.N, teacher.Config.Vision.ImageSize); err != nil {
+			return err
+		}
+	}
+	eval := func(name string, m *clip.Model) (*demoResult, error) {
+		if sd == d {
+			if err := evalModel(name, m); err != nil {
+				return nil, err
+			}
+			return (*rows)[len(*rows)-1], nil
+		}
+		fmt.Fprintf(stdout, "evaluating %s on %d test images ...\n", name, sd.Test.Len())
+		r, err := evalDemoModel(name, m, tok, sd)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		r.Dir = filepath.Join(out, name)
+		if name == "teacher" {
+			r.Dir, r.Name = teacherDir, fmt.Sprintf("teacher@%d", sd.Test.Len())
+		} else {
+			if err := m.Save(r.Dir); err != nil {
+				return nil, err
+			}
+			if err := clip.CopyTokenizer(teacherDir, r.Dir); err != nil {
+				return nil, err
+			}
+		}
+		*rows = append(*rows, r)
+		return r, nil
+	}
+	tr := (*rows)[0]
+	if sd != d {
+		var err error
+		if tr, err = eval("teacher", teacher); err != nil {
+			return err
+		}
+	}
+	env := storyEnv{Teacher: teacher, TeacherDir: teacherDir, Tok: tok, World: sd, Out: out, TeacherResult: tr,
+		Eval: eval, Stdout: stdout, Log: stderr}
+	_, err := runStory(ctx, env, o)
+	return err
+}
