@@ -157,7 +157,7 @@ func (v *VisionModel) Embed(tp *ops.Tape, pixels *ops.Var) *ops.Var {
 	B := pixels.Value.Shape[0]
 	T, C := v.SeqLen(), v.Cfg.HiddenSize
 	patches := ops.PatchEmbed(tp, pixels, v.PatchEmbedding.Var(tp), v.Cfg.PatchSize) // [B, T-1, C]
-	x := ops.PrependToken(tp, patches, v.ClassEmbedding.Var(tp))                      // [B, T, C]
+	x := ops.PrependToken(tp, patches, v.ClassEmbedding.Var(tp))                     // [B, T, C]
 	pos := v.PositionEmbed.Var(tp)
 	x = ops.Reshape(tp, x, B, T*C)
 	x = ops.AddRowVector(tp, x, ops.Reshape(tp, pos, T*C))
