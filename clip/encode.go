@@ -44,8 +44,8 @@ type Encoder struct {
 	// of a forward pass (layer norms, gathers, the short products of small
 	// batches), at the cost of a second batch's activations in memory.
 	Workers int
-	// Progress, when set, receives a line every few seconds while many
-	// items are being embedded (and a final one).
+	// Progress, when set, receives a line every two seconds while items
+	// are being embedded (and a final one when it got any).
 	Progress io.Writer
 }
 
@@ -347,7 +347,8 @@ func (e *Encoder) run(n, E int, what string, encode func(lo, hi int, buf *[]floa
 }
 
 // progress prints "embedding images: 320/5000 (61.2/s)" lines at most every
-// two seconds, for runs long enough to need them.
+// two seconds, and a final "embedded ..." line if it printed any, so only
+// runs longer than two seconds say anything.
 type progress struct {
 	w     io.Writer
 	what  string
@@ -382,8 +383,7 @@ func (p *progress) finish() {
 	if p.w == nil {
 		return
 	}
-	el := time.Since(p.start).Seconds()
-	if p.shown || el >= 1 {
+	if el := time.Since(p.start).Seconds(); p.shown {
 		fmt.Fprintf(p.w, "embedded %d %s in %.1fs (%.1f/s)\n", p.total, p.what, el, float64(p.total)/el)
 	}
 }

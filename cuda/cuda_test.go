@@ -3,6 +3,7 @@
 package cuda
 
 import (
+	"flag"
 	"fmt"
 	"math"
 	"os"
@@ -43,6 +44,10 @@ const (
 var dev *Context
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if f := flag.Lookup("test.list"); f != nil && f.Value.String() != "" {
+		os.Exit(m.Run()) // listing needs no device
+	}
 	var err error
 	dev, err = Open(Options{})
 	if err != nil {
@@ -214,6 +219,19 @@ func TestDeviceInfo(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%s: %.1f of %.1f GiB free", i.Name, float64(free)/(1<<30), float64(total)/(1<<30))
+}
+
+// TestArgsLayout checks the packed argument buffer against the CUDA ABI:
+// every value at its natural alignment.
+func TestArgsLayout(t *testing.T) {
+	a := newArgs().i(1).p(2).f(3).i(4).i(5).q(6).f(7)
+	want := []int32{0, 8, 16, 20, 24, 32, 40}
+	if fmt.Sprint(a.offsets) != fmt.Sprint(want) || len(a.buf) != 44 || string(a.kinds) != "ipfiiqf" {
+		t.Fatalf("offsets %v (want %v), %d bytes, kinds %q", a.offsets, want, len(a.buf), a.kinds)
+	}
+	if err := dev.launch("ew_add", dim3{1, 1, 1}, dim3{32, 1, 1}, 0, newArgs().p(0).p(0).q(0)); err == nil {
+		t.Error("launch with a wrong signature accepted")
+	}
 }
 
 func TestDeviceBuffer(t *testing.T) {

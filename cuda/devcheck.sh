@@ -28,7 +28,7 @@ say "machine"
 {
 	nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>&1
 	ldd --version 2>&1 | head -1
-	python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' 2>&1 | tail -1
+	"${PYTHON:-python3}" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' 2>&1 | tail -1
 } | tee "$out/machine.txt"
 
 # cuBLAS is dlopen'ed by the binary: point it at one (PyTorch's wheels carry
@@ -38,7 +38,7 @@ if [ -z "${MOPECLIP_CUBLAS:-}" ]; then
 		{
 			ldconfig -p 2>/dev/null | awk '/libcublas\.so\.[0-9]+ /{print $NF}'
 			ls /usr/local/cuda*/lib64/libcublas.so.[0-9]* /usr/local/cuda*/targets/*/lib/libcublas.so.[0-9]* 2>/dev/null
-			python3 - <<'PY' 2>/dev/null
+			"${PYTHON:-python3}" - <<'PY' 2>/dev/null
 import glob, os
 c = []
 try:
@@ -88,7 +88,7 @@ timeout 170 ./cuda.test -test.run '^$' -test.bench . -test.benchtime 20x -test.t
 say "benchmarks exit status ${PIPESTATUS[0]}"
 
 say "pytorch attention"
-timeout 80 python3 torch_attn.py attn_shapes.txt 2>&1 | tee "$out/torch.log"
+timeout 80 "${PYTHON:-python3}" torch_attn.py attn_shapes.txt 2>&1 | tee "$out/torch.log"
 
 say "summary"
 python3 devcheck_table.py "$out/test.log" "$out/bench.log" "$out/torch.log" | tee "$out/summary.txt"

@@ -20,14 +20,17 @@ const (
 // args packs kernel arguments as the CUDA ABI lays them out (each value at
 // its natural alignment) and records their kinds for the signature check.
 type args struct {
-	buf   []byte
-	kinds []byte
+	buf     []byte
+	kinds   []byte
+	offsets []int32 // where each argument starts in buf
 }
 
+// align pads buf to a multiple of n and records the next argument's offset.
 func (a *args) align(n int) {
 	for len(a.buf)%n != 0 {
 		a.buf = append(a.buf, 0)
 	}
+	a.offsets = append(a.offsets, int32(len(a.buf)))
 }
 
 // p appends a device pointer (0 is the null pointer).
@@ -73,7 +76,9 @@ func (a *args) f(v float32) *args {
 	return a
 }
 
-func newArgs() *args { return &args{buf: make([]byte, 0, 128), kinds: make([]byte, 0, 24)} }
+func newArgs() *args {
+	return &args{buf: make([]byte, 0, 128), kinds: make([]byte, 0, 24), offsets: make([]int32, 0, 24)}
+}
 
 type dim3 [3]int
 
@@ -101,7 +106,7 @@ func (c *Context) launch(name string, grid, block dim3, shmem int, a *args) erro
 	if !ok {
 		return fmt.Errorf("cuda: kernel %s not loaded", name)
 	}
-	if err := shimLaunch(fn, grid, block, shmem, c.stream, a.buf); err != nil {
+	if err := shimLaunch(fn, grid, block, shmem, c.stream, a.buf, a.offsets); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	return nil

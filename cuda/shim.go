@@ -156,14 +156,18 @@ static CUresult mc_function(CUfunction* f, CUmodule m, const char* name) {
 	return cuModuleGetFunction(f, m, name);
 }
 
-// Kernel arguments travel as one packed buffer (CU_LAUNCH_PARAM_BUFFER_*):
-// it holds values only (device pointers are integers), never Go pointers.
+// Kernel arguments travel as one packed buffer (values only: device pointers
+// are integers, never Go pointers) plus the offset of each argument in it;
+// the driver gets the usual array of pointers to the values, so it reads
+// each parameter with the kernel's own sizes.
 static CUresult mc_launch(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
-                          unsigned shmem, CUstream s, void* args, size_t size) {
+                          unsigned shmem, CUstream s, char* args, const int* offsets, int n) {
 	CUresult r = mc_set();
 	if (r) return r;
-	void* extra[] = {CU_LAUNCH_PARAM_BUFFER_POINTER, args, CU_LAUNCH_PARAM_BUFFER_SIZE, &size, CU_LAUNCH_PARAM_END};
-	return cuLaunchKernel(f, gx, gy, gz, bx, by, bz, shmem, s, NULL, extra);
+	void* params[64];
+	if (n > 64) return CUDA_ERROR_INVALID_VALUE;
+	for (int i = 0; i < n; i++) params[i] = args + offsets[i];
+	return cuLaunchKernel(f, gx, gy, gz, bx, by, bz, shmem, s, params, NULL);
 }
 
 static CUresult mc_stream_create(CUstream* s) {
@@ -488,13 +492,15 @@ func shimFunction(m module, name string) (function, bool) {
 	return f, true
 }
 
-func shimLaunch(f function, grid, block [3]int, shmem int, s stream, args []byte) error {
-	var p unsafe.Pointer
+func shimLaunch(f function, grid, block [3]int, shmem int, s stream, args []byte, offsets []int32) error {
+	var p *C.char
+	var o *C.int
 	if len(args) > 0 {
-		p = unsafe.Pointer(&args[0])
+		p = (*C.char)(unsafe.Pointer(&args[0]))
+		o = (*C.int)(unsafe.Pointer(&offsets[0]))
 	}
 	return check("cuLaunchKernel", C.mc_launch(f, C.uint(grid[0]), C.uint(grid[1]), C.uint(grid[2]),
-		C.uint(block[0]), C.uint(block[1]), C.uint(block[2]), C.uint(shmem), s, p, C.size_t(len(args))))
+		C.uint(block[0]), C.uint(block[1]), C.uint(block[2]), C.uint(shmem), s, p, o, C.int(len(offsets))))
 }
 
 func shimStreamCreate() (stream, error) {

@@ -240,7 +240,7 @@ func shimFunction(_ module, name string) (function, bool) {
 	return name, C.mcemu_has_kernel(cs) != 0
 }
 
-func shimLaunch(f function, grid, block [3]int, shmem int, _ stream, args []byte) error {
+func shimLaunch(f function, grid, block [3]int, shmem int, _ stream, args []byte, _ []int32) error {
 	cs := C.CString(f)
 	defer C.free(unsafe.Pointer(cs))
 	var p *C.char

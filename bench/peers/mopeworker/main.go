@@ -6,8 +6,9 @@
 //
 //	mopeworker --threads T MODEL_DIR [MODEL_DIR...]
 //
-// stdin, one request per line: "ENGINE MODEL TOWER BATCH", ENGINE fast or
-// ref, MODEL the index of a model directory, TOWER image or text, BATCH
+// stdin, one request per line: "ENGINE MODEL TOWER BATCH", ENGINE fast (the
+// engine with --split), gemm or items (the engine with that split, built on
+// first use), or ref (the reference forward), MODEL the index of a model directory, TOWER image or text, BATCH
 // the number of items (random inputs as mope bench makes them, texts of the
 // full context). stdout: the seconds the pass took, one line per request.
 // It prints "ready" once loaded.
@@ -46,6 +47,26 @@ func main() {
 	}
 	var models []*clip.Model
 	var engines []*infer.Engine
+	bySplit := map[string]*infer.Engine{}
+	engineFor := func(name string, mi int) *infer.Engine {
+		if name == "fast" {
+			return engines[mi]
+		}
+		key := fmt.Sprint(name, mi)
+		if e := bySplit[key]; e != nil {
+			return e
+		}
+		s, err := infer.ParseSplit(name)
+		if err != nil {
+			fatal(err)
+		}
+		e, err := infer.New(models[mi], infer.Options{Threads: *threads, Split: s, Chunk: *chunk})
+		if err != nil {
+			fatal(err)
+		}
+		bySplit[key] = e
+		return e
+	}
 	for _, dir := range flag.Args() {
 		m, err := clip.Load(dir)
 		if err != nil {
@@ -93,12 +114,16 @@ func main() {
 			fatal(fmt.Errorf("bad request %q", sc.Text()))
 		}
 		in := get(mi, B)
-		m, e := models[mi], engines[mi]
+		m := models[mi]
 		var f func()
 		switch eng + " " + tower {
-		case "fast image":
+		case "fast image", "gemm image", "items image":
+			e := engineFor(eng, mi)
+			e.Warm(B)
 			f = func() { e.EncodeImages(in.pixels.Value.Data, B, in.img) }
-		case "fast text":
+		case "fast text", "gemm text", "items text":
+			e := engineFor(eng, mi)
+			e.Warm(B)
 			f = func() { e.EncodeTexts(in.tb.IDs, in.tb.EOTPos, B, in.tb.T, in.txt) }
 		case "ref image":
 			f = func() { m.EncodeImage(nil, in.pixels) }
