@@ -9,7 +9,14 @@ import (
 // Sgemm computes C = alpha·op(A)·op(B) + beta·C for row-major matrices, with
 // the semantics of gonum.org/v1/gonum/blas.Float32Level3.Sgemm: op(A) is m×k,
 // op(B) is k×n, C is m×n, and lda/ldb/ldc are row strides. When beta == 0 the
-// old contents of C are ignored (NaN included). Invalid arguments panic.
+// old contents of C are ignored (NaN included); when alpha == 0 or k == 0, A
+// and B are not read. Invalid arguments panic.
+//
+// It packs A and B into the panels of the active micro-kernel (registry
+// "sgemm": avx512, avx2, neon or generic; see gemm_driver.go) and runs on up
+// to GOMAXPROCS goroutines when the problem is large enough, splitting M and
+// N only: results are bit-identical whatever GOMAXPROCS is. For a B used
+// many times (weights), PackB and SgemmPacked avoid repacking it.
 //
 // As a plain loop:
 //
@@ -83,7 +90,8 @@ func checkSgemm(tA, tB blas.Transpose, m, n, k int, a []float32, lda int, b []fl
 	}
 }
 
-// sgemmRef is the plain-loop reference (float32 accumulation).
+// sgemmRef is the plain-loop reference (float32 accumulation), the
+// executable form of Sgemm's doc comment (TestGemmMatchesRef).
 func sgemmRef(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	ta, tb := isTrans(tA), isTrans(tB)
 	for i := 0; i < m; i++ {

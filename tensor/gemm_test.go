@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"unsafe"
 
@@ -695,5 +696,66 @@ func TestGemmGeometries(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestGemmPackedConcurrent: one PackedB shared by goroutines (inference
+// serving), including its first lazy repack for another kernel layout.
+func TestGemmPackedConcurrent(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 13))
+	m, k, n := 9, 70, 40
+	w := randSlice(r, n*k)
+	vs := sgemmK.Variants()
+	restore, _ := sgemmK.Use(vs[0].Name) // pack for the first variant…
+	pb := PackB(blas.Trans, k, n, w, k)
+	restore() // …and multiply with the best one: the first calls repack
+	a := randSlice(r, m*k)
+	want := make([]float32, m*n)
+	Sgemm(blas.NoTrans, blas.Trans, m, n, k, 1, a, k, w, k, 0, want, n)
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := make([]float32, m*n)
+			for it := 0; it < 20; it++ {
+				SgemmPacked(blas.NoTrans, m, 1, a, k, pb, 0, c, n)
+				if !bitsEqual(c, want) {
+					errs <- "concurrent SgemmPacked differs from Sgemm"
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Fatal(e)
+	}
+}
+
+// TestGemmMatchesRef compares Sgemm with sgemmRef, the plain-loop float32
+// specification in gemm.go (each has the error bound above, so they differ
+// by at most twice it).
+func TestGemmMatchesRef(t *testing.T) {
+	r := rand.New(rand.NewPCG(14, 14))
+	for _, sh := range [][3]int{{5, 9, 300}, {40, 33, 17}} {
+		for _, tA := range transposes {
+			for _, tB := range transposes {
+				gc := newGemmCase(r, tA, tB, sh[0], sh[1], sh[2], -1.5, 0.5)
+				ref := append([]float32(nil), gc.c...)
+				sgemmRef(tA, tB, gc.m, gc.n, gc.k, gc.alpha, gc.a, gc.lda, gc.b, gc.ldb, gc.beta, ref, gc.ldc)
+				Sgemm(tA, tB, gc.m, gc.n, gc.k, gc.alpha, gc.a, gc.lda, gc.b, gc.ldb, gc.beta, gc.c, gc.ldc)
+				for i := 0; i < gc.m; i++ {
+					for j := 0; j < gc.n; j++ {
+						_, bound := gc.ref(i, j)
+						if d := math.Abs(float64(gc.c[i*gc.ldc+j] - ref[i*gc.ldc+j])); !(d <= 2*bound) {
+							t.Fatalf("%v: C[%d,%d] = %g, sgemmRef %g", gc, i, j, gc.c[i*gc.ldc+j], ref[i*gc.ldc+j])
+						}
+					}
+				}
+			}
+		}
 	}
 }

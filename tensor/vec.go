@@ -635,3 +635,36 @@ func layerNormBackwardGeneric(dx, dgamma, dbeta, x, dy, gamma, mean, rstd []floa
 		}
 	}
 }
+
+// quickGeluBackwardVia returns a QuickGELU backward kernel computed in
+// float32 on chunks, with exp taken by the given (vectorised) exp kernel; it
+// is the fast twin of quickGeluBackwardGeneric for CPUs with a fast Exp:
+//
+//	e := exp(-1.702·|x|); s, t := 1/(1+e), e/(1+e) (swapped for x < 0)
+//	dx = dy · (s + 1.702·x·s·t)   (x·s·t taken as 0 once e underflows)
+func quickGeluBackwardVia(exp func(dst, x []float32)) func(dx, x, dy []float32) {
+	return func(dx, x, dy []float32) {
+		var buf [256]float32
+		for off := 0; off < len(x); off += len(buf) {
+			xs := x[off:min(off+len(buf), len(x))]
+			e := buf[:len(xs)]
+			for i, v := range xs {
+				e[i] = -1.702 * math.Float32frombits(math.Float32bits(v)&^(1<<31))
+			}
+			exp(e, e)
+			for i, v := range xs {
+				ei := e[i]
+				s := 1 / (1 + ei)
+				t := ei * s
+				if v < 0 {
+					s, t = t, s
+				}
+				d := s
+				if ei != 0 {
+					d = s + 1.702*v*s*t
+				}
+				dx[off+i] = dy[off+i] * d
+			}
+		}
+	}
+}

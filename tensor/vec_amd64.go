@@ -12,6 +12,7 @@ import "math"
 func init() {
 	if cpuAVX2 {
 		expK.Register(AVX2, unaryVariant(expAVX2))
+		quickGeluBwdK.Register(AVX2, quickGeluBackwardVia(unaryVariant(expAVX2)))
 		quickGeluK.Register(AVX2, unaryVariant(quickGeluAVX2))
 		geluK.Register(AVX2, unaryVariant(geluAVX2))
 		biasQuickGeluK.Register(AVX2, biasVariant(biasQuickGeluAVX2))
@@ -31,6 +32,7 @@ func init() {
 	}
 	if cpuAVX512 && avx512SelfCheck() {
 		expK.Register(AVX512, unaryVariant(expAVX512))
+		quickGeluBwdK.Register(AVX512, quickGeluBackwardVia(unaryVariant(expAVX512)))
 		quickGeluK.Register(AVX512, unaryVariant(quickGeluAVX512))
 		geluK.Register(AVX512, unaryVariant(geluAVX512))
 		biasQuickGeluK.Register(AVX512, biasVariant(biasQuickGeluAVX512))

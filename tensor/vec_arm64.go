@@ -11,6 +11,7 @@ func init() {
 		return
 	}
 	expK.Register(NEON, unaryVariant(expNEON))
+	quickGeluBwdK.Register(NEON, quickGeluBackwardVia(unaryVariant(expNEON)))
 	quickGeluK.Register(NEON, unaryVariant(quickGeluNEON))
 	geluK.Register(NEON, unaryVariant(geluNEON))
 	biasQuickGeluK.Register(NEON, biasVariant(biasQuickGeluNEON))

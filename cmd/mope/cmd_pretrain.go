@@ -43,7 +43,7 @@ func init() {
 // pretrainOptions are the flags of mope pretrain (also used by mope demo to
 // train the teacher when it is missing).
 type pretrainOptions struct {
-	Data, Preset, Out       string
+	Data, Preset, Out, Init string
 	Steps, Batch, Warmup    int
 	LR, MinLR, WD, ClipNorm float64
 	Seed                    uint64
@@ -76,6 +76,7 @@ func (o pretrainOptions) command() string {
 	add(o.ClipNorm != d.ClipNorm, "--clip "+f(o.ClipNorm))
 	add(o.Seed != d.Seed, "--seed "+strconv.FormatUint(o.Seed, 10))
 	add(o.TrainN != 0, "--train-n "+strconv.Itoa(o.TrainN))
+	add(o.Init != "", "--init "+o.Init)
 	parts = append(parts, "--out "+o.Out)
 	return strings.Join(parts, " ")
 }
@@ -99,6 +100,7 @@ func runPretrain(args []string, stdout, stderr io.Writer) error {
 	fl.IntVar(&o.ValN, "val-n", o.ValN, "validation images (their captions too); 0: no validation")
 	fl.IntVar(&o.CkptEvery, "ckpt-every", o.CkptEvery, "write a checkpoint every N steps")
 	fl.IntVar(&o.TrainN, "train-n", 0, "training images (default: the whole train split)")
+	fl.StringVar(&o.Init, "init", "", "start from the weights of model `DIR` (same architecture) instead of a random initialisation")
 	fl.IntVar(&o.StopAt, "stop-at", 0, "stop (with a checkpoint) before step N, to continue later with --resume")
 	fl.BoolVar(&o.Resume, "resume", false, "continue from DIR/checkpoint if present")
 	fl.BoolVar(&o.KeepCheckpoint, "keep-checkpoint", false, "keep DIR/checkpoint after a finished run")
@@ -214,6 +216,15 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 	if err != nil {
 		return nil, err
 	}
+	if o.Init != "" {
+		src, err := clip.Load(o.Init)
+		if err != nil {
+			return nil, err
+		}
+		if err := copyParams(m, src); err != nil {
+			return nil, fmt.Errorf("--init %s: %w", o.Init, err)
+		}
+	}
 	_, _, total := m.NumParams()
 	fmt.Fprintf(log, "model %s: %.2fM parameters, %.3f GFLOPs/image, %.3f GFLOPs/text; GOMAXPROCS %d\n",
 		o.Preset, float64(total)/1e6, cfg.VisionMACs().GFLOPs(), cfg.TextMACs(world.Context).GFLOPs(), runtime.GOMAXPROCS(0))
@@ -267,4 +278,20 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 	fmt.Fprintf(log, "trained %d steps in %s (this process: %d); model written to %s\n", o.Steps,
 		res.Elapsed.Round(time.Second), o.Steps-res.Start, o.Out)
 	return res, nil
+}
+
+// copyParams copies src's parameter values into m (same names and shapes).
+func copyParams(m, src *clip.Model) error {
+	byName := map[string]*nn.Param{}
+	for _, p := range src.Params() {
+		byName[p.Name] = p
+	}
+	for _, p := range m.Params() {
+		q, ok := byName[p.Name]
+		if !ok || len(q.Value.Data) != len(p.Value.Data) {
+			return fmt.Errorf("parameter %s missing or of another shape", p.Name)
+		}
+		copy(p.Value.Data, q.Value.Data)
+	}
+	return nil
 }
