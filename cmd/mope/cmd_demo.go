@@ -178,7 +178,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	if _, err := os.Stat(filepath.Join(*teacherDir, clip.WeightsFile)); errors.Is(err, fs.ErrNotExist) {
 		o := teacherRecipe(*teacherDir)
 		o.Resume = true
-		fmt.Fprintf(stdout, "teacher %s is missing: training it (about 30 minutes on 2 cores; Ctrl-C and rerun resumes) with\n  %s\n", *teacherDir, o.command())
+		fmt.Fprintf(stdout, "teacher %s is missing: training it (about 45 minutes on 2 shared cores; Ctrl-C and rerun resumes) with\n  %s\n", *teacherDir, o.command())
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		_, err := pretrain(ctx, o, stderr)
 		stop()

@@ -94,7 +94,7 @@ func TestPretrainResumeMatchesStraightRun(t *testing.T) {
 func TestDemoOnTinyTeacher(t *testing.T) {
 	teacher := tinyTeacher(t, 6)
 	out := filepath.Join(t.TempDir(), "demo")
-	s := mopeRun(t, "demo", "--teacher", teacher, "--out", out, "--n", "20")
+	s := mopeRun(t, "demo", "--no-story", "--teacher", teacher, "--out", out, "--n", "20")
 	for _, want := range []string{"teacher", "TR@1", "mean R@1", "results.json"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, s)
