@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"image"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -105,11 +104,7 @@ func LoadTokenizer(modelDir, path string) (*tokenizer.Tokenizer, error) {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
 	if st.IsDir() {
-		v, mg := filepath.Join(path, clip.VocabFile), filepath.Join(path, clip.MergesFile)
-		if _, err := os.Stat(v); err != nil {
-			return nil, fmt.Errorf("tokenizer: %s has no %s/%s (pass --tokenizer DIR or the OpenAI bpe_simple_vocab_16e6.txt.gz)", path, clip.VocabFile, clip.MergesFile)
-		}
-		return tokenizer.LoadHF(v, mg)
+		return clip.LoadTokenizer(path)
 	}
 	return tokenizer.LoadOpenAI(path)
 }

@@ -39,7 +39,7 @@ func teacherRecipe(out string) pretrainOptions {
 func init() {
 	register(&command{
 		name:    "demo",
-		summary: "the whole story on the built-in shapes world: teacher retrieval and zero-shot numbers",
+		summary: "the whole story on the built-in shapes world: teacher, MoPE pruning, distillation, baselines",
 		usage: "[--out DIR] [--teacher DIR] [--n 1000]\n\n" +
 			"  Loads the shapes teacher (" + DefaultTeacherDir + "; trained first when missing),\n" +
 			"  generates the shapes test split, evaluates image–text retrieval (TR/IR@1/5/10) and\n" +
