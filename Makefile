@@ -6,7 +6,7 @@ PYTHON  ?= /usr/bin/python3
 BENCH   ?= .
 COUNT   ?= 6
 
-.PHONY: all build test vet test-native test-noasm test-arm64 test-fuzz bench demo cuda-check clean
+.PHONY: all build test test-deps vet test-native test-noasm test-arm64 test-fuzz bench demo cuda-check clean
 
 all: build
 
@@ -14,7 +14,11 @@ build:
 	$(GO) build -o bin/mope ./cmd/mope
 
 ## test: vet, native tests (PyTorch/Pillow parity included when /usr/bin/python3 has them), pure-Go (noasm) tests, arm64 under qemu, brief fuzzing.
-test: vet test-native test-noasm test-arm64 test-fuzz
+test: test-deps vet test-native test-noasm test-arm64 test-fuzz
+
+## test-deps: install qemu-user-static and Debian's python3-torch/numpy/pil when missing.
+test-deps:
+	bash scripts/test-deps.sh
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || (echo "gofmt needed:"; gofmt -l .; exit 1)
