@@ -6,7 +6,7 @@ PYTHON  ?= /usr/bin/python3
 BENCH   ?= .
 COUNT   ?= 6
 
-.PHONY: all build test test-deps vet test-native test-noasm test-arm64 test-fuzz bench demo cuda-check clean
+.PHONY: all build test test-deps vet test-native test-noasm test-arm64 test-fuzz bench demo cuda-check mope-cuda clean
 
 all: build
 
@@ -50,6 +50,12 @@ demo: build
 
 cuda-check:
 	$(MAKE) -C cuda check
+
+## mope-cuda: bin/mope-cuda, the CLI with --device cuda (cgo against cuda.h and
+## the stub libcuda; needs the toolkit headers: make -C cuda toolkit).
+mope-cuda:
+	CGO_ENABLED=1 CGO_CFLAGS="-I/usr/include/" CGO_LDFLAGS="-L/usr/lib/x86_64-linux-gnu/stubs" \
+		$(GO) build -tags cuda -o bin/mope-cuda ./cmd/mope
 
 clean:
 	rm -rf bin

@@ -64,9 +64,19 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	dtype := fl.String("dtype", "f32", "weight type of the fast engine: f32 (bf16 is not implemented yet)")
 	splitName := fl.String("split", "auto", "fast engine's parallel split: auto, gemm (split each product) or items (split the batch)")
 	chunk := fl.Int("chunk", 0, "fast engine: most items per forward pass (0: the engine's default)")
+	device := deviceFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
+	if *device != "cpu" {
+		// The fast engine is CPU code; the reference forward runs on the ops backend.
+		*engine = "ref"
+	}
+	release, err := useDevice(*device, stderr)
+	if err != nil {
+		return err
+	}
+	defer release()
 	switch {
 	case fl.NArg() > 0:
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fl.Arg(0))

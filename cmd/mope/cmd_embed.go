@@ -79,9 +79,15 @@ func runEmbed(args []string, stdout, stderr io.Writer) error {
 	pixels := fl.String("pixels", "", "already preprocessed float32 [N,3,S,S] array `FILE.npy` to embed (instead of --image)")
 	modeName := fl.String("mode", "resize-crop", "image preprocessing for --image: resize-crop (CLIP) or squash")
 	batch := fl.Int("batch", clip.DefaultBatch, "forward batch size")
+	device := deviceFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
+	release, err := useDevice(*device, stderr)
+	if err != nil {
+		return err
+	}
+	defer release()
 	switch {
 	case fl.NArg() > 0:
 		return fmt.Errorf("%w: unexpected argument %q (images go after --image, texts after --text)", errUsage, fl.Arg(0))

@@ -66,9 +66,15 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	fl.Var(&templates, "template", "zero-shot prompt template with {} for the class name (repeatable; default: CLIP's 7 ImageNet ensemble templates)")
 	classFile := fl.String("classnames", "", "zeroshot: `FILE` with one class name per line, in the sorted order of the class folders (default: folder names, _ as space)")
 	quiet := fl.Bool("quiet", false, "no progress on stderr")
+	device := deviceFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
+	release, err := useDevice(*device, stderr)
+	if err != nil {
+		return err
+	}
+	defer release()
 	switch {
 	case fl.NArg() > 0:
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fl.Arg(0))

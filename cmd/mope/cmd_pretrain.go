@@ -104,6 +104,7 @@ func runPretrain(args []string, stdout, stderr io.Writer) error {
 	fl.IntVar(&o.StopAt, "stop-at", 0, "stop (with a checkpoint) before step N, to continue later with --resume")
 	fl.BoolVar(&o.Resume, "resume", false, "continue from DIR/checkpoint if present")
 	fl.BoolVar(&o.KeepCheckpoint, "keep-checkpoint", false, "keep DIR/checkpoint after a finished run")
+	device := deviceFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
@@ -116,9 +117,14 @@ func runPretrain(args []string, stdout, stderr io.Writer) error {
 	if o.Steps <= 0 || o.Batch < 2 {
 		return fmt.Errorf("%w: need --steps > 0 and --batch >= 2", errUsage)
 	}
+	release, err := useDevice(*device, stderr)
+	if err != nil {
+		return err
+	}
+	defer release()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	_, err := pretrain(ctx, o, stderr)
+	_, err = pretrain(ctx, o, stderr)
 	if errors.Is(err, train.ErrInterrupted) {
 		fmt.Fprintf(stderr, "resume with: %s --resume\n", o.command())
 	}

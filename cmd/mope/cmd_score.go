@@ -55,9 +55,15 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 	every := fl.Duration("checkpoint-every", time.Minute, "write the partial results to --out this often")
 	tokPath := fl.String("tokenizer", os.Getenv("MOPECLIP_VOCAB"), "tokenizer `PATH`: a dir with vocab.json+merges.txt or OpenAI's bpe .txt.gz (default: the model dir, then $MOPECLIP_VOCAB)")
 	quiet := fl.Bool("quiet", false, "no progress bar")
+	device := deviceFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
+	release, err := useDevice(*device, stderr)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if fl.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fl.Arg(0))
 	}
