@@ -47,6 +47,33 @@ type Encoder struct {
 	// Progress, when set, receives a line every two seconds while items
 	// are being embedded (and a final one when it got any).
 	Progress io.Writer
+	// Device, when set, embeds each batch in place of the model's own
+	// forward pass (Model.EncodeImage, Model.EncodeText), e.g. towers
+	// resident on a GPU. Batching, tokenisation, image decoding and the
+	// order of the results stay as they are.
+	Device BatchEncoder
+}
+
+// BatchEncoder embeds one batch the way Model.EncodeImage and
+// Model.EncodeText do; Encoder.Device plugs one in. Up to Encoder.Workers
+// batches may be in flight at once, so its methods must be safe for
+// concurrent use.
+type BatchEncoder interface {
+	// EncodeImages returns the [b, E] embeddings of pixels [b, 3, S, S].
+	EncodeImages(pixels []float32, b int) ([]float32, error)
+	// EncodeTexts returns the [B, E] embeddings of a checked text batch.
+	EncodeTexts(tb *TextBatch) ([]float32, error)
+}
+
+// deviceOut wraps a BatchEncoder's result as a [b, E] tensor.
+func deviceOut(y []float32, err error, b int) (*tensor.Tensor, error) {
+	if err != nil {
+		return nil, err
+	}
+	if len(y)%max(b, 1) != 0 {
+		return nil, fmt.Errorf("clip: device encoder returned %d values for %d items", len(y), b)
+	}
+	return tensor.FromData(y, b, len(y)/max(b, 1))
 }
 
 func (e *Encoder) batch() int {
@@ -205,6 +232,10 @@ func (e *Encoder) imageStream(n int, what string, fill func(i int, dst []float32
 		if err := parallelFill(lo, hi, func(i int) error { return fill(i, px[(i-lo)*per:(i-lo+1)*per]) }); err != nil {
 			return nil, err
 		}
+		if e.Device != nil {
+			y, err := e.Device.EncodeImages(px, b)
+			return deviceOut(y, err, b)
+		}
 		x, err := tensor.FromData(px, b, 3, S, S)
 		if err != nil {
 			return nil, err
@@ -287,6 +318,10 @@ func (e *Encoder) Texts(texts []string) (*tensor.Tensor, error) {
 		tb.EOTPos = EOTPositions(tb.IDs, b, used, tc.EOSTokenID)
 		if err := m.Text.Check(tb); err != nil {
 			return nil, err
+		}
+		if e.Device != nil {
+			y, err := e.Device.EncodeTexts(tb)
+			return deviceOut(y, err, b)
 		}
 		return m.EncodeText(nil, tb).Value, nil
 	})

@@ -1,7 +1,8 @@
 // Package cuda is mopeclip's NVIDIA GPU backend: a driver-API context on the
 // device's primary context, kernels embedded as PTX (kernels/*.cu compiled
 // for sm_80 and sm_90, see README.md), device buffers, an ops.Backend, and a
-// device-resident CLIP image encoder (VisionEncoder), the performance path.
+// device-resident CLIP image and text encoders (VisionEncoder, TextEncoder),
+// the performance path.
 //
 // Everything that touches CUDA is behind the "cuda" build tag. Without it
 // (the default) this package compiles to stubs with the same exported API
@@ -12,8 +13,9 @@
 // inputs, runs the kernels and downloads its outputs (weights registered
 // with Backend.Pin stay on the device). It is a correct first version for
 // the autodiff path; it is not fast, the per-call copies dominate. The fast
-// path is VisionEncoder: weights uploaded once, the whole tower on the device,
-// one upload of pixels and one download of embeddings per batch. README.md
+// path is VisionEncoder and TextEncoder: weights uploaded once, the whole
+// tower on the device, one upload of pixels (token ids) and one download of
+// embeddings per batch. README.md
 // describes the plan for device-resident tensors in ops.
 package cuda
 
@@ -82,12 +84,13 @@ type BackendOptions struct {
 	PoisonOutputs bool
 }
 
-// EncoderOptions configures NewVisionEncoder.
+// EncoderOptions configures NewVisionEncoder and NewTextEncoder.
 type EncoderOptions struct {
 	Precision Precision
 	Gemm      GemmEngine
-	// MaxBatch is the largest batch EncodeImage accepts; the activation
-	// buffers are sized for it. 0 means 64.
+	// MaxBatch is the largest batch EncodeImage / EncodeText accept; the
+	// activation buffers are sized for it (texts: of the full context
+	// length). 0 means 64.
 	MaxBatch int
 }
 
@@ -140,4 +143,11 @@ var (
 	_ func(*VisionEncoder, []float32, int) error                          = (*VisionEncoder).Upload
 	_ func(*VisionEncoder, int) error                                     = (*VisionEncoder).Forward
 	_ func(*VisionEncoder, []float32, int) error                          = (*VisionEncoder).Download
+	_ func(*Context, *clip.Model, EncoderOptions) (*TextEncoder, error)   = NewTextEncoder
+	_ func(*TextEncoder, *clip.TextBatch) ([]float32, error)              = (*TextEncoder).EncodeText
+	_ func(*TextEncoder, *clip.TextBatch) error                           = (*TextEncoder).Upload
+	_ func(*TextEncoder, int, int) error                                  = (*TextEncoder).Forward
+	_ func(*TextEncoder, []float32, int) error                            = (*TextEncoder).Download
+	_ func(*TextEncoder) int                                              = (*TextEncoder).MaxBatch
+	_ func(*TextEncoder) error                                            = (*TextEncoder).Close
 )

@@ -267,3 +267,59 @@ func BenchmarkVisionEncoder(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkTextEncoder times ViT-B/32's text tower (77 tokens per text)
+// dense and with the text heads and MLP halved, fp32 and TF32, at batch 1
+// and 256 ("img/s" is texts/s here).
+func BenchmarkTextEncoder(b *testing.B) {
+	skipEmulated(b)
+	dense, err := clip.Preset("ViT-B/32")
+	if err != nil {
+		b.Fatal(err)
+	}
+	pruned := textPrunedConfig(b, "ViT-B/32")
+	pruned.Text.HiddenAct = dense.Text.HiddenAct
+	info := dev.Info()
+	for _, mc := range []struct {
+		name string
+		cfg  *clip.Config
+	}{{"dense", dense}, {"pruned", pruned}} {
+		m, err := clip.New(mc.cfg, 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		T := mc.cfg.Text.MaxPositionEmbeddings
+		flopsPerText := 2 * float64(mc.cfg.TextMACs(T).Total())
+		for _, pc := range []struct {
+			name string
+			opt  EncoderOptions
+			peak float64
+		}{
+			{"fp32", EncoderOptions{Precision: FP32}, info.PeakFP32TFLOPS},
+			{"tf32", EncoderOptions{Precision: TF32}, info.PeakTF32TFLOPS},
+		} {
+			if pc.opt.Precision == TF32 && !dev.HasCublas() {
+				continue
+			}
+			opt := pc.opt
+			opt.MaxBatch = 256
+			enc, err := NewTextEncoder(dev, m, opt)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, B := range []int{1, 256} {
+				lens := make([]int, B)
+				for i := range lens {
+					lens[i] = T
+				}
+				if err := enc.Upload(randomTexts(mc.cfg, lens, T, 3)); err != nil {
+					b.Fatal(err)
+				}
+				b.Run(fmt.Sprintf("%s/%s/B=%d", mc.name, pc.name, B), func(b *testing.B) {
+					timeDevice(b, flopsPerText*float64(B), pc.peak, B, func() error { return enc.Forward(B, T) })
+				})
+			}
+			enc.Close()
+		}
+	}
+}

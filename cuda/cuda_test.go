@@ -1049,3 +1049,255 @@ func TestModelThroughBackend(t *testing.T) {
 		t.Error(be.Name())
 	}
 }
+
+// randomTexts makes B tokenised texts of the given lengths (SOT, random
+// ids, EOT; zero padding after) in rows of T tokens, with the EOT positions
+// of the config's rule.
+func randomTexts(cfg *clip.Config, lens []int, T int, seed uint64) *clip.TextBatch {
+	tc := cfg.Text
+	g := tensor.NewRNG(seed)
+	B := len(lens)
+	ids := make([]int, B*T)
+	for b, L := range lens {
+		row := ids[b*T : (b+1)*T]
+		row[0] = tc.BOSTokenID
+		for j := 1; j < L-1; j++ {
+			row[j] = 3 + g.IntN(min(tc.BOSTokenID, tc.EOSTokenID)-3)
+		}
+		row[L-1] = tc.EOSTokenID
+	}
+	return &clip.TextBatch{IDs: ids, B: B, T: T, EOTPos: clip.EOTPositions(ids, B, T, tc.EOSTokenID)}
+}
+
+// textPrunedConfig halves the heads and the MLP width of every text layer
+// and switches the activation to GELU (erf).
+func textPrunedConfig(t testing.TB, name string) *clip.Config {
+	cfg, err := clip.Preset(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := &cfg.Text
+	tc.HiddenAct = "gelu"
+	tc.LayerHeads = make([]int, tc.NumHiddenLayers)
+	tc.LayerIntermediate = make([]int, tc.NumHiddenLayers)
+	for l := range tc.LayerHeads {
+		tc.LayerHeads[l] = tc.NumAttentionHeads / 2
+		tc.LayerIntermediate[l] = tc.IntermediateSize / 2
+	}
+	return cfg
+}
+
+// textPruneEdit applies pruneEdit's dropped heads, skipped layer and removed
+// branches to the text tower.
+func textPruneEdit(m *clip.Model) {
+	v := m.Vision.Encoder
+	m.Vision.Encoder = m.Text.Encoder
+	pruneEdit(m)
+	m.Vision.Encoder = v
+}
+
+// textCases are the models TestTextEncoder runs: ViT-B/32's text tower
+// dense and pruned on a device; the tiny preset's (4 layers) in the
+// emulator.
+func textCases(t *testing.T) []struct {
+	name string
+	cfg  *clip.Config
+	edit func(*clip.Model)
+} {
+	name := "ViT-B/32"
+	if emulated {
+		name = "tiny"
+	}
+	dense, err := clip.Preset(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pruned := textPrunedConfig(t, name)
+	if emulated {
+		for _, c := range []*clip.Config{dense, pruned} {
+			c.Text.NumHiddenLayers = 4
+			if len(c.Text.LayerHeads) > 0 {
+				c.Text.LayerHeads = []int{2, 2, 2, 2}
+				c.Text.LayerIntermediate = []int{96, 96, 96, 96}
+			}
+		}
+	}
+	return []struct {
+		name string
+		cfg  *clip.Config
+		edit func(*clip.Model)
+	}{{name, dense, nil}, {name + "-pruned", pruned, textPruneEdit}}
+}
+
+// TestTextEncoder compares the device-resident text encoder with the CPU
+// model (clip.Model.EncodeText), dense and pruned (halved heads and MLP,
+// GELU, a dropped-head mask, a skipped layer, removed branches), fp32 on
+// both GEMM engines and TF32, on texts of different lengths in a batch cut
+// to its longest text and in one padded to the full context.
+func TestTextEncoder(t *testing.T) {
+	for _, mc := range textCases(t) {
+		m, err := clip.New(mc.cfg, 31)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mc.edit != nil {
+			mc.edit(m)
+		}
+		ctx := mc.cfg.Text.MaxPositionEmbeddings
+		lens := []int{7, 20, 2}
+		batches := []*clip.TextBatch{randomTexts(mc.cfg, lens, 20, 32), randomTexts(mc.cfg, lens, ctx, 32),
+			randomTexts(mc.cfg, []int{ctx}, ctx, 33)}
+		var wants [][]float32
+		for _, b := range batches {
+			if err := m.Text.Check(b); err != nil {
+				t.Fatal(err)
+			}
+			wants = append(wants, clone(m.EncodeText(nil, b).Value.Data))
+		}
+		for _, eo := range []struct {
+			name string
+			opt  EncoderOptions
+			tol  float64
+		}{
+			{"own-fp32", EncoderOptions{Gemm: GemmOwn, MaxBatch: 4}, tolFP32},
+			{"cublas-fp32", EncoderOptions{Gemm: GemmCublas, MaxBatch: 4}, tolFP32},
+			{"cublas-tf32", EncoderOptions{Gemm: GemmCublas, Precision: TF32, MaxBatch: 4}, tolCLIPTF32},
+		} {
+			t.Run(strings.ReplaceAll(mc.name, "/", "")+"/"+eo.name, func(t *testing.T) {
+				if eo.opt.Gemm == GemmCublas && !dev.HasCublas() {
+					t.Skip("no cuBLAS")
+				}
+				enc, err := NewTextEncoder(dev, m, eo.opt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer enc.Close()
+				for i, b := range batches {
+					got, err := enc.EncodeText(b)
+					if err != nil {
+						t.Fatal(err)
+					}
+					expect(t, "clip-text/"+eo.name, fmt.Sprintf("%s B=%d T=%d", mc.name, b.B, b.T), got, wants[i], eo.tol)
+				}
+			})
+		}
+	}
+}
+
+// TestTextEncoderErrors checks that bad batches are refused before any
+// device work, and that a refused Upload invalidates the previous one.
+func TestTextEncoderErrors(t *testing.T) {
+	cfg, err := clip.Preset("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := clip.New(cfg, 34)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := NewTextEncoder(dev, m, EncoderOptions{Gemm: GemmOwn, MaxBatch: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	if enc.MaxBatch() != 2 || enc.Ctx != 77 || enc.V != cfg.Text.VocabSize {
+		t.Fatalf("MaxBatch %d, Ctx %d, V %d", enc.MaxBatch(), enc.Ctx, enc.V)
+	}
+	good := randomTexts(cfg, []int{5, 3}, 6, 35)
+	bad := func(edit func(b *clip.TextBatch)) *clip.TextBatch {
+		b := &clip.TextBatch{IDs: clone32(good.IDs), EOTPos: append([]int(nil), good.EOTPos...), B: good.B, T: good.T}
+		edit(b)
+		return b
+	}
+	for name, b := range map[string]*clip.TextBatch{
+		"nil":           nil,
+		"id-negative":   bad(func(b *clip.TextBatch) { b.IDs[3] = -1 }),
+		"id-vocab":      bad(func(b *clip.TextBatch) { b.IDs[7] = cfg.Text.VocabSize }),
+		"eot-negative":  bad(func(b *clip.TextBatch) { b.EOTPos[1] = -1 }),
+		"eot-past-T":    bad(func(b *clip.TextBatch) { b.EOTPos[0] = b.T }),
+		"short-ids":     bad(func(b *clip.TextBatch) { b.IDs = b.IDs[:len(b.IDs)-1] }),
+		"batch-too-big": randomTexts(cfg, []int{2, 2, 2}, 2, 36),
+		"T-past-ctx":    randomTexts(cfg, []int{78}, 78, 37),
+	} {
+		if err := enc.Upload(good); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := enc.EncodeText(b); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+		if err := enc.Forward(good.B, good.T); err == nil {
+			t.Errorf("%s: Forward after a refused Upload did not fail", name)
+		}
+	}
+	if err := enc.Upload(good); err != nil {
+		t.Fatal(err)
+	}
+	if err := enc.Forward(good.B, good.T+1); err == nil {
+		t.Error("Forward with another T than the Upload did not fail")
+	}
+	if err := enc.Download(make([]float32, 3), good.B); err == nil {
+		t.Error("Download into a short slice did not fail")
+	}
+	var nilEnc *TextEncoder
+	if err := nilEnc.Close(); err != nil {
+		t.Error(err)
+	}
+}
+
+func clone32(x []int) []int { return append([]int(nil), x...) }
+
+// TestTextInputKernels checks text_embed and gather_rows against plain
+// loops at awkward sizes, with NaN-poisoned outputs and, for the gather,
+// padded row strides whose gaps must stay untouched.
+func TestTextInputKernels(t *testing.T) {
+	g := tensor.NewRNG(38)
+	for _, sz := range []struct{ B, T, C, V int }{{1, 1, 1, 1}, {3, 7, 33, 50}, {2, 77, 65, 1000}} {
+		B, T, C, V := sz.B, sz.T, sz.C, sz.V
+		tok, pos := randn(g, V*C, 1), randn(g, (T+3)*C, 1)
+		ids := make([]int32, B*T)
+		want := make([]float32, B*T*C)
+		for i := range ids {
+			ids[i] = int32(g.IntN(V))
+			for c := 0; c < C; c++ {
+				want[i*C+c] = tok[int(ids[i])*C+c] + pos[(i%T)*C+c]
+			}
+		}
+		dids, err := dev.uploadInts(ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dtok, dpos, dx := upload(t, tok), upload(t, pos), upload(t, nans(B*T*C))
+		if err := dev.textEmbed(dx, dids, dtok, dpos, B, T, C); err != nil {
+			t.Fatal(err)
+		}
+		expect(t, "text-embed", fmt.Sprint(sz), download(t, dx, B*T*C), want, 0)
+		dev.free(dids)
+
+		// Gather rows (lds = C+2, ldd = C+5) of a [B·T, C+2] source.
+		rows, lds, ldd := B+2, C+2, C+5
+		src := randn(g, B*T*lds, 1)
+		idx := make([]int32, rows)
+		dst := make([]float32, rows*ldd)
+		for i := range dst {
+			dst[i] = 7 // the gaps must keep it
+		}
+		wantG := clone(dst)
+		for r := range idx {
+			idx[r] = int32(g.IntN(B * T))
+			copy(wantG[r*ldd:r*ldd+C], src[int(idx[r])*lds:int(idx[r])*lds+C])
+			for j := 0; j < C; j++ {
+				dst[r*ldd+j] = float32(math.NaN())
+			}
+		}
+		didx, err := dev.uploadInts(idx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dsrc, ddst := upload(t, src), upload(t, dst)
+		if err := dev.gatherRows(ddst, ldd, dsrc, lds, didx, rows, C); err != nil {
+			t.Fatal(err)
+		}
+		expect(t, "gather-rows", fmt.Sprint(sz), download(t, ddst, rows*ldd), wantG, 0)
+		dev.free(didx)
+	}
+}

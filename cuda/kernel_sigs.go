@@ -45,6 +45,9 @@ var kernelSigs = map[string]string{
 	"patch_unfold": "ppiiiii",
 	"vit_embed":    "ppppiii",
 
+	"text_embed":  "ppppiii",
+	"gather_rows": "pipipii",
+
 	"sgemm_ep": "iiiiifpiqpiqfpiqpi",
 }
 

@@ -211,6 +211,27 @@ func (c *Context) vitEmbed(x, patches, cls, pos devPtr, B, T, C int) error {
 	return c.launch("vit_embed", gridStride(n, 256), dim3{256, 1, 1}, 0, newArgs().p(x).p(patches).p(cls).p(pos).i(B).i(T).i(C))
 }
 
+// ---- text input and pooling ----
+
+// textEmbed writes x [B·T, C] = tok[ids] + pos[t] (ids int32 [B·T]).
+func (c *Context) textEmbed(x, ids, tok, pos devPtr, B, T, C int) error {
+	n := int64(B) * int64(T) * int64(C)
+	if n == 0 {
+		return nil
+	}
+	return c.launch("text_embed", gridStride(n, 256), dim3{256, 1, 1}, 0, newArgs().p(x).p(ids).p(tok).p(pos).i(B).i(T).i(C))
+}
+
+// gatherRows copies rows idx[r] (int32 [rows]) of src (rows lds apart) to
+// dst (rows ldd apart), n floats each.
+func (c *Context) gatherRows(dst devPtr, ldd int, src devPtr, lds int, idx devPtr, rows, n int) error {
+	if rows == 0 || n == 0 {
+		return nil
+	}
+	return c.launch("gather_rows", gridStride(int64(rows)*int64(n), 256), dim3{256, 1, 1}, 0,
+		newArgs().p(dst).i(ldd).p(src).i(lds).p(idx).i(rows).i(n))
+}
+
 // ---- GEMM ----
 
 // gemmCall is a row-major (batched) matrix product with an epilogue:

@@ -134,3 +134,29 @@ func (*VisionEncoder) MaxBatch() int { return 0 }
 
 // Close frees the device memory.
 func (*VisionEncoder) Close() error { return ErrNoCUDA }
+
+// TextEncoder runs a CLIP text tower on the device (stub).
+type TextEncoder struct{}
+
+// NewTextEncoder returns ErrNoCUDA in this build.
+func NewTextEncoder(*Context, *clip.Model, EncoderOptions) (*TextEncoder, error) {
+	return nil, ErrNoCUDA
+}
+
+// EncodeText returns the projected text embeddings [B, E] of a tokenised batch.
+func (*TextEncoder) EncodeText(*clip.TextBatch) ([]float32, error) { return nil, ErrNoCUDA }
+
+// Upload copies a tokenised batch to the device input buffers.
+func (*TextEncoder) Upload(*clip.TextBatch) error { return ErrNoCUDA }
+
+// Forward runs the tower on the uploaded B texts of T tokens (queued).
+func (*TextEncoder) Forward(int, int) error { return ErrNoCUDA }
+
+// Download copies the B embeddings of the last Forward to dst.
+func (*TextEncoder) Download([]float32, int) error { return ErrNoCUDA }
+
+// MaxBatch returns the largest batch the encoder accepts.
+func (*TextEncoder) MaxBatch() int { return 0 }
+
+// Close frees the device memory.
+func (*TextEncoder) Close() error { return ErrNoCUDA }

@@ -83,11 +83,9 @@ func runEmbed(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
-	release, err := useDevice(*device, stderr)
-	if err != nil {
+	if _, _, err := parseDevice(*device); err != nil {
 		return err
 	}
-	defer release()
 	switch {
 	case fl.NArg() > 0:
 		return fmt.Errorf("%w: unexpected argument %q (images go after --image, texts after --text)", errUsage, fl.Arg(0))
@@ -110,6 +108,11 @@ func runEmbed(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	enc := &clip.Encoder{Model: m, Batch: *batch, Progress: stderr}
+	release, err := encoderDevice(*device, enc, len(images) > 0 || *pixels != "", len(texts) > 0, stderr)
+	if err != nil {
+		return err
+	}
+	defer release()
 	out := embedOutput{ImageEmbeds: [][]float32{}, TextEmbeds: [][]float32{}}
 	var img *tensor.Tensor
 	switch {
@@ -122,7 +125,9 @@ func runEmbed(args []string, stdout, stderr io.Writer) error {
 		if len(shape) != 4 || shape[1] != 3 || shape[2] != S || shape[3] != S {
 			return fmt.Errorf("%s: shape %v, but the model takes [N,3,%d,%d] (see 'mope preprocess --model %s')", *pixels, shape, S, S, *model)
 		}
-		img = enc.Images(data, shape[0])
+		if img, err = encodeImages(enc, data, shape[0]); err != nil {
+			return err
+		}
 	case len(images) > 0:
 		pre, err := modelPreprocessConfig(*model)
 		if err != nil {

@@ -70,11 +70,9 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
-	release, err := useDevice(*device, stderr)
-	if err != nil {
+	if _, _, err := parseDevice(*device); err != nil {
 		return err
 	}
-	defer release()
 	switch {
 	case fl.NArg() > 0:
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fl.Arg(0))
@@ -133,6 +131,11 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	}
 	pre.Mode = mode
 	enc := &clip.Encoder{Model: m, Tok: tok, Batch: *batch}
+	release, err := encoderDevice(*device, enc, true, true, stderr)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if !*quiet {
 		enc.Progress = stderr
 	}

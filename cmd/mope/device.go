@@ -5,15 +5,48 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 
+	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/cuda"
 	"github.com/mopeclip/mopeclip/ops"
+	"github.com/mopeclip/mopeclip/tensor"
 )
 
 // deviceFlag adds --device to fs. The value is "cpu" (default), "cuda"
 // (fp32 on the GPU) or "cuda:tf32" (matrix products on tensor cores).
+// Inference (embed, eval, bench) runs the towers device-resident
+// (openGPUTowers, encoderDevice); training and scoring swap the ops backend
+// (useDevice).
 func deviceFlag(fs *flag.FlagSet) *string {
-	return fs.String("device", "cpu", "where the ops run: cpu, cuda (fp32) or cuda:tf32; cuda needs a binary built with -tags cuda (make mope-cuda)")
+	return fs.String("device", "cpu", "where it runs: cpu, cuda (fp32) or cuda:tf32 (embed/eval/bench: GPU-resident towers; pretrain/score: every op on the GPU); cuda needs a binary built with -tags cuda (make mope-cuda)")
+}
+
+// parseDevice splits a --device value: onGPU is false for "cpu".
+func parseDevice(name string) (onGPU bool, prec cuda.Precision, err error) {
+	dev, p, _ := strings.Cut(name, ":")
+	switch {
+	case dev == "cpu" && p == "":
+		return false, cuda.FP32, nil
+	case dev == "cuda" && (p == "" || p == "fp32"):
+		return true, cuda.FP32, nil
+	case dev == "cuda" && p == "tf32":
+		return true, cuda.TF32, nil
+	}
+	return false, cuda.FP32, fmt.Errorf("%w: --device %q (want cpu, cuda or cuda:tf32)", errUsage, name)
+}
+
+// openDevice opens the GPU of --device name and returns the context with a
+// one-line description of it (device, PTX, precision and GEMM engine).
+func openDevice(name string, prec cuda.Precision) (*cuda.Context, string, error) {
+	c, err := cuda.Open(cuda.Options{})
+	if err != nil {
+		return nil, "", fmt.Errorf("--device %s: %w", name, err)
+	}
+	in := c.Info()
+	desc := fmt.Sprintf("%s (cc %d.%d, %d SMs, PTX %s), matrix products %s via %s",
+		in.Name, in.Major, in.Minor, in.SMs, in.PTXArch, prec, gemmName(in.CublasPath))
+	return c, desc, nil
 }
 
 // useDevice makes name the backend of every op (ops.SetBackend) for the rest
@@ -21,30 +54,23 @@ func deviceFlag(fs *flag.FlagSet) *string {
 // nothing. The CUDA backend copies each op's operands to the GPU and back
 // (package cuda), so it pays off where the matrix products are large.
 func useDevice(name string, log io.Writer) (release func(), err error) {
-	dev, prec, _ := strings.Cut(name, ":")
-	switch {
-	case dev == "cpu" && prec == "":
-		return func() {}, nil
-	case dev == "cuda" && (prec == "" || prec == "fp32" || prec == "tf32"):
-	default:
-		return nil, fmt.Errorf("%w: --device %q (want cpu, cuda or cuda:tf32)", errUsage, name)
-	}
-	c, err := cuda.Open(cuda.Options{})
+	onGPU, prec, err := parseDevice(name)
 	if err != nil {
-		return nil, fmt.Errorf("--device %s: %w", name, err)
+		return nil, err
 	}
-	opt := cuda.BackendOptions{Precision: cuda.FP32}
-	if prec == "tf32" {
-		opt.Precision = cuda.TF32
+	if !onGPU {
+		return func() {}, nil
 	}
-	b, err := cuda.NewBackend(c, opt)
+	c, desc, err := openDevice(name, prec)
+	if err != nil {
+		return nil, err
+	}
+	b, err := cuda.NewBackend(c, cuda.BackendOptions{Precision: prec})
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("--device %s: %w", name, err)
 	}
-	in := c.Info()
-	fmt.Fprintf(log, "device: %s (cc %d.%d, %d SMs, PTX %s), matrix products %s via %s\n",
-		in.Name, in.Major, in.Minor, in.SMs, in.PTXArch, opt.Precision, gemmName(in.CublasPath))
+	fmt.Fprintf(log, "device: %s\n", desc)
 	prev := ops.CurrentBackend()
 	ops.SetBackend(b)
 	return func() {
@@ -59,4 +85,139 @@ func gemmName(cublas string) string {
 		return "the package's own SGEMM"
 	}
 	return "cuBLAS (" + cublas + ")"
+}
+
+// gpuTowers are a model's towers resident on the GPU (cuda.VisionEncoder
+// and cuda.TextEncoder: weights uploaded once, whole forward passes on the
+// device), the fast path of --device cuda for inference. It is a
+// clip.BatchEncoder; calls are serialised, so it is safe for concurrent use.
+type gpuTowers struct {
+	mu   sync.Mutex
+	ctx  *cuda.Context
+	img  *cuda.VisionEncoder
+	txt  *cuda.TextEncoder
+	Desc string // the device line (openDevice)
+}
+
+// openGPUTowers uploads the image and/or text tower of m for batches of up
+// to maxBatch items, on the GPU of --device name (which must name one).
+func openGPUTowers(name string, m *clip.Model, maxBatch int, image, text bool) (*gpuTowers, error) {
+	onGPU, prec, err := parseDevice(name)
+	if err != nil {
+		return nil, err
+	}
+	if !onGPU {
+		return nil, fmt.Errorf("--device %s is not a GPU", name)
+	}
+	c, desc, err := openDevice(name, prec)
+	if err != nil {
+		return nil, err
+	}
+	g := &gpuTowers{ctx: c, Desc: desc}
+	opt := cuda.EncoderOptions{Precision: prec, MaxBatch: maxBatch}
+	if image {
+		if g.img, err = cuda.NewVisionEncoder(c, m, opt); err != nil {
+			g.Close()
+			return nil, fmt.Errorf("--device %s: image tower: %w", name, err)
+		}
+	}
+	if text {
+		if g.txt, err = cuda.NewTextEncoder(c, m, opt); err != nil {
+			g.Close()
+			return nil, fmt.Errorf("--device %s: text tower: %w", name, err)
+		}
+	}
+	return g, nil
+}
+
+// EncodeImages embeds n preprocessed images [n,3,S,S] (n <= maxBatch).
+func (g *gpuTowers) EncodeImages(pixels []float32, n int) ([]float32, error) {
+	if g.img == nil {
+		return nil, fmt.Errorf("the image tower is not on the GPU")
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.img.EncodeImage(pixels, n)
+}
+
+// EncodeTexts embeds a tokenised batch (B <= maxBatch).
+func (g *gpuTowers) EncodeTexts(b *clip.TextBatch) ([]float32, error) {
+	if g.txt == nil {
+		return nil, fmt.Errorf("the text tower is not on the GPU")
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.txt.EncodeText(b)
+}
+
+// Close frees the towers and the context.
+func (g *gpuTowers) Close() {
+	if g.img != nil {
+		g.img.Close()
+	}
+	if g.txt != nil {
+		g.txt.Close()
+	}
+	g.ctx.Close()
+}
+
+// benchFuncs returns what mope bench times: one batch of B images (pixels)
+// and of the texts tb through the GPU towers, each with its upload and
+// download. The first error is stored in *errp.
+func (g *gpuTowers) benchFuncs(pixels []float32, B int, tb *clip.TextBatch, errp *error) (image, text func()) {
+	keep := func(err error) {
+		if err != nil && *errp == nil {
+			*errp = err
+		}
+	}
+	image = func() {
+		_, err := g.EncodeImages(pixels, B)
+		keep(err)
+	}
+	text = func() {
+		_, err := g.EncodeTexts(tb)
+		keep(err)
+	}
+	return image, text
+}
+
+// encoderDevice routes the batches of enc through GPU-resident towers
+// (enc.Device) when --device name is a GPU, uploading the image and/or the
+// text tower of enc.Model for batches of enc.Batch, and returns the function
+// that frees them. "cpu" changes nothing.
+func encoderDevice(name string, enc *clip.Encoder, image, text bool, log io.Writer) (release func(), err error) {
+	onGPU, _, err := parseDevice(name)
+	if err != nil {
+		return nil, err
+	}
+	if !onGPU || (!image && !text) {
+		return func() {}, nil
+	}
+	g, err := openGPUTowers(name, enc.Model, max(enc.Batch, 1), image, text)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(log, "device: %s\n", g.Desc)
+	enc.Device = g
+	return func() {
+		enc.Device = nil
+		g.Close()
+	}, nil
+}
+
+// encodeImages is enc.Images returning a device's error (enc.Images panics
+// on a failing batch, which without a device cannot happen).
+func encodeImages(enc *clip.Encoder, pixels []float32, n int) (t *tensor.Tensor, err error) {
+	if enc.Device != nil {
+		defer func() {
+			if r := recover(); r != nil {
+				e, ok := r.(error)
+				if !ok {
+					panic(r)
+				}
+				err = e
+			}
+		}()
+	}
+	return enc.Images(pixels, n), nil
 }

@@ -1,0 +1,127 @@
+//go:build cuda && cudaemu
+
+package main
+
+import (
+	"encoding/json"
+	"math"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The --device cuda paths on the CPU emulator of package cuda
+// (go test -tags cuda,cudaemu -run Device ./cmd/mope/): the GPU-resident
+// towers give the CPU embeddings to 1e-5 (normwise) in mope embed and the
+// same metrics in mope eval, and mope bench reports both towers.
+
+func maxRelErr(t *testing.T, got, want [][]float32) float64 {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%d rows, want %d", len(got), len(want))
+	}
+	var num, den float64
+	for i := range want {
+		if len(got[i]) != len(want[i]) {
+			t.Fatalf("row %d: %d values, want %d", i, len(got[i]), len(want[i]))
+		}
+		for j := range want[i] {
+			num = math.Max(num, math.Abs(float64(got[i][j])-float64(want[i][j])))
+			den = math.Max(den, math.Abs(float64(want[i][j])))
+		}
+	}
+	return num / den
+}
+
+func TestDeviceEmbed(t *testing.T) {
+	model := embedTinyModel(t)
+	_, a, b := preprocessFixture(t)
+	args := []string{"embed", "--model", model, "--image", a, "--image", b, "--text", "a red circle",
+		"--text", "the big dog", "--text", "cat", "--batch", "2"}
+	code, out, errs := runMope(args...)
+	if code != 0 {
+		t.Fatalf("cpu: exit %d: %s", code, errs)
+	}
+	want := parseEmbed(t, out)
+	code, out, errs = runMope(append(args, "--device", "cuda")...)
+	if code != 0 {
+		t.Fatalf("cuda: exit %d: %s", code, errs)
+	}
+	if !strings.Contains(errs, "device: CPU emulator") {
+		t.Errorf("no device line: %q", errs)
+	}
+	got := parseEmbed(t, out)
+	if e := maxRelErr(t, got.ImageEmbeds, want.ImageEmbeds); !(e <= 1e-5) {
+		t.Errorf("image embeddings: relative error %.3g", e)
+	}
+	if e := maxRelErr(t, got.TextEmbeds, want.TextEmbeds); !(e <= 1e-5) {
+		t.Errorf("text embeddings: relative error %.3g", e)
+	}
+
+	// --pixels goes through the same tower.
+	npy := filepath.Join(t.TempDir(), "px.npy")
+	if code, _, errs := runMope("preprocess", "--model", model, "--image", a, "--image", b, "--out", npy); code != 0 {
+		t.Fatalf("preprocess: exit %d: %s", code, errs)
+	}
+	code, out, errs = runMope("embed", "--model", model, "--pixels", npy, "--device", "cuda")
+	if code != 0 {
+		t.Fatalf("--pixels: exit %d: %s", code, errs)
+	}
+	if e := maxRelErr(t, parseEmbed(t, out).ImageEmbeds, want.ImageEmbeds); !(e <= 1e-5) {
+		t.Errorf("--pixels image embeddings: relative error %.3g", e)
+	}
+	// TF32 needs cuBLAS, which the emulator does not have: a clean error.
+	code, out, errs = runMope(append(args, "--device", "cuda:tf32")...)
+	if code != 1 || out != "" || !strings.Contains(errs, "TF32 needs cuBLAS") {
+		t.Errorf("cuda:tf32 without cuBLAS: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+}
+
+func TestDeviceEval(t *testing.T) {
+	model := embedTinyModel(t)
+	args := []string{"eval", "--model", model, "--data", "shapes", "--limit", "6", "--batch", "4", "--json", "--quiet"}
+	var reps [2]map[string]any
+	for i, dev := range []string{"cpu", "cuda"} {
+		code, out, errs := runMope(append(args, "--device", dev)...)
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", dev, code, errs)
+		}
+		if dev == "cuda" && !strings.Contains(errs, "device: CPU emulator") {
+			t.Errorf("no device line: %q", errs)
+		}
+		if err := json.Unmarshal([]byte(out), &reps[i]); err != nil {
+			t.Fatalf("%s: %v\n%s", dev, err, out)
+		}
+		delete(reps[i], "seconds")
+	}
+	for _, k := range []string{"tr1", "tr5", "tr10", "ir1", "ir5", "ir10", "mean", "images", "captions"} {
+		if reps[0][k] == nil || reps[0][k] != reps[1][k] {
+			t.Errorf("%s: cpu %v, cuda %v", k, reps[0][k], reps[1][k])
+		}
+	}
+}
+
+func TestDeviceBench(t *testing.T) {
+	model := embedTinyModel(t)
+	code, out, errs := runMope("bench", "--model", model, "--device", "cuda", "--batch", "3", "--rounds", "1",
+		"--warmup", "0", "--text-len", "9", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var rep map[string]any
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	for _, k := range []string{"image_per_s", "text_per_s", "image_gflops", "text_gflops"} {
+		if v, ok := rep[k].(float64); !ok || !(v > 0) {
+			t.Errorf("%s = %v", k, rep[k])
+		}
+	}
+	if d, _ := rep["device"].(string); rep["engine"] != "cuda" || !strings.HasPrefix(d, "cuda: CPU emulator") {
+		t.Errorf("engine %v, device %v", rep["engine"], rep["device"])
+	}
+	code, out, errs = runMope("bench", "--model", model, "--device", "cuda", "--tower", "text", "--rounds", "1", "--warmup", "0")
+	if code != 0 || !strings.Contains(out, "texts/s") || strings.Contains(out, "images/s") || !strings.Contains(out, "GPU-resident towers on cuda: CPU emulator") {
+		t.Fatalf("exit %d: %s\n%s", code, out, errs)
+	}
+}

@@ -1,0 +1,228 @@
+//go:build cuda
+
+package cuda
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/mopeclip/mopeclip/clip"
+)
+
+// TextEncoder is the CLIP text tower with its projection resident on the
+// device, the text counterpart of VisionEncoder: the weights are uploaded
+// once (a snapshot: later changes to the model are not seen), activations
+// live in buffers sized for MaxBatch texts of the full context length, and a
+// batch costs one upload of token ids and EOT positions, the kernels, and
+// one download of embeddings. It computes what clip.Model.EncodeText
+// computes:
+//
+//	x      = tok[ids] + pos[t]                    text_embed
+//	per layer (skipped layers and removed branches are left out):
+//	  h    = LN1(x)                               ln_fwd (adds the pending bias into x)
+//	  qkv  = h·[Wq;Wk;Wv]ᵀ + [bq;bk;bv]           one GEMM (+ bias epilogue)
+//	  o    = causal attention(qkv)                attn_flash_fwd_dXX, causal mask
+//	  x   += o·Woᵀ                                GEMM, beta = 1 (bo pending)
+//	  h    = LN2(x + bo)                          ln_fwd
+//	  m    = act(h·W1ᵀ + b1)                      GEMM + bias/act epilogue
+//	  x   += m·W2ᵀ                                GEMM, beta = 1 (b2 pending)
+//	eot    = x[b·T + EOTPos[b]]                   gather_rows
+//	pooled = LN_final(eot + b2)                   ln_fwd
+//	emb    = pooled·Wprojᵀ                        GEMM
+//
+// Layer norm is per token, so, as in clip.TextModel.Pool, final_layer_norm
+// runs on the gathered EOT rows only. Texts of a batch share one length T
+// (at most the context, max_position_embeddings); the causal mask makes
+// padding after a text's EOT irrelevant to its embedding.
+//
+// Not safe for concurrent use.
+type TextEncoder struct {
+	tower
+	// V is the vocabulary size, Ctx the context length (the largest T),
+	// C the width, E the embedding dimension.
+	V, Ctx, C, E int
+	finalEps     float32
+
+	tok, pos, finalG, finalB, proj devPtr
+
+	ids, idx              devPtr // int32 [MaxBatch·Ctx], int32 [MaxBatch]
+	gathered, pooled, emb devPtr
+	upB, upT              int // the batch of the last Upload
+}
+
+// NewTextEncoder uploads the text tower of m.
+func NewTextEncoder(c *Context, m *clip.Model, opt EncoderOptions) (*TextEncoder, error) {
+	if c == nil || m == nil || m.Text == nil {
+		return nil, fmt.Errorf("cuda: NewTextEncoder needs a context and a model")
+	}
+	if opt.Precision == TF32 && (!c.blas || opt.Gemm == GemmOwn) {
+		return nil, fmt.Errorf("cuda: TF32 needs cuBLAS: %v", cublasErr)
+	}
+	if opt.Gemm == GemmCublas && !c.blas {
+		return nil, fmt.Errorf("cuda: cuBLAS requested but not loaded: %v", cublasErr)
+	}
+	if opt.MaxBatch <= 0 {
+		opt.MaxBatch = 64
+	}
+	t := m.Text
+	ts := t.TokenEmbedding.Value.Shape // [V, C]
+	ps := t.PositionEmbed.Value.Shape  // [context, C]
+	if len(ts) != 2 || len(ps) != 2 || ts[1] != ps[1] {
+		return nil, fmt.Errorf("cuda: token embedding %v and position embedding %v do not match", ts, ps)
+	}
+	e := &TextEncoder{tower: tower{c: c, opt: opt, width: ts[1]}, V: ts[0], Ctx: ps[0], C: ts[1],
+		E: m.TextProjection.Out(), finalEps: t.FinalLN.Eps}
+	if err := e.upload(m); err != nil {
+		e.Close()
+		return nil, err
+	}
+	if err := e.allocActivations(); err != nil {
+		e.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+func (e *TextEncoder) upload(m *clip.Model) error {
+	t := m.Text
+	if m.TextProjection.B != nil {
+		return fmt.Errorf("cuda: text projection with a bias is not supported")
+	}
+	if m.TextProjection.In() != e.C {
+		return fmt.Errorf("cuda: text projection takes %d, the tower is %d wide", m.TextProjection.In(), e.C)
+	}
+	var err error
+	for _, w := range []struct {
+		dst *devPtr
+		src []float32
+	}{
+		{&e.tok, data(t.TokenEmbedding)}, {&e.pos, data(t.PositionEmbed)},
+		{&e.finalG, data(t.FinalLN.W)}, {&e.finalB, data(t.FinalLN.B)},
+		{&e.proj, data(m.TextProjection.W)},
+	} {
+		if *w.dst, err = e.put(w.src); err != nil {
+			return err
+		}
+	}
+	return e.uploadBlocks(t.Encoder)
+}
+
+func (e *TextEncoder) allocActivations() error {
+	B := e.opt.MaxBatch
+	var err error
+	for _, b := range []struct {
+		dst *devPtr
+		n   int
+	}{
+		{&e.ids, B * e.Ctx}, {&e.idx, B}, {&e.gathered, B * e.C}, {&e.pooled, B * e.C}, {&e.emb, B * e.E},
+	} {
+		if *b.dst, err = e.buf(b.n); err != nil {
+			return err
+		}
+	}
+	return e.allocBlocks(B, e.Ctx)
+}
+
+// MaxBatch returns the largest batch the encoder accepts.
+func (e *TextEncoder) MaxBatch() int { return e.maxBatch() }
+
+// Upload checks a tokenised batch (ids in the vocabulary, 1 <= T <= the
+// context, EOT positions in [0, T)) and copies its ids and EOT positions to
+// the input buffers.
+func (e *TextEncoder) Upload(b *clip.TextBatch) error {
+	e.upB, e.upT = 0, 0
+	if b == nil {
+		return fmt.Errorf("cuda: no text batch")
+	}
+	if err := e.checkBatch(b.B); err != nil {
+		return err
+	}
+	B, T := b.B, b.T
+	if T < 1 || T > e.Ctx {
+		return fmt.Errorf("cuda: %d tokens per text outside [1, %d]", T, e.Ctx)
+	}
+	if len(b.IDs) != B*T || len(b.EOTPos) != B {
+		return fmt.Errorf("cuda: %d ids and %d EOT positions for %d texts of %d tokens", len(b.IDs), len(b.EOTPos), B, T)
+	}
+	buf := make([]byte, 4*B*T)
+	for i, id := range b.IDs {
+		if id < 0 || id >= e.V {
+			return fmt.Errorf("cuda: token id %d at %d outside the vocabulary of %d", id, i, e.V)
+		}
+		binary.LittleEndian.PutUint32(buf[4*i:], uint32(id))
+	}
+	idx := make([]byte, 4*B)
+	for r, p := range b.EOTPos {
+		if p < 0 || p >= T {
+			return fmt.Errorf("cuda: EOT position %d of text %d outside [0, %d)", p, r, T)
+		}
+		binary.LittleEndian.PutUint32(idx[4*r:], uint32(r*T+p))
+	}
+	if err := shimHtoDBytes(e.ids, buf); err != nil {
+		return err
+	}
+	if err := shimHtoDBytes(e.idx, idx); err != nil {
+		return err
+	}
+	e.upB, e.upT = B, T
+	return nil
+}
+
+// Forward queues the tower on the batch of the last Upload, which must have
+// been B texts of T tokens; the result is in the embedding buffer once the
+// stream reaches it (Download waits).
+func (e *TextEncoder) Forward(B, T int) error {
+	if err := e.checkBatch(B); err != nil {
+		return err
+	}
+	if B != e.upB || T != e.upT {
+		return fmt.Errorf("cuda: Forward(%d, %d) after an Upload of %d texts of %d tokens", B, T, e.upB, e.upT)
+	}
+	c, C := e.c, e.C
+	if err := c.textEmbed(e.x, e.ids, e.tok, e.pos, B, T, C); err != nil {
+		return err
+	}
+	pending, err := e.blocks(B, T, true)
+	if err != nil {
+		return err
+	}
+	if err := c.gatherRows(e.gathered, C, e.x, C, e.idx, B, C); err != nil {
+		return err
+	}
+	if err := c.lnFwd(e.gathered, C, 0, 0, pending, 0, 0, e.pooled, C, e.finalG, e.finalB, 0, 0, B, C, e.finalEps); err != nil {
+		return err
+	}
+	return e.linear(e.pooled, B, C, e.proj, e.E, 0, e.emb, 0, actNone)
+}
+
+// Download copies the embeddings [B, E] of the last Forward to dst.
+func (e *TextEncoder) Download(dst []float32, B int) error {
+	if err := e.checkBatch(B); err != nil {
+		return err
+	}
+	if len(dst) != B*e.E {
+		return fmt.Errorf("cuda: destination of %d for %d embeddings of %d", len(dst), B, e.E)
+	}
+	return shimDtoH(dst, e.emb)
+}
+
+// EncodeText returns the projected, unnormalised embeddings [B, E] of a
+// tokenised batch, as clip.Model.EncodeText.
+func (e *TextEncoder) EncodeText(b *clip.TextBatch) ([]float32, error) {
+	if err := e.Upload(b); err != nil {
+		return nil, err
+	}
+	if err := e.Forward(b.B, b.T); err != nil {
+		return nil, err
+	}
+	out := make([]float32, b.B*e.E)
+	return out, e.Download(out, b.B)
+}
+
+// Close frees the encoder's device memory.
+func (e *TextEncoder) Close() error {
+	if e == nil {
+		return nil
+	}
+	return e.close()
+}
