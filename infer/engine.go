@@ -11,6 +11,12 @@
 //     for attention and over rows for the layer norms; or, with SplitItems,
 //     over items (each worker runs whole forward passes on its share).
 //
+// With Options.DType = BF16 every weight GEMM (patch embedding, q/k/v, out,
+// fc1, fc2, projections) runs on bfloat16 weights, half the memory, with
+// the activations rounded to bfloat16 per A panel and float32 sums
+// (tensor.SgemmPackedBF16); embeddings then agree with the float32 path to
+// a cosine similarity above 0.999 (bf16_test.go).
+//
 // Pruned models (per-layer heads and MLP widths, nil branches, skipped
 // layers, HeadKeep masks) run through the same code with their own shapes;
 // nothing is padded back to the dense widths.
@@ -85,11 +91,82 @@ type Options struct {
 	Chunk int
 	// MinItemsSplit is SplitAuto's threshold in items per thread (0: 4).
 	MinItemsSplit int
+	// DType is the type of the packed weights of every weight GEMM (F32 or
+	// BF16). With BF16 the activations are rounded to bfloat16 as each GEMM
+	// packs them and products are summed in float32 (tensor.SgemmPackedBF16:
+	// VDPBF16PS on CPUs with AVX512_BF16, an AVX2 or pure-Go kernel
+	// elsewhere); attention, layer norms and epilogues stay float32.
+	DType DType
 	// ReleaseWeights drops the model's copies of the matrices the engine
 	// packs (their Value.Data becomes nil, layer by layer, with a GC after
 	// each), so that a process holds the weights once. The model can then
 	// no longer run its reference forward or be saved.
 	ReleaseWeights bool
+}
+
+// DType is the weight type of an Engine's GEMMs.
+type DType int
+
+const (
+	// F32 keeps the weights in float32 (tensor.SgemmPacked).
+	F32 DType = iota
+	// BF16 stores them as bfloat16, half the memory (tensor.SgemmPackedBF16).
+	BF16
+)
+
+// String names the type as the --dtype flags do.
+func (d DType) String() string {
+	switch d {
+	case F32:
+		return "f32"
+	case BF16:
+		return "bf16"
+	}
+	return fmt.Sprintf("DType(%d)", int(d))
+}
+
+// ParseDType parses "f32" (or "") and "bf16".
+func ParseDType(s string) (DType, error) {
+	switch s {
+	case "f32", "float32", "":
+		return F32, nil
+	case "bf16", "bfloat16":
+		return BF16, nil
+	}
+	return 0, fmt.Errorf("infer: unknown dtype %q (want f32 or bf16)", s)
+}
+
+// weight is one packed weight matrix op(B) = Wᵀ (k×n, from W [n, k]), in
+// float32 (f) or bfloat16 (h).
+type weight struct {
+	f *tensor.PackedB
+	h *tensor.PackedBF16
+}
+
+// packW packs W [n, k] in the given type.
+func packW(dt DType, k, n int, w []float32) weight {
+	if dt == BF16 {
+		return weight{h: tensor.PackBBF16(blas.Trans, k, n, w, k)}
+	}
+	return weight{f: tensor.PackB(blas.Trans, k, n, w, k)}
+}
+
+// mul sets c = a·W (a is rows×k with stride lda, c rows×n with stride ldc).
+func (w *weight) mul(rows int, a []float32, lda int, c []float32, ldc int) {
+	if w.h != nil {
+		tensor.SgemmPackedBF16(blas.NoTrans, rows, 1, a, lda, w.h, 0, c, ldc)
+		return
+	}
+	tensor.SgemmPacked(blas.NoTrans, rows, 1, a, lda, w.f, 0, c, ldc)
+}
+
+// mulEp is mul with the fused epilogue ep.
+func (w *weight) mulEp(rows int, a []float32, lda int, c []float32, ldc int, ep tensor.Epilogue) {
+	if w.h != nil {
+		tensor.SgemmPackedBF16Epilogue(blas.NoTrans, rows, 1, a, lda, w.h, 0, c, ldc, ep)
+		return
+	}
+	tensor.SgemmPackedEpilogue(blas.NoTrans, rows, 1, a, lda, w.f, 0, c, ldc, ep)
 }
 
 type lnParams struct {
@@ -102,16 +179,16 @@ type layer struct {
 	// attention (heads == 0: no attention branch)
 	heads, hd int
 	scale     float32
-	qkv       *tensor.PackedB // C → 3·heads·hd
+	qkv       weight // C → 3·heads·hd
 	qkvB      []float32
-	out       *tensor.PackedB // heads·hd → C
+	out       weight // heads·hd → C
 	outB      []float32
 	// MLP (hidden == 0: no MLP branch)
 	hidden int
 	act    tensor.Activation
-	fc1    *tensor.PackedB
+	fc1    weight
 	fc1B   []float32
-	fc2    *tensor.PackedB
+	fc2    weight
 	fc2B   []float32
 }
 
@@ -121,7 +198,7 @@ type tower struct {
 	causal  bool
 	layers  []layer
 	final   lnParams // post_layernorm / final_layer_norm
-	proj    *tensor.PackedB
+	proj    weight
 	E       int
 	maxWide int // max 3·H·D and MLP hidden over the layers
 	maxIn   int // max H·D
@@ -137,9 +214,10 @@ type Engine struct {
 	split   Split
 	chunk   int
 	minItem int
+	dtype   DType
 
 	// vision embedding
-	patch    *tensor.PackedB // 3·P·P → C
+	patch    weight // 3·P·P → C
 	cls      []float32
 	vPos     []float32
 	preLN    lnParams
@@ -164,7 +242,10 @@ func New(m *clip.Model, opts Options) (*Engine, error) {
 	if m == nil || m.Vision == nil || m.Text == nil {
 		return nil, fmt.Errorf("infer: nil model")
 	}
-	e := &Engine{m: m, threads: opts.Threads, split: opts.Split, chunk: opts.Chunk, minItem: opts.MinItemsSplit}
+	if opts.DType != F32 && opts.DType != BF16 {
+		return nil, fmt.Errorf("infer: unknown dtype %v", opts.DType)
+	}
+	e := &Engine{m: m, threads: opts.Threads, split: opts.Split, chunk: opts.Chunk, minItem: opts.MinItemsSplit, dtype: opts.DType}
 	if e.threads <= 0 {
 		e.threads = runtime.GOMAXPROCS(0)
 	}
@@ -178,10 +259,10 @@ func New(m *clip.Model, opts Options) (*Engine, error) {
 	vc := v.Cfg
 	var err error
 	rel := opts.ReleaseWeights
-	if e.vis, err = buildTower(v.Encoder, vc.HiddenSize, v.SeqLen(), false, v.PostLN, m.VisualProjection, rel); err != nil {
+	if e.vis, err = buildTower(opts.DType, v.Encoder, vc.HiddenSize, v.SeqLen(), false, v.PostLN, m.VisualProjection, rel); err != nil {
 		return nil, fmt.Errorf("infer: vision: %w", err)
 	}
-	if e.txt, err = buildTower(t.Encoder, t.Cfg.HiddenSize, t.Cfg.MaxPositionEmbeddings, true, t.FinalLN, m.TextProjection, rel); err != nil {
+	if e.txt, err = buildTower(opts.DType, t.Encoder, t.Cfg.HiddenSize, t.Cfg.MaxPositionEmbeddings, true, t.FinalLN, m.TextProjection, rel); err != nil {
 		return nil, fmt.Errorf("infer: text: %w", err)
 	}
 	C, P := vc.HiddenSize, vc.PatchSize
@@ -190,7 +271,7 @@ func New(m *clip.Model, opts Options) (*Engine, error) {
 	if got := len(v.PatchEmbedding.Value.Data); got != C*e.patchK {
 		return nil, fmt.Errorf("infer: patch embedding has %d values, want %d", got, C*e.patchK)
 	}
-	e.patch = tensor.PackB(blas.Trans, e.patchK, C, v.PatchEmbedding.Value.Data, e.patchK)
+	e.patch = packW(opts.DType, e.patchK, C, v.PatchEmbedding.Value.Data)
 	if opts.ReleaseWeights {
 		v.PatchEmbedding.Value.Data = nil
 	}
@@ -217,6 +298,9 @@ func (e *Engine) Close() { e.pool.close() }
 // Threads returns the number of workers.
 func (e *Engine) Threads() int { return e.threads }
 
+// DType returns the weight type of the engine's GEMMs.
+func (e *Engine) DType() DType { return e.dtype }
+
 // Model returns the model the engine was built from.
 func (e *Engine) Model() *clip.Model { return e.m }
 
@@ -242,12 +326,12 @@ func release(on bool, ls ...*nn.Linear) {
 	runtime.GC()
 }
 
-func buildTower(tr *nn.Transformer, C, T int, causal bool, final *nn.LayerNorm, proj *nn.Linear, rel bool) (tower, error) {
+func buildTower(dt DType, tr *nn.Transformer, C, T int, causal bool, final *nn.LayerNorm, proj *nn.Linear, rel bool) (tower, error) {
 	tw := tower{C: C, T: T, causal: causal, final: ln(final), E: proj.Out()}
 	if proj.In() != C {
 		return tw, fmt.Errorf("projection takes %d inputs, tower width is %d", proj.In(), C)
 	}
-	tw.proj = tensor.PackB(blas.Trans, C, tw.E, proj.W.Value.Data, C)
+	tw.proj = packW(dt, C, tw.E, proj.W.Value.Data)
 	release(rel, proj)
 	if tr.Skip != nil && len(tr.Skip) != len(tr.Layers) {
 		return tw, fmt.Errorf("%d skip flags for %d layers", len(tr.Skip), len(tr.Layers))
@@ -258,7 +342,7 @@ func buildTower(tr *nn.Transformer, C, T int, causal bool, final *nn.LayerNorm, 
 		}
 		L := layer{ln1: ln(b.LayerNorm1), ln2: ln(b.LayerNorm2)}
 		if a := b.SelfAttn; a != nil {
-			if err := buildAttn(&L, a, C); err != nil {
+			if err := buildAttn(dt, &L, a, C); err != nil {
 				return tw, fmt.Errorf("layer %d: %w", i, err)
 			}
 			if L.heads > 0 {
@@ -280,9 +364,9 @@ func buildTower(tr *nn.Transformer, C, T int, causal bool, final *nn.LayerNorm, 
 				default:
 					return tw, fmt.Errorf("layer %d: unknown activation %v", i, mlp.Act)
 				}
-				L.fc1 = tensor.PackB(blas.Trans, C, F, mlp.FC1.W.Value.Data, C)
+				L.fc1 = packW(dt, C, F, mlp.FC1.W.Value.Data)
 				L.fc1B = biasOf(mlp.FC1, F)
-				L.fc2 = tensor.PackB(blas.Trans, F, C, mlp.FC2.W.Value.Data, F)
+				L.fc2 = packW(dt, F, C, mlp.FC2.W.Value.Data)
 				L.fc2B = biasOf(mlp.FC2, C)
 				tw.maxWide = max(tw.maxWide, F)
 				release(rel, mlp.FC1, mlp.FC2)
@@ -296,8 +380,8 @@ func buildTower(tr *nn.Transformer, C, T int, causal bool, final *nn.LayerNorm, 
 }
 
 // buildAttn packs the kept heads of a: q, k and v stacked into one
-// [3·H·D, C] matrix, and the matching columns of out_proj.
-func buildAttn(L *layer, a *nn.MultiHeadAttention, C int) error {
+// [3·H·D, C] matrix, and the matching columns of out_proj, in type dt.
+func buildAttn(dt DType, L *layer, a *nn.MultiHeadAttention, C int) error {
 	H, D := a.Heads, a.HeadDim
 	inner := H * D
 	if a.Q.Out() != inner || a.K.Out() != inner || a.V.Out() != inner || a.Out.In() != inner ||
@@ -333,7 +417,7 @@ func buildAttn(L *layer, a *nn.MultiHeadAttention, C int) error {
 			copy(bias[p*in+j*D:p*in+(j+1)*D], bd[h*D:(h+1)*D])
 		}
 	}
-	L.qkv = tensor.PackB(blas.Trans, C, 3*in, w, C)
+	L.qkv = packW(dt, C, 3*in, w)
 	L.qkvB = bias
 	// out_proj W [C, inner]: keep the columns of the kept heads.
 	ow := a.Out.W.Value.Data
@@ -343,7 +427,7 @@ func buildAttn(L *layer, a *nn.MultiHeadAttention, C int) error {
 			copy(wo[r*in+j*D:r*in+(j+1)*D], ow[r*inner+h*D:r*inner+(h+1)*D])
 		}
 	}
-	L.out = tensor.PackB(blas.Trans, in, C, wo, in)
+	L.out = packW(dt, in, C, wo)
 	L.outB = biasOf(a.Out, C)
 	return nil
 }

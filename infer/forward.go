@@ -216,7 +216,7 @@ func (e *Engine) imageChunk(a *arena, px []float32, n int, out []float32, par bo
 		}
 	}
 	d := a.d[:n*Np*C]
-	tensor.SgemmPacked(blas.NoTrans, n*Np, 1, col, K, e.patch, 0, d, C)
+	e.patch.mul(n*Np, col, K, d, C)
 	x := a.x[:n*T*C]
 	for b := 0; b < n; b++ {
 		xb := x[b*T*C : (b+1)*T*C]
@@ -256,7 +256,7 @@ func (e *Engine) textChunk(a *arena, ids, eot []int, n, T int, out []float32, pa
 func (e *Engine) pool1(pooled []float32, tw *tower, n int, out []float32) {
 	C := tw.C
 	tensor.LayerNorm(pooled, pooled, tw.final.g, tw.final.b, C, tw.final.eps, nil, nil)
-	tensor.SgemmPacked(blas.NoTrans, n, 1, pooled, C, tw.proj, 0, out, tw.E)
+	tw.proj.mul(n, pooled, C, out, tw.E)
 }
 
 // layers runs the encoder layers of tw on the residual stream a.x
@@ -281,18 +281,18 @@ func (e *Engine) layers(a *arena, tw *tower, n, T int, par bool) {
 			norm(&L.ln1)
 			in := L.heads * L.hd
 			qkv := a.big[:rows*3*in]
-			tensor.SgemmPackedEpilogue(blas.NoTrans, rows, 1, h, C, L.qkv, 0, qkv, 3*in, tensor.Epilogue{Bias: L.qkvB})
+			L.qkv.mulEp(rows, h, C, qkv, 3*in, tensor.Epilogue{Bias: L.qkvB})
 			att := a.att[:rows*in]
 			e.attention(a, tw, L, qkv, att, n, T, par)
-			tensor.SgemmPackedEpilogue(blas.NoTrans, rows, 1, att, in, L.out, 0, d, C, tensor.Epilogue{Bias: L.outB})
+			L.out.mulEp(rows, att, in, d, C, tensor.Epilogue{Bias: L.outB})
 			pending = true
 		}
 		if L.hidden > 0 {
 			norm(&L.ln2)
 			F := L.hidden
 			hid := a.big[:rows*F]
-			tensor.SgemmPackedEpilogue(blas.NoTrans, rows, 1, h, C, L.fc1, 0, hid, F, tensor.Epilogue{Bias: L.fc1B, Act: L.act})
-			tensor.SgemmPackedEpilogue(blas.NoTrans, rows, 1, hid, F, L.fc2, 0, d, C, tensor.Epilogue{Bias: L.fc2B})
+			L.fc1.mulEp(rows, h, C, hid, F, tensor.Epilogue{Bias: L.fc1B, Act: L.act})
+			L.fc2.mulEp(rows, hid, F, d, C, tensor.Epilogue{Bias: L.fc2B})
 			pending = true
 		}
 	}

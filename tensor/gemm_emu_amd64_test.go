@@ -142,6 +142,37 @@ func fma32(a, b, c float32) float32 {
 	return r
 }
 
+// dpbf16 is one 32-bit lane of VDPBF16PS: acc plus the products of the
+// bfloat16 pairs in x and y, as Intel's SDM specifies it:
+//
+//	acc += float32(x.bf16[1]) * float32(y.bf16[1])   // odd (high) element first
+//	acc += float32(x.bf16[0]) * float32(y.bf16[0])
+//
+// each line an FMA "with DAZ in, FTZ out and RNE rounding; MXCSR neither
+// consulted nor updated": denormal inputs (the accumulator and the
+// bfloat16 values) are read as zeros of their sign, and results that are
+// denormal after rounding become zeros of their sign. Assumptions where the
+// SDM is silent: tininess is detected after rounding (as x86 does for SSE),
+// and a NaN result is whatever the float64 arithmetic gives (the kernels
+// never see NaNs). TestBF16KernelEmulated checks this against the real
+// instruction where the CPU has it.
+func dpbf16(acc float32, x, y uint32) float32 {
+	acc = flushDenormal(acc)
+	hx, hy := flushDenormal(math.Float32frombits(x&^0xffff)), flushDenormal(math.Float32frombits(y&^0xffff))
+	acc = flushDenormal(fma32(hx, hy, acc))
+	lx, ly := flushDenormal(math.Float32frombits(x<<16)), flushDenormal(math.Float32frombits(y<<16))
+	return flushDenormal(fma32(lx, ly, acc))
+}
+
+// flushDenormal returns a zero of x's sign when x is denormal, else x.
+func flushDenormal(x float32) float32 {
+	b := math.Float32bits(x)
+	if b&0x7f800000 == 0 {
+		return math.Float32frombits(b & 0x80000000)
+	}
+	return x
+}
+
 type emulator struct {
 	ins   []emuInst
 	idx   map[uint64]int
@@ -281,7 +312,7 @@ func (e *emulator) run(sp int64) {
 				panic("xor is only used to zero")
 			}
 			e.vec[o[0][1:]] = make([]float32, e.lanes)
-		case "vmovups":
+		case "vmovups", "vmovdqu", "vmovdqu32":
 			if isVecReg(o[0]) {
 				e.vec[o[0][1:]] = append([]float32(nil), e.vread(o[1])...)
 			} else {
@@ -304,11 +335,59 @@ func (e *emulator) run(sp int64) {
 				r[i] = fma32(s1[i], s2[i], d[i])
 			}
 			e.vec[o[0][1:]] = r
-		case "vmulps":
+		case "vmulps", "vaddps":
 			s1, s2 := e.vread(o[1]), e.vread(o[2])
 			r := make([]float32, e.lanes)
 			for i := range r {
-				r[i] = s1[i] * s2[i]
+				if in.op == "vaddps" {
+					r[i] = s1[i] + s2[i]
+				} else {
+					r[i] = s1[i] * s2[i]
+				}
+			}
+			e.vec[o[0][1:]] = r
+		case "vdpbf16ps": // o0 += pairwise products of o1 and o2 (see dpbf16)
+			d, s1, s2 := e.vread(o[0]), e.vread(o[1]), e.vread(o[2])
+			r := make([]float32, e.lanes)
+			for i := range r {
+				r[i] = dpbf16(d[i], math.Float32bits(s1[i]), math.Float32bits(s2[i]))
+			}
+			e.vec[o[0][1:]] = r
+		case "movq": // xmm ← 64-bit register, upper lanes zeroed
+			if !isVecReg(o[0]) {
+				panic("movq is only used to load a vector register")
+			}
+			x := uint64(e.val(o[1]))
+			v := make([]float32, e.lanes)
+			v[0], v[1] = math.Float32frombits(uint32(x)), math.Float32frombits(uint32(x>>32))
+			e.vec[o[0][1:]] = v
+		case "vpbroadcastd":
+			var x float32
+			if isVecReg(o[1]) {
+				x = e.vread(o[1])[0]
+			} else {
+				x = e.f(e.ea(o[1]))
+			}
+			v := make([]float32, e.lanes)
+			for i := range v {
+				v[i] = x
+			}
+			e.vec[o[0][1:]] = v
+		case "vpslld", "vpand", "vpandd":
+			s1 := e.vread(o[1])
+			r := make([]float32, e.lanes)
+			var s2 []float32
+			if in.op != "vpslld" {
+				s2 = e.vread(o[2])
+			}
+			for i := range r {
+				x := math.Float32bits(s1[i])
+				if in.op != "vpslld" {
+					x &= math.Float32bits(s2[i])
+				} else {
+					x <<= uint(e.val(o[2]))
+				}
+				r[i] = math.Float32frombits(x)
 			}
 			e.vec[o[0][1:]] = r
 		case "ret":

@@ -637,11 +637,15 @@ func layerNormBackwardGeneric(dx, dgamma, dbeta, x, dy, gamma, mean, rstd []floa
 }
 
 // quickGeluBackwardVia returns a QuickGELU backward kernel computed in
-// float32 on chunks, with exp taken by the given (vectorised) exp kernel; it
-// is the fast twin of quickGeluBackwardGeneric for CPUs with a fast Exp:
+// float32 on chunks, with exp taken by the given (vectorised) exp kernel:
 //
 //	e := exp(-1.702·|x|); s, t := 1/(1+e), e/(1+e) (swapped for x < 0)
-//	dx = dy · (s + 1.702·x·s·t)   (x·s·t taken as 0 once e underflows)
+//	dx = dy · (s + ((1.702·x)·s)·t)   (x·s·t taken as 0 once e underflows)
+//
+// each operation rounded to float32 (the conversions forbid fused
+// multiply-adds). It is the reference of the fused assembly kernels
+// (quickGeluBwdAVX2 and its AVX-512 and NEON twins), which compute exactly
+// these steps and are tested equal to it bit for bit.
 func quickGeluBackwardVia(exp func(dst, x []float32)) func(dx, x, dy []float32) {
 	return func(dx, x, dy []float32) {
 		var buf [256]float32
@@ -661,7 +665,7 @@ func quickGeluBackwardVia(exp func(dst, x []float32)) func(dx, x, dy []float32) 
 				}
 				d := s
 				if ei != 0 {
-					d = s + 1.702*v*s*t
+					d = s + float32(float32(float32(1.702*v)*s)*t)
 				}
 				dx[off+i] = dy[off+i] * d
 			}

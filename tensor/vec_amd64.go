@@ -12,7 +12,7 @@ import "math"
 func init() {
 	if cpuAVX2 {
 		expK.Register(AVX2, unaryVariant(expAVX2))
-		quickGeluBwdK.Register(AVX2, quickGeluBackwardVia(unaryVariant(expAVX2)))
+		quickGeluBwdK.Register(AVX2, binaryVariant(quickGeluBwdAVX2))
 		quickGeluK.Register(AVX2, unaryVariant(quickGeluAVX2))
 		geluK.Register(AVX2, unaryVariant(geluAVX2))
 		biasQuickGeluK.Register(AVX2, biasVariant(biasQuickGeluAVX2))
@@ -20,6 +20,8 @@ func init() {
 		softmaxK.Register(AVX2, softmaxVariant(softmaxRowAVX2))
 		layerNormK.Register(AVX2, layerNormVariant(layerNormRowAVX2))
 		addLayerNormK.Register(AVX2, addLayerNormVariant(addLayerNormRowAVX2))
+		layerNormBwdK.Register(AVX2, layerNormBwdVariant(layerNormBwdRowAVX2))
+		softmaxBwdK.Register(AVX2, softmaxBwdVariant(softmaxBwdRowAVX2))
 		sumK.Register(AVX2, reduceVariant(sumAVX2))
 		sumSqK.Register(AVX2, reduceVariant(sumSqAVX2))
 		maxK.Register(AVX2, maxVariant(maxAVX2))
@@ -32,7 +34,7 @@ func init() {
 	}
 	if cpuAVX512 && avx512SelfCheck() {
 		expK.Register(AVX512, unaryVariant(expAVX512))
-		quickGeluBwdK.Register(AVX512, quickGeluBackwardVia(unaryVariant(expAVX512)))
+		quickGeluBwdK.Register(AVX512, binaryVariant(quickGeluBwdAVX512))
 		quickGeluK.Register(AVX512, unaryVariant(quickGeluAVX512))
 		geluK.Register(AVX512, unaryVariant(geluAVX512))
 		biasQuickGeluK.Register(AVX512, biasVariant(biasQuickGeluAVX512))
@@ -40,6 +42,8 @@ func init() {
 		softmaxK.Register(AVX512, softmaxVariant(softmaxRowAVX512))
 		layerNormK.Register(AVX512, layerNormVariant(layerNormRowAVX512))
 		addLayerNormK.Register(AVX512, addLayerNormVariant(addLayerNormRowAVX512))
+		layerNormBwdK.Register(AVX512, layerNormBwdVariant(layerNormBwdRowAVX512))
+		softmaxBwdK.Register(AVX512, softmaxBwdVariant(softmaxBwdRowAVX512))
 		sumK.Register(AVX512, reduceVariant(sumAVX512))
 		sumSqK.Register(AVX512, reduceVariant(sumSqAVX512))
 		maxK.Register(AVX512, maxVariant(maxAVX512))
@@ -61,6 +65,13 @@ func expAVX2(dst, x *float32, n int)
 //
 //go:noescape
 func quickGeluAVX2(dst, x *float32, n int)
+
+// quickGeluBwdAVX2: for i < n: dx[i] = dy[i]·QuickGELU'(x[i]), bit for bit
+// as quickGeluBackwardVia(expAVX2) computes it (the steps are listed above
+// QGBWD8 in vec_avx2_amd64.s).
+//
+//go:noescape
+func quickGeluBwdAVX2(dx, x, dy *float32, n int)
 
 // geluAVX2: for i < n: dst[i] = x[i]·Φ(x[i]).
 //
@@ -95,6 +106,25 @@ func layerNormRowAVX2(out, x, gamma, beta *float32, n int, eps float32) (mean, r
 //
 //go:noescape
 func addLayerNormRowAVX2(sum, out, x, r, gamma, beta *float32, n int, eps float32)
+
+// layerNormBwdRowAVX2 is LayerNormBackward for one row of n ≥ 1 (all of dx,
+// dgamma, dbeta written), in float32: with xh[j] = (x[j]-mean)·rstd and
+// g[j] = dy[j]·gamma[j],
+//
+//	dgamma[j] += dy[j]·xh[j]; dbeta[j] += dy[j]
+//	dx[j] = ((g[j] - Σg/n) - xh[j]·(Σ g·xh)/n)·rstd
+//
+// with the sums over 8 lanes then across them. dx may alias x or dy.
+//
+//go:noescape
+func layerNormBwdRowAVX2(dx, dgamma, dbeta, x, dy, gamma *float32, n int, mean, rstd float32)
+
+// softmaxBwdRowAVX2 is SoftmaxBackwardRows for one row of n ≥ 1, in float32:
+// d := Σ y[j]·dy[j] (over 8 lanes, then across them); dx[j] = y[j]·(dy[j]-d).
+// dx may alias y or dy.
+//
+//go:noescape
+func softmaxBwdRowAVX2(dx, y, dy *float32, n int)
 
 // sumAVX2: Σ x[i], i < n.
 //
@@ -144,6 +174,11 @@ func expAVX512(dst, x *float32, n int)
 //go:noescape
 func quickGeluAVX512(dst, x *float32, n int)
 
+// quickGeluBwdAVX512 equals quickGeluBackwardVia(expAVX512) bit for bit.
+//
+//go:noescape
+func quickGeluBwdAVX512(dx, x, dy *float32, n int)
+
 //go:noescape
 func geluAVX512(dst, x *float32, n int)
 
@@ -161,6 +196,12 @@ func layerNormRowAVX512(out, x, gamma, beta *float32, n int, eps float32) (mean,
 
 //go:noescape
 func addLayerNormRowAVX512(sum, out, x, r, gamma, beta *float32, n int, eps float32)
+
+//go:noescape
+func layerNormBwdRowAVX512(dx, dgamma, dbeta, x, dy, gamma *float32, n int, mean, rstd float32)
+
+//go:noescape
+func softmaxBwdRowAVX512(dx, y, dy *float32, n int)
 
 //go:noescape
 func sumAVX512(x *float32, n int) float32
@@ -214,6 +255,19 @@ func avx512SelfCheck() bool {
 		}
 		return true
 	}
+	// closeLoose allows float32 sums' rounding against float64 ones.
+	closeLoose := func(a, w []float32) bool {
+		var scale float64
+		for _, v := range w {
+			scale = max(scale, math.Abs(float64(v)))
+		}
+		for i := range w {
+			if !(math.Abs(float64(a[i])-float64(w[i])) <= 1e-4*(scale+1)) {
+				return false
+			}
+		}
+		return true
+	}
 	closeSum := func(a, w float32) bool { return math.Abs(float64(a-w)) <= 1e-4*(1+math.Abs(float64(w))) }
 	ok := true
 	unary := func(k func(dst, x *float32, n int), ref func(dst, x []float32)) {
@@ -224,6 +278,9 @@ func avx512SelfCheck() bool {
 	unary(expAVX512, expGeneric)
 	unary(quickGeluAVX512, quickGeluGeneric)
 	unary(geluAVX512, geluGeneric)
+	quickGeluBackwardVia(unaryVariant(expAVX512))(want[:], x[:], y[:])
+	quickGeluBwdAVX512(&got[0], &x[0], &y[0], n)
+	ok = ok && got == want
 	bias := func(k func(x, bias *float32, n int), ref func(x, bias []float32)) {
 		want, got = x, x
 		ref(want[:], y[:])
@@ -244,6 +301,13 @@ func avx512SelfCheck() bool {
 	addLayerNormGeneric(s1[:], want[:], x[:], y[:], g[:], b[:], n, 1e-5)
 	addLayerNormRowAVX512(&s2[0], &got[0], &x[0], &y[0], &g[0], &b[0], n, 1e-5)
 	ok = ok && close(got[:], want[:]) && s1 == s2
+	var dg1, dg2, db1, db2 [n]float32
+	layerNormBackwardGeneric(want[:], dg1[:], db1[:], x[:], y[:], g[:], m[:], r[:], n)
+	layerNormBwdRowAVX512(&got[0], &dg2[0], &db2[0], &x[0], &y[0], &g[0], n, m[0], r[0])
+	ok = ok && closeLoose(got[:], want[:]) && closeLoose(dg2[:], dg1[:]) && closeLoose(db2[:], db1[:])
+	softmaxBackwardGeneric(want[:], x[:], y[:], n)
+	softmaxBwdRowAVX512(&got[0], &x[0], &y[0], n)
+	ok = ok && closeLoose(got[:], want[:])
 	ok = ok && closeSum(sumAVX512(&x[0], n), sumGeneric(x[:]))
 	ok = ok && closeSum(sumSqAVX512(&x[0], n), sumSqGeneric(x[:]))
 	ok = ok && closeSum(dotAVX512(&x[0], &y[0], n), dotGeneric(x[:], y[:]))

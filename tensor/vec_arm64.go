@@ -11,7 +11,7 @@ func init() {
 		return
 	}
 	expK.Register(NEON, unaryVariant(expNEON))
-	quickGeluBwdK.Register(NEON, quickGeluBackwardVia(unaryVariant(expNEON)))
+	quickGeluBwdK.Register(NEON, binaryVariant(quickGeluBwdNEON))
 	quickGeluK.Register(NEON, unaryVariant(quickGeluNEON))
 	geluK.Register(NEON, unaryVariant(geluNEON))
 	biasQuickGeluK.Register(NEON, biasVariant(biasQuickGeluNEON))
@@ -19,6 +19,8 @@ func init() {
 	softmaxK.Register(NEON, softmaxVariant(softmaxRowNEON))
 	layerNormK.Register(NEON, layerNormVariant(layerNormRowNEON))
 	addLayerNormK.Register(NEON, addLayerNormVariant(addLayerNormRowNEON))
+	layerNormBwdK.Register(NEON, layerNormBwdVariant(layerNormBwdRowNEON))
+	softmaxBwdK.Register(NEON, softmaxBwdVariant(softmaxBwdRowNEON))
 	sumK.Register(NEON, reduceVariant(sumNEON))
 	sumSqK.Register(NEON, reduceVariant(sumSqNEON))
 	maxK.Register(NEON, maxVariant(maxNEON))
@@ -35,6 +37,12 @@ func expNEON(dst, x *float32, n int)
 
 //go:noescape
 func quickGeluNEON(dst, x *float32, n int)
+
+// quickGeluBwdNEON: for i < n: dx[i] = dy[i]·QuickGELU'(x[i]), the steps of
+// quickGeluBwdAVX2 (so the same values, lane for lane).
+//
+//go:noescape
+func quickGeluBwdNEON(dx, x, dy *float32, n int)
 
 //go:noescape
 func geluNEON(dst, x *float32, n int)
@@ -53,6 +61,16 @@ func layerNormRowNEON(out, x, gamma, beta *float32, n int, eps float32) (mean, r
 
 //go:noescape
 func addLayerNormRowNEON(sum, out, x, r, gamma, beta *float32, n int, eps float32)
+
+// layerNormBwdRowNEON has the meaning of layerNormBwdRowAVX2.
+//
+//go:noescape
+func layerNormBwdRowNEON(dx, dgamma, dbeta, x, dy, gamma *float32, n int, mean, rstd float32)
+
+// softmaxBwdRowNEON has the meaning of softmaxBwdRowAVX2.
+//
+//go:noescape
+func softmaxBwdRowNEON(dx, y, dy *float32, n int)
 
 //go:noescape
 func sumNEON(x *float32, n int) float32

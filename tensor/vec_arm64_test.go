@@ -2,5 +2,46 @@
 
 package tensor
 
+import (
+	"math"
+	"testing"
+)
+
 // vecExpectedVariants lists the variants the assembly ops must have here.
 func vecExpectedVariants() []string { return []string{Generic, NEON} }
+
+// TestQuickGeluBwdNEONMatchesVia checks the fused NEON QuickGELU backward
+// against quickGeluBackwardVia over the NEON exp: equal bit for bit (any
+// NaN matching any NaN), specials and every tail length included, with
+// guards around the output.
+func TestQuickGeluBwdNEONMatchesVia(t *testing.T) {
+	if !cpuNEON {
+		t.Skip("no NEON")
+	}
+	via := quickGeluBackwardVia(unaryVariant(expNEON))
+	for c, n := range []int{1, 2, 3, 4, 5, 7, 8, 9, 17, 33, 65, 255, 256, 257, 1000} {
+		r := vecRNG(t, c)
+		x, dy := vecRand(r, n, -70, 70), vecRand(r, n, -3, 3)
+		for i := range x {
+			switch i % 4 {
+			case 0:
+				x[i] = actSpecials[r.IntN(len(actSpecials))]
+			case 1:
+				x[i] /= 10
+			}
+		}
+		want := make([]float32, n)
+		via(want, x, dy)
+		xb, dyb, got := vecBufOf(x), vecBufOf(dy), newVecBuf(n)
+		binaryVariant(quickGeluBwdNEON)(got.s, xb.s, dyb.s)
+		for _, g := range []*vecBuf{xb, dyb, got} {
+			g.check(t, "quickGeluBwdNEON")
+		}
+		for i, w := range want {
+			g := got.s[i]
+			if math.Float32bits(g) != math.Float32bits(w) && !(g != g && w != w) {
+				t.Fatalf("n=%d x[%d]=%v: got %v (%#x), via %v (%#x)", n, i, x[i], g, math.Float32bits(g), w, math.Float32bits(w))
+			}
+		}
+	}
+}

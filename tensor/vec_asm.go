@@ -111,3 +111,36 @@ func binaryVariant(k func(dst, a, b *float32, n int)) func(dst, a, b []float32) 
 		}
 	}
 }
+
+// layerNormBwdVariant runs a row kernel of LayerNormBackward over the rows;
+// gradients the caller skips (nil) go to scratch rows.
+func layerNormBwdVariant(k func(dx, dgamma, dbeta, x, dy, gamma *float32, n int, mean, rstd float32)) func(dx, dgamma, dbeta, x, dy, gamma, mean, rstd []float32, n int) {
+	return func(dx, dgamma, dbeta, x, dy, gamma, mean, rstd []float32, n int) {
+		if dgamma == nil {
+			dgamma = make([]float32, n)
+		}
+		if dbeta == nil {
+			dbeta = make([]float32, n)
+		}
+		var scratch []float32
+		if dx == nil {
+			scratch = make([]float32, n)
+		}
+		for r := 0; r*n < len(x); r++ {
+			d := scratch
+			if dx != nil {
+				d = dx[r*n : (r+1)*n]
+			}
+			k(&d[0], &dgamma[0], &dbeta[0], &x[r*n], &dy[r*n], &gamma[0], n, mean[r], rstd[r])
+		}
+	}
+}
+
+// softmaxBwdVariant runs a row kernel of SoftmaxBackwardRows over the rows.
+func softmaxBwdVariant(k func(dx, y, dy *float32, n int)) func(dx, y, dy []float32, n int) {
+	return func(dx, y, dy []float32, n int) {
+		for r := 0; r+n <= len(y); r += n {
+			k(&dx[r], &y[r], &dy[r], n)
+		}
+	}
+}

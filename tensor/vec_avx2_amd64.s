@@ -959,3 +959,232 @@ TEXT ·addAVX2(SB), NOSPLIT, $0-32
 // func mulAVX2(dst, a, b *float32, n int)
 TEXT ·mulAVX2(SB), NOSPLIT, $0-32
 	BINARY(VMULPS)
+
+// QuickGELU backward (quickGeluBwdAVX2, meaning in vec_amd64.go): the float32
+// steps of quickGeluBackwardVia with exp by EXP8, in the same order and
+// without fused multiply-adds, so the result equals it bit for bit:
+//
+//	e := exp(-1.702·|x|); s := 1/(1+e); t := e·s; swap s, t when x < 0
+//	dx = dy·(s + ((1.702·x)·s)·t)
+//
+// Where e is 0 the last product is ±0 anyway; x is clamped to [-64, 64] in
+// it (e is 0 from |x| > 61.2) so that x = ±Inf gives s, not NaN.
+CONST8(negQg, 0xbfd9db23)   // float32(-1.702)
+
+#define QGBWD8(X, U, N, T, P, S) \
+	VANDPS absMask<>(SB), X, U \
+	VMULPS negQg<>(SB), U, U \
+	EXP8(U, N, T, P) \
+	VADDPS one<>(SB), U, T \
+	VMOVUPS one<>(SB), S \
+	VDIVPS T, S, S \
+	VMULPS S, U, U \
+	VBLENDVPS X, U, S, T \
+	VBLENDVPS X, S, U, U \
+	VMOVUPS qgClamp<>(SB), P \
+	VMINPS X, P, P \
+	VMOVUPS qgClampNeg<>(SB), N \
+	VMAXPS P, N, P \
+	VMULPS qgHi<>(SB), P, P \
+	VMULPS T, P, P \
+	VMULPS U, P, P \
+	VADDPS P, T, X
+
+// func quickGeluBwdAVX2(dx, x, dy *float32, n int)
+TEXT ·quickGeluBwdAVX2(SB), NOSPLIT, $0-32
+	MOVQ dx+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ dy+16(FP), R8
+	MOVQ n+24(FP), CX
+qgbloop:
+	CMPQ CX, $8
+	JLT qgbtail
+	VMOVUPS (SI), Y0
+	QGBWD8(Y0, Y1, Y2, Y3, Y4, Y5)
+	VMULPS (R8), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, R8
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP qgbloop
+qgbtail:
+	TESTQ CX, CX
+	JEQ qgbdone
+	LOADMASK(Y15)
+	VMASKMOVPS (SI), Y15, Y0
+	VMASKMOVPS (R8), Y15, Y6
+	QGBWD8(Y0, Y1, Y2, Y3, Y4, Y5)
+	VMULPS Y6, Y0, Y0
+	VMASKMOVPS Y0, Y15, (DI)
+qgbdone:
+	VZEROUPPER
+	RET
+
+// func layerNormBwdRowAVX2(dx, dgamma, dbeta, x, dy, gamma *float32, n int, mean, rstd float32)
+//
+// Pass 1, per 8 lanes: xh = (x-mean)·rstd, g = dy·gamma; sg += g,
+// sgx += g·xh (8-lane sums, then HSUM), dgamma += dy·xh, dbeta += dy.
+// Pass 2: dx = ((g - sg/n) - xh·(sgx/n))·rstd. The tail (n%8 lanes) runs
+// masked; its xh lanes past n are zeroed so that they add nothing.
+TEXT ·layerNormBwdRowAVX2(SB), NOSPLIT, $0-64
+	MOVQ dx+0(FP), DI
+	MOVQ dgamma+8(FP), R11
+	MOVQ dbeta+16(FP), R12
+	MOVQ x+24(FP), SI
+	MOVQ dy+32(FP), R8
+	MOVQ gamma+40(FP), R9
+	MOVQ n+48(FP), BX
+	VMOVSS mean+56(FP), X13
+	VBROADCASTSS X13, Y13
+	VMOVSS rstd+60(FP), X14
+	VBROADCASTSS X14, Y14
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	MOVQ BX, CX
+lb1loop:
+	CMPQ CX, $8
+	JLT lb1tail
+	VMOVUPS (SI), Y2
+	VSUBPS Y13, Y2, Y2
+	VMULPS Y14, Y2, Y2
+	VMOVUPS (R8), Y3
+	VMULPS (R9), Y3, Y4
+	VADDPS Y4, Y0, Y0
+	VFMADD231PS Y2, Y4, Y1
+	VMOVUPS (R11), Y5
+	VFMADD231PS Y2, Y3, Y5
+	VMOVUPS Y5, (R11)
+	VADDPS (R12), Y3, Y6
+	VMOVUPS Y6, (R12)
+	ADDQ $32, SI
+	ADDQ $32, R8
+	ADDQ $32, R9
+	ADDQ $32, R11
+	ADDQ $32, R12
+	SUBQ $8, CX
+	JMP lb1loop
+lb1tail:
+	TESTQ CX, CX
+	JEQ lb1done
+	LOADMASK(Y15)
+	VMASKMOVPS (SI), Y15, Y2
+	VSUBPS Y13, Y2, Y2
+	VMULPS Y14, Y2, Y2
+	VANDPS Y15, Y2, Y2
+	VMASKMOVPS (R8), Y15, Y3
+	VMASKMOVPS (R9), Y15, Y4
+	VMULPS Y4, Y3, Y4
+	VADDPS Y4, Y0, Y0
+	VFMADD231PS Y2, Y4, Y1
+	VMASKMOVPS (R11), Y15, Y5
+	VFMADD231PS Y2, Y3, Y5
+	VMASKMOVPS Y5, Y15, (R11)
+	VMASKMOVPS (R12), Y15, Y6
+	VADDPS Y3, Y6, Y6
+	VMASKMOVPS Y6, Y15, (R12)
+lb1done:
+	HSUM(Y0, X0, X2)
+	HSUM(Y1, X1, X3)
+	VCVTSI2SSQ BX, X2, X2
+	VDIVSS X2, X0, X0
+	VDIVSS X2, X1, X1
+	VBROADCASTSS X0, Y0
+	VBROADCASTSS X1, Y1
+	MOVQ x+24(FP), SI
+	MOVQ dy+32(FP), R8
+	MOVQ gamma+40(FP), R9
+	MOVQ BX, CX
+lb2loop:
+	CMPQ CX, $8
+	JLT lb2tail
+	VMOVUPS (SI), Y2
+	VSUBPS Y13, Y2, Y2
+	VMULPS Y14, Y2, Y2
+	VMOVUPS (R8), Y3
+	VMULPS (R9), Y3, Y3
+	VSUBPS Y0, Y3, Y3
+	VFNMADD231PS Y2, Y1, Y3
+	VMULPS Y14, Y3, Y3
+	VMOVUPS Y3, (DI)
+	ADDQ $32, SI
+	ADDQ $32, R8
+	ADDQ $32, R9
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP lb2loop
+lb2tail:
+	TESTQ CX, CX
+	JEQ lb2done
+	VMASKMOVPS (SI), Y15, Y2
+	VSUBPS Y13, Y2, Y2
+	VMULPS Y14, Y2, Y2
+	VMASKMOVPS (R8), Y15, Y3
+	VMASKMOVPS (R9), Y15, Y4
+	VMULPS Y4, Y3, Y3
+	VSUBPS Y0, Y3, Y3
+	VFNMADD231PS Y2, Y1, Y3
+	VMULPS Y14, Y3, Y3
+	VMASKMOVPS Y3, Y15, (DI)
+lb2done:
+	VZEROUPPER
+	RET
+
+// func softmaxBwdRowAVX2(dx, y, dy *float32, n int)
+//
+// d = Σ y·dy (8 lanes, then HSUM; the masked tail's lanes past n load as
+// 0), then dx = y·(dy - d).
+TEXT ·softmaxBwdRowAVX2(SB), NOSPLIT, $0-32
+	MOVQ dx+0(FP), DI
+	MOVQ y+8(FP), SI
+	MOVQ dy+16(FP), R8
+	MOVQ n+24(FP), BX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	MOVQ BX, CX
+sb1loop:
+	CMPQ CX, $8
+	JLT sb1tail
+	VMOVUPS (SI), Y2
+	VFMADD231PS (R8), Y2, Y0
+	ADDQ $32, SI
+	ADDQ $32, R8
+	SUBQ $8, CX
+	JMP sb1loop
+sb1tail:
+	TESTQ CX, CX
+	JEQ sb1done
+	LOADMASK(Y15)
+	VMASKMOVPS (SI), Y15, Y2
+	VMASKMOVPS (R8), Y15, Y3
+	VFMADD231PS Y3, Y2, Y1
+sb1done:
+	VADDPS Y1, Y0, Y0
+	HSUM(Y0, X0, X2)
+	VBROADCASTSS X0, Y0
+	MOVQ y+8(FP), SI
+	MOVQ dy+16(FP), R8
+	MOVQ BX, CX
+sb2loop:
+	CMPQ CX, $8
+	JLT sb2tail
+	VMOVUPS (R8), Y3
+	VSUBPS Y0, Y3, Y3
+	VMULPS (SI), Y3, Y3
+	VMOVUPS Y3, (DI)
+	ADDQ $32, SI
+	ADDQ $32, R8
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP sb2loop
+sb2tail:
+	TESTQ CX, CX
+	JEQ sb2done
+	VMASKMOVPS (SI), Y15, Y2
+	VMASKMOVPS (R8), Y15, Y3
+	VSUBPS Y0, Y3, Y3
+	VMULPS Y2, Y3, Y3
+	VMASKMOVPS Y3, Y15, (DI)
+sb2done:
+	VZEROUPPER
+	RET

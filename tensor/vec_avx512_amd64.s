@@ -908,3 +908,222 @@ TEXT ·addAVX512(SB), NOSPLIT, $0-32
 // func mulAVX512(dst, a, b *float32, n int)
 TEXT ·mulAVX512(SB), NOSPLIT, $0-32
 	BINARY(VMULPS)
+
+// QuickGELU backward: QGBWD8 of the AVX2 file on 16 lanes (uses K2), equal
+// bit for bit to quickGeluBackwardVia over expAVX512.
+CONST16(negQg, 0xbfd9db23)
+
+#define QGBWD16(X, U, N, T, P, S) \
+	VANDPS absMask<>(SB), X, U \
+	VMULPS negQg<>(SB), U, U \
+	EXP16(U, N, T, P) \
+	VADDPS one<>(SB), U, T \
+	VMOVUPS one<>(SB), S \
+	VDIVPS T, S, S \
+	VMULPS S, U, U \
+	VPMOVD2M X, K2 \
+	VMOVAPS S, T \
+	VMOVAPS U, K2, T \
+	VMOVAPS S, K2, U \
+	VMOVUPS qgClamp<>(SB), P \
+	VMINPS X, P, P \
+	VMOVUPS qgClampNeg<>(SB), N \
+	VMAXPS P, N, P \
+	VMULPS qgHi<>(SB), P, P \
+	VMULPS T, P, P \
+	VMULPS U, P, P \
+	VADDPS P, T, X
+
+// func quickGeluBwdAVX512(dx, x, dy *float32, n int)
+TEXT ·quickGeluBwdAVX512(SB), NOSPLIT, $0-32
+	MOVQ dx+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ dy+16(FP), R8
+	MOVQ n+24(FP), CX
+qgbloop:
+	CMPQ CX, $16
+	JLT qgbtail
+	VMOVUPS (SI), Z0
+	QGBWD16(Z0, Z1, Z2, Z3, Z4, Z5)
+	VMULPS (R8), Z0, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, R8
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP qgbloop
+qgbtail:
+	TESTQ CX, CX
+	JEQ qgbdone
+	LOADMASK(K1)
+	VMOVUPS.Z (SI), K1, Z0
+	VMOVUPS.Z (R8), K1, Z6
+	QGBWD16(Z0, Z1, Z2, Z3, Z4, Z5)
+	VMULPS Z6, Z0, Z0
+	VMOVUPS Z0, K1, (DI)
+qgbdone:
+	VZEROUPPER
+	RET
+
+// func layerNormBwdRowAVX512(dx, dgamma, dbeta, x, dy, gamma *float32, n int, mean, rstd float32)
+//
+// layerNormBwdRowAVX2 on 16 lanes, with an opmask tail (whose zeroed dy and
+// gamma lanes add nothing to the sums).
+TEXT ·layerNormBwdRowAVX512(SB), NOSPLIT, $0-64
+	MOVQ dx+0(FP), DI
+	MOVQ dgamma+8(FP), R11
+	MOVQ dbeta+16(FP), R12
+	MOVQ x+24(FP), SI
+	MOVQ dy+32(FP), R8
+	MOVQ gamma+40(FP), R9
+	MOVQ n+48(FP), BX
+	VMOVSS mean+56(FP), X13
+	VBROADCASTSS X13, Z13
+	VMOVSS rstd+60(FP), X14
+	VBROADCASTSS X14, Z14
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	MOVQ BX, CX
+lb1loop:
+	CMPQ CX, $16
+	JLT lb1tail
+	VMOVUPS (SI), Z2
+	VSUBPS Z13, Z2, Z2
+	VMULPS Z14, Z2, Z2
+	VMOVUPS (R8), Z3
+	VMULPS (R9), Z3, Z4
+	VADDPS Z4, Z0, Z0
+	VFMADD231PS Z2, Z4, Z1
+	VMOVUPS (R11), Z5
+	VFMADD231PS Z2, Z3, Z5
+	VMOVUPS Z5, (R11)
+	VADDPS (R12), Z3, Z6
+	VMOVUPS Z6, (R12)
+	ADDQ $64, SI
+	ADDQ $64, R8
+	ADDQ $64, R9
+	ADDQ $64, R11
+	ADDQ $64, R12
+	SUBQ $16, CX
+	JMP lb1loop
+lb1tail:
+	TESTQ CX, CX
+	JEQ lb1done
+	LOADMASK(K1)
+	VMOVUPS.Z (SI), K1, Z2
+	VSUBPS Z13, Z2, Z2
+	VMULPS Z14, Z2, Z2
+	VMOVUPS.Z (R8), K1, Z3
+	VMOVUPS.Z (R9), K1, Z4
+	VMULPS Z4, Z3, Z4
+	VADDPS Z4, Z0, Z0
+	VFMADD231PS Z2, Z4, Z1
+	VMOVUPS.Z (R11), K1, Z5
+	VFMADD231PS Z2, Z3, Z5
+	VMOVUPS Z5, K1, (R11)
+	VMOVUPS.Z (R12), K1, Z6
+	VADDPS Z3, Z6, Z6
+	VMOVUPS Z6, K1, (R12)
+lb1done:
+	HSUM(Z0, Y0, X0, Y2, X2)
+	HSUM(Z1, Y1, X1, Y3, X3)
+	VCVTSI2SSQ BX, X2, X2
+	VDIVSS X2, X0, X0
+	VDIVSS X2, X1, X1
+	VBROADCASTSS X0, Z0
+	VBROADCASTSS X1, Z1
+	MOVQ x+24(FP), SI
+	MOVQ dy+32(FP), R8
+	MOVQ gamma+40(FP), R9
+	MOVQ BX, CX
+lb2loop:
+	CMPQ CX, $16
+	JLT lb2tail
+	VMOVUPS (SI), Z2
+	VSUBPS Z13, Z2, Z2
+	VMULPS Z14, Z2, Z2
+	VMOVUPS (R8), Z3
+	VMULPS (R9), Z3, Z3
+	VSUBPS Z0, Z3, Z3
+	VFNMADD231PS Z2, Z1, Z3
+	VMULPS Z14, Z3, Z3
+	VMOVUPS Z3, (DI)
+	ADDQ $64, SI
+	ADDQ $64, R8
+	ADDQ $64, R9
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP lb2loop
+lb2tail:
+	TESTQ CX, CX
+	JEQ lb2done
+	VMOVUPS.Z (SI), K1, Z2
+	VSUBPS Z13, Z2, Z2
+	VMULPS Z14, Z2, Z2
+	VMOVUPS.Z (R8), K1, Z3
+	VMOVUPS.Z (R9), K1, Z4
+	VMULPS Z4, Z3, Z3
+	VSUBPS Z0, Z3, Z3
+	VFNMADD231PS Z2, Z1, Z3
+	VMULPS Z14, Z3, Z3
+	VMOVUPS Z3, K1, (DI)
+lb2done:
+	VZEROUPPER
+	RET
+
+// func softmaxBwdRowAVX512(dx, y, dy *float32, n int): softmaxBwdRowAVX2 on
+// 16 lanes with an opmask tail.
+TEXT ·softmaxBwdRowAVX512(SB), NOSPLIT, $0-32
+	MOVQ dx+0(FP), DI
+	MOVQ y+8(FP), SI
+	MOVQ dy+16(FP), R8
+	MOVQ n+24(FP), BX
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	MOVQ BX, CX
+sb1loop:
+	CMPQ CX, $16
+	JLT sb1tail
+	VMOVUPS (SI), Z2
+	VFMADD231PS (R8), Z2, Z0
+	ADDQ $64, SI
+	ADDQ $64, R8
+	SUBQ $16, CX
+	JMP sb1loop
+sb1tail:
+	TESTQ CX, CX
+	JEQ sb1done
+	LOADMASK(K1)
+	VMOVUPS.Z (SI), K1, Z2
+	VMOVUPS.Z (R8), K1, Z3
+	VFMADD231PS Z3, Z2, Z1
+sb1done:
+	VADDPS Z1, Z0, Z0
+	HSUM(Z0, Y0, X0, Y2, X2)
+	VBROADCASTSS X0, Z0
+	MOVQ y+8(FP), SI
+	MOVQ dy+16(FP), R8
+	MOVQ BX, CX
+sb2loop:
+	CMPQ CX, $16
+	JLT sb2tail
+	VMOVUPS (R8), Z3
+	VSUBPS Z0, Z3, Z3
+	VMULPS (SI), Z3, Z3
+	VMOVUPS Z3, (DI)
+	ADDQ $64, SI
+	ADDQ $64, R8
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP sb2loop
+sb2tail:
+	TESTQ CX, CX
+	JEQ sb2done
+	VMOVUPS.Z (SI), K1, Z2
+	VMOVUPS.Z (R8), K1, Z3
+	VSUBPS Z0, Z3, Z3
+	VMULPS Z2, Z3, Z3
+	VMOVUPS Z3, K1, (DI)
+sb2done:
+	VZEROUPPER
+	RET

@@ -97,6 +97,18 @@ func BenchmarkVec(b *testing.B) {
 		gamma, beta := data(s.cols, 0.5, 1.5), data(s.cols, -0.5, 0.5)
 		return func() { AddLayerNorm(sum, out, x, res, gamma, beta, s.cols, 1e-5) }
 	})
+	run(b, "layernormbackward", variantNames(layerNormBwdK), vecUser(layerNormBwdK), lnShapes, 6, func(s shape) func() {
+		x, dy, dx := data(s.rows*s.cols, -3, 3), data(s.rows*s.cols, -1, 1), make([]float32, s.rows*s.cols)
+		gamma, dgamma, dbeta := data(s.cols, 0.5, 1.5), make([]float32, s.cols), make([]float32, s.cols)
+		mean, rstd := make([]float32, s.rows), make([]float32, s.rows)
+		LayerNorm(make([]float32, len(x)), x, gamma, gamma, s.cols, 1e-5, mean, rstd)
+		return func() { LayerNormBackward(dx, dgamma, dbeta, x, dy, gamma, mean, rstd, s.cols) }
+	})
+	run(b, "softmaxbackward", variantNames(softmaxBwdK), vecUser(softmaxBwdK), softmaxShapes, 3, func(s shape) func() {
+		y, dy, dx := data(s.rows*s.cols, -5, 5), data(s.rows*s.cols, -1, 1), make([]float32, s.rows*s.cols)
+		SoftmaxRows(y, s.cols)
+		return func() { SoftmaxBackwardRows(dx, y, dy, s.cols) }
+	})
 
 	var sink float32
 	reduce := func(op string, reg *Registry[func(x []float32) float32], f func(x []float32) float32) {

@@ -1461,3 +1461,157 @@ func TestVecEmuAVX512Errors(t *testing.T) {
 		}
 	}
 }
+
+// TestVecEmuQuickGeluBwd checks the fused QuickGELU backward kernels in the
+// interpreter: the emulated AVX2 kernel must match the native one bit for
+// bit, and the emulated AVX-512 kernel must equal quickGeluBackwardVia over
+// the emulated AVX-512 exp bit for bit (the AVX2 kernel's contract) and
+// pass TestVecActivationBackward's accuracy bound, guards included.
+func TestVecEmuQuickGeluBwd(t *testing.T) {
+	vecEmuSetup(t)
+	e := &vecEmuKernels{t: t}
+	emu2, emu512 := e.binary(quickGeluBwdAVX2), e.binary(quickGeluBwdAVX512)
+	via512 := quickGeluBackwardVia(e.unary(expAVX512))
+	same := func(what string, x, got, want []float32) {
+		t.Helper()
+		for i := range want {
+			g, w := got[i], want[i]
+			if math.Float32bits(g) != math.Float32bits(w) && !(g != g && w != w) {
+				t.Fatalf("%s x[%d]=%v: got %v (%#x), want %v (%#x)", what, i, x[i], g, math.Float32bits(g), w, math.Float32bits(w))
+			}
+		}
+	}
+	sig := func(z float64) float64 { return 1 / (1 + math.Exp(-z)) }
+	for c, n := range []int{1, 7, 8, 9, 15, 16, 17, 31, 33, 65, 127, 200} {
+		r := vecRNG(t, c)
+		x, dy := vecRand(r, n, -7, 7), vecRand(r, n, -2, 2)
+		for i := range x {
+			if i%5 == 0 {
+				x[i] = actSpecials[r.IntN(len(actSpecials))]
+			}
+		}
+		g, w := make([]float32, n), make([]float32, n)
+		emu2(g, x, dy)
+		binaryVariant(quickGeluBwdAVX2)(w, x, dy)
+		same("avx2", x, g, w)
+		xb, dyb, got := vecBufOf(x), vecBufOf(dy), newVecBuf(n)
+		emu512(got.s, xb.s, dyb.s)
+		for _, b := range []*vecBuf{xb, dyb, got} {
+			b.check(t, "quickGeluBwdAVX512")
+		}
+		via512(w, x, dy)
+		same("avx512", x, got.s, w)
+		for i, v := range x {
+			if v != v || math.IsInf(float64(v), 0) {
+				continue
+			}
+			xv := float64(v)
+			want := float64(dy[i]) * vecNumGrad(quickGeluRef, xv)
+			s := sig(1.702 * xv)
+			tol := 2e-6*math.Abs(float64(dy[i]))*(s+math.Abs(1.702*xv*s*(1-s))) + 1e-30
+			vecCheckClose(t, "quickGeluBwdAVX512", i, v, got.s[i], want, tol)
+		}
+	}
+}
+
+// layerNormBwd adapts a LayerNormBackward row kernel: one emulated call per
+// row, each buffer exactly the row (or n) long.
+func (e *vecEmuKernels) layerNormBwd(fn any) func(dx, dgamma, dbeta, x, dy, gamma, mean, rstd []float32, n int) {
+	p := vecLoadProg(e.t, fn)
+	return func(dx, dgamma, dbeta, x, dy, gamma, mean, rstd []float32, n int) {
+		for r := 0; r*n < len(x); r++ {
+			b := vecEmuBufs(e.off, dx[r*n:(r+1)*n], dgamma[:n], dbeta[:n], append([]float32(nil), x[r*n:(r+1)*n]...),
+				append([]float32(nil), dy[r*n:(r+1)*n]...), append([]float32(nil), gamma[:n]...))
+			e.off++
+			vecEmuCall(e.t, p, []uint64{b[0].addr, b[1].addr, b[2].addr, b[3].addr, b[4].addr, b[5].addr,
+				uint64(n), w32(mean[r]) | w32(rstd[r])<<32}, b...)
+		}
+	}
+}
+
+// TestVecEmuLayerNormBwd checks the LayerNormBackward row kernels in the
+// interpreter: emulated AVX2 equals native AVX2 bit for bit, and emulated
+// AVX-512 is within float32 rounding of the float64 generic kernel (the
+// algorithm is the AVX2 one, whose accuracy TestVecLayerNormBackward
+// checks against central differences), every tail length included.
+func TestVecEmuLayerNormBwd(t *testing.T) {
+	vecEmuSetup(t)
+	e := &vecEmuKernels{t: t}
+	emu2, emu512 := e.layerNormBwd(layerNormBwdRowAVX2), e.layerNormBwd(layerNormBwdRowAVX512)
+	nat2 := layerNormBwdVariant(layerNormBwdRowAVX2)
+	for c, n := range []int{1, 7, 8, 9, 15, 16, 17, 31, 33, 65, 127, 200} {
+		r := vecRNG(t, c)
+		rows := 1 + r.IntN(3)
+		x, dy := vecRand(r, rows*n, -3, 3), vecRand(r, rows*n, -1, 1)
+		gamma, dg0, db0 := vecRand(r, n, -2, 2), vecRand(r, n, -1, 1), vecRand(r, n, -1, 1)
+		mean, rstd := make([]float32, rows), make([]float32, rows)
+		for i := 0; i < rows; i++ {
+			_, mu, rs := layerNormRef(x[i*n:(i+1)*n], 1e-5)
+			mean[i], rstd[i] = float32(mu), float32(rs)
+		}
+		type out struct{ dx, dg, db []float32 }
+		run := func(k func(dx, dgamma, dbeta, x, dy, gamma, mean, rstd []float32, n int)) out {
+			o := out{make([]float32, rows*n), append([]float32(nil), dg0...), append([]float32(nil), db0...)}
+			k(o.dx, o.dg, o.db, x, dy, gamma, mean, rstd, n)
+			return o
+		}
+		e2, n2, e512, ref := run(emu2), run(nat2), run(emu512), run(layerNormBackwardGeneric)
+		for _, p := range [][2][]float32{{e2.dx, n2.dx}, {e2.dg, n2.dg}, {e2.db, n2.db}} {
+			for i := range p[1] {
+				if math.Float32bits(p[0][i]) != math.Float32bits(p[1][i]) {
+					t.Fatalf("n=%d: emulated AVX2 %v at %d, native %v", n, p[0][i], i, p[1][i])
+				}
+			}
+		}
+		for _, p := range [][2][]float32{{e512.dx, ref.dx}, {e512.dg, ref.dg}, {e512.db, ref.db}} {
+			var scale float64
+			for _, v := range p[1] {
+				scale = max(scale, math.Abs(float64(v)))
+			}
+			for i := range p[1] {
+				if d := math.Abs(float64(p[0][i]) - float64(p[1][i])); !(d <= 2e-6*(scale+1)*float64(rows)) {
+					t.Fatalf("n=%d rows=%d: AVX-512 %v at %d, generic %v", n, rows, p[0][i], i, p[1][i])
+				}
+			}
+		}
+	}
+}
+
+// TestVecEmuSoftmaxBwd checks the SoftmaxBackwardRows row kernels in the
+// interpreter: emulated AVX2 equals native AVX2 bit for bit, and emulated
+// AVX-512 is within float32 rounding of the float64 generic kernel, every
+// tail length included, with guards around the output.
+func TestVecEmuSoftmaxBwd(t *testing.T) {
+	vecEmuSetup(t)
+	e := &vecEmuKernels{t: t}
+	emu2, emu512 := e.binary(softmaxBwdRowAVX2), e.binary(softmaxBwdRowAVX512)
+	for c, n := range []int{1, 7, 8, 9, 15, 16, 17, 31, 33, 64, 65, 127, 200} {
+		r := vecRNG(t, c)
+		y, dy := vecRand(r, n, -5, 5), vecRand(r, n, -1, 1)
+		SoftmaxRows(y, n)
+		g, w := make([]float32, n), make([]float32, n)
+		emu2(g, y, dy)
+		softmaxBwdRowAVX2(&w[0], &y[0], &dy[0], n)
+		for i := range w {
+			if math.Float32bits(g[i]) != math.Float32bits(w[i]) {
+				t.Fatalf("n=%d: emulated AVX2 %v at %d, native %v", n, g[i], i, w[i])
+			}
+		}
+		yb, dyb, got := vecBufOf(y), vecBufOf(dy), newVecBuf(n)
+		emu512(got.s, yb.s, dyb.s)
+		for _, b := range []*vecBuf{yb, dyb, got} {
+			b.check(t, "softmaxBwdRowAVX512")
+		}
+		softmaxBackwardGeneric(w, y, dy, n)
+		var scale float64
+		for i := range y {
+			scale += math.Abs(float64(y[i]) * float64(dy[i]))
+		}
+		for i := range w {
+			tol := 1e-6*(scale+math.Abs(float64(dy[i])))*float64(y[i]) + 1e-12
+			if d := math.Abs(float64(got.s[i]) - float64(w[i])); !(d <= tol) {
+				t.Fatalf("n=%d: AVX-512 %v at %d, generic %v", n, got.s[i], i, w[i])
+			}
+		}
+	}
+}

@@ -896,3 +896,215 @@ TEXT ·addNEON(SB), NOSPLIT, $0-32
 // func mulNEON(dst, a, b *float32, n int)
 TEXT ·mulNEON(SB), NOSPLIT, $0-32
 	BINARY(N_FMUL)
+
+// QGBWD4: V0 = V6·QuickGELU'(V0), the steps of QGBWD8 (vec_avx2_amd64.s)
+// in the same order without fused multiply-adds, so it equals the AVX2
+// kernel lane for lane. Constants: exp in V16-V27, 64 / -64 / 1.702 in
+// V28-V30; uses V1-V5.
+#define QGBWD4 \
+	N_FABS(1, 0) \
+	N_FMUL(1, 1, 30) \
+	N_FNEG(1, 1) \
+	EXP4(1, 2, 3, 4) \
+	N_FADD(3, 1, 27) \
+	N_FDIV(5, 27, 3) \
+	N_FMUL(1, 1, 5) \
+	N_SSHR31(2, 0) \
+	N_MOV(3, 2) \
+	N_BSL(2, 1, 5) \
+	N_BSL(3, 5, 1) \
+	N_FMIN(4, 0, 28) \
+	N_FMAX(4, 4, 29) \
+	N_FMUL(4, 4, 30) \
+	N_FMUL(4, 4, 2) \
+	N_FMUL(4, 4, 3) \
+	N_FADD(0, 2, 4) \
+	N_FMUL(0, 0, 6)
+
+// func quickGeluBwdNEON(dx, x, dy *float32, n int)
+TEXT ·quickGeluBwdNEON(SB), NOSPLIT, $0-32
+	MOVD dx+0(FP), R0
+	MOVD x+8(FP), R1
+	MOVD dy+16(FP), R3
+	MOVD n+24(FP), R2
+	EXP_CONSTS
+	VCONST(0x42800000, V28)
+	VCONST(0xc2800000, V29)
+	VCONST(0x3fd9db23, V30)
+loop:
+	CMP $4, R2
+	BLT tail
+	VLD1.P 16(R1), [V0.S4]
+	VLD1.P 16(R3), [V6.S4]
+	QGBWD4
+	VST1.P [V0.S4], 16(R0)
+	SUB $4, R2
+	B loop
+tail:
+	CBZ R2, done
+	TAIL_IDX(R2)
+	LOADTAIL(R1, V0)
+	LOADTAIL(R3, V6)
+	QGBWD4
+	STORETAIL(V0, R0)
+done:
+	RET
+
+// func layerNormBwdRowNEON(dx, dgamma, dbeta, x, dy, gamma *float32, n int, mean, rstd float32)
+//
+// layerNormBwdRowAVX2 (vec_avx2_amd64.s) on 4 lanes; the tail's extra lanes
+// of xh and g are masked to 0 before the sums.
+TEXT ·layerNormBwdRowNEON(SB), NOSPLIT, $0-64
+	MOVD dx+0(FP), R0
+	MOVD dgamma+8(FP), R1
+	MOVD dbeta+16(FP), R2
+	MOVD x+24(FP), R3
+	MOVD dy+32(FP), R4
+	MOVD gamma+40(FP), R5
+	MOVD n+48(FP), R6
+	FMOVS mean+56(FP), F13
+	VDUP V13.S[0], V13.S4
+	FMOVS rstd+60(FP), F14
+	VDUP V14.S[0], V14.S4
+	VEOR V0.B16, V0.B16, V0.B16
+	VEOR V1.B16, V1.B16, V1.B16
+	MOVD R6, R7
+lb1loop:
+	CMP $4, R7
+	BLT lb1tail
+	VLD1.P 16(R3), [V2.S4]
+	N_FSUB(2, 2, 13)
+	N_FMUL(2, 2, 14)
+	VLD1.P 16(R4), [V3.S4]
+	VLD1.P 16(R5), [V4.S4]
+	N_FMUL(4, 3, 4)
+	N_FADD(0, 0, 4)
+	N_FMLA(1, 4, 2)
+	VLD1 (R1), [V5.S4]
+	N_FMLA(5, 3, 2)
+	VST1.P [V5.S4], 16(R1)
+	VLD1 (R2), [V6.S4]
+	N_FADD(6, 6, 3)
+	VST1.P [V6.S4], 16(R2)
+	SUB $4, R7
+	B lb1loop
+lb1tail:
+	CBZ R7, lb1done
+	TAIL_IDX(R7)
+	TAILMASK(R7, V15)
+	LOADTAIL(R3, V2)
+	N_FSUB(2, 2, 13)
+	N_FMUL(2, 2, 14)
+	N_AND(2, 2, 15)
+	LOADTAIL(R4, V3)
+	LOADTAIL(R5, V4)
+	N_FMUL(4, 3, 4)
+	N_AND(4, 4, 15)
+	N_FADD(0, 0, 4)
+	N_FMLA(1, 4, 2)
+	LOADTAIL(R1, V5)
+	N_FMLA(5, 3, 2)
+	STORETAIL(V5, R1)
+	LOADTAIL(R2, V6)
+	N_FADD(6, 6, 3)
+	STORETAIL(V6, R2)
+lb1done:
+	N_FADDP(0, 0, 0)
+	N_SFADDP(0, 0)
+	N_FADDP(1, 1, 1)
+	N_SFADDP(1, 1)
+	SCVTFS R6, F2
+	FDIVS F2, F0, F0
+	FDIVS F2, F1, F1
+	VDUP V0.S[0], V0.S4
+	VDUP V1.S[0], V1.S4
+	MOVD x+24(FP), R3
+	MOVD dy+32(FP), R4
+	MOVD gamma+40(FP), R5
+	MOVD R6, R7
+lb2loop:
+	CMP $4, R7
+	BLT lb2tail
+	VLD1.P 16(R3), [V2.S4]
+	N_FSUB(2, 2, 13)
+	N_FMUL(2, 2, 14)
+	VLD1.P 16(R4), [V3.S4]
+	VLD1.P 16(R5), [V4.S4]
+	N_FMUL(3, 3, 4)
+	N_FSUB(3, 3, 0)
+	N_FMLS(3, 2, 1)
+	N_FMUL(3, 3, 14)
+	VST1.P [V3.S4], 16(R0)
+	SUB $4, R7
+	B lb2loop
+lb2tail:
+	CBZ R7, lb2done
+	TAIL_IDX(R7)
+	LOADTAIL(R3, V2)
+	N_FSUB(2, 2, 13)
+	N_FMUL(2, 2, 14)
+	LOADTAIL(R4, V3)
+	LOADTAIL(R5, V4)
+	N_FMUL(3, 3, 4)
+	N_FSUB(3, 3, 0)
+	N_FMLS(3, 2, 1)
+	N_FMUL(3, 3, 14)
+	STORETAIL(V3, R0)
+lb2done:
+	RET
+
+// func softmaxBwdRowNEON(dx, y, dy *float32, n int): softmaxBwdRowAVX2 on 4
+// lanes; the tail's extra lanes of y·dy are masked to 0.
+TEXT ·softmaxBwdRowNEON(SB), NOSPLIT, $0-32
+	MOVD dx+0(FP), R0
+	MOVD y+8(FP), R1
+	MOVD dy+16(FP), R2
+	MOVD n+24(FP), R3
+	VEOR V0.B16, V0.B16, V0.B16
+	VEOR V1.B16, V1.B16, V1.B16
+	MOVD R3, R7
+sb1loop:
+	CMP $4, R7
+	BLT sb1tail
+	VLD1.P 16(R1), [V2.S4]
+	VLD1.P 16(R2), [V3.S4]
+	N_FMLA(0, 2, 3)
+	SUB $4, R7
+	B sb1loop
+sb1tail:
+	CBZ R7, sb1done
+	TAIL_IDX(R7)
+	TAILMASK(R7, V15)
+	LOADTAIL(R1, V2)
+	LOADTAIL(R2, V3)
+	N_FMUL(2, 2, 3)
+	N_AND(2, 2, 15)
+	N_FADD(1, 1, 2)
+sb1done:
+	N_FADD(0, 0, 1)
+	N_FADDP(0, 0, 0)
+	N_SFADDP(0, 0)
+	VDUP V0.S[0], V0.S4
+	MOVD y+8(FP), R1
+	MOVD dy+16(FP), R2
+	MOVD R3, R7
+sb2loop:
+	CMP $4, R7
+	BLT sb2tail
+	VLD1.P 16(R1), [V2.S4]
+	VLD1.P 16(R2), [V3.S4]
+	N_FSUB(3, 3, 0)
+	N_FMUL(3, 3, 2)
+	VST1.P [V3.S4], 16(R0)
+	SUB $4, R7
+	B sb2loop
+sb2tail:
+	CBZ R7, sb2done
+	TAIL_IDX(R7)
+	LOADTAIL(R1, V2)
+	LOADTAIL(R2, V3)
+	N_FSUB(3, 3, 0)
+	N_FMUL(3, 3, 2)
+	STORETAIL(V3, R0)
+sb2done:
+	RET

@@ -1012,6 +1012,20 @@ func TestVecSoftmaxBackward(t *testing.T) {
 					vecCheckClose(t, "SoftmaxBackwardRows", i*n+k, float32(zr[k]), dxb.s[i*n+k], want, tol)
 				}
 			}
+			// dx may alias y or dy.
+			for _, alias := range []string{"y", "dy"} {
+				ya, wa := append([]float32(nil), y...), append([]float32(nil), w...)
+				dst := ya
+				if alias == "dy" {
+					dst = wa
+				}
+				SoftmaxBackwardRows(dst, ya, wa, n)
+				for k := range dst {
+					if dst[k] != dxb.s[k] {
+						t.Fatalf("SoftmaxBackwardRows with dx aliasing %s differs at %d", alias, k)
+					}
+				}
+			}
 		}
 	})
 }
@@ -1158,6 +1172,8 @@ func TestVecVariantsRegistered(t *testing.T) {
 		"exp": variantNames(expK), "softmax": variantNames(softmaxK), "layernorm": variantNames(layerNormK),
 		"gelu": variantNames(geluK), "quickgelu": variantNames(quickGeluK), "dot": variantNames(dotK),
 		"addlayernorm": variantNames(addLayerNormK), "biasgelu": variantNames(biasGeluK),
+		"quickgelubackward": variantNames(quickGeluBwdK), "layernormbackward": variantNames(layerNormBwdK),
+		"softmaxbackward": variantNames(softmaxBwdK),
 	}
 	for op, have := range ops {
 		h := names(have)

@@ -23,7 +23,10 @@ func init() {
 			"  --rounds timed rounds after --warmup untimed ones; the median round is reported.\n" +
 			"  GFLOP/s counts 2 FLOPs per multiply–accumulate of the config (clip.MACs).\n" +
 			"  --engine fast (default) runs the packed inference engine (package infer); --engine ref\n" +
-			"  the reference forward (clip.Model.EncodeImage/EncodeText), to compare in one run.",
+			"  the reference forward (clip.Model.EncodeImage/EncodeText), to compare in one run.\n" +
+			"  --device cuda|cuda:tf32 (a binary built with -tags cuda: make mope-cuda) runs both towers\n" +
+			"  resident on the GPU (package cuda's VisionEncoder/TextEncoder, weights uploaded once);\n" +
+			"  each round then includes the upload of the inputs and the download of the embeddings.",
 		run: runBench,
 	})
 }
@@ -47,6 +50,8 @@ type benchReport struct {
 	DType      string  `json:"dtype"`
 	Split      string  `json:"split,omitempty"`
 	GOARCH     string  `json:"goarch"`
+	// Device is the GPU that ran the towers with --device cuda[:tf32].
+	Device string `json:"device,omitempty"`
 }
 
 func runBench(args []string, stdout, stderr io.Writer) error {
@@ -61,22 +66,17 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	textLen := fl.Int("text-len", 0, "tokens per text (0: the context length, max_position_embeddings)")
 	asJSON := fl.Bool("json", false, "print one JSON object")
 	engine := fl.String("engine", "fast", "fast (packed inference engine) or ref (reference forward)")
-	dtype := fl.String("dtype", "f32", "weight type of the fast engine: f32 (bf16 is not implemented yet)")
+	dtype := fl.String("dtype", "f32", "weight type of the fast engine: f32, or bf16 (bfloat16 weights and activations, float32 sums)")
 	splitName := fl.String("split", "auto", "fast engine's parallel split: auto, gemm (split each product) or items (split the batch)")
 	chunk := fl.Int("chunk", 0, "fast engine: most items per forward pass (0: the engine's default)")
 	device := deviceFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
-	if *device != "cpu" {
-		// The fast engine is CPU code; the reference forward runs on the ops backend.
-		*engine = "ref"
-	}
-	release, err := useDevice(*device, stderr)
+	onGPU, _, err := parseDevice(*device)
 	if err != nil {
 		return err
 	}
-	defer release()
 	switch {
 	case fl.NArg() > 0:
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fl.Arg(0))
@@ -94,10 +94,18 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: --engine %q: want fast or ref", errUsage, *engine)
 	case *dtype != "f32" && *dtype != "bf16":
 		return fmt.Errorf("%w: --dtype %q: want f32 or bf16", errUsage, *dtype)
-	case *dtype == "bf16":
-		return fmt.Errorf("%w: --dtype bf16 is not implemented yet", errUsage)
+	case *dtype == "bf16" && (*engine != "fast" || onGPU):
+		return fmt.Errorf("%w: --dtype bf16 needs the fast CPU engine (--engine fast, --device cpu)", errUsage)
 	case *chunk < 0:
 		return fmt.Errorf("%w: --chunk must not be negative", errUsage)
+	}
+	if onGPU {
+		// Both towers run device-resident (cuda.VisionEncoder, cuda.TextEncoder).
+		*engine = "cuda"
+	}
+	dt, err := infer.ParseDType(*dtype)
+	if err != nil {
+		return fmt.Errorf("%w: --dtype: %v", errUsage, err)
 	}
 	split, err := infer.ParseSplit(*splitName)
 	if err != nil {
@@ -165,7 +173,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	encText := func() { m.EncodeText(nil, tb) }
 	if *engine == "fast" {
 		// The engine keeps its own packed copy of the weight matrices.
-		e, err := infer.New(m, infer.Options{Split: split, Chunk: *chunk, ReleaseWeights: true})
+		e, err := infer.New(m, infer.Options{Split: split, Chunk: *chunk, ReleaseWeights: true, DType: dt})
 		if err != nil {
 			return err
 		}
@@ -177,6 +185,16 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		encImage = func() { e.EncodeImages(pixels.Value.Data, B, imgOut) }
 		encText = func() { e.EncodeTexts(tb.IDs, tb.EOTPos, B, T, txtOut) }
 	}
+	var gpuErr error
+	if onGPU {
+		g, err := openGPUTowers(*device, m, B, *towers != "text", *towers != "image")
+		if err != nil {
+			return err
+		}
+		defer g.Close()
+		rep.Device = *device + ": " + g.Desc
+		encImage, encText = g.benchFuncs(pixels.Value.Data, B, tb, &gpuErr)
+	}
 	if *towers != "text" {
 		rep.ImagePerS = measure("image", encImage)
 		rep.ImageGFLOPs = rep.ImagePerS * rep.ImageGFLOP
@@ -184,6 +202,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if *towers != "image" {
 		rep.TextPerS = measure("text", encText)
 		rep.TextGFLOPs = rep.TextPerS * rep.TextGFLOP
+	}
+	if gpuErr != nil {
+		return gpuErr
 	}
 	rep.Kernels = tensor.KernelReport()
 
@@ -198,6 +219,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	engineDesc := "reference forward"
 	if *engine == "fast" {
 		engineDesc = "fast engine, " + *dtype + ", split " + rep.Split
+	}
+	if onGPU {
+		engineDesc = "GPU-resident towers on " + rep.Device + ", host-device copies included"
 	}
 	fmt.Fprintf(stdout, "%s: batch %d, %d threads (GOMAXPROCS), %s, %s, median of %d rounds after %d warm-up\n",
 		*model, B, rep.Threads, runtime.GOARCH, engineDesc, *rounds, *warmup)
