@@ -359,13 +359,15 @@ func newPool(n int) *pool {
 	p := &pool{n: n, start: make([]chan struct{}, n)}
 	for w := 1; w < n; w++ {
 		p.start[w] = make(chan struct{})
-		go p.loop(w)
+		go p.loop(w, p.start[w])
 	}
 	return p
 }
 
-func (p *pool) loop(w int) {
-	for range p.start[w] {
+// loop is worker w; it gets its channel as an argument because close
+// clears p.start[w] while a worker that never ran may not have read it yet.
+func (p *pool) loop(w int, start <-chan struct{}) {
+	for range start {
 		p.work(w)
 		p.wg.Done()
 	}

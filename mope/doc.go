@@ -46,6 +46,17 @@
 // (causal attention makes the pooled EOT state independent of the padding
 // behind it).
 //
+// Engines (Options.Engine, recorded in the score file's settings): "fast"
+// (the default on the CPU backend) runs every layer step, evaluation and
+// baseline on package infer's packed engine (infer.Engine.RunLayers and
+// EmbedFrom: fused q/k/v and epilogues, arenas, items over the threads; the
+// last layer of an evaluation computes only the pooled rows' queries and
+// MLP); "ref" (the default on another ops backend, e.g. --device cuda) runs
+// nn.Block.Forward. They agree to float32 rounding (embeddings ≤ 1e-5
+// relative, tested); a rounding difference can still move a retrieval rank,
+// i.e. a mope score by 100/(6·n) for n queries. Scores do not depend on the
+// fast engine's thread count.
+//
 // # API for callers
 //
 //	m, _ := clip.Load(dir)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/infer"
 	"github.com/mopeclip/mopeclip/nn"
 	"github.com/mopeclip/mopeclip/ops"
 	"github.com/mopeclip/mopeclip/tensor"
@@ -26,6 +27,13 @@ type Options struct {
 	Batch  int      // items per forward batch (0: 32 images / 128 captions)
 	Seed   uint64   // random metric
 	Shard  string   // "I/N": score only modules with id%N == I ("": all)
+	// Engine runs the towers for the mope and unimodal metrics: EngineFast
+	// or EngineRef ("": fast on the CPU backend, ref otherwise). Recorded
+	// in the settings: the two agree to float32 rounding, which can move
+	// a retrieval rank and so a score.
+	Engine string
+	// Threads is the fast engine's number of workers (0: GOMAXPROCS).
+	Threads int
 
 	// Data, Split and Limit describe the calibration set in the settings.
 	Data, Split string
@@ -44,7 +52,7 @@ type Options struct {
 
 func (o *Options) settings(m *clip.Model, cal *Calib) Settings {
 	s := Settings{Metric: o.Metric, Towers: o.Towers, Kinds: o.Kinds, Groups: o.Groups, GroupRule: GroupRule,
-		Data: o.Data, Split: o.Split, Limit: o.Limit, Batch: o.Batch, Seed: o.Seed, Model: Fingerprint(m)}
+		Data: o.Data, Split: o.Split, Limit: o.Limit, Batch: o.Batch, Seed: o.Seed, Engine: o.Engine, Model: Fingerprint(m)}
 	if cal != nil {
 		s.Images, s.Captions = cal.NImg, cal.NTxt
 	}
@@ -74,6 +82,11 @@ func Score(m *clip.Model, cal *Calib, o Options) (*ScoreFile, error) {
 		cal = nil
 		o.Data, o.Split, o.Limit, o.Batch = "", "", 0, 0
 	}
+	eng, err := resolveEngine(o.Metric, o.Engine)
+	if err != nil {
+		return nil, err
+	}
+	o.Engine = eng
 	si, sn, err := ParseShard(o.Shard)
 	if err != nil {
 		return nil, err
@@ -170,12 +183,25 @@ func scoreForward(m *clip.Model, cal *Calib, o Options, f *ScoreFile, todo []Mod
 	if len(todo) == 0 && resumed {
 		return nil
 	}
+	var eng *infer.Engine
+	if f.Settings.Engine == EngineFast {
+		var err error
+		if eng, err = infer.New(m, infer.Options{Threads: o.Threads}); err != nil {
+			return fmt.Errorf("mope: fast scoring engine: %w", err)
+		}
+		defer eng.Close()
+	}
 	E := m.Config.ProjectionDim
 	full := map[string][]float32{}
 	for _, tw := range []string{Vision, Text} {
 		if o.Metric == "mope" || contains(o.Towers, tw) {
-			r := newTowerRun(m, tw, cal, o.Batch)
-			full[tw] = r.features(r.embedAll(), 0, nil)
+			r, err := newScorer(eng, m, tw, cal, o.Batch)
+			if err != nil {
+				return err
+			}
+			if full[tw], err = r.features(r.embedAll(), 0, nil, o.Groups); err != nil {
+				return err
+			}
 		}
 	}
 	base := 1.0
@@ -207,21 +233,21 @@ func scoreForward(m *clip.Model, cal *Calib, o Options, f *ScoreFile, todo []Mod
 		if last < 0 {
 			continue
 		}
-		r := newTowerRun(m, tw, cal, o.Batch)
+		r, err := newScorer(eng, m, tw, cal, o.Batch)
+		if err != nil {
+			return err
+		}
 		hs := r.embedAll()
 		for l := 0; l <= last; l++ {
-			b := r.blocks[l]
 			ms := r.mid(l, hs)
 			for _, s := range byLayer[l] {
-				var feats []float32
-				switch s.Kind {
-				case KindHead:
-					feats = r.features(hs, l, r.headVariant(b, s.Index))
-				case KindFFN:
-					lo, hi := NeuronGroup(numNeurons(b), o.Groups, s.Index)
-					feats = r.features(ms, l, r.ffnVariant(b, lo, hi))
-				case KindLayer:
-					feats = r.features(hs, l, layerVariant())
+				start := hs
+				if s.Kind == KindFFN {
+					start = ms
+				}
+				feats, err := r.features(start, l, &s.Module, o.Groups)
+				if err != nil {
+					return err
 				}
 				s.Score = eval(tw, feats)
 				if err := record(s); err != nil {

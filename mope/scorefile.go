@@ -35,6 +35,9 @@ type Settings struct {
 	Captions  int      `json:"captions"`
 	Batch     int      `json:"batch"`
 	Seed      uint64   `json:"seed"`
+	// Engine is the scoring engine of the mope and unimodal metrics
+	// (EngineFast or EngineRef; absent for the other metrics).
+	Engine string `json:"engine,omitempty"`
 	// Model is a SHA-256 fingerprint of the config and every parameter.
 	Model string `json:"model"`
 }

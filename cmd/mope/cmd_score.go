@@ -55,6 +55,8 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 	every := fl.Duration("checkpoint-every", time.Minute, "write the partial results to --out this often")
 	tokPath := fl.String("tokenizer", os.Getenv("MOPECLIP_VOCAB"), "tokenizer `PATH`: a dir with vocab.json+merges.txt or OpenAI's bpe .txt.gz (default: the model dir, then $MOPECLIP_VOCAB)")
 	quiet := fl.Bool("quiet", false, "no progress bar")
+	engine := fl.String("engine", "", "`fast|ref`: forward of the mope/unimodal evaluations: fast (package infer; default on the CPU) or ref (reference ops forward; default with --device cuda)")
+	threads := fl.Int("threads", 0, "fast engine workers (0: GOMAXPROCS)")
 	device := deviceFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
 		return err
@@ -104,7 +106,8 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	o := mope.Options{Metric: *metric, Towers: towers, Kinds: kinds, Groups: *groups, Batch: *batch, Seed: *seed,
-		Shard: *shard, Data: *data, Split: *split, Limit: *limit, Checkpoint: *out, CheckpointEvery: *every}
+		Shard: *shard, Data: *data, Split: *split, Limit: *limit, Checkpoint: *out, CheckpointEvery: *every,
+		Engine: *engine, Threads: *threads}
 	if !*quiet {
 		o.Progress = stderr
 	}
