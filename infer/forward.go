@@ -263,41 +263,66 @@ func (e *Engine) pool1(pooled []float32, tw *tower, n int, out []float32) {
 // ([n·T, C]). Each branch's output waits in a.d and is added to the stream
 // by the next layer norm (AddLayerNorm), or at the end.
 func (e *Engine) layers(a *arena, tw *tower, n, T int, par bool) {
-	C := tw.C
-	rows := n * T
-	x, h, d := a.x[:rows*C], a.h[:rows*C], a.d[:rows*C]
-	pending := false
-	norm := func(p *lnParams) {
-		if pending {
-			tensor.AddLayerNorm(x, h, x, d, p.g, p.b, C, p.eps)
-		} else {
-			tensor.LayerNorm(h, x, p.g, p.b, C, p.eps, nil, nil)
-		}
-		pending = false
-	}
+	s := newStream(a, tw.C, n*T)
 	for li := range tw.layers {
-		L := &tw.layers[li]
-		if L.heads > 0 {
-			norm(&L.ln1)
-			in := L.heads * L.hd
-			qkv := a.big[:rows*3*in]
-			L.qkv.mulEp(rows, h, C, qkv, 3*in, tensor.Epilogue{Bias: L.qkvB})
-			att := a.att[:rows*in]
-			e.attention(a, tw, L, qkv, att, n, T, par)
-			L.out.mulEp(rows, att, in, d, C, tensor.Epilogue{Bias: L.outB})
-			pending = true
-		}
-		if L.hidden > 0 {
-			norm(&L.ln2)
-			F := L.hidden
-			hid := a.big[:rows*F]
-			L.fc1.mulEp(rows, h, C, hid, F, tensor.Epilogue{Bias: L.fc1B, Act: L.act})
-			L.fc2.mulEp(rows, hid, F, d, C, tensor.Epilogue{Bias: L.fc2B})
-			pending = true
-		}
+		e.block(a, tw, &tw.layers[li], &s, n, T, par)
 	}
-	if pending {
-		tensor.Add(x, x, d)
+	s.flush()
+}
+
+// stream is the residual stream x ([rows, C]) of one forward pass, with the
+// normalised input h of the current branch and the branch output d that is
+// still to be added to x (pending).
+type stream struct {
+	x, h, d []float32
+	C       int
+	pending bool
+}
+
+func newStream(a *arena, C, rows int) stream {
+	return stream{x: a.x[:rows*C], h: a.h[:rows*C], d: a.d[:rows*C], C: C}
+}
+
+// norm sets h = LayerNorm(x + d) (adding the pending branch to x first) or
+// h = LayerNorm(x).
+func (s *stream) norm(p *lnParams) {
+	if s.pending {
+		tensor.AddLayerNorm(s.x, s.h, s.x, s.d, p.g, p.b, s.C, p.eps)
+	} else {
+		tensor.LayerNorm(s.h, s.x, p.g, p.b, s.C, p.eps, nil, nil)
+	}
+	s.pending = false
+}
+
+// flush adds the pending branch output to x.
+func (s *stream) flush() {
+	if s.pending {
+		tensor.Add(s.x, s.x, s.d)
+		s.pending = false
+	}
+}
+
+// block runs one pre-LN layer L on s: attention (when L keeps heads), then
+// the MLP (when it keeps neurons), each output left pending in s.d.
+func (e *Engine) block(a *arena, tw *tower, L *layer, s *stream, n, T int, par bool) {
+	rows, C := n*T, s.C
+	if L.heads > 0 {
+		s.norm(&L.ln1)
+		in := L.heads * L.hd
+		qkv := a.big[:rows*3*in]
+		L.qkv.mulEp(rows, s.h, C, qkv, 3*in, tensor.Epilogue{Bias: L.qkvB})
+		att := a.att[:rows*in]
+		e.attention(a, tw, L, qkv, att, n, T, par)
+		L.out.mulEp(rows, att, in, s.d, C, tensor.Epilogue{Bias: L.outB})
+		s.pending = true
+	}
+	if L.hidden > 0 {
+		s.norm(&L.ln2)
+		F := L.hidden
+		hid := a.big[:rows*F]
+		L.fc1.mulEp(rows, s.h, C, hid, F, tensor.Epilogue{Bias: L.fc1B, Act: L.act})
+		L.fc2.mulEp(rows, hid, F, s.d, C, tensor.Epilogue{Bias: L.fc2B})
+		s.pending = true
 	}
 }
 

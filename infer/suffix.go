@@ -162,54 +162,21 @@ func (e *Engine) runFrom(towerName string, x []float32, n, T int, layers []*Laye
 // resulting stream is left in a.x; otherwise the last layer runs for the
 // pooled rows only and a.pooled holds their residual rows [n, C].
 func (e *Engine) seq(a *arena, tw *tower, n, T int, layers []*Layer, pool []int) {
-	C := tw.C
-	rows := n * T
-	x, h, d := a.x[:rows*C], a.h[:rows*C], a.d[:rows*C]
-	pending := false
-	norm := func(p *lnParams) {
-		if pending {
-			tensor.AddLayerNorm(x, h, x, d, p.g, p.b, C, p.eps)
-		} else {
-			tensor.LayerNorm(h, x, p.g, p.b, C, p.eps, nil, nil)
-		}
-		pending = false
-	}
+	s := newStream(a, tw.C, n*T)
 	last := len(layers) - 1
 	if pool != nil && last < 0 {
-		e.gather(a, C, T, pool)
+		e.gather(a, tw.C, T, pool)
 		return
 	}
 	for li, lw := range layers {
-		L := &lw.l
 		if pool != nil && li == last {
-			if pending {
-				tensor.Add(x, x, d)
-			}
-			e.lastPooled(a, tw, L, n, T, pool)
+			s.flush()
+			e.lastPooled(a, tw, &lw.l, n, T, pool)
 			return
 		}
-		if L.heads > 0 {
-			norm(&L.ln1)
-			in := L.heads * L.hd
-			qkv := a.big[:rows*3*in]
-			L.qkv.mulEp(rows, h, C, qkv, 3*in, tensor.Epilogue{Bias: L.qkvB})
-			att := a.att[:rows*in]
-			e.attention(a, tw, L, qkv, att, n, T, false)
-			L.out.mulEp(rows, att, in, d, C, tensor.Epilogue{Bias: L.outB})
-			pending = true
-		}
-		if L.hidden > 0 {
-			norm(&L.ln2)
-			F := L.hidden
-			hid := a.big[:rows*F]
-			L.fc1.mulEp(rows, h, C, hid, F, tensor.Epilogue{Bias: L.fc1B, Act: L.act})
-			L.fc2.mulEp(rows, hid, F, d, C, tensor.Epilogue{Bias: L.fc2B})
-			pending = true
-		}
+		e.block(a, tw, &lw.l, &s, n, T, false)
 	}
-	if pending {
-		tensor.Add(x, x, d)
-	}
+	s.flush()
 }
 
 // gather copies row pool[b] of each item's stream into a.pooled.
