@@ -3,8 +3,10 @@ package mope
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -411,6 +413,9 @@ func Pipeline(teacher *clip.Model, o PipelineOptions) (*clip.Model, *PipelineRes
 		if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 			return nil, nil, err
 		}
+		if err := checkRunKey(o.Dir, runKey(teacher, &o)); err != nil {
+			return nil, nil, err
+		}
 	}
 	all := []string{KindHead, KindFFN, KindLayer}
 	ts := o.TeacherScores
@@ -499,4 +504,47 @@ func Pipeline(teacher *clip.Model, o PipelineOptions) (*clip.Model, *PipelineRes
 		}
 	}
 	return m, p.res, nil
+}
+
+// ErrStaleRun is returned by Pipeline when its output directory holds steps
+// of a run with another teacher or other settings, which it must not reuse.
+var ErrStaleRun = errors.New("mope: the output directory holds a pipeline run of another teacher or other settings")
+
+// runKeyFile records, in a pipeline's directory, what its steps were made
+// from; a re-run resumes only when it matches.
+const runKeyFile = "run-key.txt"
+
+// runKey describes everything a pipeline's steps depend on: the teacher's
+// fingerprint and the options that change results.
+func runKey(teacher *clip.Model, o *PipelineOptions) string {
+	d, w := o.Distill, o.Distill.Weights
+	n := 0
+	if o.Data.Train != nil {
+		n = o.Data.Train.Len()
+	}
+	return fmt.Sprintf("teacher %s\nstage %s towers %v order %s metric %s target %g min-width %g groups %d seed %d\n"+
+		"calib %s %d\ndistill steps %d batch %d warmup %d lr %g min-lr %g wd %g clip %g seed %d\n"+
+		"weights itc %g kd %g feat %g hidden %g temp %g\ntraining images %d\n",
+		Fingerprint(teacher), o.Stage, o.Towers, o.Order, o.Metric, o.TargetFLOPs, o.MinWidth, o.Groups, o.Seed,
+		o.CalibData, o.CalibLimit, d.Steps, d.Batch, d.Warmup, d.LR, d.MinLR, d.WD, d.ClipNorm, d.Seed,
+		w.ITC, w.KD, w.Feat, w.Hidden, w.Temp, n)
+}
+
+// checkRunKey writes key to dir, or checks it against the key already
+// there. A directory with finished steps but no key (an older run) is stale.
+func checkRunKey(dir, key string) error {
+	path := filepath.Join(dir, runKeyFile)
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil && string(b) == key:
+		return nil
+	case err == nil:
+		return fmt.Errorf("%w: %s differs (use another output directory or delete %s)", ErrStaleRun, path, dir)
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("mope: %w", err)
+	}
+	if steps, _ := filepath.Glob(filepath.Join(dir, "*", "step.json")); len(steps) > 0 {
+		return fmt.Errorf("%w: %s has finished steps but no %s (use another output directory or delete it)", ErrStaleRun, dir, runKeyFile)
+	}
+	return atomicfile.WriteFile(path, []byte(key))
 }

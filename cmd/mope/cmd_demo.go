@@ -32,7 +32,8 @@ const DefaultTeacherDir = "assets/shapes-teacher"
 // missing.
 func teacherRecipe(out string) pretrainOptions {
 	o := defaultPretrain()
-	o.Preset, o.Steps, o.Batch, o.Out = world.TeacherPreset, 1200, 64, out
+	o.Preset, o.Steps, o.Batch, o.Warmup, o.TrainN, o.Out = world.TeacherPreset, 1400, 256, 200, 100000, out
+	o.ValEvery, o.CkptEvery = 200, 100
 	return o
 }
 
@@ -178,7 +179,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	if _, err := os.Stat(filepath.Join(*teacherDir, clip.WeightsFile)); errors.Is(err, fs.ErrNotExist) {
 		o := teacherRecipe(*teacherDir)
 		o.Resume = true
-		fmt.Fprintf(stdout, "teacher %s is missing: training it (about 45 minutes on 2 shared cores; Ctrl-C and rerun resumes) with\n  %s\n", *teacherDir, o.command())
+		fmt.Fprintf(stdout, "teacher %s is missing: training it (about 50 minutes on 2 quiet cores; Ctrl-C and rerun resumes) with\n  %s\n", *teacherDir, o.command())
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		_, err := pretrain(ctx, o, stderr)
 		stop()

@@ -183,10 +183,10 @@ func runStory(ctx context.Context, env storyEnv, o *storyOptions) ([]*storyRow, 
 	if o.Fresh {
 		os.RemoveAll(dir)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	teacher := env.Teacher
+	if err := storyCache(dir, teacher, o, env.Stdout); err != nil {
 		return nil, err
 	}
-	teacher := env.Teacher
 	cases := storyCases(o.Full)
 	fmt.Fprintf(env.Stdout, "\nMoPE-CLIP story: %d pruned/scratch models; budget per model %d steps × %d pairs (%d training images), calibration %d pairs\n",
 		len(cases), o.Steps, o.Batch, o.TrainN, o.CalibN)
@@ -629,4 +629,26 @@ func demoStoryHook(o *storyOptions, teacher *clip.Model, teacherDir string, tok 
 		Eval: eval, Stdout: stdout, Log: stderr}
 	_, err := runStory(ctx, env, o)
 	return err
+}
+
+// storyCache prepares dir, the story's cache of pipeline steps: it keeps
+// the steps only when they were made from this teacher with these story
+// settings (story/key.txt), and otherwise deletes them first.
+func storyCache(dir string, teacher *clip.Model, o *storyOptions, w io.Writer) error {
+	key := fmt.Sprintf("teacher %s\nsteps %d batch %d train-n %d calib-n %d lr %g scratch-lr %g\n",
+		mope.Fingerprint(teacher), o.Steps, o.Batch, o.TrainN, o.CalibN, o.LR, o.ScratchLR)
+	path := filepath.Join(dir, "key.txt")
+	if b, err := os.ReadFile(path); err == nil && string(b) == key {
+		return nil
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+		fmt.Fprintf(w, "cached story steps in %s were made from another teacher or other settings: deleting them\n", dir)
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(path, []byte(key))
 }
