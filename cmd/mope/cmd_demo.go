@@ -240,6 +240,10 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "\nretrieval: %d images × %d captions; recall in percent. Zero-shot: prompts \"a single <colour> <shape>\".\n",
 		d.Test.Len(), len(flatCaptions(d.Test)))
+	if len(rows) > 1 {
+		fmt.Fprintf(stdout, "The rows after the first are evaluated on the first %d test images (teacher@%d is the teacher on them).\n",
+			min(story.N, d.Test.Len()), min(story.N, d.Test.Len()))
+	}
 	fmt.Fprintf(stdout, "wrote %s and %s (%s)\n", filepath.Join(*out, "results.json"),
 		strings.Join(dirsOf(rows), ", "), time.Since(start).Round(time.Second))
 	return nil
