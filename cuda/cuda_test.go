@@ -926,14 +926,21 @@ func pruneEdit(m *clip.Model) {
 	}
 }
 
-// visionCases are the models TestVisionEncoder runs: ViT-B/32 dense and
-// pruned on a device; a 4-layer tiny ViT in the emulator (same code paths,
-// a thousandth of the arithmetic).
-func visionCases(t *testing.T) []struct {
+// modelCase is one model an encoder test runs: a config and an edit of the
+// built model (nil: none).
+type modelCase struct {
 	name string
 	cfg  *clip.Config
 	edit func(*clip.Model)
-} {
+}
+
+// towerCases are the models an encoder test runs for one tower: ViT-B/32
+// dense and pruned (pruned builds the pruned config, edit edits the model)
+// on a device; the tiny preset cut to 4 layers in the emulator (same code
+// paths, a thousandth of the arithmetic), whose pruned layers get 2 heads
+// and mlp neurons. tower picks the tower config to cut.
+func towerCases(t *testing.T, tower func(*clip.Config) *clip.TowerConfig, pruned func(testing.TB, string) *clip.Config,
+	edit func(*clip.Model), mlp int) []modelCase {
 	name := "ViT-B/32"
 	if emulated {
 		name = "tiny"
@@ -942,21 +949,23 @@ func visionCases(t *testing.T) []struct {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pruned := prunedConfig(t, name)
+	pc := pruned(t, name)
 	if emulated {
-		for _, c := range []*clip.Config{dense, pruned} {
-			c.Vision.NumHiddenLayers = 4
-			if len(c.Vision.LayerHeads) > 0 {
-				c.Vision.LayerHeads = []int{2, 2, 2, 2}
-				c.Vision.LayerIntermediate = []int{128, 128, 128, 128}
+		for _, c := range []*clip.Config{dense, pc} {
+			tc := tower(c)
+			tc.NumHiddenLayers = 4
+			if len(tc.LayerHeads) > 0 {
+				tc.LayerHeads = []int{2, 2, 2, 2}
+				tc.LayerIntermediate = []int{mlp, mlp, mlp, mlp}
 			}
 		}
 	}
-	return []struct {
-		name string
-		cfg  *clip.Config
-		edit func(*clip.Model)
-	}{{name, dense, nil}, {name + "-pruned", pruned, pruneEdit}}
+	return []modelCase{{name, dense, nil}, {name + "-pruned", pc, edit}}
+}
+
+// visionCases are the models TestVisionEncoder runs.
+func visionCases(t *testing.T) []modelCase {
+	return towerCases(t, func(c *clip.Config) *clip.TowerConfig { return &c.Vision }, prunedConfig, pruneEdit, 128)
 }
 
 // TestVisionEncoder compares the device-resident encoder with the CPU
@@ -1096,37 +1105,9 @@ func textPruneEdit(m *clip.Model) {
 	m.Vision.Encoder = v
 }
 
-// textCases are the models TestTextEncoder runs: ViT-B/32's text tower
-// dense and pruned on a device; the tiny preset's (4 layers) in the
-// emulator.
-func textCases(t *testing.T) []struct {
-	name string
-	cfg  *clip.Config
-	edit func(*clip.Model)
-} {
-	name := "ViT-B/32"
-	if emulated {
-		name = "tiny"
-	}
-	dense, err := clip.Preset(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pruned := textPrunedConfig(t, name)
-	if emulated {
-		for _, c := range []*clip.Config{dense, pruned} {
-			c.Text.NumHiddenLayers = 4
-			if len(c.Text.LayerHeads) > 0 {
-				c.Text.LayerHeads = []int{2, 2, 2, 2}
-				c.Text.LayerIntermediate = []int{96, 96, 96, 96}
-			}
-		}
-	}
-	return []struct {
-		name string
-		cfg  *clip.Config
-		edit func(*clip.Model)
-	}{{name, dense, nil}, {name + "-pruned", pruned, textPruneEdit}}
+// textCases are the models TestTextEncoder runs (the text tower).
+func textCases(t *testing.T) []modelCase {
+	return towerCases(t, func(c *clip.Config) *clip.TowerConfig { return &c.Text }, textPrunedConfig, textPruneEdit, 96)
 }
 
 // TestTextEncoder compares the device-resident text encoder with the CPU

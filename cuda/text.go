@@ -55,14 +55,8 @@ func NewTextEncoder(c *Context, m *clip.Model, opt EncoderOptions) (*TextEncoder
 	if c == nil || m == nil || m.Text == nil {
 		return nil, fmt.Errorf("cuda: NewTextEncoder needs a context and a model")
 	}
-	if opt.Precision == TF32 && (!c.blas || opt.Gemm == GemmOwn) {
-		return nil, fmt.Errorf("cuda: TF32 needs cuBLAS: %v", cublasErr)
-	}
-	if opt.Gemm == GemmCublas && !c.blas {
-		return nil, fmt.Errorf("cuda: cuBLAS requested but not loaded: %v", cublasErr)
-	}
-	if opt.MaxBatch <= 0 {
-		opt.MaxBatch = 64
+	if err := c.encoderOptions(&opt); err != nil {
+		return nil, err
 	}
 	t := m.Text
 	ts := t.TokenEmbedding.Value.Shape // [V, C]

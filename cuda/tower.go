@@ -333,3 +333,18 @@ func (e *tower) close() error {
 	e.c = nil
 	return err
 }
+
+// encoderOptions checks opt against what c offers and fills its defaults
+// (MaxBatch 64), for NewVisionEncoder and NewTextEncoder.
+func (c *Context) encoderOptions(opt *EncoderOptions) error {
+	if opt.Precision == TF32 && (!c.blas || opt.Gemm == GemmOwn) {
+		return fmt.Errorf("cuda: TF32 needs cuBLAS: %v", cublasErr)
+	}
+	if opt.Gemm == GemmCublas && !c.blas {
+		return fmt.Errorf("cuda: cuBLAS requested but not loaded: %v", cublasErr)
+	}
+	if opt.MaxBatch <= 0 {
+		opt.MaxBatch = 64
+	}
+	return nil
+}

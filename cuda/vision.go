@@ -45,14 +45,8 @@ func NewVisionEncoder(c *Context, m *clip.Model, opt EncoderOptions) (*VisionEnc
 	if c == nil || m == nil || m.Vision == nil {
 		return nil, fmt.Errorf("cuda: NewVisionEncoder needs a context and a model")
 	}
-	if opt.Precision == TF32 && (!c.blas || opt.Gemm == GemmOwn) {
-		return nil, fmt.Errorf("cuda: TF32 needs cuBLAS: %v", cublasErr)
-	}
-	if opt.Gemm == GemmCublas && !c.blas {
-		return nil, fmt.Errorf("cuda: cuBLAS requested but not loaded: %v", cublasErr)
-	}
-	if opt.MaxBatch <= 0 {
-		opt.MaxBatch = 64
+	if err := c.encoderOptions(&opt); err != nil {
+		return nil, err
 	}
 	v := m.Vision
 	ws := v.PatchEmbedding.Value.Shape // [C, Cin, P, P]
