@@ -145,6 +145,12 @@ func teacherIndex(tc *clip.TowerConfig, origin int) int {
 // (pixels [B,3,S,S], text with B rows, pairs row by row) with teacher run
 // without a tape. tp may be nil (evaluation: values only).
 func DistillForward(tp *ops.Tape, student, teacher *clip.Model, pixels *tensor.Tensor, text *clip.TextBatch, w DistillWeights) (*DistillTerms, error) {
+	return distillForward(tp, student, teacher, pixels, text, w, nil)
+}
+
+// distillForward is DistillForward with the teacher's outputs of the batch
+// given (to, from a TeacherCache) or computed (to == nil).
+func distillForward(tp *ops.Tape, student, teacher *clip.Model, pixels *tensor.Tensor, text *clip.TextBatch, w DistillWeights, to *teacherOut) (*DistillTerms, error) {
 	if err := w.Validate(); err != nil {
 		return nil, err
 	}
@@ -160,7 +166,9 @@ func DistillForward(tp *ops.Tape, student, teacher *clip.Model, pixels *tensor.T
 	}
 	B := text.B
 	useHidden := w.Hidden > 0
-	to := forwardTeacher(teacher, pixels, text, useHidden)
+	if to == nil {
+		to = forwardTeacher(teacher, pixels, text, useHidden)
+	}
 
 	// Student forward with hidden states.
 	sv, st := student.Vision, student.Text
@@ -238,8 +246,14 @@ func DistillForward(tp *ops.Tape, student, teacher *clip.Model, pixels *tensor.T
 // loss and its unweighted terms; a non-finite loss is an error and leaves no
 // gradient.
 func DistillStep(tp *ops.Tape, student, teacher *clip.Model, pixels *tensor.Tensor, text *clip.TextBatch, w DistillWeights) (float64, map[string]float64, error) {
+	return distillStep(tp, student, teacher, pixels, text, w, nil)
+}
+
+// distillStep is DistillStep with the teacher's outputs given or not (see
+// distillForward).
+func distillStep(tp *ops.Tape, student, teacher *clip.Model, pixels *tensor.Tensor, text *clip.TextBatch, w DistillWeights, to *teacherOut) (float64, map[string]float64, error) {
 	tp.Reset()
-	d, err := DistillForward(tp, student, teacher, pixels, text, w)
+	d, err := distillForward(tp, student, teacher, pixels, text, w, to)
 	if err != nil {
 		return 0, nil, err
 	}

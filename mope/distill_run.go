@@ -57,6 +57,10 @@ func (o DistillOptions) Signature() string {
 type DistillData struct {
 	Train, Val *world.Pairs
 	Tok        *tokenizer.Tokenizer
+	// TeacherCache, when set and made for the teacher being distilled
+	// from, supplies the teacher's outputs of batches an earlier run
+	// computed (results are bit-identical with and without it).
+	TeacherCache *TeacherCache
 }
 
 // RetrievalScalars evaluates m on p and returns the metrics logged in
@@ -95,7 +99,13 @@ func Distill(student, teacher *clip.Model, data DistillData, o DistillOptions) (
 		if err != nil {
 			return 0, nil, err
 		}
-		return DistillStep(tp, student, teacher, b.Pixels, b.Text, o.Weights)
+		var to *teacherOut
+		if c := data.TeacherCache; c != nil && c.teacher == teacher {
+			k := teacherKey{pairs: data.Train, tok: data.Tok, batch: o.Batch, seed: o.Seed, step: s}
+			hidden := o.Weights.Hidden > 0
+			to = c.get(k, hidden, func() *teacherOut { return forwardTeacher(teacher, b.Pixels, b.Text, hidden) })
+		}
+		return distillStep(tp, student, teacher, b.Pixels, b.Text, o.Weights, to)
 	}
 	var val train.ValFunc
 	if data.Val != nil && data.Val.Len() > 0 {

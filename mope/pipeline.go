@@ -407,6 +407,11 @@ func Pipeline(teacher *clip.Model, o PipelineOptions) (*clip.Model, *PipelineRes
 	if err := o.defaults(); err != nil {
 		return nil, nil, err
 	}
+	if o.Data.TeacherCache == nil {
+		// A fine-tuning run distils twice on the same batches 0, 1, …:
+		// the second run reuses the teacher's outputs (within this bound).
+		o.Data.TeacherCache = NewTeacherCache(teacher, pipelineTeacherCacheBytes)
+	}
 	p := &pipe{o: &o, teacher: teacher, t0: time.Now(),
 		res: &PipelineResult{Stage: o.Stage, Towers: o.Towers, Order: o.Order, Metric: o.Metric, TargetFLOPs: o.TargetFLOPs}}
 	if o.Dir != "" {
@@ -505,6 +510,10 @@ func Pipeline(teacher *clip.Model, o PipelineOptions) (*clip.Model, *PipelineRes
 	}
 	return m, p.res, nil
 }
+
+// pipelineTeacherCacheBytes bounds the teacher outputs a pipeline keeps
+// between its distillation runs (DistillData.TeacherCache).
+const pipelineTeacherCacheBytes = 512 << 20
 
 // ErrStaleRun is returned by Pipeline when its output directory holds steps
 // of a run with another teacher or other settings, which it must not reuse.

@@ -80,6 +80,7 @@ func runEmbed(args []string, stdout, stderr io.Writer) error {
 	modeName := fl.String("mode", "resize-crop", "image preprocessing for --image: resize-crop (CLIP) or squash")
 	batch := fl.Int("batch", clip.DefaultBatch, "forward batch size")
 	device := deviceFlag(fl)
+	engine := engineFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
@@ -108,7 +109,7 @@ func runEmbed(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	enc := &clip.Encoder{Model: m, Batch: *batch, Progress: stderr}
-	release, err := encoderDevice(*device, enc, len(images) > 0 || *pixels != "", len(texts) > 0, stderr)
+	release, err := encoderDevice(*device, *engine, enc, len(images) > 0 || *pixels != "", len(texts) > 0, stderr)
 	if err != nil {
 		return err
 	}

@@ -67,6 +67,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	classFile := fl.String("classnames", "", "zeroshot: `FILE` with one class name per line, in the sorted order of the class folders (default: folder names, _ as space)")
 	quiet := fl.Bool("quiet", false, "no progress on stderr")
 	device := deviceFlag(fl)
+	engine := engineFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
@@ -131,7 +132,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	}
 	pre.Mode = mode
 	enc := &clip.Encoder{Model: m, Tok: tok, Batch: *batch}
-	release, err := encoderDevice(*device, enc, true, true, stderr)
+	release, err := encoderDevice(*device, *engine, enc, true, true, stderr)
 	if err != nil {
 		return err
 	}

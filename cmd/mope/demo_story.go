@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"html"
@@ -12,9 +13,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -22,6 +26,7 @@ import (
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/clip/tokenizer"
 	"github.com/mopeclip/mopeclip/dataset/shapes"
+	"github.com/mopeclip/mopeclip/infer"
 	"github.com/mopeclip/mopeclip/internal/atomicfile"
 	"github.com/mopeclip/mopeclip/internal/world"
 	"github.com/mopeclip/mopeclip/mope"
@@ -39,18 +44,28 @@ import (
 // storyOptions are the demo's story flags.
 type storyOptions struct {
 	Skip           bool
-	Full           bool
+	Quick          bool
 	Steps, Batch   int
 	TrainN, CalibN int
 	LR, ScratchLR  float64
 	Fresh          bool
 	N              int
+	// Jobs is the number of models built at once (0: min(2, GOMAXPROCS)).
+	Jobs int
+}
+
+func (o *storyOptions) jobs() int {
+	if o.Jobs > 0 {
+		return o.Jobs
+	}
+	return max(1, min(2, runtime.GOMAXPROCS(0)))
 }
 
 func registerStoryFlags(fl *flag.FlagSet) *storyOptions {
 	o := &storyOptions{}
 	fl.BoolVar(&o.Skip, "no-story", false, "evaluate the teacher only (the issue-5 demo)")
-	fl.BoolVar(&o.Full, "full", false, "the whole grid: 2× and 4×, vision tower and both towers, every metric and order (about an hour)")
+	fl.BoolVar(&o.Quick, "quick", false, "6 models instead of the whole grid: both towers at 2×, MoPE, magnitude and random, the three orders, from scratch")
+	fl.Bool("full", true, "the whole grid (the default; kept for older scripts)")
 	fl.IntVar(&o.Steps, "story-steps", 100, "distillation (and from-scratch training) steps per model")
 	fl.IntVar(&o.Batch, "story-batch", 32, "image–caption pairs per step")
 	fl.IntVar(&o.TrainN, "story-train-n", 2000, "training images for distillation and from-scratch training")
@@ -58,6 +73,7 @@ func registerStoryFlags(fl *flag.FlagSet) *storyOptions {
 	fl.Float64Var(&o.LR, "story-lr", 5e-4, "peak learning rate of distillation")
 	fl.Float64Var(&o.ScratchLR, "scratch-lr", 1e-3, "peak learning rate of from-scratch training (pretraining's)")
 	fl.IntVar(&o.N, "story-n", 500, "test images (5 captions each) the story's models are evaluated on")
+	fl.IntVar(&o.Jobs, "story-jobs", 0, "models built at once (0: 2 on two or more cores); results are the same for any value")
 	fl.BoolVar(&o.Fresh, "fresh", false, "delete the story's cached pipeline steps first (otherwise finished steps are reused and marked cached)")
 	return o
 }
@@ -104,10 +120,10 @@ func (c storyCase) name() string {
 	return s
 }
 
-// storyCases lists the models: the prioritised default set, or the grid.
-func storyCases(full bool) []storyCase {
+// storyCases lists the models: the whole grid, or the prioritised quick set.
+func storyCases(quick bool) []storyCase {
 	var cs []storyCase
-	if !full {
+	if quick {
 		return []storyCase{
 			{"both", 0.5, "mope", mope.OrderWidthDepth},
 			{"both", 0.5, "magnitude", mope.OrderWidthDepth},
@@ -136,26 +152,46 @@ type storyEnv struct {
 	Tok        *tokenizer.Tokenizer
 	World      *demoWorld
 	Out        string
-	Eval       func(name string, m *clip.Model) (*demoResult, error)
+	// Eval evaluates (and saves) one model; rows call it concurrently.
+	Eval func(name string, m *clip.Model) (*demoResult, error)
+	// Results, when set, receives the evaluations of the story's models in
+	// row order (for results.json).
+	Results *[]*demoResult
 	// TeacherResult is the demo's evaluation of the teacher.
 	TeacherResult *demoResult
 	Stdout        io.Writer
 	Log           io.Writer
 }
 
-// imagesPerSecond measures image-tower throughput: 256 test images in
-// batches of 64, best of two passes.
+// imagesPerSecond measures the image-tower throughput of m on the fast
+// inference engine (package infer, the runtime a pruned model is deployed
+// with): 256 test images in batches of 64, GOMAXPROCS threads, best of
+// three passes after a warm-up pass.
 func imagesPerSecond(m *clip.Model, im *world.Images) float64 {
+	e, err := infer.New(m, infer.Options{})
+	if err != nil {
+		return 0
+	}
+	defer e.Close()
 	n := min(256, im.N)
 	idx := make([]int, n)
 	for i := range idx {
 		idx[i] = i
 	}
 	pix := im.Pixels(idx).Data
+	per := e.ImageInputLen()
+	out := make([]float32, 64*e.EmbedDim())
+	pass := func() {
+		for lo := 0; lo < n; lo += 64 {
+			hi := min(lo+64, n)
+			e.EncodeImages(pix[lo*per:hi*per], hi-lo, out)
+		}
+	}
+	pass()
 	best := math.Inf(1)
 	for range 3 {
 		t := time.Now()
-		clip.EncodeImages(m, pix, n, 64)
+		pass()
 		best = min(best, time.Since(t).Seconds())
 	}
 	return float64(n) / best
@@ -177,6 +213,11 @@ func storyCalib(m *clip.Model, tok *tokenizer.Tokenizer, n int) (*mope.Calib, er
 	return mope.NewCalib(m, imgs, caps, ci, tok)
 }
 
+// storyTeacherCacheBytes bounds the teacher outputs the story keeps for
+// reuse across its distillation runs (the shapes teacher needs about 3 MB
+// a batch, 100 batches).
+const storyTeacherCacheBytes = 1 << 30
+
 func runStory(ctx context.Context, env storyEnv, o *storyOptions) ([]*storyRow, error) {
 	t0 := time.Now()
 	dir := filepath.Join(env.Out, "story")
@@ -187,9 +228,10 @@ func runStory(ctx context.Context, env storyEnv, o *storyOptions) ([]*storyRow, 
 	if err := storyCache(dir, teacher, o, env.Stdout); err != nil {
 		return nil, err
 	}
-	cases := storyCases(o.Full)
-	fmt.Fprintf(env.Stdout, "\nMoPE-CLIP story: %d pruned/scratch models; budget per model %d steps × %d pairs (%d training images), calibration %d pairs\n",
-		len(cases), o.Steps, o.Batch, o.TrainN, o.CalibN)
+	cases := storyCases(o.Quick)
+	jobs := o.jobs()
+	fmt.Fprintf(env.Stdout, "\nMoPE-CLIP story: %d pruned/scratch models, %d at a time; budget per model %d steps × %d pairs (%d training images), calibration %d pairs\n",
+		len(cases), jobs, o.Steps, o.Batch, o.TrainN, o.CalibN)
 	tw := time.Now()
 	trainPairs, err := world.Split(shapes.DefaultConfig(), "train", o.TrainN, teacher.Config.Vision.ImageSize)
 	if err != nil {
@@ -200,16 +242,18 @@ func runStory(ctx context.Context, env storyEnv, o *storyOptions) ([]*storyRow, 
 		return nil, err
 	}
 	fmt.Fprintf(env.Stdout, "story data: %d training images, %d calibration pairs (%s)\n", trainPairs.Len(), cal.NImg, time.Since(tw).Round(time.Millisecond))
-	data := mope.DistillData{Train: trainPairs, Tok: env.Tok}
-
-	// The teacher row reuses the demo's evaluation of the teacher.
-	rows := []*storyRow{rowFrom(&storyRow{Name: "teacher", Towers: "-", Target: 1, Method: "teacher", Order: "-", Dir: env.TeacherDir},
-		env.TeacherResult, teacher, env.World.Test.Images)}
+	// Every distillation run draws batches 0, 1, … of the same data, batch
+	// size and seed, so the teacher's outputs of a batch are computed once
+	// and reused by every later run (bit-identical to recomputing them).
+	data := mope.DistillData{Train: trainPairs, Tok: env.Tok, TeacherCache: mope.NewTeacherCache(teacher, storyTeacherCacheBytes)}
 
 	// Teacher scores per metric (heads, FFN groups, layers of both towers),
 	// shared by every row with that metric.
+	var scoreMu sync.Mutex
 	teacherScores := map[string]*mope.ScoreFile{}
 	scoresFor := func(metric string) (*mope.ScoreFile, error) {
+		scoreMu.Lock()
+		defer scoreMu.Unlock()
 		if f, ok := teacherScores[metric]; ok {
 			return f, nil
 		}
@@ -235,60 +279,84 @@ func runStory(ctx context.Context, env storyEnv, o *storyOptions) ([]*storyRow, 
 
 	dopt := mope.DefaultDistillOptions()
 	dopt.Steps, dopt.Batch, dopt.LR, dopt.Warmup, dopt.ValEvery, dopt.CkptEvery = o.Steps, o.Batch, o.LR, max(1, o.Steps/10), 0, 50
-	shapeOf := map[string]*clip.Config{} // pruned config per (towers, target), for scratch
-	for i, c := range cases {
+	// A scratch row trains the shape of the MoPE width-then-depth row of its
+	// setting, which comes earlier in the list: shapeOf[key] is closed once
+	// that row has set its config.
+	type shape struct {
+		cfg  *clip.Config
+		done chan struct{}
+	}
+	shapeOf := map[string]*shape{}
+	key := func(c storyCase) string { return fmt.Sprintf("%s-%g", c.towers, c.target) }
+	for _, c := range cases {
+		if c.metric == "mope" && c.order == mope.OrderWidthDepth {
+			shapeOf[key(c)] = &shape{done: make(chan struct{})}
+		}
+	}
+	var outMu, logMu sync.Mutex
+	say := func(format string, a ...any) {
+		outMu.Lock()
+		defer outMu.Unlock()
+		fmt.Fprintf(env.Stdout, format, a...)
+	}
+	build := func(ctx context.Context, i int, c storyCase) (*storyRow, *demoResult, *clip.Model, error) {
 		name := c.name()
-		fmt.Fprintf(env.Stdout, "[%d/%d] %s ...\n", i+1, len(cases), name)
+		say("[%d/%d] %s ...\n", i+1, len(cases), name)
+		log := newPrefixWriter(env.Log, &logMu, name+": ")
 		t := time.Now()
 		row := &storyRow{Name: name, Towers: c.towers, Target: c.target, Method: c.metric, Order: c.order, Steps: o.Steps}
 		var m *clip.Model
-		key := fmt.Sprintf("%s-%g", c.towers, c.target)
 		if c.metric == "scratch" {
 			row.Order = "-"
-			cfg := shapeOf[key]
-			if cfg == nil {
-				return nil, fmt.Errorf("story: no pruned shape for %s yet (scratch must follow a pruned row)", key)
+			sh := shapeOf[key(c)]
+			if sh == nil {
+				return nil, nil, nil, fmt.Errorf("story: no pruned shape for %s (scratch must follow a MoPE width-depth row)", key(c))
+			}
+			select {
+			case <-sh.done:
+			case <-ctx.Done():
+				return nil, nil, nil, ctx.Err()
 			}
 			var cached bool
-			if m, cached, err = storyScratch(ctx, cfg, data, o, filepath.Join(dir, name), env.Log); err != nil {
-				return nil, err
+			var err error
+			if m, cached, err = storyScratch(ctx, sh.cfg, data, o, filepath.Join(dir, name), log); err != nil {
+				return nil, nil, nil, err
 			}
 			row.Cached = cached
 		} else {
 			ts, err := scoresFor(c.metric)
 			if err != nil {
-				return nil, err
+				return nil, nil, nil, err
 			}
 			po := mope.PipelineOptions{Stage: mope.StagePretrain, Order: c.order, Metric: c.metric, TargetFLOPs: c.target,
 				Calib: cal, CalibData: "shapes-calib-1cap", CalibLimit: o.CalibN, TeacherScores: ts, Seed: 1,
-				Distill: dopt, Data: data, TeacherDir: env.TeacherDir, Dir: filepath.Join(dir, name), Log: env.Log, Context: ctx}
+				Distill: dopt, Data: data, TeacherDir: env.TeacherDir, Dir: filepath.Join(dir, name), Log: log, Context: ctx}
 			if c.towers == "vision" {
 				po.Stage, po.Towers = mope.StageFinetune, []string{mope.Vision}
 			}
 			pm, res, err := mope.Pipeline(teacher, po)
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", name, err)
+				return nil, nil, nil, fmt.Errorf("%s: %w", name, err)
 			}
 			m = pm
 			row.Width, row.Depth = res.Width, res.Depth
-			for _, s := range res.Steps {
-				if s.Resumed {
+			for _, st := range res.Steps {
+				if st.Resumed {
 					row.Cached = true
 				}
-			}
-			for _, st := range res.Steps {
 				if st.Kind == "prune" && st.Dir != "" {
 					row.prunedDir = st.Dir
 				}
 			}
-			if c.metric == "mope" && c.order == mope.OrderWidthDepth {
-				shapeOf[key] = m.Config
+			if sh := shapeOf[key(c)]; sh != nil && c.metric == "mope" && c.order == mope.OrderWidthDepth {
+				sh.cfg = m.Config
+				close(sh.done)
 			}
 		}
 		row.Seconds = time.Since(t).Seconds()
 		r, err := env.Eval(name, m)
 		if err != nil {
-			return nil, err
+			return nil, nil, nil, err
 		}
 		if row.prunedDir != "" {
 			if pm, err := clip.Load(row.prunedDir); err == nil {
@@ -298,10 +366,61 @@ func runStory(ctx context.Context, env storyEnv, o *storyOptions) ([]*storyRow, 
 				}
 			}
 		}
-		rows = append(rows, rowFrom(row, r, m, env.World.Test.Images))
-		last := rows[len(rows)-1]
-		fmt.Fprintf(env.Stdout, "    %.2fM params, %.4f GFLOPs/image, mean R@1 %.1f, R@5 %.1f (%s%s)\n", float64(last.Params)/1e6,
-			last.GFLOPsI, last.R1, last.R5, time.Duration(row.Seconds*float64(time.Second)).Round(time.Second), cachedNote(row.Cached))
+		rowFrom(row, r)
+		say("    %s: %.2fM params, %.4f GFLOPs/image, mean R@1 %.1f, R@5 %.1f (%s%s)\n", name, float64(row.Params)/1e6,
+			row.GFLOPsI, row.R1, row.R5, time.Duration(row.Seconds*float64(time.Second)).Round(time.Second), cachedNote(row.Cached))
+		return row, r, m, nil
+	}
+
+	rows := make([]*storyRow, len(cases))
+	results := make([]*demoResult, len(cases))
+	models := make([]*clip.Model, len(cases))
+	errs := make([]error, len(cases))
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range jobs {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(cases) || wctx.Err() != nil {
+					return
+				}
+				if rows[i], results[i], models[i], errs[i] = build(wctx, i, cases[i]); errs[i] != nil {
+					cancel()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// The error that stopped the story: the first one that is not another
+	// row's cancellation (an interruption by the user cancels every row).
+	for _, err := range errs {
+		if err != nil && (ctx.Err() != nil || !errors.Is(err, context.Canceled)) {
+			return nil, err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if n, b := data.TeacherCache.Len(); n > 0 {
+		fmt.Fprintf(env.Stdout, "teacher outputs of %d distillation batches computed once and reused (%.0f MB)\n", n, float64(b)/1e6)
+	}
+
+	// Speed is measured after every model is built, one model at a time, so
+	// no measurement shares the cores with another row's work.
+	fmt.Fprintf(env.Stdout, "measuring images/s of %d models ...\n", len(cases)+1)
+	teacherRow := &storyRow{Name: "teacher", Towers: "-", Target: 1, Method: "teacher", Order: "-", Dir: env.TeacherDir}
+	rowFrom(teacherRow, env.TeacherResult)
+	teacherRow.ImgPerS = imagesPerSecond(teacher, env.World.Test.Images)
+	for i, r := range rows {
+		r.ImgPerS = imagesPerSecond(models[i], env.World.Test.Images)
+	}
+	rows = append([]*storyRow{teacherRow}, rows...)
+	if env.Results != nil {
+		*env.Results = append(*env.Results, results...)
 	}
 	fmt.Fprintln(env.Stdout)
 	printStoryTable(env.Stdout, rows)
@@ -319,7 +438,8 @@ func cachedNote(c bool) string {
 	return ""
 }
 
-func rowFrom(row *storyRow, r *demoResult, m *clip.Model, im *world.Images) *storyRow {
+// rowFrom fills row's size and recall columns from its evaluation r.
+func rowFrom(row *storyRow, r *demoResult) {
 	row.Params = r.Params
 	row.GFLOPsI, row.GFLOPsT = r.ImageGFLOPs, r.TextGFLOPs
 	row.R1 = (r.TR1 + r.IR1) / 2
@@ -328,8 +448,6 @@ func rowFrom(row *storyRow, r *demoResult, m *clip.Model, im *world.Images) *sto
 	if row.Dir == "" {
 		row.Dir = r.Dir
 	}
-	row.ImgPerS = imagesPerSecond(m, im)
-	return row
 }
 
 // storyScratch trains a model of shape cfg (widths and depths of a pruned
@@ -414,12 +532,14 @@ func writeStory(out string, rows []*storyRow, o *storyOptions, took time.Duratio
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# MoPE-CLIP on the shapes world — demo report\n\n")
-	fmt.Fprintf(&b, "Generated by `mope demo%s` in %s (story part). Every number below was measured in that run", map[bool]string{true: " --full"}[o.Full], took.Round(time.Second))
+	fmt.Fprintf(&b, "Generated by `mope demo%s` in %s (story part). Every number below was measured in that run", map[bool]string{true: " --quick"}[o.Quick], took.Round(time.Second))
 	fmt.Fprintf(&b, " (rows marked * reused pipeline steps cached by an earlier demo run in the same output directory).\n\n")
 	fmt.Fprintf(&b, "Budgets (chosen to fit ≤ 10 minutes on 2 cores): calibration %d image–caption pairs of the shapes calib split (one caption each); "+
 		"every pruned model distilled for %d steps × %d pairs from %d training images (lr %g); the from-scratch model trained with the same "+
-		"steps and batch (lr %g). Retrieval on the first %d images of the shapes test split (5 captions each); mean R@1 = (TR@1 + IR@1)/2, mean R@5 likewise. images/s: image tower, batch 64, best of 3 passes over 256 images, this machine, this run.\n\n",
-		o.CalibN, o.Steps, o.Batch, o.TrainN, o.LR, o.ScratchLR, o.N)
+		"steps and batch (lr %g). Retrieval on the first %d images of the shapes test split (5 captions each); mean R@1 = (TR@1 + IR@1)/2, mean R@5 likewise. "+
+		"Models are built %d at a time (the results do not depend on it). images/s: image tower on the fast inference engine (package infer), "+
+		"batch 64, best of 3 passes over 256 images, this machine, this run, measured after every model was built, one model at a time.\n\n",
+		o.CalibN, o.Steps, o.Batch, o.TrainN, o.LR, o.ScratchLR, o.N, o.jobs())
 	b.WriteString("| model | towers | FLOPs | method | order | width | depth | params | GFLOPs/img | GFLOPs/txt | images/s | mean R@1 | mean R@5 | mean R@1 before distillation |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
@@ -574,9 +694,9 @@ func storySVG(rows []*storyRow) []byte {
 
 // demoStoryHook is mope demo's entry into the story (cmd_demo.go calls it
 // after evaluating the teacher): rows holds the demo's results so far (the
-// teacher first); evalModel evaluates, saves and appends one model.
+// teacher first); the story's models are appended in row order.
 func demoStoryHook(o *storyOptions, teacher *clip.Model, teacherDir string, tok *tokenizer.Tokenizer, d *demoWorld, out string,
-	rows *[]*demoResult, evalModel func(name string, m *clip.Model) error, stdout, stderr io.Writer) error {
+	rows *[]*demoResult, stdout, stderr io.Writer) error {
 	if o.Skip {
 		return nil
 	}
@@ -592,43 +712,70 @@ func demoStoryHook(o *storyOptions, teacher *clip.Model, teacherDir string, tok 
 			return err
 		}
 	}
+	// eval evaluates and saves one model; the story calls it from several
+	// rows at once.
 	eval := func(name string, m *clip.Model) (*demoResult, error) {
-		if sd == d {
-			if err := evalModel(name, m); err != nil {
-				return nil, err
-			}
-			return (*rows)[len(*rows)-1], nil
-		}
-		fmt.Fprintf(stdout, "evaluating %s on %d test images ...\n", name, sd.Test.Len())
 		r, err := evalDemoModel(name, m, tok, sd)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		r.Dir = filepath.Join(out, name)
-		if name == "teacher" {
-			r.Dir, r.Name = teacherDir, fmt.Sprintf("teacher@%d", sd.Test.Len())
-		} else {
-			if err := m.Save(r.Dir); err != nil {
-				return nil, err
-			}
-			if err := clip.CopyTokenizer(teacherDir, r.Dir); err != nil {
-				return nil, err
-			}
+		if err := m.Save(r.Dir); err != nil {
+			return nil, err
 		}
-		*rows = append(*rows, r)
+		if err := clip.CopyTokenizer(teacherDir, r.Dir); err != nil {
+			return nil, err
+		}
 		return r, nil
 	}
 	tr := (*rows)[0]
 	if sd != d {
+		fmt.Fprintf(stdout, "evaluating the teacher on the first %d test images ...\n", sd.Test.Len())
 		var err error
-		if tr, err = eval("teacher", teacher); err != nil {
+		if tr, err = evalDemoModel(fmt.Sprintf("teacher@%d", sd.Test.Len()), teacher, tok, sd); err != nil {
 			return err
 		}
+		tr.Dir = teacherDir
+		*rows = append(*rows, tr)
 	}
 	env := storyEnv{Teacher: teacher, TeacherDir: teacherDir, Tok: tok, World: sd, Out: out, TeacherResult: tr,
-		Eval: eval, Stdout: stdout, Log: stderr}
+		Eval: eval, Results: rows, Stdout: stdout, Log: stderr}
 	_, err := runStory(ctx, env, o)
 	return err
+}
+
+// prefixWriter writes whole lines to w, each starting with prefix (one row's
+// log among the story's concurrent rows). Lines of all prefixWriters on one
+// w are written one at a time.
+type prefixWriter struct {
+	w      io.Writer
+	mu     *sync.Mutex // shared by the prefixWriters of w
+	prefix string
+	buf    []byte
+}
+
+func newPrefixWriter(w io.Writer, mu *sync.Mutex, prefix string) io.Writer {
+	if w == nil {
+		return nil
+	}
+	return &prefixWriter{w: w, mu: mu, prefix: prefix}
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.buf = append(p.buf, b...)
+	for {
+		i := strings.IndexByte(string(p.buf), '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		p.mu.Lock()
+		_, err := fmt.Fprintf(p.w, "%s%s", p.prefix, p.buf[:i+1])
+		p.mu.Unlock()
+		p.buf = p.buf[i+1:]
+		if err != nil {
+			return len(b), err
+		}
+	}
 }
 
 // storyCache prepares dir, the story's cache of pipeline steps: it keeps

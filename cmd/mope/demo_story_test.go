@@ -11,11 +11,13 @@ import (
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/dataset/shapes"
 	"github.com/mopeclip/mopeclip/internal/world"
+	"github.com/mopeclip/mopeclip/mope"
 )
 
 // TestStory runs the story end to end on a tiny random teacher with toy
-// budgets: every default row is built, evaluated and reported, and a re-run
-// reuses the cached steps.
+// budgets: every default row is built, evaluated and reported, a re-run
+// reuses the cached steps, and building one model at a time gives the same
+// models as building two at once.
 func TestStory(t *testing.T) {
 	tok, err := world.Tokenizer(shapes.DefaultConfig())
 	if err != nil {
@@ -52,12 +54,12 @@ func TestStory(t *testing.T) {
 			return r, err
 		},
 		Stdout: &stdout}
-	o := &storyOptions{Steps: 3, Batch: 8, TrainN: 24, CalibN: 8, LR: 1e-3, ScratchLR: 1e-3}
+	o := &storyOptions{Quick: true, Steps: 3, Batch: 8, TrainN: 24, CalibN: 8, LR: 1e-3, ScratchLR: 1e-3, Jobs: 2}
 	rows, err := runStory(context.Background(), env, o)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stdout.String())
 	}
-	if len(rows) != 1+len(storyCases(false)) {
+	if len(rows) != 1+len(storyCases(true)) {
 		t.Fatalf("%d rows", len(rows))
 	}
 	for _, r := range rows[1:] {
@@ -88,4 +90,23 @@ func TestStory(t *testing.T) {
 		}
 	}
 	t.Log(stdout.String())
+
+	serial := *o
+	serial.Jobs = 1
+	env.Out = t.TempDir()
+	rows3, err := runStory(context.Background(), env, &serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range rows3 {
+		if r.Cached || r.R1 != rows[i].R1 || r.R5 != rows[i].R5 || fmtPruned(r) != fmtPruned(rows[i]) {
+			t.Errorf("%s built alone: cached %v, R@1 %v R@5 %v before distillation %s; two at once: R@1 %v R@5 %v, %s",
+				r.Name, r.Cached, r.R1, r.R5, fmtPruned(r), rows[i].R1, rows[i].R5, fmtPruned(rows[i]))
+		}
+		a, err1 := clip.Load(filepath.Join(env.Out, "story", r.Name, "final"))
+		b, err2 := clip.Load(filepath.Join(out, "story", r.Name, "final"))
+		if r.Method != "teacher" && r.Method != "scratch" && (err1 != nil || err2 != nil || mope.Fingerprint(a) != mope.Fingerprint(b)) {
+			t.Errorf("%s: weights differ between one and two models at a time (%v, %v)", r.Name, err1, err2)
+		}
+	}
 }

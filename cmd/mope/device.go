@@ -9,6 +9,7 @@ import (
 
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/cuda"
+	"github.com/mopeclip/mopeclip/infer"
 	"github.com/mopeclip/mopeclip/ops"
 	"github.com/mopeclip/mopeclip/tensor"
 )
@@ -181,17 +182,40 @@ func (g *gpuTowers) benchFuncs(pixels []float32, B int, tb *clip.TextBatch, errp
 	return image, text
 }
 
+// engineFlag registers --engine, the CPU forward of embed and eval.
+func engineFlag(fs *flag.FlagSet) *string {
+	return fs.String("engine", "fast", "forward on the CPU: fast (package infer: packed weights, fused kernels; outputs equal ref's to ≤ 1e-5) or ref (the reference ops forward)")
+}
+
 // encoderDevice routes the batches of enc through GPU-resident towers
 // (enc.Device) when --device name is a GPU, uploading the image and/or the
-// text tower of enc.Model for batches of enc.Batch, and returns the function
-// that frees them. "cpu" changes nothing.
-func encoderDevice(name string, enc *clip.Encoder, image, text bool, log io.Writer) (release func(), err error) {
+// text tower of enc.Model for batches of enc.Batch; on the CPU through the
+// fast inference engine unless engine is "ref". It returns the function
+// that frees them.
+func encoderDevice(name, engine string, enc *clip.Encoder, image, text bool, log io.Writer) (release func(), err error) {
 	onGPU, _, err := parseDevice(name)
 	if err != nil {
 		return nil, err
 	}
-	if !onGPU || (!image && !text) {
+	if engine != "fast" && engine != "ref" {
+		return nil, fmt.Errorf("%w: --engine %q (want fast or ref)", errUsage, engine)
+	}
+	if !image && !text {
 		return func() {}, nil
+	}
+	if !onGPU {
+		if engine == "ref" {
+			return func() {}, nil
+		}
+		e, err := infer.New(enc.Model, infer.Options{})
+		if err != nil {
+			return nil, err
+		}
+		enc.Device, enc.Workers = e.BatchEncoder(), 1
+		return func() {
+			enc.Device = nil
+			e.Close()
+		}, nil
 	}
 	g, err := openGPUTowers(name, enc.Model, max(enc.Batch, 1), image, text)
 	if err != nil {
