@@ -27,6 +27,10 @@ const (
 	TeacherPreset = "shapes-teacher"
 	// TinyPreset is a very small shapes model for tests.
 	TinyPreset = "shapes-tiny"
+	// TeacherP8Preset is the teacher with 8-pixel patches (65 image
+	// tokens instead of 17, about 4× the vision FLOPs): the candidate next
+	// teacher, since the patch-16 one confuses shapes (assets/shapes-teacher).
+	TeacherP8Preset = "shapes-teacher-p8"
 	// VocabSize is the size of the BPE vocabulary learnt from the captions.
 	VocabSize = 768
 	// Context is the text context length (captions are at most ~25 tokens).
@@ -41,6 +45,7 @@ func init() {
 	// of 32; text width 128, 4 layers, 4 heads of 32; projection 128. Sized
 	// to train in minutes on two shared cores.
 	clip.RegisterPreset(TeacherPreset, func() *clip.Config { return Preset(64, 16, 128, 4, 4, 128, 4, 4, 128) })
+	clip.RegisterPreset(TeacherP8Preset, func() *clip.Config { return Preset(64, 8, 128, 4, 4, 128, 4, 4, 128) })
 	// Tiny: for tests (32×32 images, 2 layers, 2 heads per tower).
 	clip.RegisterPreset(TinyPreset, func() *clip.Config { return Preset(32, 8, 32, 2, 2, 32, 2, 2, 32) })
 }
