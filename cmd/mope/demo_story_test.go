@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/mopeclip/mopeclip/clip"
@@ -108,5 +110,28 @@ func TestStory(t *testing.T) {
 		if r.Method != "teacher" && r.Method != "scratch" && (err1 != nil || err2 != nil || mope.Fingerprint(a) != mope.Fingerprint(b)) {
 			t.Errorf("%s: weights differ between one and two models at a time (%v, %v)", r.Name, err1, err2)
 		}
+	}
+}
+
+// TestPrefixWriter: whole lines only, each with its writer's prefix, also
+// when a line arrives in pieces and two writers share one output.
+func TestPrefixWriter(t *testing.T) {
+	var out bytes.Buffer
+	var mu sync.Mutex
+	a, b := newPrefixWriter(&out, &mu, "a: "), newPrefixWriter(&out, &mu, "b: ")
+	for _, w := range []struct {
+		w io.Writer
+		s string
+	}{{a, "step 1"}, {b, "x\ny"}, {a, "/2\nstep 2\n"}, {b, "\n"}} {
+		if n, err := io.WriteString(w.w, w.s); n != len(w.s) || err != nil {
+			t.Fatalf("wrote %d of %q: %v", n, w.s, err)
+		}
+	}
+	want := "b: x\na: step 1/2\na: step 2\nb: y\n"
+	if out.String() != want {
+		t.Errorf("got %q, want %q", out.String(), want)
+	}
+	if newPrefixWriter(nil, &mu, "c: ") != nil {
+		t.Errorf("a prefixWriter of no output is not nil")
 	}
 }
