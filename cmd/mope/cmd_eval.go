@@ -47,7 +47,9 @@ type evalReport struct {
 	Mean    *float64 `json:"mean,omitempty"`
 	Top1    *float64 `json:"top1,omitempty"`
 	Top5    *float64 `json:"top5,omitempty"`
-	Seconds float64  `json:"seconds"`
+	// Misses counts the caption→image top-1 misses by kind (shapes, --misses).
+	Misses  map[string]int `json:"misses,omitempty"`
+	Seconds float64        `json:"seconds"`
 }
 
 func runEval(args []string, stdout, stderr io.Writer) error {
@@ -66,6 +68,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	fl.Var(&templates, "template", "zero-shot prompt template with {} for the class name (repeatable; default: CLIP's 7 ImageNet ensemble templates)")
 	classFile := fl.String("classnames", "", "zeroshot: `FILE` with one class name per line, in the sorted order of the class folders (default: folder names, _ as space)")
 	quiet := fl.Bool("quiet", false, "no progress on stderr")
+	misses := fl.Bool("misses", false, "shapes: also classify the caption→image top-1 misses: the hard-negative twin, the same objects placed otherwise, the same colours with other shapes, or other")
 	device := deviceFlag(fl)
 	engine := engineFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
@@ -114,6 +117,8 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: --data %s is a directory: retrieval needs a .json, .jsonl or .csv file (a folder of class directories is for --task zeroshot)", errUsage, *data)
 	case *task == "zeroshot" && !isDir:
 		return fmt.Errorf("%w: --task zeroshot needs --data DIR, an image-folder tree DIR/<class name>/*.jpg", errUsage)
+	case *misses && !isShapes:
+		return fmt.Errorf("%w: --misses needs --data shapes (it reads the scenes' objects)", errUsage)
 	case (len(templates) > 0 || *classFile != "") && *task != "zeroshot":
 		return fmt.Errorf("%w: --template and --classnames are for --task zeroshot", errUsage)
 	}
@@ -161,11 +166,29 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		imgs, caps, capImg := shapes.Flatten(exs)
 		rep.Split, rep.Images, rep.Texts = *split, len(imgs), len(caps)
 		fmt.Fprintf(progressW(enc), "shapes %s: %d images, %d captions\n", *split, len(imgs), len(caps))
-		met, err := enc.RetrievalDecoded(len(imgs), func(i int) image.Image { return imgs[i] }, caps, capImg, pre)
+		if !*misses {
+			met, err := enc.RetrievalDecoded(len(imgs), func(i int) image.Image { return imgs[i] }, caps, capImg, pre)
+			if err != nil {
+				return err
+			}
+			rep.setRetrieval(met.TR1, met.TR5, met.TR10, met.IR1, met.IR5, met.IR10)
+			break
+		}
+		img, err := enc.DecodedImages(len(imgs), func(i int) image.Image { return imgs[i] }, pre)
 		if err != nil {
 			return err
 		}
+		txt, err := enc.Texts(caps)
+		if err != nil {
+			return err
+		}
+		met := clip.RetrievalMetrics(img, txt, capImg) // normalises img and txt
 		rep.setRetrieval(met.TR1, met.TR5, met.TR10, met.IR1, met.IR5, met.IR10)
+		counts := shapes.Misses(exs, capImg, topImages(clip.Similarity(txt, img), len(imgs)))
+		rep.Misses = map[string]int{}
+		for _, k := range shapes.MissKinds {
+			rep.Misses[string(k)] = counts[k]
+		}
 	case *task == "retrieval":
 		r, err := dataset.Open(*data, dataset.Options{Split: *split, Limit: max(*limit, 0), Root: *root})
 		if err != nil {
@@ -219,11 +242,35 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "  text retrieval  (image→text)  R@1 %6.2f  R@5 %6.2f  R@10 %6.2f\n", *rep.TR1, *rep.TR5, *rep.TR10)
 		fmt.Fprintf(stdout, "  image retrieval (text→image)  R@1 %6.2f  R@5 %6.2f  R@10 %6.2f\n", *rep.IR1, *rep.IR5, *rep.IR10)
 		fmt.Fprintf(stdout, "  mean recall %.2f  (%.1fs)\n", *rep.Mean, rep.Seconds)
+		if rep.Misses != nil {
+			n := 0
+			counts := map[shapes.MissKind]int{}
+			for k, v := range rep.Misses {
+				n += v
+				counts[shapes.MissKind(k)] = v
+			}
+			fmt.Fprintf(stdout, "  text→image top-1 misses: %d (%s)\n", n, shapes.FormatMisses(counts))
+		}
 	} else {
 		fmt.Fprintf(stdout, "zero-shot classification on %s (%d images, %d classes): top-1 %.2f  top-5 %.2f  (%.1fs)\n",
 			rep.Data, rep.Images, rep.Classes, *rep.Top1, *rep.Top5, rep.Seconds)
 	}
 	return nil
+}
+
+// topImages returns, for each row of sim [rows, nImg], the column of its
+// largest value (the first one on ties).
+func topImages(sim []float32, nImg int) []int {
+	top := make([]int, len(sim)/nImg)
+	for r := range top {
+		row := sim[r*nImg : (r+1)*nImg]
+		for j, v := range row {
+			if v > row[top[r]] {
+				top[r] = j
+			}
+		}
+	}
+	return top
 }
 
 func (r *evalReport) setRetrieval(v ...float64) {

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -104,6 +105,25 @@ func TestEvalShapes(t *testing.T) {
 	if got["tr10"].(float64) < got["tr1"].(float64) {
 		t.Errorf("recall@10 below recall@1: %v", got)
 	}
+	// --misses: the same recalls, and one classified miss per caption whose
+	// top-1 image is not its own.
+	m := evalJSON(t, "--model", model, "--data", "shapes", "--limit", "24", "--quiet", "--misses")
+	for _, k := range []string{"tr1", "tr5", "tr10", "ir1", "ir5", "ir10"} {
+		if m[k] != got[k] {
+			t.Errorf("--misses changed %s: %v vs %v", k, m[k], got[k])
+		}
+	}
+	kinds, ok := m["misses"].(map[string]any)
+	if !ok || len(kinds) != 4 {
+		t.Fatalf("misses: %v", m["misses"])
+	}
+	n := 0.0
+	for _, v := range kinds {
+		n += v.(float64)
+	}
+	if want := 120 * (1 - got["ir1"].(float64)/100); math.Abs(n-want) > 0.5 {
+		t.Errorf("%v misses for %d captions at IR@1 %v", n, 120, got["ir1"])
+	}
 	// Progress goes to stderr, not stdout.
 	code, _, errs := runMope("eval", "--model", model, "--data", "shapes", "--limit", "8", "--split", "val")
 	if code != 0 || !strings.Contains(errs, "shapes val: 8 images") {
@@ -185,6 +205,7 @@ func TestEvalErrors(t *testing.T) {
 		{[]string{"--model", model, "--data", jsonl, "--template", "a {}"}, 2, "zeroshot"},
 		{[]string{"--model", model, "--data", "shapes", "--limit", "0"}, 2, "--limit"},
 		{[]string{"--model", model, "--data", jsonl, "--batch", "0"}, 2, "--batch"},
+		{[]string{"--model", model, "--data", jsonl, "--misses"}, 2, "--misses"},
 	} {
 		code, out, errs := runMope(append([]string{"eval", "--quiet"}, c.args...)...)
 		if code != c.code || !strings.Contains(errs, c.want) {
