@@ -326,6 +326,32 @@ func release(on bool, ls ...*nn.Linear) {
 	runtime.GC()
 }
 
+// buildMLP packs MLP m of a width-C block into L (nothing when it has no
+// neurons left).
+func buildMLP(dt DType, L *layer, m *nn.MLP, C int) error {
+	F := m.FC1.Out()
+	if m.FC1.In() != C || m.FC2.In() != F || m.FC2.Out() != C {
+		return fmt.Errorf("MLP shapes fc1 %dx%d fc2 %dx%d for width %d", m.FC1.Out(), m.FC1.In(), m.FC2.Out(), m.FC2.In(), C)
+	}
+	if F == 0 {
+		return nil
+	}
+	switch m.Act {
+	case nn.ActQuickGELU:
+		L.act = tensor.ActQuickGELU
+	case nn.ActGELU:
+		L.act = tensor.ActGELU
+	default:
+		return fmt.Errorf("unknown activation %v", m.Act)
+	}
+	L.hidden = F
+	L.fc1 = packW(dt, C, F, m.FC1.W.Value.Data)
+	L.fc1B = biasOf(m.FC1, F)
+	L.fc2 = packW(dt, F, C, m.FC2.W.Value.Data)
+	L.fc2B = biasOf(m.FC2, C)
+	return nil
+}
+
 func buildTower(dt DType, tr *nn.Transformer, C, T int, causal bool, final *nn.LayerNorm, proj *nn.Linear, rel bool) (tower, error) {
 	tw := tower{C: C, T: T, causal: causal, final: ln(final), E: proj.Out()}
 	if proj.In() != C {
@@ -350,25 +376,11 @@ func buildTower(dt DType, tr *nn.Transformer, C, T int, causal bool, final *nn.L
 			}
 		}
 		if mlp := b.MLP; mlp != nil {
-			F := mlp.FC1.Out()
-			if mlp.FC1.In() != C || mlp.FC2.In() != F || mlp.FC2.Out() != C {
-				return tw, fmt.Errorf("layer %d: MLP shapes fc1 %dx%d fc2 %dx%d for width %d", i, mlp.FC1.Out(), mlp.FC1.In(), mlp.FC2.Out(), mlp.FC2.In(), C)
+			if err := buildMLP(dt, &L, mlp, C); err != nil {
+				return tw, fmt.Errorf("layer %d: %w", i, err)
 			}
-			if F > 0 {
-				L.hidden = F
-				switch mlp.Act {
-				case nn.ActQuickGELU:
-					L.act = tensor.ActQuickGELU
-				case nn.ActGELU:
-					L.act = tensor.ActGELU
-				default:
-					return tw, fmt.Errorf("layer %d: unknown activation %v", i, mlp.Act)
-				}
-				L.fc1 = packW(dt, C, F, mlp.FC1.W.Value.Data)
-				L.fc1B = biasOf(mlp.FC1, F)
-				L.fc2 = packW(dt, F, C, mlp.FC2.W.Value.Data)
-				L.fc2B = biasOf(mlp.FC2, C)
-				tw.maxWide = max(tw.maxWide, F)
+			if L.hidden > 0 {
+				tw.maxWide = max(tw.maxWide, L.hidden)
 				release(rel, mlp.FC1, mlp.FC2)
 			}
 		}

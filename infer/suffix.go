@@ -54,24 +54,8 @@ func (e *Engine) PackBlock(towerName string, b *nn.Block, attn, mlp bool) (*Laye
 		}
 	}
 	if m := b.MLP; mlp && m != nil {
-		F := m.FC1.Out()
-		if m.FC1.In() != C || m.FC2.In() != F || m.FC2.Out() != C {
-			return nil, fmt.Errorf("infer: MLP shapes fc1 %dx%d fc2 %dx%d for width %d", m.FC1.Out(), m.FC1.In(), m.FC2.Out(), m.FC2.In(), C)
-		}
-		if F > 0 {
-			switch m.Act {
-			case nn.ActQuickGELU:
-				L.act = tensor.ActQuickGELU
-			case nn.ActGELU:
-				L.act = tensor.ActGELU
-			default:
-				return nil, fmt.Errorf("infer: unknown activation %v", m.Act)
-			}
-			L.hidden = F
-			L.fc1 = packW(e.dtype, C, F, m.FC1.W.Value.Data)
-			L.fc1B = biasOf(m.FC1, F)
-			L.fc2 = packW(e.dtype, F, C, m.FC2.W.Value.Data)
-			L.fc2B = biasOf(m.FC2, C)
+		if err := buildMLP(e.dtype, &L, m, C); err != nil {
+			return nil, fmt.Errorf("infer: %w", err)
 		}
 	}
 	if in := L.heads * L.hd; 3*in > tw.maxWide || in > tw.maxIn || L.hidden > tw.maxWide {

@@ -142,29 +142,14 @@ func (r *towerRun) finish(l int, ms []*tensor.Tensor) []*tensor.Tensor {
 
 // headVariant drops head h of block b (HeadKeep: the head costs nothing).
 func (r *towerRun) headVariant(b *nn.Block, h int) *variant {
-	attn := *b.SelfAttn
-	attn.HeadKeep = make([]bool, attn.Heads)
-	for i := range attn.HeadKeep {
-		attn.HeadKeep[i] = i != h
-	}
-	nb := *b
-	nb.SelfAttn = &attn
-	if attn.Heads == 1 {
-		nb.SelfAttn = nil
-	}
+	nb := dropHead(b, h)
 	return &variant{run: func(x *ops.Var, B int) *ops.Var { return nb.Forward(nil, x, B, r.T, r.mask) }}
 }
 
 // ffnVariant drops neurons [lo, hi) of block b's MLP: the MLP runs on a
 // sliced copy of fc1/fc2, starting from the cached mid state.
 func (r *towerRun) ffnVariant(b *nn.Block, lo, hi int) *variant {
-	keep := make([]int, 0, numNeurons(b)-(hi-lo))
-	for i := 0; i < numNeurons(b); i++ {
-		if i < lo || i >= hi {
-			keep = append(keep, i)
-		}
-	}
-	mlp := sliceMLP(b.MLP, keep)
+	mlp := dropNeurons(b, lo, hi).MLP
 	return &variant{fromMid: true, run: func(x *ops.Var, B int) *ops.Var { return mlpHalf(b, mlp, x) }}
 }
 

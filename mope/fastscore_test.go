@@ -2,11 +2,9 @@ package mope
 
 import (
 	"math"
-	"strings"
 	"testing"
 
 	"github.com/mopeclip/mopeclip/infer"
-	"github.com/mopeclip/mopeclip/tensor"
 )
 
 // TestFastScorerMatchesRef compares the embeddings of every evaluation
@@ -16,12 +14,7 @@ import (
 // unimodal scores of the two engines.
 func TestFastScorerMatchesRef(t *testing.T) {
 	m, cal, _ := fixture(t, 11)
-	rng := tensor.NewRNG(4)
-	for _, p := range m.Params() {
-		if strings.HasSuffix(p.Name, "bias") {
-			p.Value.Normal(rng, 0, 0.05)
-		}
-	}
+	randomBiases(m, 4)
 	const groups = 3
 	for _, threads := range []int{1, 2} {
 		e, err := infer.New(m, infer.Options{Threads: threads, Chunk: 3})

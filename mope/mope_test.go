@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -26,6 +27,17 @@ var (
 )
 
 // fixture returns a random tiny model and a small shapes calibration set.
+// randomBiases gives m's biases (which clip.New zeroes) seeded N(0, 0.05²)
+// values.
+func randomBiases(m *clip.Model, seed uint64) {
+	rng := tensor.NewRNG(seed)
+	for _, p := range m.Params() {
+		if strings.HasSuffix(p.Name, "bias") {
+			p.Value.Normal(rng, 0, 0.05)
+		}
+	}
+}
+
 func fixture(t testing.TB, nImg int) (*clip.Model, *Calib, *tokenizer.Tokenizer) {
 	t.Helper()
 	fixOnce.Do(func() {

@@ -407,11 +407,6 @@ func Pipeline(teacher *clip.Model, o PipelineOptions) (*clip.Model, *PipelineRes
 	if err := o.defaults(); err != nil {
 		return nil, nil, err
 	}
-	if o.Data.TeacherCache == nil {
-		// A fine-tuning run distils twice on the same batches 0, 1, …:
-		// the second run reuses the teacher's outputs (within this bound).
-		o.Data.TeacherCache = NewTeacherCache(teacher, pipelineTeacherCacheBytes)
-	}
 	p := &pipe{o: &o, teacher: teacher, t0: time.Now(),
 		res: &PipelineResult{Stage: o.Stage, Towers: o.Towers, Order: o.Order, Metric: o.Metric, TargetFLOPs: o.TargetFLOPs}}
 	if o.Dir != "" {
@@ -449,6 +444,11 @@ func Pipeline(teacher *clip.Model, o PipelineOptions) (*clip.Model, *PipelineRes
 	first, second := 0, budget
 	if o.Stage == StageFinetune && d < 1 && o.Order != OrderWidth {
 		first, second = budget/2, budget-budget/2
+	}
+	if first > 0 && o.Data.TeacherCache == nil {
+		// Two distillation runs on the same batches 0, 1, …: the second
+		// reuses the teacher's outputs of the first (within this bound).
+		o.Data.TeacherCache = NewTeacherCache(teacher, pipelineTeacherCacheBytes)
 	}
 	m := teacher
 	widthStep := func(m *clip.Model, scores *ScoreFile) (*clip.Model, error) {

@@ -2,7 +2,6 @@ package mope
 
 import (
 	"math"
-	"strings"
 	"testing"
 
 	"github.com/mopeclip/mopeclip/clip"
@@ -91,14 +90,8 @@ func moduleWeights(m *clip.Model, mod Module, groups int) []*float32 {
 // Σ w·∂L/∂w) by central differences with Richardson extrapolation.
 func TestTaylorFiniteDifference(t *testing.T) {
 	m, cal, _ := fixture(t, 9)
-	// clip.New zeroes the biases; give them values so that leaving a bias
-	// out of a module's sum would show.
-	rng := tensor.NewRNG(3)
-	for _, p := range m.Params() {
-		if strings.HasSuffix(p.Name, "bias") {
-			p.Value.Normal(rng, 0, 0.05)
-		}
-	}
+	// Biases with values, so that leaving a bias out of a module's sum would show.
+	randomBiases(m, 3)
 	const groups, batch = 4, 4 // batches of 4, 4 and 1 (left out) images
 	mods := []Module{
 		{Vision, KindHead, 0, 1}, {Vision, KindHead, 2, 3}, {Vision, KindFFN, 1, 2}, {Vision, KindLayer, 2, 0},

@@ -22,17 +22,28 @@ const (
 	mlp     = 3072
 )
 
-// blockModel returns a 1-layer ViT-B/32-width vision tower inside a model,
-// so that mope.Apply and mope.Mask can edit it.
-func blockModel(b *testing.B) *clip.Model {
+// blockModels returns a model with a 1-layer ViT-B/32-width vision tower
+// (image size imageSize; 0 keeps ViT-B/32's), the same model with half its
+// heads and FFN neurons removed by edit (mope.Apply), and by mask
+// (mope.Mask).
+func blockModels(b *testing.B, imageSize int) (dense, edited, masked *clip.Model) {
 	cfg, _ := clip.Preset("ViT-B/32")
 	cfg.Vision.NumHiddenLayers = 1
 	cfg.Text.NumHiddenLayers = 1
-	m, err := clip.New(cfg, 1)
+	if imageSize > 0 {
+		cfg.Vision.ImageSize = imageSize
+	}
+	dense, err := clip.New(cfg, 1)
 	if err != nil {
 		b.Fatal(err)
 	}
-	return m
+	if edited, err = mope.Apply(dense, halfPlan()); err != nil {
+		b.Fatal(err)
+	}
+	if masked, err = mope.Mask(dense, halfPlan()); err != nil {
+		b.Fatal(err)
+	}
+	return dense, edited, masked
 }
 
 func halfPlan() *mope.Plan {
@@ -56,15 +67,7 @@ func batchFor(T int) int {
 
 // BenchmarkBlock compares dense, edited and masked blocks.
 func BenchmarkBlock(b *testing.B) {
-	m := blockModel(b)
-	ed, err := mope.Apply(m, halfPlan())
-	if err != nil {
-		b.Fatal(err)
-	}
-	mk, err := mope.Mask(m, halfPlan())
-	if err != nil {
-		b.Fatal(err)
-	}
+	m, ed, mk := blockModels(b, 0)
 	for _, T := range []int{50, 400} {
 		B := batchFor(T)
 		x := tensor.New(B*T, width)
@@ -101,22 +104,7 @@ func BenchmarkBlock(b *testing.B) {
 // model's image size is raised to 640 (401 tokens) so that T=400 fits its
 // position table.
 func BenchmarkBlockFast(b *testing.B) {
-	cfg, _ := clip.Preset("ViT-B/32")
-	cfg.Vision.NumHiddenLayers = 1
-	cfg.Text.NumHiddenLayers = 1
-	cfg.Vision.ImageSize = 640
-	m, err := clip.New(cfg, 1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ed, err := mope.Apply(m, halfPlan())
-	if err != nil {
-		b.Fatal(err)
-	}
-	mk, err := mope.Mask(m, halfPlan())
-	if err != nil {
-		b.Fatal(err)
-	}
+	m, ed, mk := blockModels(b, 640)
 	for _, T := range []int{50, 400} {
 		B := batchFor(T)
 		x := tensor.New(B*T, width)
