@@ -32,8 +32,8 @@ const DefaultTeacherDir = "assets/shapes-teacher"
 // missing.
 func teacherRecipe(out string) pretrainOptions {
 	o := defaultPretrain()
-	o.Preset, o.Steps, o.Batch, o.Warmup, o.TrainN, o.Out = world.TeacherPreset, 1400, 256, 200, 100000, out
-	o.ValEvery, o.CkptEvery = 200, 100
+	o.Preset, o.Steps, o.Batch, o.Warmup, o.TrainN, o.Out = world.TeacherPreset, 5600, 256, 200, 100000, out
+	o.ValEvery, o.CkptEvery = 400, 100
 	return o
 }
 
@@ -43,7 +43,7 @@ func init() {
 		summary: "the whole story on the built-in shapes world: teacher, MoPE pruning, distillation, baselines",
 		usage: "[--out DIR] [--teacher DIR] [--n 1000] [--quick | --no-story] [story flags]\n\n" +
 			"  Loads the shapes teacher (" + DefaultTeacherDir + "; trained first when missing, about\n" +
-			"  35 minutes), generates the shapes test split, evaluates image–text retrieval\n" +
+			"  2 h 20 min), generates the shapes test split, evaluates image–text retrieval\n" +
 			"  (TR/IR@1/5/10) and zero-shot classification of single-object images by shape and by\n" +
 			"  colour. Then the MoPE-CLIP story: the teacher pruned to 2× and 4× fewer FLOPs (vision\n" +
 			"  tower; both towers) with MoPE, magnitude, Taylor, uni-modal and random importance\n" +
@@ -189,7 +189,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	if _, err := os.Stat(filepath.Join(*teacherDir, clip.WeightsFile)); errors.Is(err, fs.ErrNotExist) {
 		o := teacherRecipe(*teacherDir)
 		o.Resume = true
-		fmt.Fprintf(stdout, "teacher %s is missing: training it (about 35 minutes on 2 quiet cores; Ctrl-C and rerun resumes) with\n  %s\n", *teacherDir, o.command())
+		fmt.Fprintf(stdout, "teacher %s is missing: training it (about 2 h 20 min on 2 quiet cores; Ctrl-C and rerun resumes) with\n  %s\n", *teacherDir, o.command())
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		_, err := pretrain(ctx, o, stderr)
 		stop()
