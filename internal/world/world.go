@@ -28,8 +28,9 @@ const (
 	// TinyPreset is a very small shapes model for tests.
 	TinyPreset = "shapes-tiny"
 	// TeacherP8Preset is the teacher with 8-pixel patches (65 image
-	// tokens instead of 17, about 4× the vision FLOPs): the candidate next
-	// teacher, since the patch-16 one confuses shapes (assets/shapes-teacher).
+	// tokens instead of 17, about 4× the vision FLOPs). A 300-step probe
+	// learnt colour faster than the patch-16 teacher but not shape; a longer
+	// patch-16 run was the fix (assets/shapes-teacher/README.md).
 	TeacherP8Preset = "shapes-teacher-p8"
 	// VocabSize is the size of the BPE vocabulary learnt from the captions.
 	VocabSize = 768
