@@ -153,11 +153,11 @@ func checkPaths(src, out string, replace bool) error {
 			return err
 		}
 		if absSrc == absOut || strings.HasPrefix(absSrc, absOut+string(filepath.Separator)) {
-			return fmt.Errorf("export: --out %s would overwrite the model directory %s; choose another directory", out, src)
+			return fmt.Errorf("--out %s would overwrite the model directory %s; choose another directory", out, src)
 		}
 		if a, errA := os.Stat(src); errA == nil {
 			if b, errB := os.Stat(out); errB == nil && os.SameFile(a, b) {
-				return fmt.Errorf("export: --out %s is the model directory %s; choose another directory", out, src)
+				return fmt.Errorf("--out %s is the model directory %s; choose another directory", out, src)
 			}
 		}
 	}
@@ -168,10 +168,10 @@ func checkPaths(src, out string, replace bool) error {
 	case err != nil:
 		return fmt.Errorf("export: %w", err)
 	case !st.IsDir():
-		return fmt.Errorf("export: --out %s exists and is not a directory", out)
+		return fmt.Errorf("--out %s exists and is not a directory", out)
 	case !replace:
 		if empty, _ := isEmptyDir(out); !empty {
-			return fmt.Errorf("export: --out %s already exists (give --force to replace it)", out)
+			return fmt.Errorf("--out %s already exists (give --force to replace it)", out)
 		}
 	}
 	return nil
