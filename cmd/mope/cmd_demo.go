@@ -197,7 +197,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	teacher, err := clip.Load(*teacherDir)
+	teacher, err := openModel(*teacherDir, stderr)
 	if err != nil {
 		return err
 	}

@@ -87,7 +87,7 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 	if needData && *data == "" {
 		return fmt.Errorf("%w: --metric %s needs --data FILE (or --data shapes)", errUsage, *metric)
 	}
-	m, err := clip.Load(*model)
+	m, err := openModel(*model, stderr)
 	if err != nil {
 		return err
 	}
