@@ -80,20 +80,20 @@ func registerStoryFlags(fl *flag.FlagSet) *storyOptions {
 
 // storyRow is one model of the story (story.json).
 type storyRow struct {
-	Name    string  `json:"name"`
-	Towers  string  `json:"towers"` // "both", "vision", "-" (teacher)
-	Target  float64 `json:"target_flops"`
-	Method  string  `json:"method"` // metric, "scratch" or "teacher"
-	Order   string  `json:"order"`
-	Width   float64 `json:"width,omitempty"`
-	Depth   float64 `json:"depth,omitempty"`
-	Params  int     `json:"params"`
-	GFLOPsI float64 `json:"image_gflops"`
-	GFLOPsT float64 `json:"text_gflops"`
-	ImgPerS float64 `json:"images_per_s"`
-	R1      float64 `json:"mean_r1"`
-	R5      float64 `json:"mean_r5"`
-	Mean    float64 `json:"mean_recall"`
+	Name    string     `json:"name"`
+	Towers  string     `json:"towers"` // "both", "vision", "-" (teacher)
+	Target  float64    `json:"target_flops"`
+	Method  string     `json:"method"` // metric, "scratch" or "teacher"
+	Order   mope.Order `json:"order"`
+	Width   float64    `json:"width,omitempty"`
+	Depth   float64    `json:"depth,omitempty"`
+	Params  int        `json:"params"`
+	GFLOPsI float64    `json:"image_gflops"`
+	GFLOPsT float64    `json:"text_gflops"`
+	ImgPerS float64    `json:"images_per_s"`
+	R1      float64    `json:"mean_r1"`
+	R5      float64    `json:"mean_r5"`
+	Mean    float64    `json:"mean_recall"`
 	// PrunedR1 is mean R@1 of the pruned model before distillation.
 	PrunedR1 *float64 `json:"pruned_mean_r1,omitempty"`
 	Steps    int      `json:"train_steps"`
@@ -108,14 +108,14 @@ type storyRow struct {
 type storyCase struct {
 	towers string // "both" or "vision"
 	target float64
-	metric string // or "scratch"
-	order  string
+	metric string // a mope.Metric or "scratch" (the row's method)
+	order  mope.Order
 }
 
 func (c storyCase) name() string {
 	s := fmt.Sprintf("%s-%gx-%s", c.towers, 1/c.target, c.metric)
 	if c.order != mope.OrderWidthDepth && c.metric != "scratch" {
-		s += "-" + c.order
+		s += "-" + string(c.order)
 	}
 	return s
 }
@@ -136,7 +136,7 @@ func storyCases(quick bool) []storyCase {
 	for _, tw := range []string{"both", "vision"} {
 		for _, t := range []float64{0.5, 0.25} {
 			for _, m := range mope.Metrics {
-				cs = append(cs, storyCase{tw, t, m, mope.OrderWidthDepth})
+				cs = append(cs, storyCase{tw, t, string(m), mope.OrderWidthDepth})
 			}
 			cs = append(cs, storyCase{tw, t, "mope", mope.OrderDepthWidth}, storyCase{tw, t, "mope", mope.OrderWidth},
 				storyCase{tw, t, "scratch", mope.OrderWidthDepth})
@@ -264,7 +264,7 @@ func runStory(ctx context.Context, env storyEnv, o *storyOptions) ([]*storyRow, 
 			return f, nil
 		}
 		t := time.Now()
-		f, err := mope.Score(teacher, cal, mope.Options{Metric: metric, Towers: []string{mope.Vision, mope.Text},
+		f, err := mope.Score(teacher, cal, mope.Options{Metric: mope.Metric(metric), Towers: []string{mope.Vision, mope.Text},
 			Kinds: []string{mope.KindHead, mope.KindFFN, mope.KindLayer}, Data: "shapes-calib-1cap", Limit: o.CalibN, Seed: 1})
 		if err != nil {
 			return nil, err
@@ -328,7 +328,7 @@ func runStory(ctx context.Context, env storyEnv, o *storyOptions) ([]*storyRow, 
 			if err != nil {
 				return nil, nil, nil, err
 			}
-			po := mope.PipelineOptions{Stage: mope.StagePretrain, Order: c.order, Metric: c.metric, TargetFLOPs: c.target,
+			po := mope.PipelineOptions{Stage: mope.StagePretrain, Order: c.order, Metric: mope.Metric(c.metric), TargetFLOPs: c.target,
 				Calib: cal, CalibData: "shapes-calib-1cap", CalibLimit: o.CalibN, TeacherScores: ts, Seed: 1,
 				Distill: dopt, Data: data, TeacherDir: env.TeacherDir, Dir: filepath.Join(dir, name), Log: log, Context: ctx}
 			if c.towers == "vision" {
