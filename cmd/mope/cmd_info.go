@@ -63,8 +63,8 @@ type infoOutput struct {
 func runInfo(args []string, stdout, stderr io.Writer) error {
 	c := commands["info"]
 	fl := newFlags(c, stderr)
-	model := fl.String("model", "", "model `DIR` (Hugging Face or open_clip layout)")
-	asJSON := fl.Bool("json", false, "print one JSON document instead of text")
+	model := modelFlag(fl, "")
+	asJSON := jsonFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
