@@ -72,7 +72,7 @@ func rowsOf(t *tensor.Tensor) ([][]float32, error) {
 func runEmbed(args []string, stdout, stderr io.Writer) error {
 	c := commands["embed"]
 	fl := newFlags(c, stderr)
-	model := fl.String("model", "", "model `DIR` (Hugging Face layout: config.json, model.safetensors, vocab.json, merges.txt)")
+	model := modelFlag(fl, "model `DIR` (Hugging Face layout: config.json, model.safetensors, vocab.json, merges.txt)")
 	var images, texts stringList
 	fl.Var(&images, "image", "PNG or JPEG `FILE` to embed (repeatable), preprocessed as 'mope preprocess --model DIR' does")
 	fl.Var(&texts, "text", "`STR` to embed (repeatable); texts longer than the context are truncated")
@@ -82,9 +82,6 @@ func runEmbed(args []string, stdout, stderr io.Writer) error {
 	device := deviceFlag(fl)
 	engine := engineFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
-		return err
-	}
-	if _, _, err := parseDevice(*device); err != nil {
 		return err
 	}
 	switch {

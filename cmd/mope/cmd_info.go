@@ -20,7 +20,7 @@ func init() {
 func runInfo(args []string, stdout, stderr io.Writer) error {
 	c := commands["info"]
 	fl := newFlags(c, stderr)
-	model := fl.String("model", "", "model `DIR` (Hugging Face layout)")
+	model := modelFlag(fl, "")
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
