@@ -173,11 +173,11 @@ type distillResult struct {
 
 // distillDirs loads teacher and student, distils, and writes out.
 func distillDirs(teacherDir, studentDir, out string, df distillFlags, keep bool, log io.Writer) (*train.Result, error) {
-	teacher, err := clip.Load(teacherDir)
+	teacher, err := openModel(teacherDir, log)
 	if err != nil {
 		return nil, err
 	}
-	student, err := clip.Load(studentDir)
+	student, err := openModel(studentDir, log)
 	if err != nil {
 		return nil, err
 	}

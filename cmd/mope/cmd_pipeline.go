@@ -93,7 +93,7 @@ func runPipeline(args []string, stdout, stderr io.Writer) error {
 
 // pipelineDirs loads the teacher, data and calibration set and runs the pipeline.
 func pipelineDirs(ctx context.Context, pf pipelineFlags, log, progress io.Writer) (*clip.Model, *mope.PipelineResult, error) {
-	teacher, err := clip.Load(pf.Teacher)
+	teacher, err := openModel(pf.Teacher, log)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -225,7 +225,7 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 		return nil, err
 	}
 	if o.Init != "" {
-		src, err := clip.Load(o.Init)
+		src, err := openModel(o.Init, log)
 		if err != nil {
 			return nil, err
 		}

@@ -86,7 +86,7 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer release()
-	m, err := clip.Load(*model)
+	m, err := openModel(*model, stderr)
 	if err != nil {
 		return err
 	}
