@@ -210,7 +210,10 @@ func makeBatch(m *clip.Model, B int) batch {
 // engine runs both towers of a model on a batch.
 type engine struct {
 	name string
-	tol  float64 // largest |got - want| / (1 + |want|) accepted
+	// tol is the largest |got - want| / (1 + |want|) accepted; a
+	// reduced-precision engine gives instead the least cosine similarity of
+	// each embedding to the reference's (tol < 0: cosine ≥ 1 + tol).
+	tol float64
 	run  func(m *clip.Model, b batch) (img, txt []float32, err error)
 }
 
@@ -300,7 +303,8 @@ func engines(t *testing.T) []engine {
 	es := []engine{
 		{"infer-f32", 1e-4, inferEngine(infer.F32, infer.SplitGEMM)},
 		{"infer-f32-items", 1e-4, inferEngine(infer.F32, infer.SplitItems)},
-		{"infer-bf16", 3e-2, inferEngine(infer.BF16, infer.SplitGEMM)},
+		{"infer-bf16", -1e-4, inferEngine(infer.BF16, infer.SplitGEMM)},
+		{"infer-int8", -2e-3, inferEngine(infer.INT8, infer.SplitGEMM)},
 		{"infer-suffix", 1e-4, inferSuffix},
 	}
 	ctx, err := cuda.Open(cuda.Options{})
@@ -362,17 +366,33 @@ func TestEngines(t *testing.T) {
 					t.Errorf("%s: %v", e.name, err)
 					continue
 				}
-				compare(t, e.name+"/image", img, wantImg, e.tol)
-				compare(t, e.name+"/text", txt, wantTxt, e.tol)
+				compare(t, e.name+"/image", img, wantImg, b.B, e.tol)
+				compare(t, e.name+"/text", txt, wantTxt, b.B, e.tol)
 			}
 		})
 	}
 }
 
-func compare(t *testing.T, what string, got, want []float32, tol float64) {
+func compare(t *testing.T, what string, got, want []float32, B int, tol float64) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Errorf("%s: %d values, want %d", what, len(got), len(want))
+		return
+	}
+	if tol < 0 {
+		E := len(want) / B
+		for b := 0; b < B; b++ {
+			g, w := got[b*E:(b+1)*E], want[b*E:(b+1)*E]
+			var gw, gg, ww float64
+			for i := range g {
+				gw += float64(g[i]) * float64(w[i])
+				gg += float64(g[i]) * float64(g[i])
+				ww += float64(w[i]) * float64(w[i])
+			}
+			if c := gw / math.Sqrt(gg*ww); !(c >= 1+tol) {
+				t.Errorf("%s: item %d has cosine %.6f to the reference, want ≥ %.6f", what, b, c, 1+tol)
+			}
+		}
 		return
 	}
 	worst, at := 0.0, 0

@@ -18,7 +18,7 @@ func init() {
 	register(&command{
 		name:    "bench",
 		summary: "measure image and text encoder throughput (items/s) and achieved GFLOP/s",
-		usage: "--model DIR [--batch N] [--threads T] [--engine fast|ref] [--dtype f32|bf16] [--json]\n\n" +
+		usage: "--model DIR [--batch N] [--threads T] [--engine fast|ref] [--dtype f32|bf16|int8] [--json]\n\n" +
 			"  Each tower encodes a batch of random inputs (texts of the full context length) in\n" +
 			"  --rounds timed rounds after --warmup untimed ones; the median round is reported.\n" +
 			"  GFLOP/s counts 2 FLOPs per multiply–accumulate of the config (clip.MACs).\n" +
@@ -66,7 +66,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	textLen := fl.Int("text-len", 0, "tokens per text (0: the context length, max_position_embeddings)")
 	asJSON := fl.Bool("json", false, "print one JSON object")
 	engine := fl.String("engine", "fast", "fast (packed inference engine) or ref (reference forward)")
-	dtype := fl.String("dtype", "f32", "weight type of the fast engine: f32, or bf16 (bfloat16 weights and activations, float32 sums)")
+	dtype := fl.String("dtype", "f32", "weight type of the fast engine: f32, bf16 (bfloat16 weights and activations, float32 sums) or int8 (int8 weights per output channel, activations per row, int32 sums)")
 	splitName := fl.String("split", "auto", "fast engine's parallel split: auto, gemm (split each product) or items (split the batch)")
 	chunk := fl.Int("chunk", 0, "fast engine: most items per forward pass (0: the engine's default)")
 	device := deviceFlag(fl)
@@ -92,10 +92,10 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: --tower %q: want image, text or both", errUsage, *towers)
 	case *engine != "fast" && *engine != "ref":
 		return fmt.Errorf("%w: --engine %q: want fast or ref", errUsage, *engine)
-	case *dtype != "f32" && *dtype != "bf16":
-		return fmt.Errorf("%w: --dtype %q: want f32 or bf16", errUsage, *dtype)
-	case *dtype == "bf16" && (*engine != "fast" || onGPU):
-		return fmt.Errorf("%w: --dtype bf16 needs the fast CPU engine (--engine fast, --device cpu)", errUsage)
+	case *dtype != "f32" && *dtype != "bf16" && *dtype != "int8":
+		return fmt.Errorf("%w: --dtype %q: want f32, bf16 or int8", errUsage, *dtype)
+	case *dtype != "f32" && (*engine != "fast" || onGPU):
+		return fmt.Errorf("%w: --dtype %s needs the fast CPU engine (--engine fast, --device cpu)", errUsage, *dtype)
 	case *chunk < 0:
 		return fmt.Errorf("%w: --chunk must not be negative", errUsage)
 	}
