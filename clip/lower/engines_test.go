@@ -214,7 +214,7 @@ type engine struct {
 	// reduced-precision engine gives instead the least cosine similarity of
 	// each embedding to the reference's (tol < 0: cosine ≥ 1 + tol).
 	tol float64
-	run  func(m *clip.Model, b batch) (img, txt []float32, err error)
+	run func(m *clip.Model, b batch) (img, txt []float32, err error)
 }
 
 func reference(m *clip.Model, b batch) (img, txt []float32, err error) {
