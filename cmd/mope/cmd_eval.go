@@ -55,26 +55,26 @@ type evalReport struct {
 func runEval(args []string, stdout, stderr io.Writer) error {
 	c := commands["eval"]
 	fl := newFlags(c, stderr)
-	model := fl.String("model", "", "model `DIR` (Hugging Face layout, with vocab.json and merges.txt)")
-	data := fl.String("data", "", "dataset `FILE` (.json Karpathy, .jsonl, .csv), image-folder DIR, or shapes")
+	model := modelFlag(fl, "model `DIR` (Hugging Face layout, with vocab.json and merges.txt)")
+	data := dataFlag(fl, "", "dataset `FILE` (.json Karpathy, .jsonl, .csv), image-folder DIR, or shapes")
 	task := fl.String("task", "", "retrieval or zeroshot (default: zeroshot for an image folder, else retrieval)")
-	split := fl.String("split", "test", "split to evaluate (names joined by , or +, or all)")
-	limit := fl.Int("limit", -1, "evaluate the first N images only (default: all; 1000 for shapes)")
+	split := splitFlag(fl, "test", "split to evaluate (names joined by , or +, or all)")
+	limit := limitFlag(fl, 0, "evaluate the first `N` images only (shapes: 1000)")
 	root := fl.String("root", "", "base `DIR` of relative image paths (default: the dataset file's directory)")
-	asJSON := fl.Bool("json", false, "print the metrics as one JSON object")
+	asJSON := jsonFlag(fl)
 	batch := fl.Int("batch", clip.DefaultBatch, "forward batch size")
 	modeName := fl.String("mode", "resize-crop", "image preprocessing: resize-crop (CLIP) or squash (UPop)")
 	var templates stringList
 	fl.Var(&templates, "template", "zero-shot prompt template with {} for the class name (repeatable; default: CLIP's 7 ImageNet ensemble templates)")
 	classFile := fl.String("classnames", "", "zeroshot: `FILE` with one class name per line, in the sorted order of the class folders (default: folder names, _ as space)")
-	quiet := fl.Bool("quiet", false, "no progress on stderr")
+	quiet := quietFlag(fl)
 	misses := fl.Bool("misses", false, "shapes: also classify the caption→image top-1 misses: the hard-negative twin, the same objects placed otherwise, the same colours with other shapes, or other")
 	device := deviceFlag(fl)
 	engine := engineFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
-	if _, _, err := parseDevice(*device); err != nil {
+	if err := checkLimit(*limit); err != nil {
 		return err
 	}
 	switch {
@@ -86,8 +86,6 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: need --data FILE (or --data shapes)", errUsage)
 	case *batch < 1:
 		return fmt.Errorf("%w: --batch must be at least 1", errUsage)
-	case *limit < -1:
-		return fmt.Errorf("%w: --limit must not be negative", errUsage)
 	}
 	mode, err := imageproc.ParseMode(*modeName)
 	if err != nil {
@@ -123,7 +121,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: --template and --classnames are for --task zeroshot", errUsage)
 	}
 
-	m, err := loadModel(*model)
+	m, err := openModel(*model, stderr)
 	if err != nil {
 		return err
 	}
@@ -150,14 +148,11 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	switch {
 	case isShapes:
 		n := *limit
-		if n < 0 {
+		if n == 0 {
 			n = 1000
 		}
 		if !slices.Contains(shapes.Splits, *split) {
 			return fmt.Errorf("%w: unknown split %q for shapes (want one of %s)", errUsage, *split, strings.Join(shapes.Splits, ", "))
-		}
-		if n == 0 {
-			return fmt.Errorf("%w: --limit 0 leaves nothing to evaluate", errUsage)
 		}
 		exs, err := shapes.Generate(shapes.DefaultConfig(), *split, n)
 		if err != nil {
@@ -190,7 +185,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 			rep.Misses[string(k)] = counts[k]
 		}
 	case *task == "retrieval":
-		r, err := dataset.Open(*data, dataset.Options{Split: *split, Limit: max(*limit, 0), Root: *root})
+		r, err := dataset.Open(*data, dataset.Options{Split: *split, Limit: *limit, Root: *root})
 		if err != nil {
 			return err
 		}
@@ -202,7 +197,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		}
 		rep.setRetrieval(met.TR1, met.TR5, met.TR10, met.IR1, met.IR5, met.IR10)
 	default: // zeroshot on an image folder
-		cls, err := dataset.ReadImageFolder(*data, max(*limit, 0))
+		cls, err := dataset.ReadImageFolder(*data, *limit)
 		if err != nil {
 			return err
 		}

@@ -203,7 +203,7 @@ func TestEvalErrors(t *testing.T) {
 		{[]string{"--model", model, "--data", folder, "--template", "no placeholder"}, 1, "{}"},
 		{[]string{"--model", model, "--data", folder, "--classnames", names}, 1, "1 class names for 2"},
 		{[]string{"--model", model, "--data", jsonl, "--template", "a {}"}, 2, "zeroshot"},
-		{[]string{"--model", model, "--data", "shapes", "--limit", "0"}, 2, "--limit"},
+		{[]string{"--model", model, "--data", "shapes", "--limit", "-1"}, 2, "--limit"},
 		{[]string{"--model", model, "--data", jsonl, "--batch", "0"}, 2, "--batch"},
 		{[]string{"--model", model, "--data", jsonl, "--misses"}, 2, "--misses"},
 	} {

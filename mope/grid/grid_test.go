@@ -169,7 +169,7 @@ func TestMeasurementErrorsOnRow(t *testing.T) {
 
 // TestClaims checks the verdicts against rows written out by hand.
 func TestClaims(t *testing.T) {
-	mk := func(name, method, order string, r1 float64) *Row {
+	mk := func(name, method string, order mope.Order, r1 float64) *Row {
 		return &Row{Name: name, Towers: TowersBoth, Target: 0.5, Method: method, Order: order, R1: r1}
 	}
 	rows := []*Row{

@@ -279,7 +279,7 @@ func (r *runner) buildPruned(ctx context.Context, c Case, row *Row, log io.Write
 	if err != nil {
 		return nil, err
 	}
-	po := mope.PipelineOptions{Stage: mope.StagePretrain, Order: c.Order, Metric: c.Method, TargetFLOPs: c.Target,
+	po := mope.PipelineOptions{Stage: mope.StagePretrain, Order: c.Order, Metric: mope.Metric(c.Method), TargetFLOPs: c.Target,
 		Calib: r.cal, CalibData: calibData, CalibLimit: r.o.CalibN, TeacherScores: ts, Seed: 1,
 		Distill: r.dopt, Data: r.data, TeacherDir: r.env.TeacherDir, Dir: filepath.Join(r.dir, name), Log: log, Context: ctx}
 	if c.Towers == TowersVision {
