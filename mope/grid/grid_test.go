@@ -83,7 +83,7 @@ func TestRun(t *testing.T) {
 	if err := rep.Write(env.Out); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{StoryJSON, PlotBase + ".svg", ReportFile} {
+	for _, f := range []string{StoryJSON, PlotBase + ".svg", PlotBase + ".png", ReportFile} {
 		if st, err := os.Stat(filepath.Join(env.Out, f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s: %v", f, err)
 		}

@@ -224,7 +224,7 @@ func (r *runner) build(ctx context.Context, i int) (*Row, *Result, *clip.Model, 
 	r.say("[%d/%d] %s ...\n", i+1, len(r.cases), name)
 	log := newPrefixWriter(r.env.Log, &r.logMu, name+": ")
 	t := time.Now()
-	row := &Row{Name: name, Towers: c.Towers, Target: c.Target, Method: c.Method, Order: c.Order, Steps: r.o.Steps, setting: c.setting()}
+	row := &Row{Name: name, Towers: c.Towers, Target: c.Target, Method: c.Method, Order: c.Order, Steps: r.o.Steps}
 	var m *clip.Model
 	var err error
 	if c.Method == MethodScratch {
