@@ -396,3 +396,65 @@ func TestWriteLeavesNothingOnFailure(t *testing.T) {
 		t.Error("unknown format accepted")
 	}
 }
+
+// TestONNXGraphs: the graphs keep the pruned shapes (q_proj rows = kept
+// heads·D, fc1 rows = kept neurons), removed branches are absent, every
+// node reads values defined before it, and the one input and output carry a
+// dynamic batch axis.
+func TestONNXGraphs(t *testing.T) {
+	m := randomModel(t, prunedConfig(497, "gelu"), 4)
+	img, err := ImageEncoder(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	txt, err := TextEncoder(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		mp     *ModelProto
+		prefix string
+		tower  *clip.TowerConfig
+		in     string
+		out    string
+	}{{img, "vision_model", &m.Config.Vision, PixelValues, ImageEmbeds}, {txt, "text_model", &m.Config.Text, InputIDs, TextEmbeds}} {
+		g := tc.mp.Graph
+		dims := map[string][]int{}
+		defined := map[string]bool{}
+		for _, in := range g.Inputs {
+			defined[in.Name] = true
+		}
+		for _, init := range g.Initializers {
+			dims[init.Name] = init.Dims
+			defined[init.Name] = true
+		}
+		for _, n := range g.Nodes {
+			for _, in := range n.Inputs {
+				if !defined[in] {
+					t.Errorf("%s: node %s reads %s before it is defined", tc.prefix, n.Name, in)
+				}
+			}
+			for _, o := range n.Outputs {
+				defined[o] = true
+			}
+		}
+		if !defined[tc.out] || len(g.Inputs) != 1 || g.Inputs[0].Name != tc.in || g.Inputs[0].Shape[0].Param != "batch" || g.Outputs[0].Shape[0].Param != "batch" {
+			t.Errorf("%s: inputs %+v outputs %+v", tc.prefix, g.Inputs, g.Outputs)
+		}
+		D, C := tc.tower.HeadDim(), tc.tower.HiddenSize
+		for l := 0; l < tc.tower.NumHiddenLayers; l++ {
+			p := tc.prefix + ".encoder.layers." + strconv.Itoa(l) + "."
+			q, hasQ := dims[p+"self_attn.q_proj.weight"]
+			f, hasF := dims[p+"mlp.fc1.weight"]
+			if h := tc.tower.Heads(l); (h == 0) == hasQ || (hasQ && !sameShape(q, []int{h * D, C})) {
+				t.Errorf("%s layer %d: q_proj %v for %d heads", tc.prefix, l, q, h)
+			}
+			if n := tc.tower.Intermediate(l); (n == 0) == hasF || (hasF && !sameShape(f, []int{n, C})) {
+				t.Errorf("%s layer %d: fc1 %v for %d neurons", tc.prefix, l, f, n)
+			}
+		}
+		if _, ok := dims[tc.prefix+".encoder.layers.3.layer_norm1.weight"]; ok {
+			t.Errorf("%s: a fourth layer in a 3-layer tower", tc.prefix)
+		}
+	}
+}

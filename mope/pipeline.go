@@ -73,17 +73,17 @@ type PipelineOptions struct {
 
 // StepRecord is one step's step.json.
 type StepRecord struct {
-	Name    string             `json:"name"`
-	Kind    string             `json:"kind"` // score, prune, distill
-	Dir     string             `json:"dir"`
-	Params  int                `json:"params"`
-	GFLOPs  float64            `json:"gflops_image"`
-	GFLOPsT float64            `json:"gflops_text"`
-	Width   float64            `json:"width,omitempty"`
-	Depth   float64            `json:"depth,omitempty"`
-	Val     *Recall            `json:"val,omitempty"`
-	Seconds float64            `json:"seconds"`
-	Resumed bool               `json:"-"`
+	Name    string  `json:"name"`
+	Kind    string  `json:"kind"` // score, prune, distill
+	Dir     string  `json:"dir"`
+	Params  int     `json:"params"`
+	GFLOPs  float64 `json:"gflops_image"`
+	GFLOPsT float64 `json:"gflops_text"`
+	Width   float64 `json:"width,omitempty"`
+	Depth   float64 `json:"depth,omitempty"`
+	Val     *Recall `json:"val,omitempty"`
+	Seconds float64 `json:"seconds"`
+	Resumed bool    `json:"-"`
 }
 
 // PipelineResult is the pipeline's record (DIR/pipeline.json).

@@ -187,11 +187,11 @@ type distillResult struct {
 
 // distillDirs loads teacher and student, distils, and writes out.
 func distillDirs(teacherDir, studentDir, out string, df distillFlags, keep bool, log io.Writer) (*distillResult, error) {
-	teacher, err := loadModelAs("--teacher", teacherDir)
+	teacher, err := openModelAs("--teacher", teacherDir, log)
 	if err != nil {
 		return nil, err
 	}
-	student, err := loadModelAs("--student", studentDir)
+	student, err := openModelAs("--student", studentDir, log)
 	if err != nil {
 		return nil, err
 	}

@@ -77,7 +77,7 @@ func runEmbed(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: --mode %q: want resize-crop or squash", errUsage, *modeName)
 	}
 
-	m, err := loadModel(*model)
+	m, err := openModel(*model, stderr)
 	if err != nil {
 		return err
 	}

@@ -130,7 +130,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: --template and --classnames are for --task zeroshot", errUsage)
 	}
 
-	m, err := loadModel(*model)
+	m, err := openModel(*model, stderr)
 	if err != nil {
 		return err
 	}

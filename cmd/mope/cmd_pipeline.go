@@ -117,7 +117,7 @@ func params(m *clip.Model) int {
 
 // pipelineDirs loads the teacher, data and calibration set and runs the pipeline.
 func pipelineDirs(ctx context.Context, pf pipelineFlags, log, progress io.Writer) (*clip.Model, *mope.PipelineResult, error) {
-	teacher, err := loadModelAs("--teacher", pf.Teacher)
+	teacher, err := openModelAs("--teacher", pf.Teacher, log)
 	if err != nil {
 		return nil, nil, err
 	}

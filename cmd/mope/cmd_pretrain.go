@@ -229,7 +229,7 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 		return nil, err
 	}
 	if o.Init != "" {
-		src, err := loadModelAs("--init", o.Init)
+		src, err := openModelAs("--init", o.Init, log)
 		if err != nil {
 			return nil, err
 		}

@@ -96,7 +96,7 @@ func runPrune(args []string, stdout, stderr io.Writer) error {
 	if !f.Complete || f.Shard != "" {
 		return fmt.Errorf("%s is a shard or an unfinished run: merge or resume it first", *scores)
 	}
-	m, err := loadModel(*model)
+	m, err := openModel(*model, stderr)
 	if err != nil {
 		return err
 	}

@@ -95,7 +95,7 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer release()
-	m, err := loadModel(*model)
+	m, err := openModel(*model, stderr)
 	if err != nil {
 		return err
 	}
