@@ -458,3 +458,47 @@ func TestONNXGraphs(t *testing.T) {
 		}
 	}
 }
+
+// onnxCheck is run by /usr/bin/python3 with the onnx package: the official
+// checker with full_check (strict shape inference) on each file, and the
+// inferred output shape.
+const onnxCheck = `
+import sys, onnx
+from onnx import checker, shape_inference
+for path in sys.argv[1:]:
+    m = onnx.load(path)
+    checker.check_model(m, full_check=True)
+    out = shape_inference.infer_shapes(m, strict_mode=True).graph.output[0]
+    print(path, m.ir_version, m.opset_import[0].version, out.name, [d.dim_param or d.dim_value for d in out.type.tensor_type.shape.dim])
+`
+
+// TestONNXChecker runs the onnx package's checker (Debian python3-onnx) on
+// both encoders: a second, independent reader of the wire format.
+func TestONNXChecker(t *testing.T) {
+	py := os.Getenv("MOPECLIP_PYTHON")
+	if py == "" {
+		py = "/usr/bin/python3"
+	}
+	if err := exec.Command(py, "-c", "import onnx").Run(); err != nil {
+		if os.Getenv(ortnode.RequireEnv) == "1" {
+			t.Fatalf("%s cannot import onnx (%s=1; install python3-onnx): %v", py, ortnode.RequireEnv, err)
+		}
+		t.Skipf("%s cannot import onnx; install python3-onnx", py)
+	}
+	for _, eos := range []int{497, 2} {
+		m := randomModel(t, prunedConfig(eos, "gelu"), 4)
+		out := filepath.Join(t.TempDir(), "onnx")
+		if _, err := Write(context.Background(), m, out, ONNX, Options{}); err != nil {
+			t.Fatal(err)
+		}
+		img, txt := filepath.Join(out, ImageEncoderFile), filepath.Join(out, TextEncoderFile)
+		b, err := exec.Command(py, "-c", onnxCheck, img, txt).CombinedOutput()
+		if err != nil {
+			t.Fatalf("onnx checker: %v\n%s", err, b)
+		}
+		want := []string{img + " 8 17 image_embeds ['batch', 32]", txt + " 8 17 text_embeds ['batch', 32]"}
+		if got := strings.Split(strings.TrimSpace(string(b)), "\n"); len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+			t.Errorf("onnx checker says\n%s\nwant\n%s", b, strings.Join(want, "\n"))
+		}
+	}
+}
