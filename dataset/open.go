@@ -330,6 +330,18 @@ func (d *Dataset) shapesSplit() string {
 	return "test"
 }
 
+// Split is the split selection in effect: the shapes split, the Split
+// option of files with splits, "" for formats without splits.
+func (d *Dataset) Split() string {
+	switch d.Spec.Format {
+	case Shapes:
+		return d.shapesSplit()
+	case Karpathy, JSONL, CSV:
+		return d.opt.Split
+	}
+	return ""
+}
+
 // Len is the number of records, or -1 when it is known only after reading
 // them all (tar shards).
 func (d *Dataset) Len() int { return d.n }
@@ -412,6 +424,30 @@ func (d *Dataset) eachShapes(ctx context.Context, fn func(Record) error) error {
 			}
 			r := Record{Index: e.Index, Where: e.ID, Image: e.Image, Captions: e.Captions, Label: -1}
 			if err := fn(r); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// EachExample calls fn with the shapes examples behind the records of a
+// shapes dataset, in record order (their objects, for analyses).
+func (d *Dataset) EachExample(fn func(shapes.Example) error) error {
+	if d.Spec.Format != Shapes {
+		return fmt.Errorf("dataset: %s is not the shapes world", d.Spec.Path)
+	}
+	cfg := shapes.DefaultConfig()
+	if d.opt.Shapes != nil {
+		cfg = *d.opt.Shapes
+	}
+	for lo := 0; lo < d.n; lo += shapesChunk {
+		exs, err := shapes.GenerateRange(cfg, d.shapesSplit(), lo, min(shapesChunk, d.n-lo))
+		if err != nil {
+			return err
+		}
+		for _, e := range exs {
+			if err := fn(e); err != nil {
 				return err
 			}
 		}

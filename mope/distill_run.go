@@ -9,6 +9,7 @@ import (
 
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/clip/tokenizer"
+	"github.com/mopeclip/mopeclip/dataset"
 	"github.com/mopeclip/mopeclip/internal/world"
 	"github.com/mopeclip/mopeclip/nn"
 	"github.com/mopeclip/mopeclip/ops"
@@ -55,7 +56,7 @@ func (o DistillOptions) Signature() string {
 // DistillData is the data of a distillation run: training pairs, optional
 // validation pairs, and the tokenizer of teacher and student.
 type DistillData struct {
-	Train, Val *world.Pairs
+	Train, Val *dataset.Pairs
 	Tok        *tokenizer.Tokenizer
 	// TeacherCache, when set and made for the teacher being distilled
 	// from, supplies the teacher's outputs of batches an earlier run
@@ -66,7 +67,7 @@ type DistillData struct {
 // RetrievalScalars evaluates m on p and returns the metrics logged in
 // curves and results: tr1 tr5 tr10 ir1 ir5 ir10, r1 (mean of TR@1, IR@1),
 // r5, and mean (of all six).
-func RetrievalScalars(m *clip.Model, tok *tokenizer.Tokenizer, p *world.Pairs) (map[string]float64, error) {
+func RetrievalScalars(m *clip.Model, tok *tokenizer.Tokenizer, p *dataset.Pairs) (map[string]float64, error) {
 	r, err := world.Retrieval(m, tok, p)
 	if err != nil {
 		return nil, err

@@ -5,16 +5,13 @@ import (
 
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/clip/tokenizer"
+	"github.com/mopeclip/mopeclip/dataset"
 	"github.com/mopeclip/mopeclip/dataset/shapes"
 	"github.com/mopeclip/mopeclip/tensor"
 )
 
-// Pairs is an image–caption set kept in memory: images as 8-bit RGB and each
-// image's captions.
-type Pairs struct {
-	Images   *Images
-	Captions [][]string // per image
-}
+// Pairs is the in-memory image–caption set of package dataset.
+type Pairs = dataset.Pairs
 
 // FromExamples builds Pairs from shapes examples, images at size×size.
 func FromExamples(exs []shapes.Example, size int) *Pairs {
@@ -35,20 +32,6 @@ func Split(cfg shapes.Config, split string, n, size int) (*Pairs, error) {
 		return nil, err
 	}
 	return FromExamples(exs, size), nil
-}
-
-// Len is the number of images.
-func (p *Pairs) Len() int { return len(p.Captions) }
-
-// Flat returns all captions in order and the image of each.
-func (p *Pairs) Flat() (captions []string, captionImage []int) {
-	for i, cs := range p.Captions {
-		for _, c := range cs {
-			captions = append(captions, c)
-			captionImage = append(captionImage, i)
-		}
-	}
-	return captions, captionImage
 }
 
 // Sampler draws training batches: batch s holds the images at positions
