@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"context"
+	"fmt"
 	"image"
 	"runtime"
 	"sync"
@@ -75,6 +76,29 @@ func LoadPairs(ctx context.Context, d *Dataset, size int) (*Pairs, error) {
 	return p, nil
 }
 
+// NormalizeInto writes the normalised [hi-lo, 3, S, S] input of images
+// [lo, hi) to dst (CLIP's mean and standard deviation), as Pixels does.
+func (im *Images) NormalizeInto(dst []float32, lo, hi int) {
+	n := im.Size * im.Size
+	if lo < 0 || hi > im.N || lo > hi || len(dst) < (hi-lo)*3*n {
+		panic(fmt.Sprintf("dataset: images [%d,%d) of %d into %d values", lo, hi, im.N, len(dst)))
+	}
+	pc := imageproc.DefaultConfig(im.Size)
+	for b := 0; b < hi-lo; b++ {
+		normalizeOne(dst[b*3*n:(b+1)*3*n], im.Pix[(lo+b)*3*n:(lo+b+1)*3*n], n, pc.Mean, pc.Std)
+	}
+}
+
+func normalizeOne(dst []float32, src []uint8, n int, mean, std [3]float32) {
+	for c := range 3 {
+		m, s := mean[c], std[c]
+		d := dst[c*n : (c+1)*n]
+		for k := range d {
+			d[k] = (float32(src[3*k+c])/255 - m) / s
+		}
+	}
+}
+
 // Pixels returns the normalised [len(idx), 3, S, S] tensor of images idx
 // (CLIP's mean and standard deviation).
 func (im *Images) Pixels(idx []int) *tensor.Tensor {
@@ -84,15 +108,7 @@ func (im *Images) Pixels(idx []int) *tensor.Tensor {
 	pc := imageproc.DefaultConfig(S)
 	mean, std := pc.Mean, pc.Std
 	for b, i := range idx {
-		src := im.Pix[i*3*n : (i+1)*3*n]
-		dst := t.Data[b*3*n : (b+1)*3*n]
-		for c := range 3 {
-			m, s := mean[c], std[c]
-			d := dst[c*n : (c+1)*n]
-			for k := range d {
-				d[k] = (float32(src[3*k+c])/255 - m) / s
-			}
-		}
+		normalizeOne(t.Data[b*3*n:(b+1)*3*n], im.Pix[i*3*n:(i+1)*3*n], n, mean, std)
 	}
 	return t
 }

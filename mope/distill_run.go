@@ -93,7 +93,8 @@ func Distill(student, teacher *clip.Model, data DistillData, o DistillOptions) (
 		return nil, fmt.Errorf("mope: tokenizer has %d tokens, student %d, teacher %d", v, student.Config.Text.VocabSize, teacher.Config.Text.VocabSize)
 	}
 	opt := nn.NewAdamW(student.Params(), nn.AdamWConfig{Beta1: 0.9, Beta2: 0.98, Eps: 1e-6, WeightDecay: o.WD})
-	sampler := &world.Sampler{Pairs: data.Train, Tok: data.Tok, Batch: o.Batch, Seed: o.Seed}
+	sampler := &world.Sampler{Pairs: data.Train, Tok: data.Tok, Batch: o.Batch, Seed: o.Seed,
+		Context: min(student.Config.Text.MaxPositionEmbeddings, teacher.Config.Text.MaxPositionEmbeddings)}
 	tp := ops.NewTape()
 	step := func(s int) (float64, map[string]float64, error) {
 		b, err := sampler.Get(s)

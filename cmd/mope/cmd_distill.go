@@ -156,6 +156,7 @@ func distillDirs(teacherDir, studentDir, out string, df distillFlags, keep bool,
 	if err != nil {
 		return nil, err
 	}
+	noteTruncated(log, data.Tok, data.Train, teacher.Config.Text.MaxPositionEmbeddings)
 	o := df.Opt
 	o.Dir = filepath.Join(out, "checkpoint")
 	o.Log = log

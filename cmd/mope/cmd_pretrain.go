@@ -175,6 +175,14 @@ func lenPairs(p *world.Pairs) int {
 	return p.Len()
 }
 
+// noteTruncated says once how many training captions are longer than the
+// model's context (they are truncated as CLIP does, end-of-text kept).
+func noteTruncated(log io.Writer, tok *tokenizer.Tokenizer, p *dataset.Pairs, context int) {
+	if n := world.Truncated(tok, p, context); n > 0 {
+		fmt.Fprintf(log, "%d training captions are longer than the model's context of %d tokens: truncated as CLIP does (end-of-text kept)\n", n, context)
+	}
+}
+
 // filePairs reads the training pairs (split "train" where the data has
 // splits, the first trainN images; 0: all) and, when valN > 0 and the data
 // has a "val" split, the validation pairs, as 8-bit crops at size×size
@@ -232,7 +240,8 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 		o.Preset, float64(total)/1e6, cfg.VisionMACs().GFLOPs(), cfg.TextMACs(world.Context).GFLOPs(), runtime.GOMAXPROCS(0))
 	ac := nn.AdamWConfig{Beta1: 0.9, Beta2: 0.98, Eps: 1e-6, WeightDecay: o.WD}
 	opt := nn.NewAdamW(m.Params(), ac)
-	sampler := &world.Sampler{Pairs: data.Train, Tok: data.Tok, Batch: o.Batch, Seed: o.Seed}
+	sampler := &world.Sampler{Pairs: data.Train, Tok: data.Tok, Batch: o.Batch, Seed: o.Seed, Context: cfg.Text.MaxPositionEmbeddings}
+	noteTruncated(log, data.Tok, data.Train, cfg.Text.MaxPositionEmbeddings)
 	tp := ops.NewTape()
 	step := func(s int) (float64, map[string]float64, error) {
 		b, err := sampler.Get(s)

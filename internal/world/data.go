@@ -44,9 +44,27 @@ type Sampler struct {
 	Tok   *tokenizer.Tokenizer
 	Batch int
 	Seed  uint64
+	// Context is the text context of the model being trained (its
+	// max_position_embeddings; 0: the shapes world's Context). Longer
+	// captions are truncated as CLIP does.
+	Context int
 
 	epoch int
 	perm  []int
+}
+
+// Truncated counts the captions of p longer than context tokens (with
+// start and end of text), which training truncates.
+func Truncated(tok *tokenizer.Tokenizer, p *Pairs, context int) int {
+	n := 0
+	for _, cs := range p.Captions {
+		for _, c := range cs {
+			if len(tok.Encode(c))+2 > context {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // Batch is one training batch.
@@ -86,7 +104,11 @@ func (s *Sampler) Get(step int) (*Batch, error) {
 	for k, i := range imgs {
 		texts[k] = s.Pairs.Captions[i][caps[k]]
 	}
-	tb, err := TextBatch(s.Tok, texts)
+	ctx := s.Context
+	if ctx <= 0 {
+		ctx = Context
+	}
+	tb, err := TextBatchContext(s.Tok, texts, ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -98,6 +120,11 @@ func (s *Sampler) Get(step int) (*Batch, error) {
 // causal mask, padding never reaches the EOT position, so the embeddings are
 // those of the full context at less cost.
 func TextBatch(tok *tokenizer.Tokenizer, texts []string) (*clip.TextBatch, error) {
+	return TextBatchContext(tok, texts, Context)
+}
+
+// TextBatchContext is TextBatch with the context length of the model.
+func TextBatchContext(tok *tokenizer.Tokenizer, texts []string, Context int) (*clip.TextBatch, error) {
 	ids, eot, err := tok.Batch(texts, Context, true)
 	if err != nil {
 		return nil, err
