@@ -256,11 +256,23 @@ func sameShape(a, b []int) bool {
 	return true
 }
 
-// Load reads a Hugging Face layout model directory (config.json plus
-// model.safetensors or sharded weights). Per-layer widths of pruned models
-// are inferred from the tensor shapes. F16/BF16 weights become float32.
+// Load reads a model directory: Hugging Face's layout (config.json plus
+// model.safetensors or sharded weights) or open_clip's
+// (open_clip_config.json plus open_clip_model.safetensors), whichever the
+// directory holds. Per-layer widths of pruned models are inferred from the
+// tensor shapes; every tensor is checked against the config before the
+// model is allocated, and for non-finite values after. F16/BF16 weights
+// become float32. Config warnings are in m.Notes (see
+// ConfigNotes.Warning); Load prints nothing.
 func Load(dir string) (*Model, error) {
-	cfg, err := LoadConfig(filepath.Join(dir, ConfigFile))
+	layout, err := DetectLayout(dir)
+	if err != nil {
+		return nil, err
+	}
+	if layout == LayoutOpenCLIP {
+		return loadOpenCLIP(dir)
+	}
+	cfg, notes, err := LoadConfigNotes(filepath.Join(dir, ConfigFile))
 	if err != nil {
 		return nil, err
 	}
@@ -268,7 +280,16 @@ func Load(dir string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	notes.Layout = LayoutHF
+	return buildModel(dir, cfg, notes, tensors)
+}
+
+// buildModel checks tensors against cfg, then builds the model around them.
+func buildModel(dir string, cfg *Config, notes ConfigNotes, tensors map[string]*safetensors.Tensor) (*Model, error) {
 	if err := inferWidths(cfg, tensors); err != nil {
+		return nil, fmt.Errorf("%s: %w%s", dir, err, defaultsHint(notes))
+	}
+	if err := checkShapes(cfg, notes, tensors); err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
 	m, err := newModel(cfg, nil)
@@ -278,7 +299,31 @@ func Load(dir string) (*Model, error) {
 	if err := assignParams(m.Params(), tensors); err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
+	if err := checkFinite(m.Params()); err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	m.Notes = notes
 	return m, nil
+}
+
+// DetectLayout says which checkpoint layout dir holds: Hugging Face's when
+// it has config.json, open_clip's when it has open_clip_config.json. A
+// directory with neither is an error that says what was looked for.
+func DetectLayout(dir string) (Layout, error) {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return 0, fmt.Errorf("model: %w", err)
+	}
+	if !fi.IsDir() {
+		return 0, fmt.Errorf("model: %s is not a directory", dir)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ConfigFile)); err == nil {
+		return LayoutHF, nil
+	}
+	if _, err := os.Stat(filepath.Join(dir, OpenCLIPConfigFile)); err == nil {
+		return LayoutOpenCLIP, nil
+	}
+	return 0, fmt.Errorf("model: %s has neither %s (Hugging Face) nor %s (open_clip)", dir, ConfigFile, OpenCLIPConfigFile)
 }
 
 // Save writes m as a Hugging Face layout directory: config.json (with

@@ -54,6 +54,9 @@ type Model struct {
 	VisualProjection *nn.Linear // [E, Cv], no bias
 	TextProjection   *nn.Linear // [E, Ct], no bias
 	LogitScale       *nn.Param  // scalar (0-d in Hugging Face files)
+	// Notes say how Load read the checkpoint (layout, declared dtype,
+	// defaulted and unknown config keys); zero for a model built in memory.
+	Notes ConfigNotes
 }
 
 // New returns a randomly initialised model (CLIP's initialisation, seeded).

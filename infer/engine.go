@@ -112,6 +112,10 @@ const (
 	F32 DType = iota
 	// BF16 stores them as bfloat16, half the memory (tensor.SgemmPackedBF16).
 	BF16
+	// INT8 quantises them per output channel, a quarter of the memory, and
+	// the activations per row at each GEMM (tensor.SgemmPackedInt8; see
+	// int8.go).
+	INT8
 )
 
 // String names the type as the --dtype flags do.
@@ -121,32 +125,40 @@ func (d DType) String() string {
 		return "f32"
 	case BF16:
 		return "bf16"
+	case INT8:
+		return "int8"
 	}
 	return fmt.Sprintf("DType(%d)", int(d))
 }
 
-// ParseDType parses "f32" (or "") and "bf16".
+// ParseDType parses "f32" (or ""), "bf16" and "int8".
 func ParseDType(s string) (DType, error) {
 	switch s {
 	case "f32", "float32", "":
 		return F32, nil
 	case "bf16", "bfloat16":
 		return BF16, nil
+	case "int8":
+		return INT8, nil
 	}
-	return 0, fmt.Errorf("infer: unknown dtype %q (want f32 or bf16)", s)
+	return 0, fmt.Errorf("infer: unknown dtype %q (want f32, bf16 or int8)", s)
 }
 
 // weight is one packed weight matrix op(B) = Wᵀ (k×n, from W [n, k]), in
-// float32 (f) or bfloat16 (h).
+// float32 (f), bfloat16 (h) or int8 (q).
 type weight struct {
 	f *tensor.PackedB
 	h *tensor.PackedBF16
+	q *tensor.PackedInt8
 }
 
 // packW packs W [n, k] in the given type.
 func packW(dt DType, k, n int, w []float32) weight {
 	if dt == BF16 {
 		return weight{h: tensor.PackBBF16(blas.Trans, k, n, w, k)}
+	}
+	if dt == INT8 && k <= tensor.Int8MaxK {
+		return packInt8(k, n, w)
 	}
 	return weight{f: tensor.PackB(blas.Trans, k, n, w, k)}
 }
@@ -157,6 +169,10 @@ func (w *weight) mul(rows int, a []float32, lda int, c []float32, ldc int) {
 		tensor.SgemmPackedBF16(blas.NoTrans, rows, 1, a, lda, w.h, 0, c, ldc)
 		return
 	}
+	if w.q != nil {
+		w.mulInt8(rows, a, lda, c, ldc, nil)
+		return
+	}
 	tensor.SgemmPacked(blas.NoTrans, rows, 1, a, lda, w.f, 0, c, ldc)
 }
 
@@ -164,6 +180,10 @@ func (w *weight) mul(rows int, a []float32, lda int, c []float32, ldc int) {
 func (w *weight) mulEp(rows int, a []float32, lda int, c []float32, ldc int, ep tensor.Epilogue) {
 	if w.h != nil {
 		tensor.SgemmPackedBF16Epilogue(blas.NoTrans, rows, 1, a, lda, w.h, 0, c, ldc, ep)
+		return
+	}
+	if w.q != nil {
+		w.mulInt8(rows, a, lda, c, ldc, &ep)
 		return
 	}
 	tensor.SgemmPackedEpilogue(blas.NoTrans, rows, 1, a, lda, w.f, 0, c, ldc, ep)
@@ -242,7 +262,7 @@ func New(m *clip.Model, opts Options) (*Engine, error) {
 	if m == nil || m.Vision == nil || m.Text == nil {
 		return nil, fmt.Errorf("infer: nil model")
 	}
-	if opts.DType != F32 && opts.DType != BF16 {
+	if opts.DType != F32 && opts.DType != BF16 && opts.DType != INT8 {
 		return nil, fmt.Errorf("infer: unknown dtype %v", opts.DType)
 	}
 	e := &Engine{m: m, threads: opts.Threads, split: opts.Split, chunk: opts.Chunk, minItem: opts.MinItemsSplit, dtype: opts.DType}

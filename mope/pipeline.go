@@ -38,22 +38,12 @@ import (
 // interrupted distillation from its checkpoint. The budget Distill.Steps is
 // the total: the finetune stage gives half to each distillation.
 
-// Pipeline stages and orders.
-const (
-	StageFinetune = "finetune"
-	StagePretrain = "pretrain"
-
-	OrderWidthDepth = "width-depth"
-	OrderDepthWidth = "depth-width"
-	OrderWidth      = "width"
-)
-
 // PipelineOptions configure Pipeline.
 type PipelineOptions struct {
-	Stage       string   // StageFinetune or StagePretrain
+	Stage       Stage    // StageFinetune or StagePretrain
 	Towers      []string // finetune: one tower; pretrain: both (default)
-	Order       string   // OrderWidthDepth (default), OrderDepthWidth, OrderWidth
-	Metric      string   // importance metric (default "mope")
+	Order       Order    // OrderWidthDepth (default), OrderDepthWidth, OrderWidth
+	Metric      Metric   // importance metric (default MetricMoPE)
 	TargetFLOPs float64  // fraction of the pruned towers' FLOPs to keep
 	MinWidth    float64  // smallest width before depth is cut (default 0.5)
 	Groups      int      // FFN groups (default DefaultGroups)
@@ -98,10 +88,10 @@ type StepRecord struct {
 
 // PipelineResult is the pipeline's record (DIR/pipeline.json).
 type PipelineResult struct {
-	Stage       string       `json:"stage"`
+	Stage       Stage        `json:"stage"`
 	Towers      []string     `json:"towers"`
-	Order       string       `json:"order"`
-	Metric      string       `json:"metric"`
+	Order       Order        `json:"order"`
+	Metric      Metric       `json:"metric"`
 	TargetFLOPs float64      `json:"target_flops"`
 	Width       float64      `json:"width"`
 	Depth       float64      `json:"depth"`
@@ -144,8 +134,8 @@ func (o *PipelineOptions) defaults() error {
 	default:
 		return fmt.Errorf("mope: unknown order %q (width-depth, depth-width, width)", o.Order)
 	}
-	if !contains(Metrics, o.Metric) {
-		return fmt.Errorf("mope: unknown metric %q", o.Metric)
+	if _, err := ParseMetric(string(o.Metric)); err != nil {
+		return fmt.Errorf("mope: %w", err)
 	}
 	if !(o.TargetFLOPs > 0 && o.TargetFLOPs <= 1) {
 		return fmt.Errorf("mope: target FLOPs %v outside (0,1]", o.TargetFLOPs)

@@ -15,12 +15,9 @@ import (
 	"github.com/mopeclip/mopeclip/tensor"
 )
 
-// Metrics are the importance metrics Score knows.
-var Metrics = []string{"mope", "magnitude", "taylor", "random", "unimodal"}
-
 // Options configure Score.
 type Options struct {
-	Metric string   // one of Metrics
+	Metric Metric   // one of Metrics
 	Towers []string // Vision and/or Text
 	Kinds  []string // KindHead, KindFFN, KindLayer
 	Groups int      // FFN groups per layer (0: DefaultGroups)
@@ -31,7 +28,7 @@ type Options struct {
 	// or EngineRef ("": fast on the CPU backend, ref otherwise). Recorded
 	// in the settings: the two agree to float32 rounding, which can move
 	// a retrieval rank and so a score.
-	Engine string
+	Engine Engine
 	// Threads is the fast engine's number of workers (0: GOMAXPROCS).
 	Threads int
 
@@ -65,20 +62,19 @@ func Score(m *clip.Model, cal *Calib, o Options) (*ScoreFile, error) {
 	if o.Groups <= 0 {
 		o.Groups = DefaultGroups
 	}
-	if !contains(Metrics, o.Metric) {
-		return nil, fmt.Errorf("mope: unknown metric %q (want one of %v)", o.Metric, Metrics)
+	if _, err := ParseMetric(string(o.Metric)); err != nil {
+		return nil, fmt.Errorf("mope: %w", err)
 	}
 	if len(o.Towers) == 0 || len(o.Kinds) == 0 {
 		return nil, fmt.Errorf("mope: no towers or module kinds to score")
 	}
-	needData := o.Metric == "mope" || o.Metric == "taylor" || o.Metric == "unimodal"
-	if needData && cal == nil {
+	if o.Metric.NeedsData() && cal == nil {
 		return nil, fmt.Errorf("mope: metric %s needs calibration data", o.Metric)
 	}
 	if o.Metric != "random" {
 		o.Seed = 0
 	}
-	if !needData {
+	if !o.Metric.NeedsData() {
 		cal = nil
 		o.Data, o.Split, o.Limit, o.Batch = "", "", 0, 0
 	}
@@ -115,7 +111,7 @@ func Score(m *clip.Model, cal *Calib, o Options) (*ScoreFile, error) {
 			todo = append(todo, ModuleScore{ID: id, Module: mod})
 		}
 	}
-	pr := newProgress(o.Progress, len(todo)+len(done), len(done), o.Metric)
+	pr := newProgress(o.Progress, len(todo)+len(done), len(done), string(o.Metric))
 	ck := &checkpointer{path: o.Checkpoint, every: o.CheckpointEvery, file: f, last: time.Now()}
 	if ck.every <= 0 {
 		ck.every = time.Minute

@@ -16,6 +16,10 @@ var (
 	cpuAVX2 = cpuid.CPU.Supports(cpuid.AVX2, cpuid.FMA3)
 	// cpuAVX512BF16 is the VDPBF16PS dot-product instruction.
 	cpuAVX512BF16 = cpuAVX512 && cpuid.CPU.Supports(cpuid.AVX512BF16)
+	// cpuAVX512VNNI is AVX-512 with VPDPBUSD (int8 dot products).
+	cpuAVX512VNNI = cpuAVX512 && cpuid.CPU.Supports(cpuid.AVX512VNNI)
+	// cpuAVXVNNI is AVX2 with the VEX-encoded VPDPBUSD (AVX-VNNI).
+	cpuAVXVNNI = cpuAVX2 && cpuid.CPU.Supports(cpuid.AVXVNNI)
 	// cpuNEON is Advanced SIMD, present on every arm64 CPU.
 	cpuNEON = runtime.GOARCH == "arm64"
 )

@@ -98,6 +98,13 @@ func parseObjdump(out string) []emuInst {
 			continue
 		}
 		addr, _ := strconv.ParseUint(m[1], 16, 64)
+		if m[2] == "{vex}" { // an explicit VEX form (AVX-VNNI): "{vex} vpdpbusd ..."
+			f := strings.Fields(m[3])
+			if len(f) == 0 {
+				continue
+			}
+			m[2], m[3] = f[0], strings.TrimSpace(strings.TrimPrefix(m[3], f[0]))
+		}
 		argStr := strings.TrimSpace(strings.SplitN(m[3], "#", 2)[0])
 		argStr = strings.TrimSpace(strings.SplitN(argStr, "<", 2)[0])
 		var args []string
@@ -307,7 +314,7 @@ func (e *emulator) run(sp int64) {
 		case "jmp":
 			pc = jump()
 		case "prefetcht0", "vzeroupper", "nop":
-		case "vpxord", "vxorps":
+		case "vpxord", "vxorps", "vpxor":
 			if o[0] != o[1] || o[1] != o[2] {
 				panic("xor is only used to zero")
 			}
@@ -388,6 +395,29 @@ func (e *emulator) run(sp int64) {
 					x <<= uint(e.val(o[2]))
 				}
 				r[i] = math.Float32frombits(x)
+			}
+			e.vec[o[0][1:]] = r
+		case "vpdpbusd", "vpsubd", "vcvtdq2ps": // integer lanes, held as float32 bits
+			d, s1 := e.vread(o[0]), e.vread(o[1])
+			var s2 []float32
+			if len(o) > 2 {
+				s2 = e.vread(o[2])
+			}
+			r := make([]float32, e.lanes)
+			for i := range r {
+				x := math.Float32bits(s1[i])
+				switch in.op {
+				case "vpdpbusd": // o0 += Σ zext(o1 bytes)·sext(o2 bytes), wrapping
+					acc, y := int32(math.Float32bits(d[i])), math.Float32bits(s2[i])
+					for b := 0; b < 32; b += 8 {
+						acc += int32(uint8(x>>b)) * int32(int8(y>>b))
+					}
+					r[i] = math.Float32frombits(uint32(acc))
+				case "vpsubd": // o0 = o1 − o2
+					r[i] = math.Float32frombits(uint32(int32(x) - int32(math.Float32bits(s2[i]))))
+				case "vcvtdq2ps": // round to nearest even, as Go's conversion
+					r[i] = float32(int32(x))
+				}
 			}
 			e.vec[o[0][1:]] = r
 		case "ret":

@@ -18,7 +18,7 @@ func init() {
 	register(&command{
 		name:    "bench",
 		summary: "measure image and text encoder throughput (items/s) and achieved GFLOP/s",
-		usage: "--model DIR [--batch N] [--threads T] [--engine fast|ref] [--dtype f32|bf16] [--json]\n\n" +
+		usage: "--model DIR [--batch N] [--threads T] [--engine fast|ref] [--dtype f32|bf16|int8] [--json]\n\n" +
 			"  Each tower encodes a batch of random inputs (texts of the full context length) in\n" +
 			"  --rounds timed rounds after --warmup untimed ones; the median round is reported.\n" +
 			"  GFLOP/s counts 2 FLOPs per multiply–accumulate of the config (clip.MACs).\n" +
@@ -57,17 +57,18 @@ type benchReport struct {
 func runBench(args []string, stdout, stderr io.Writer) error {
 	c := commands["bench"]
 	fl := newFlags(c, stderr)
-	model := fl.String("model", "", "model `DIR`")
+	model := modelFlag(fl, "")
 	batch := fl.Int("batch", 1, "items per forward pass")
-	threads := fl.Int("threads", 0, "GOMAXPROCS while measuring (0: leave as is)")
+	threads := threadsFlag(fl, "GOMAXPROCS while measuring")
 	rounds := fl.Int("rounds", 5, "timed rounds per tower (the median is reported)")
 	warmup := fl.Int("warmup", 1, "untimed rounds before timing")
-	towers := fl.String("tower", "both", "image, text or both")
+	towers := towerFlag(fl, clip.BothTowers, "towers to measure: `vision|text|both`")
 	textLen := fl.Int("text-len", 0, "tokens per text (0: the context length, max_position_embeddings)")
-	asJSON := fl.Bool("json", false, "print one JSON object")
-	engine := fl.String("engine", "fast", "fast (packed inference engine) or ref (reference forward)")
-	dtype := fl.String("dtype", "f32", "weight type of the fast engine: f32, or bf16 (bfloat16 weights and activations, float32 sums)")
-	splitName := fl.String("split", "auto", "fast engine's parallel split: auto, gemm (split each product) or items (split the batch)")
+	asJSON := jsonFlag(fl)
+	eng := engineFlag(fl)
+	dtype := fl.String("dtype", "f32", "weight type of the fast engine: f32, bf16 (bfloat16 weights and activations, float32 sums) or int8 (int8 weights per output channel, activations per row, int32 sums)")
+	splitName := fl.String("parallel", "auto", "fast engine's parallel split: `auto|gemm|items` (gemm splits each product, items the batch)")
+	deprecatedFlag(fl, "split", "parallel")
 	chunk := fl.Int("chunk", 0, "fast engine: most items per forward pass (0: the engine's default)")
 	device := deviceFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
@@ -77,6 +78,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	engine := new(string)
+	*engine = string(cpuEngine(*eng))
 	switch {
 	case fl.NArg() > 0:
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fl.Arg(0))
@@ -85,17 +88,15 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	case *batch < 1:
 		return fmt.Errorf("%w: --batch must be at least 1", errUsage)
 	case *threads < 0:
-		return fmt.Errorf("%w: --threads must not be negative", errUsage)
+		return fmt.Errorf("%w: --threads must be 0 (GOMAXPROCS) or positive", errUsage)
 	case *rounds < 1 || *warmup < 0:
 		return fmt.Errorf("%w: want --rounds >= 1 and --warmup >= 0", errUsage)
-	case *towers != "both" && *towers != "image" && *towers != "text":
-		return fmt.Errorf("%w: --tower %q: want image, text or both", errUsage, *towers)
-	case *engine != "fast" && *engine != "ref":
-		return fmt.Errorf("%w: --engine %q: want fast or ref", errUsage, *engine)
-	case *dtype != "f32" && *dtype != "bf16":
-		return fmt.Errorf("%w: --dtype %q: want f32 or bf16", errUsage, *dtype)
-	case *dtype == "bf16" && (*engine != "fast" || onGPU):
-		return fmt.Errorf("%w: --dtype bf16 needs the fast CPU engine (--engine fast, --device cpu)", errUsage)
+	case *towers == 0:
+		return fmt.Errorf("%w: --tower: want vision, text or both", errUsage)
+	case *dtype != "f32" && *dtype != "bf16" && *dtype != "int8":
+		return fmt.Errorf("%w: --dtype %q: want f32, bf16 or int8", errUsage, *dtype)
+	case *dtype != "f32" && (*engine != "fast" || onGPU):
+		return fmt.Errorf("%w: --dtype %s needs the fast CPU engine (--engine fast, --device cpu)", errUsage, *dtype)
 	case *chunk < 0:
 		return fmt.Errorf("%w: --chunk must not be negative", errUsage)
 	}
@@ -109,9 +110,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	split, err := infer.ParseSplit(*splitName)
 	if err != nil {
-		return fmt.Errorf("%w: --split: %v", errUsage, err)
+		return fmt.Errorf("%w: --parallel: %v", errUsage, err)
 	}
-	m, err := loadModel(*model)
+	m, err := openModel(*model, stderr)
 	if err != nil {
 		return err
 	}
@@ -187,7 +188,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	var gpuErr error
 	if onGPU {
-		g, err := openGPUTowers(*device, m, B, *towers != "text", *towers != "image")
+		g, err := openGPUTowers(*device, m, B, towers.Has(clip.VisionTower), towers.Has(clip.TextTower))
 		if err != nil {
 			return err
 		}
@@ -195,11 +196,11 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		rep.Device = *device + ": " + g.Desc
 		encImage, encText = g.benchFuncs(pixels.Value.Data, B, tb, &gpuErr)
 	}
-	if *towers != "text" {
+	if towers.Has(clip.VisionTower) {
 		rep.ImagePerS = measure("image", encImage)
 		rep.ImageGFLOPs = rep.ImagePerS * rep.ImageGFLOP
 	}
-	if *towers != "image" {
+	if towers.Has(clip.TextTower) {
 		rep.TextPerS = measure("text", encText)
 		rep.TextGFLOPs = rep.TextPerS * rep.TextGFLOP
 	}
@@ -225,11 +226,11 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s: batch %d, %d threads (GOMAXPROCS), %s, %s, median of %d rounds after %d warm-up\n",
 		*model, B, rep.Threads, runtime.GOARCH, engineDesc, *rounds, *warmup)
-	if *towers != "text" {
+	if towers.Has(clip.VisionTower) {
 		fmt.Fprintf(stdout, "  image encoder: %8.2f images/s  %7.1f GFLOP/s  (%.3g GFLOP/image, %.1fM params)\n",
 			rep.ImagePerS, rep.ImageGFLOPs, rep.ImageGFLOP, float64(vis)/1e6)
 	}
-	if *towers != "image" {
+	if towers.Has(clip.TextTower) {
 		fmt.Fprintf(stdout, "  text encoder:  %8.2f texts/s   %7.1f GFLOP/s  (%.3g GFLOP/text of %d tokens, %.1fM params)\n",
 			rep.TextPerS, rep.TextGFLOPs, rep.TextGFLOP, T, float64(txt)/1e6)
 	}

@@ -31,7 +31,7 @@ func init() {
 			"  Loss a·ITC + b·KD + c·feature MSE + d·hidden-state MSE (--itc --kd --feat --hidden, KD\n" +
 			"  temperature --temp; see package mope). Writes the distilled student to DIR (loadable\n" +
 			"  model directory with the teacher's tokenizer) with curve.csv, curve.png and\n" +
-			"  metrics.json. Checkpoints go to DIR/checkpoint every --ckpt-every steps and on Ctrl-C;\n" +
+			"  metrics.json. Checkpoints go to DIR/checkpoint every --checkpoint-every steps and on Ctrl-C;\n" +
 			"  --resume continues bit-identically. The batch of step s depends only on (--seed, s).",
 		run: runDistill,
 	})
@@ -42,6 +42,10 @@ type distillFlags struct {
 	Data         string
 	TrainN, ValN int
 	Opt          mope.DistillOptions
+	Device       *string // --device
+
+	DataPtr *string // --data, copied to Data by parsed
+	SeedPtr *uint64 // --seed, copied to Opt.Seed by parsed
 }
 
 func (d *distillFlags) register(fl *flag.FlagSet) {
@@ -49,7 +53,7 @@ func (d *distillFlags) register(fl *flag.FlagSet) {
 	d.Opt = o
 	d.Data = "shapes"
 	d.TrainN, d.ValN = 4000, 250
-	fl.StringVar(&d.Data, "data", d.Data, "\"shapes\" (built-in world) or a dataset `FILE` (Karpathy .json, .jsonl, .csv; train/val splits)")
+	d.DataPtr = dataFlag(fl, d.Data, "\"shapes\" (built-in world) or a dataset `FILE` (Karpathy .json, .jsonl, .csv; train/val splits)")
 	fl.IntVar(&d.TrainN, "train-n", d.TrainN, "training images (0: the whole train split)")
 	fl.IntVar(&d.ValN, "val-n", d.ValN, "validation images (0: no validation)")
 	fl.IntVar(&d.Opt.Steps, "steps", o.Steps, "distillation steps")
@@ -59,14 +63,21 @@ func (d *distillFlags) register(fl *flag.FlagSet) {
 	fl.Float64Var(&d.Opt.MinLR, "min-lr", o.MinLR, "final learning rate")
 	fl.Float64Var(&d.Opt.WD, "wd", o.WD, "AdamW weight decay")
 	fl.Float64Var(&d.Opt.ClipNorm, "clip", o.ClipNorm, "global gradient-norm clip (0: off)")
-	fl.Uint64Var(&d.Opt.Seed, "seed", o.Seed, "seed of the data order")
+	d.SeedPtr = seedFlag(fl, o.Seed, "seed of the data order")
 	fl.IntVar(&d.Opt.ValEvery, "val-every", o.ValEvery, "validate every N steps (and at the end)")
-	fl.IntVar(&d.Opt.CkptEvery, "ckpt-every", o.CkptEvery, "checkpoint every N steps")
+	fl.IntVar(&d.Opt.CkptEvery, "checkpoint-every", o.CkptEvery, "write a checkpoint every `N` steps (training counts steps; scoring takes a duration)")
+	deprecatedFlag(fl, "ckpt-every", "checkpoint-every")
 	fl.Float64Var(&d.Opt.Weights.ITC, "itc", o.Weights.ITC, "weight a of the student's InfoNCE (ITC)")
 	fl.Float64Var(&d.Opt.Weights.KD, "kd", o.Weights.KD, "weight b of cross-modal KD (soft CE of similarity distributions, both directions)")
 	fl.Float64Var(&d.Opt.Weights.Feat, "feat", o.Weights.Feat, "weight c of the feature MSE on projected embeddings (relative to the teacher's mean square)")
 	fl.Float64Var(&d.Opt.Weights.Hidden, "hidden", o.Weights.Hidden, "weight d of the hidden-state MSE (each kept layer vs the teacher layer it came from)")
 	fl.Float64Var(&d.Opt.Weights.Temp, "temp", o.Weights.Temp, "KD temperature τ (the term is multiplied by τ²)")
+	d.Device = deviceFlag(fl)
+}
+
+// parsed copies the values of flags registered through helpers into d.
+func (d *distillFlags) parsed() {
+	d.Data, d.Opt.Seed = *d.DataPtr, *d.SeedPtr
 }
 
 // loadDistillData loads training and validation pairs at the model's image
@@ -114,17 +125,23 @@ func runDistill(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
-	if fl.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, fl.Arg(0))
+	if err := noArgs(fl); err != nil {
+		return err
 	}
-	if teacherDir == "" || studentDir == "" || out == "" {
-		return fmt.Errorf("%w: need --teacher, --student and --out", errUsage)
+	if err := requireFlags(fl, "teacher", "student", "out"); err != nil {
+		return err
 	}
+	df.parsed()
+	release, err := useDevice(*df.Device, stderr)
+	if err != nil {
+		return err
+	}
+	defer release()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	df.Opt.Context = ctx
 	df.Opt.Resume = resume
-	_, err := distillDirs(teacherDir, studentDir, out, df, keep, stderr)
+	_, err = distillDirs(teacherDir, studentDir, out, df, keep, stderr)
 	if errors.Is(err, train.ErrInterrupted) {
 		fmt.Fprintf(stderr, "resume with the same command and --resume\n")
 	}
@@ -144,11 +161,11 @@ type distillResult struct {
 
 // distillDirs loads teacher and student, distils, and writes out.
 func distillDirs(teacherDir, studentDir, out string, df distillFlags, keep bool, log io.Writer) (*train.Result, error) {
-	teacher, err := clip.Load(teacherDir)
+	teacher, err := openModel(teacherDir, log)
 	if err != nil {
 		return nil, err
 	}
-	student, err := clip.Load(studentDir)
+	student, err := openModel(studentDir, log)
 	if err != nil {
 		return nil, err
 	}

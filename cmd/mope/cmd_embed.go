@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"math"
 	"os"
-	"path/filepath"
 
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/clip/imageproc"
@@ -36,10 +35,10 @@ func loadModel(dir string) (*clip.Model, error) {
 	case err != nil:
 		return nil, err
 	case !st.IsDir():
-		return nil, fmt.Errorf("--model %s is not a directory (want a Hugging Face CLIP model directory with config.json and model.safetensors)", dir)
+		return nil, fmt.Errorf("--model %s is not a directory (want a Hugging Face CLIP model directory with config.json and model.safetensors, or an open_clip one)", dir)
 	}
-	if _, err := os.Stat(filepath.Join(dir, clip.ConfigFile)); errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%s has no %s (not a Hugging Face CLIP model directory; 'mope init' writes one)", dir, clip.ConfigFile)
+	if _, err := clip.DetectLayout(dir); err != nil {
+		return nil, fmt.Errorf("%s has no %s (not a Hugging Face CLIP model directory; 'mope init' writes one) and no %s (open_clip)", dir, clip.ConfigFile, clip.OpenCLIPConfigFile)
 	}
 	return clip.Load(dir)
 }
@@ -72,7 +71,7 @@ func rowsOf(t *tensor.Tensor) ([][]float32, error) {
 func runEmbed(args []string, stdout, stderr io.Writer) error {
 	c := commands["embed"]
 	fl := newFlags(c, stderr)
-	model := fl.String("model", "", "model `DIR` (Hugging Face layout: config.json, model.safetensors, vocab.json, merges.txt)")
+	model := modelFlag(fl, "model `DIR` (Hugging Face layout: config.json, model.safetensors, vocab.json, merges.txt)")
 	var images, texts stringList
 	fl.Var(&images, "image", "PNG or JPEG `FILE` to embed (repeatable), preprocessed as 'mope preprocess --model DIR' does")
 	fl.Var(&texts, "text", "`STR` to embed (repeatable); texts longer than the context are truncated")
@@ -82,9 +81,6 @@ func runEmbed(args []string, stdout, stderr io.Writer) error {
 	device := deviceFlag(fl)
 	engine := engineFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
-		return err
-	}
-	if _, _, err := parseDevice(*device); err != nil {
 		return err
 	}
 	switch {
@@ -104,7 +100,7 @@ func runEmbed(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: --mode %q: want resize-crop or squash", errUsage, *modeName)
 	}
 
-	m, err := loadModel(*model)
+	m, err := openModel(*model, stderr)
 	if err != nil {
 		return err
 	}

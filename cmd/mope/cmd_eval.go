@@ -35,13 +35,13 @@ func init() {
 func runEval(args []string, stdout, stderr io.Writer) error {
 	c := commands["eval"]
 	fl := newFlags(c, stderr)
-	model := fl.String("model", "", "model `DIR` (Hugging Face layout, with vocab.json and merges.txt)")
-	data := fl.String("data", "", "dataset `SPEC`: a .json (Karpathy), .jsonl, .csv/.tsv file, tar shards, an image-folder DIR, or shapes")
+	model := modelFlag(fl, "model `DIR` (Hugging Face layout, with vocab.json and merges.txt)")
+	data := dataFlag(fl, "", "dataset `SPEC`: a .json (Karpathy), .jsonl, .csv/.tsv file, tar shards, an image-folder DIR, or shapes")
 	task := fl.String("task", "", "retrieval or zeroshot (default: zeroshot for an image folder, else retrieval)")
-	split := fl.String("split", "test", "split to evaluate (names joined by , or +, or all; files with splits and shapes only)")
-	limit := fl.Int("limit", 0, "evaluate the first N images only (0: all)")
+	split := splitFlag(fl, "test", "split to evaluate (names joined by , or +, or all; files with splits and shapes only)")
+	limit := limitFlag(fl, 0, "evaluate the first `N` images only")
 	root := fl.String("root", "", "base `DIR` of relative image paths (default: the dataset file's directory)")
-	asJSON := fl.Bool("json", false, "print the metrics as one JSON object (ours in percent, CLIP_benchmark's names as fractions)")
+	asJSON := jsonFlag(fl)
 	batch := fl.Int("batch", clip.DefaultBatch, "forward batch size")
 	modeName := fl.String("mode", "resize-crop", "image preprocessing: resize-crop (CLIP) or squash (UPop)")
 	var templates stringList
@@ -52,14 +52,14 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	imgKey := fl.String("csv-img-key", "", "CSV/TSV column of the image path (default: filepath, else image)")
 	capKey := fl.String("csv-caption-key", "", "CSV/TSV column of the caption (default: title, else caption)")
 	sep := fl.String("csv-separator", "", "CSV/TSV separator, one character or \\t (default: tab for .tsv or a header with a tab, else comma)")
-	quiet := fl.Bool("quiet", false, "no progress on stderr")
+	quiet := quietFlag(fl)
 	misses := fl.Bool("misses", false, "shapes: also classify the caption→image top-1 misses: the hard-negative twin, the same objects placed otherwise, the same colours with other shapes, or other")
 	device := deviceFlag(fl)
 	engine := engineFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
-	if _, _, err := parseDevice(*device); err != nil {
+	if err := checkLimit(*limit); err != nil {
 		return err
 	}
 	switch {
@@ -71,8 +71,6 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: need --data SPEC (or --data shapes)", errUsage)
 	case *batch < 1:
 		return fmt.Errorf("%w: --batch must be at least 1", errUsage)
-	case *limit < 0:
-		return fmt.Errorf("%w: --limit must not be negative (0: all)", errUsage)
 	case len(templates) > 0 && *templateSet != "":
 		return fmt.Errorf("%w: give --template or --templates, not both", errUsage)
 	}
@@ -118,7 +116,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	m, err := loadModel(*model)
+	m, err := openModel(*model, stderr)
 	if err != nil {
 		return err
 	}

@@ -30,9 +30,9 @@ func runInit(args []string, stdout, stderr io.Writer) error {
 	c := commands["init"]
 	fl := newFlags(c, stderr)
 	preset := fl.String("preset", "", "architecture `NAME`: "+strings.Join(clip.PresetNames(), ", "))
-	out := fl.String("out", "", "output model `DIR` (created)")
-	seed := fl.Uint64("seed", 0, "random seed of the weights")
-	vocab := fl.String("vocab", os.Getenv("MOPECLIP_VOCAB"), "OpenAI merges `FILE` (bpe_simple_vocab_16e6.txt.gz) to write vocab.json and merges.txt from (default $MOPECLIP_VOCAB)")
+	out := outFlag(fl, "", "output model `DIR` (created)")
+	seed := seedFlag(fl, 0, "random seed of the weights")
+	vocab := vocabFlag(fl, "OpenAI merges `FILE` (bpe_simple_vocab_16e6.txt.gz) to write vocab.json and merges.txt from")
 	force := fl.Bool("force", false, "overwrite an existing checkpoint in DIR")
 	if err := parseFlags(fl, args); err != nil {
 		return err

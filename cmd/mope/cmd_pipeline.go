@@ -34,13 +34,16 @@ func init() {
 
 // pipelineFlags are mope pipeline's options.
 type pipelineFlags struct {
-	Stage, Tower, Order, Metric string
-	Teacher, Out                string
-	Target, MinWidth            float64
-	CalibN, Groups              int
-	CalibSplit                  string
-	Seed                        uint64
-	D                           distillFlags
+	Stage            mope.Stage
+	Tower            *clip.TowerSet
+	Order            mope.Order
+	Metric           mope.Metric
+	Teacher, Out     string
+	Target, MinWidth float64
+	CalibN, Groups   int
+	CalibSplit       string
+	Seed             uint64
+	D                distillFlags
 }
 
 func runPipeline(args []string, stdout, stderr io.Writer) error {
@@ -48,10 +51,11 @@ func runPipeline(args []string, stdout, stderr io.Writer) error {
 	fl := newFlags(c, stderr)
 	var pf pipelineFlags
 	pf.D.register(fl)
-	fl.StringVar(&pf.Stage, "stage", "pretrain", "`finetune|pretrain`")
-	fl.StringVar(&pf.Tower, "tower", "vision", "tower pruned by the finetune stage (`vision|text`)")
-	fl.StringVar(&pf.Order, "order", mope.OrderWidthDepth, "`width-depth|depth-width|width`")
-	fl.StringVar(&pf.Metric, "metric", "mope", "importance metric: `mope|magnitude|taylor|random|unimodal`")
+	pf.Stage, pf.Order, pf.Metric = mope.StagePretrain, mope.OrderWidthDepth, mope.MetricMoPE
+	fl.Var(&pf.Stage, "stage", "`finetune|pretrain`")
+	pf.Tower = towerFlag(fl, clip.VisionOnly, "tower pruned by the finetune stage (`vision|text`; pretrain prunes both)")
+	fl.Var(&pf.Order, "order", "`width-depth|depth-width|width`")
+	fl.Var(&pf.Metric, "metric", "importance metric: `mope|magnitude|taylor|random|unimodal`")
 	fl.StringVar(&pf.Teacher, "teacher", "", "unpruned teacher model `DIR`")
 	fl.StringVar(&pf.Out, "out", "", "output `DIR` (steps, final model, pipeline.json)")
 	fl.Float64Var(&pf.Target, "target-flops", 0.5, "fraction `R` of the pruned towers' FLOPs to keep (0.5: 2×, 0.25: 4×)")
@@ -62,15 +66,25 @@ func runPipeline(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
-	if fl.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, fl.Arg(0))
+	if err := noArgs(fl); err != nil {
+		return err
 	}
-	if pf.Teacher == "" || pf.Out == "" {
-		return fmt.Errorf("%w: need --teacher and --out", errUsage)
+	if err := requireFlags(fl, "teacher", "out"); err != nil {
+		return err
 	}
+	pf.D.parsed()
+	pf.Seed = pf.D.Opt.Seed // one --seed: the data order and the random metric
+	if pf.Stage == mope.StageFinetune && (*pf.Tower == clip.BothTowers || *pf.Tower == 0) {
+		return fmt.Errorf("%w: --stage finetune prunes one tower: --tower vision or --tower text", errUsage)
+	}
+	release, err := useDevice(*pf.D.Device, stderr)
+	if err != nil {
+		return err
+	}
+	defer release()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	_, _, err := pipelineDirs(ctx, pf, stderr, stderr)
+	_, _, err = pipelineDirs(ctx, pf, stderr, stderr)
 	if errors.Is(err, train.ErrInterrupted) {
 		fmt.Fprintf(stderr, "run the same command again to resume\n")
 	}
@@ -79,17 +93,17 @@ func runPipeline(args []string, stdout, stderr io.Writer) error {
 
 // pipelineDirs loads the teacher, data and calibration set and runs the pipeline.
 func pipelineDirs(ctx context.Context, pf pipelineFlags, log, progress io.Writer) (*clip.Model, *mope.PipelineResult, error) {
-	teacher, err := clip.Load(pf.Teacher)
+	teacher, err := openModel(pf.Teacher, log)
 	if err != nil {
 		return nil, nil, err
 	}
 	var towers []string
 	switch pf.Stage {
 	case mope.StageFinetune:
-		if pf.Tower != mope.Vision && pf.Tower != mope.Text {
+		if *pf.Tower != clip.VisionOnly && *pf.Tower != clip.TextOnly {
 			return nil, nil, fmt.Errorf("%w: --tower must be vision or text", errUsage)
 		}
-		towers = []string{pf.Tower}
+		towers = pf.Tower.Names()
 	case mope.StagePretrain:
 	default:
 		return nil, nil, fmt.Errorf("%w: --stage must be finetune or pretrain", errUsage)
@@ -99,7 +113,7 @@ func pipelineDirs(ctx context.Context, pf pipelineFlags, log, progress io.Writer
 		return nil, nil, err
 	}
 	var cal *mope.Calib
-	if pf.Metric != "magnitude" && pf.Metric != "random" {
+	if pf.Metric.NeedsData() {
 		t := time.Now()
 		split := pf.CalibSplit
 		if strings.EqualFold(pf.D.Data, "shapes") {

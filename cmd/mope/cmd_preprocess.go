@@ -35,10 +35,10 @@ func (s *stringList) Set(v string) error {
 func runPreprocess(args []string, stdout, stderr io.Writer) error {
 	c := commands["preprocess"]
 	fl := newFlags(c, stderr)
-	model := fl.String("model", "", "model `DIR`: S from config.json (vision_config.image_size); mean, std and resize from preprocessor_config.json if present")
+	model := modelFlag(fl, "model `DIR`: S from config.json (vision_config.image_size); mean, std and resize from preprocessor_config.json if present")
 	size := fl.Int("size", 0, "output size `S` with CLIP's mean/std (instead of --model)")
 	modeName := fl.String("mode", "resize-crop", "resize-crop: shorter side to S, center crop S×S (CLIP); squash: resize to S×S (UPop)")
-	out := fl.String("out", "", "output `FILE.npy` (float32 [N,3,S,S], C order)")
+	out := outFlag(fl, "", "output `FILE.npy` (float32 [N,3,S,S], C order)")
 	var images stringList
 	fl.Var(&images, "image", "input PNG or JPEG `FILE` (repeatable; further files may follow the flags)")
 	// Image files may also be given as arguments, before, between or after

@@ -31,7 +31,7 @@ func init() {
 		usage: "--data shapes|FILE --preset NAME --steps N --batch B --out DIR [--resume] [flags]\n\n" +
 			"  Writes DIR as a loadable model directory (config.json, model.safetensors, vocab.json,\n" +
 			"  merges.txt) plus curve.csv and curve.png. Checkpoints go to DIR/checkpoint/ every\n" +
-			"  --ckpt-every steps (atomically) and on Ctrl-C; --resume continues from there\n" +
+			"  --checkpoint-every steps (atomically) and on Ctrl-C; --resume continues from there\n" +
 			"  bit-identically (same flags and GOMAXPROCS). The batch of step s depends only on\n" +
 			"  (--seed, s).",
 		run: runPretrain,
@@ -83,9 +83,9 @@ func runPretrain(args []string, stdout, stderr io.Writer) error {
 	c := commands["pretrain"]
 	fl := newFlags(c, stderr)
 	o := defaultPretrain()
-	fl.StringVar(&o.Data, "data", o.Data, "\"shapes\" (the built-in world, generated in memory) or a dataset `FILE` (.json Karpathy, .jsonl, .csv)")
+	data := dataFlag(fl, o.Data, "\"shapes\" (the built-in world, generated in memory) or a dataset `FILE` (.json Karpathy, .jsonl, .csv)")
 	fl.StringVar(&o.Preset, "preset", o.Preset, "architecture `NAME` (one of "+strings.Join(clip.PresetNames(), ", ")+")")
-	fl.StringVar(&o.Out, "out", "", "output model `DIR`")
+	out := outFlag(fl, "", "output model `DIR`")
 	fl.IntVar(&o.Steps, "steps", o.Steps, "optimiser steps")
 	fl.IntVar(&o.Batch, "batch", o.Batch, "image–caption pairs per step (the contrastive batch)")
 	fl.IntVar(&o.Warmup, "warmup", o.Warmup, "linear warm-up steps before the cosine decay")
@@ -93,10 +93,11 @@ func runPretrain(args []string, stdout, stderr io.Writer) error {
 	fl.Float64Var(&o.MinLR, "min-lr", o.MinLR, "final learning rate of the cosine decay")
 	fl.Float64Var(&o.WD, "wd", o.WD, "AdamW weight decay (β = 0.9, 0.98, ε = 1e-6, as CLIP)")
 	fl.Float64Var(&o.ClipNorm, "clip", o.ClipNorm, "global gradient-norm clip (0: off)")
-	fl.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the initialisation and the data order")
+	seed := seedFlag(fl, o.Seed, "seed of the initialisation and the data order")
 	fl.IntVar(&o.ValEvery, "val-every", o.ValEvery, "validate every N steps (and at the end)")
 	fl.IntVar(&o.ValN, "val-n", o.ValN, "validation images (their captions too); 0: no validation")
-	fl.IntVar(&o.CkptEvery, "ckpt-every", o.CkptEvery, "write a checkpoint every N steps")
+	fl.IntVar(&o.CkptEvery, "checkpoint-every", o.CkptEvery, "write a checkpoint every `N` steps (training counts steps; scoring takes a duration)")
+	deprecatedFlag(fl, "ckpt-every", "checkpoint-every")
 	fl.IntVar(&o.TrainN, "train-n", 0, "training images (default: the whole train split)")
 	fl.StringVar(&o.Init, "init", "", "start from the weights of model `DIR` (same architecture) instead of a random initialisation")
 	fl.IntVar(&o.StopAt, "stop-at", 0, "stop (with a checkpoint) before step N, to continue later with --resume")
@@ -106,6 +107,7 @@ func runPretrain(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
+	o.Data, o.Out, o.Seed = *data, *out, *seed
 	if fl.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fl.Arg(0))
 	}
@@ -227,7 +229,7 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 		return nil, err
 	}
 	if o.Init != "" {
-		src, err := clip.Load(o.Init)
+		src, err := openModel(o.Init, log)
 		if err != nil {
 			return nil, err
 		}

@@ -23,8 +23,8 @@ func init() {
 func runTokenize(args []string, stdout, stderr io.Writer) error {
 	c := commands["tokenize"]
 	fs := newFlags(c, stderr)
-	model := fs.String("model", "", "Hugging Face tokenizer directory (`DIR`/vocab.json and DIR/merges.txt)")
-	vocab := fs.String("vocab", "", "CLIP merges `FILE` (bpe_simple_vocab_16e6.txt.gz, gzip or plain)")
+	model := modelFlag(fs, "Hugging Face tokenizer directory (`DIR`/vocab.json and DIR/merges.txt)")
+	vocab := vocabFlag(fs, "CLIP merges `FILE` (bpe_simple_vocab_16e6.txt.gz, gzip or plain)")
 	context := fs.Int("context", tokenizer.DefaultContext, "context length: longer texts are an error unless --truncate")
 	truncate := fs.Bool("truncate", false, "cut texts longer than --context, keeping <|endoftext|> last")
 
@@ -45,6 +45,9 @@ func runTokenize(args []string, stdout, stderr io.Writer) error {
 		args = rest[1:]
 	}
 
+	if *model != "" && !flagSet(fs, "vocab") {
+		*vocab = "" // --model wins over $MOPECLIP_VOCAB
+	}
 	if (*model == "") == (*vocab == "") {
 		return fmt.Errorf("%w: give exactly one of --model DIR and --vocab FILE", errUsage)
 	}

@@ -153,8 +153,8 @@ func TestDataInspect(t *testing.T) {
 
 func TestDataHelp(t *testing.T) {
 	for _, sub := range []string{"export", "preview", "inspect"} {
-		code, _, errs := dataRun(t, "data", sub, "--help")
-		if code != 0 || !strings.Contains(errs, "usage: mope data "+sub) {
+		code, out, errs := dataRun(t, "data", sub, "--help")
+		if code != 0 || !strings.Contains(out, "usage: mope data "+sub) {
 			t.Errorf("data %s --help: exit %d, %q", sub, code, errs)
 		}
 	}

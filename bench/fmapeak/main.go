@@ -1,0 +1,65 @@
+// Command fmapeak measures the register-only multiply-add peak of one core
+// (and of every core, one goroutine each): 512- and 256-bit FMA in GFLOP/s
+// and 512-bit VPDPBUSD (int8) in GOP/s, the yardstick of the GEMM tables in
+// bench/README.md. It needs an amd64 CPU with AVX-512 F and VNNI.
+//
+//	go run ./bench/fmapeak [-secs 0.5] [-rounds 7]
+package main
+
+import (
+	"flag"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+)
+
+func fmaZ(n int)
+func fmaY(n int)
+func dpbusdZ(n int)
+
+func main() {
+	secs := flag.Float64("secs", 0.3, "seconds per round")
+	rounds := flag.Int("rounds", 7, "rounds per measurement (the median is printed)")
+	flag.Parse()
+	kinds := []struct {
+		name string
+		fn   func(int)
+		ops  float64 // per iteration
+		unit string
+	}{
+		{"512-bit FMA", fmaZ, 12 * 16 * 2, "GFLOP/s"},
+		{"256-bit FMA", fmaY, 12 * 8 * 2, "GFLOP/s"},
+		{"512-bit VPDPBUSD", dpbusdZ, 12 * 64 * 2, "GOP/s (int8 mul+add)"},
+	}
+	for _, threads := range []int{1, runtime.NumCPU()} {
+		for _, k := range kinds {
+			// Calibrate the iteration count to about secs.
+			n := 1 << 20
+			for {
+				t0 := time.Now()
+				k.fn(n)
+				if d := time.Since(t0).Seconds(); d > 0.05 {
+					n = int(float64(n) * *secs / d)
+					break
+				}
+				n *= 4
+			}
+			rates := make([]float64, *rounds)
+			for r := range rates {
+				var wg sync.WaitGroup
+				t0 := time.Now()
+				for range threads {
+					wg.Add(1)
+					go func() { defer wg.Done(); k.fn(n) }()
+				}
+				wg.Wait()
+				rates[r] = k.ops * float64(n) * float64(threads) / time.Since(t0).Seconds() / 1e9
+			}
+			slices.Sort(rates)
+			fmt.Printf("%d thread(s) %-17s median %7.1f %s (min %.1f, max %.1f, %d rounds)\n",
+				threads, k.name, rates[len(rates)/2], k.unit, rates[0], rates[len(rates)-1], len(rates))
+		}
+	}
+}

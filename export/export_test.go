@@ -1,0 +1,398 @@
+package export
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/clip/imageproc"
+	"github.com/mopeclip/mopeclip/internal/ortnode"
+	"github.com/mopeclip/mopeclip/ops"
+	"github.com/mopeclip/mopeclip/tensor"
+)
+
+// prunedConfig is a small CLIP with uneven per-layer widths: layers with
+// every head or every neuron removed, odd widths, and a text tower with a
+// different activation. eos selects the text pooling rule (2: legacy argmax).
+func prunedConfig(eos int, act string) *clip.Config {
+	c, _ := clip.Preset("tiny")
+	v, t := &c.Vision, &c.Text
+	v.NumHiddenLayers, v.LayerHeads, v.LayerIntermediate = 3, []int{4, 1, 0}, []int{256, 7, 33}
+	t.NumHiddenLayers, t.LayerHeads, t.LayerIntermediate = 3, []int{2, 0, 3}, []int{0, 100, 65}
+	t.HiddenAct = act
+	// With eos 2 (legacy argmax pooling) the end-of-text token is 499, the largest id.
+	t.VocabSize, t.MaxPositionEmbeddings, t.EOSTokenID, t.BOSTokenID = 500, 16, eos, 498
+	return c
+}
+
+// randomModel returns a model of cfg whose every parameter (biases and
+// layer-norm weights included) is random, so that no term vanishes by
+// accident.
+func randomModel(t *testing.T, cfg *clip.Config, seed uint64) *clip.Model {
+	t.Helper()
+	m, err := clip.New(cfg, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := tensor.NewRNG(seed + 1)
+	for _, p := range m.Params() {
+		switch {
+		case strings.HasSuffix(p.Name, "norm1.weight"), strings.HasSuffix(p.Name, "norm2.weight"),
+			strings.HasSuffix(p.Name, "layrnorm.weight"), strings.HasSuffix(p.Name, "layernorm.weight"),
+			strings.HasSuffix(p.Name, "layer_norm.weight"):
+			p.Value.Normal(rng, 1, 0.2)
+		case strings.HasSuffix(p.Name, ".bias"):
+			p.Value.Normal(rng, 0, 0.1)
+		case strings.HasSuffix(p.Name, "weight") && len(p.Value.Shape) == 2 && !strings.Contains(p.Name, "embedding"):
+			p.Value.Normal(rng, 0, 1/math.Sqrt(float64(p.Value.Shape[1])))
+		}
+	}
+	return m
+}
+
+// textRows returns B rows of T ids: BOS, random ids, EOT at varied
+// positions, then padding after EOT with random ids (not EOT; for the legacy
+// rule, smaller than EOT), and the same rows zero-padded to the context.
+func textRows(rng *tensor.RNG, cfg *clip.TowerConfig, B, T int) (padded, full *clip.TextBatch) {
+	eot := cfg.EOSTokenID
+	if eot == 2 {
+		eot = cfg.VocabSize - 1
+	}
+	ctx := cfg.MaxPositionEmbeddings
+	padded = &clip.TextBatch{IDs: make([]int, B*T), B: B, T: T}
+	full = &clip.TextBatch{IDs: make([]int, B*ctx), B: B, T: ctx}
+	for b := 0; b < B; b++ {
+		n := 2 + (b*5)%(T-1) // tokens up to and including EOT
+		row := padded.IDs[b*T : (b+1)*T]
+		for j := range row {
+			id := 3 + rng.IntN(cfg.VocabSize-6)
+			switch {
+			case j == 0:
+				id = cfg.BOSTokenID
+			case j == n-1:
+				id = eot
+			}
+			row[j] = id
+		}
+		copy(full.IDs[b*ctx:], row[:n])
+	}
+	padded.EOTPos = clip.EOTPositions(padded.IDs, B, T, cfg.EOSTokenID)
+	full.EOTPos = clip.EOTPositions(full.IDs, B, ctx, cfg.EOSTokenID)
+	return padded, full
+}
+
+func relErr(got, want []float32) float64 {
+	if len(got) != len(want) {
+		return math.Inf(1)
+	}
+	var num, den float64
+	for i := range got {
+		num = math.Max(num, math.Abs(float64(got[i])-float64(want[i])))
+		den = math.Max(den, math.Abs(float64(want[i])))
+	}
+	return num / den
+}
+
+func TestFormatParseString(t *testing.T) {
+	for _, f := range []Format{HF, ONNX} {
+		g, err := ParseFormat(f.String())
+		if err != nil || g != f {
+			t.Errorf("ParseFormat(%q) = %v, %v", f.String(), g, err)
+		}
+	}
+	for _, bad := range []string{"", "onnx2", "torch"} {
+		if _, err := ParseFormat(bad); err == nil {
+			t.Errorf("ParseFormat(%q) accepted", bad)
+		}
+	}
+}
+
+// TestDenseMatchesPruned: the zero-padded model computes what the pruned
+// one does, has one width per tower and every tensor in the shape
+// transformers' CLIPModel allocates for its config.
+func TestDenseMatchesPruned(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		eos  int
+		act  string
+	}{{"eos-first-gelu", 497, "gelu"}, {"eos2-legacy-quickgelu", 2, "quick_gelu"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := randomModel(t, prunedConfig(tc.eos, tc.act), 3)
+			d, err := Dense(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, tw := range []*clip.TowerConfig{&d.Config.Vision, &d.Config.Text} {
+				if tw.LayerHeads != nil || tw.LayerIntermediate != nil || tw.TeacherLayers != nil || tw.NumHiddenLayers != 3 {
+					t.Fatalf("padded tower config %+v", tw)
+				}
+			}
+			if d.Config.Vision.IntermediateSize != 256 || d.Config.Text.IntermediateSize != 100 {
+				t.Errorf("intermediate sizes %d, %d; want the widest layers 256, 100", d.Config.Vision.IntermediateSize, d.Config.Text.IntermediateSize)
+			}
+			js, _ := d.Config.JSON()
+			if strings.Contains(string(js), "mopeclip") {
+				t.Errorf("padded config has mopeclip keys:\n%s", js)
+			}
+			checkHFShapes(t, d)
+			rng := tensor.NewRNG(5)
+			S := m.Config.Vision.ImageSize
+			pix := tensor.New(3, 3, S, S).Normal(rng, 0, 1)
+			tb, _ := textRows(rng, &m.Config.Text, 4, 9)
+			for _, c := range []struct {
+				name      string
+				got, want []float32
+			}{
+				{"image", d.EncodeImage(nil, ops.Const(pix)).Value.Data, m.EncodeImage(nil, ops.Const(pix)).Value.Data},
+				{"text", d.EncodeText(nil, tb).Value.Data, m.EncodeText(nil, tb).Value.Data},
+			} {
+				e := relErr(c.got, c.want)
+				t.Logf("%s: padded vs pruned relative error %.2e", c.name, e)
+				if !(e <= 1e-5) {
+					t.Errorf("%s: padded model differs from the pruned one: %.3e > 1e-5", c.name, e)
+				}
+			}
+		})
+	}
+}
+
+// checkHFShapes compares every tensor with the shape Hugging Face's
+// CLIPModel gives it for the config (num_attention_heads·head_dim =
+// hidden_size for q/k/v/out_proj, intermediate_size for fc1/fc2).
+func checkHFShapes(t *testing.T, m *clip.Model) {
+	t.Helper()
+	want := map[string][]int{}
+	for _, tw := range []struct {
+		prefix string
+		c      *clip.TowerConfig
+	}{{"vision_model", &m.Config.Vision}, {"text_model", &m.Config.Text}} {
+		C, I := tw.c.HiddenSize, tw.c.IntermediateSize
+		for l := 0; l < tw.c.NumHiddenLayers; l++ {
+			p := tw.prefix + ".encoder.layers." + strconv.Itoa(l) + "."
+			for _, n := range []string{"q_proj", "k_proj", "v_proj", "out_proj"} {
+				want[p+"self_attn."+n+".weight"] = []int{C, C}
+				want[p+"self_attn."+n+".bias"] = []int{C}
+			}
+			want[p+"mlp.fc1.weight"], want[p+"mlp.fc1.bias"] = []int{I, C}, []int{I}
+			want[p+"mlp.fc2.weight"], want[p+"mlp.fc2.bias"] = []int{C, I}, []int{C}
+		}
+	}
+	seen := 0
+	for _, p := range m.Params() {
+		w, ok := want[p.Name]
+		if !ok {
+			continue
+		}
+		seen++
+		if !sameShape(w, p.Value.Shape) {
+			t.Errorf("%s: shape %v, transformers allocates %v", p.Name, p.Value.Shape, w)
+		}
+	}
+	if seen != len(want) {
+		t.Errorf("%d of %d layer tensors present", seen, len(want))
+	}
+}
+
+// TestHFExportTorch writes the HF export and runs it through the
+// independent PyTorch CLIP of clip/testdata (Hugging Face names, one head
+// count per tower from config.json, as transformers reads it).
+func TestHFExportTorch(t *testing.T) {
+	py := os.Getenv("MOPECLIP_PYTHON")
+	if py == "" {
+		py = "/usr/bin/python3"
+	}
+	if err := exec.Command(py, "-c", "import torch, numpy").Run(); err != nil {
+		if os.Getenv("MOPECLIP_REQUIRE_TORCH") == "1" {
+			t.Fatalf("%s cannot import torch, numpy (MOPECLIP_REQUIRE_TORCH=1): %v", py, err)
+		}
+		t.Skipf("%s cannot import torch, numpy; install python3-torch python3-numpy", py)
+	}
+	m := randomModel(t, prunedConfig(497, "gelu"), 9)
+	src := t.TempDir()
+	if err := m.Save(src); err != nil {
+		t.Fatal(err)
+	}
+	m, err := clip.Load(src) // export what a user would load
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "hf")
+	if _, err := Write(context.Background(), m, out, HF, Options{Source: src}); err != nil {
+		t.Fatal(err)
+	}
+	rng := tensor.NewRNG(2)
+	S := m.Config.Vision.ImageSize
+	pix := tensor.New(2, 3, S, S).Normal(rng, 0, 1)
+	_, full := textRows(rng, &m.Config.Text, 3, 9)
+	work := t.TempDir()
+	pixPath, idsPath := filepath.Join(work, "pix.npy"), filepath.Join(work, "ids.json")
+	if err := imageproc.WriteNPY(pixPath, pix.Data, pix.Shape); err != nil {
+		t.Fatal(err)
+	}
+	rows := make([][]int, full.B)
+	for b := range rows {
+		rows[b] = full.IDs[b*full.T : (b+1)*full.T]
+	}
+	ids, _ := json.Marshal(map[string]any{"ids": rows})
+	if err := os.WriteFile(idsPath, ids, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	imgOut, txtOut := filepath.Join(work, "img.npy"), filepath.Join(work, "txt.npy")
+	cmd := exec.Command(py, "../clip/testdata/torch_clip.py", out, pixPath, idsPath, imgOut, txtOut)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("torch reference: %v\n%s", err, b)
+	}
+	for _, c := range []struct {
+		name string
+		want []float32
+		path string
+	}{
+		{"image", m.EncodeImage(nil, ops.Const(pix)).Value.Data, imgOut},
+		{"text", m.EncodeText(nil, full).Value.Data, txtOut},
+	} {
+		got, _, err := imageproc.ReadNPY(c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := relErr(got, c.want)
+		t.Logf("%s: PyTorch on the HF export vs our pruned model: relative error %.2e", c.name, e)
+		if !(e <= 1e-5) {
+			t.Errorf("%s: HF export in PyTorch differs from the pruned model: %.3e > 1e-5", c.name, e)
+		}
+	}
+}
+
+// requireORT skips (or, with MOPECLIP_REQUIRE_ORT=1, fails) when ONNX
+// Runtime is not installed.
+func requireORT(t *testing.T) {
+	t.Helper()
+	if err := ortnode.Available(context.Background()); err != nil {
+		if os.Getenv(ortnode.RequireEnv) == "1" {
+			t.Fatalf("%v (%s=1)", err, ortnode.RequireEnv)
+		}
+		t.Skipf("%v", err)
+	}
+}
+
+// TestONNXRuntime exports pruned models with uneven layers and runs both
+// encoders in ONNX Runtime: outputs within 1e-5 of our forward, rows padded
+// after EOT with arbitrary ids give the zero-padded rows' embeddings, and
+// the batch axis is dynamic.
+func TestONNXRuntime(t *testing.T) {
+	requireORT(t)
+	for _, tc := range []struct {
+		name string
+		eos  int
+		act  string
+	}{{"eos-first-gelu", 497, "gelu"}, {"eos2-legacy-quickgelu", 2, "quick_gelu"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := randomModel(t, prunedConfig(tc.eos, tc.act), 4)
+			out := filepath.Join(t.TempDir(), "onnx")
+			s, err := Write(context.Background(), m, out, ONNX, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Vision.Layers != 3 || s.Text.Heads[1] != 0 {
+				t.Errorf("summary %+v", s)
+			}
+			for _, B := range []int{1, 3} {
+				rng := tensor.NewRNG(uint64(10 + B))
+				S := m.Config.Vision.ImageSize
+				pix := tensor.New(B, 3, S, S).Normal(rng, 0, 1)
+				padded, full := textRows(rng, &m.Config.Text, B+1, 11)
+				in := &ortnode.Inputs{Pixels: pix.Data, PixelsShape: pix.Shape, IDsShape: []int{padded.B, padded.T}}
+				for _, id := range padded.IDs {
+					in.IDs = append(in.IDs, int64(id))
+				}
+				got, err := ortnode.Run(context.Background(), out, in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				E := m.Config.ProjectionDim
+				if !sameShape(got.ImageShape, []int{B, E}) || !sameShape(got.TextShape, []int{B + 1, E}) {
+					t.Fatalf("output shapes %v %v", got.ImageShape, got.TextShape)
+				}
+				for _, c := range []struct {
+					name      string
+					got, want []float32
+				}{
+					{"image", got.ImageEmbeds, m.EncodeImage(nil, ops.Const(pix)).Value.Data},
+					{"text (padded after EOT)", got.TextEmbeds, m.EncodeText(nil, padded).Value.Data},
+					{"text vs zero-padded full context", got.TextEmbeds, m.EncodeText(nil, full).Value.Data},
+				} {
+					e := relErr(c.got, c.want)
+					t.Logf("batch %d %s: ONNX Runtime vs ours relative error %.2e", B, c.name, e)
+					if !(e <= 1e-5) {
+						t.Errorf("batch %d %s: ONNX Runtime differs: %.3e > 1e-5", B, c.name, e)
+					}
+				}
+			}
+			if tc.eos != 2 {
+				// A row without eos_token_id pools its last position, as clip.EOTPositions does.
+				tb := &clip.TextBatch{IDs: []int{498, 7, 9, 11, 13}, B: 1, T: 5}
+				tb.EOTPos = clip.EOTPositions(tb.IDs, 1, 5, tc.eos)
+				got, err := ortnode.Run(context.Background(), out, &ortnode.Inputs{IDs: []int64{498, 7, 9, 11, 13}, IDsShape: []int{1, 5}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if e := relErr(got.TextEmbeds, m.EncodeText(nil, tb).Value.Data); !(e <= 1e-5) {
+					t.Errorf("row without EOT: ONNX Runtime differs: %.3e > 1e-5", e)
+				}
+			}
+		})
+	}
+}
+
+// TestWriteLeavesNothingOnFailure: a cancelled export leaves no directory
+// (and no temporary one) behind, an existing export survives a failed
+// replacement, and --out equal to or containing the model is refused.
+func TestWriteLeavesNothingOnFailure(t *testing.T) {
+	m := randomModel(t, prunedConfig(497, "gelu"), 4)
+	parent := t.TempDir()
+	out := filepath.Join(parent, "out")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Write(ctx, m, out, ONNX, Options{}); err == nil {
+		t.Fatal("cancelled export succeeded")
+	}
+	if entries, _ := os.ReadDir(parent); len(entries) != 0 {
+		t.Fatalf("failed export left %v behind", entries)
+	}
+	if _, err := Write(context.Background(), m, out, ONNX, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Write(context.Background(), m, out, HF, Options{}); err == nil || !strings.Contains(err.Error(), "--force") {
+		t.Errorf("existing --out without Replace: %v", err)
+	}
+	if _, err := Write(ctx, m, out, HF, Options{Replace: true}); err == nil {
+		t.Fatal("cancelled replacement succeeded")
+	}
+	if _, err := os.Stat(filepath.Join(out, ImageEncoderFile)); err != nil {
+		t.Errorf("failed replacement lost the old export: %v", err)
+	}
+	if _, err := Write(context.Background(), m, out, HF, Options{Replace: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(out, clip.ConfigFile)); err != nil {
+		t.Errorf("replacement not in place: %v", err)
+	}
+	if entries, _ := os.ReadDir(parent); len(entries) != 1 {
+		t.Errorf("replacement left %v behind", entries)
+	}
+	src := filepath.Join(parent, "model")
+	for _, bad := range []string{src, parent, src + "/."} {
+		if _, err := Write(context.Background(), m, bad, HF, Options{Source: src, Replace: true}); err == nil {
+			t.Errorf("--out %s with --model %s accepted", bad, src)
+		}
+	}
+	if _, err := Write(context.Background(), m, out, Format(9), Options{}); err == nil {
+		t.Error("unknown format accepted")
+	}
+}

@@ -1,0 +1,82 @@
+package grid
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/internal/atomicfile"
+	"github.com/mopeclip/mopeclip/mope"
+)
+
+// prepareCache prepares dir, the grid's cache of pipeline steps: it keeps
+// the steps only when they were made with key (the teacher's fingerprint
+// and the budgets, dir/key.txt), and otherwise deletes them first.
+func prepareCache(dir, key string, w io.Writer) error {
+	path := filepath.Join(dir, "key.txt")
+	if b, err := os.ReadFile(path); err == nil && string(b) == key {
+		return nil
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+		printf(w, "cached story steps in %s were made from another teacher or other settings: deleting them\n", dir)
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(path, []byte(key))
+}
+
+// scoreCache holds the teacher's scores per metric (heads, FFN groups and
+// layers of both towers), computed once and shared by every row with that
+// metric; they are also kept in dir/teacher-scores-<metric>.json.
+type scoreCache struct {
+	dir     string
+	teacher *clip.Model
+	cal     *mope.Calib
+	limit   int
+	stdout  io.Writer
+	outMu   *sync.Mutex // guards stdout
+
+	mu    sync.Mutex
+	files map[string]*mope.ScoreFile
+}
+
+func (s *scoreCache) say(format string, a ...any) {
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	printf(s.stdout, format, a...)
+}
+
+// get returns the teacher's scores with metric, from memory, from the
+// directory or computed now.
+func (s *scoreCache) get(metric string) (*mope.ScoreFile, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f, ok := s.files[metric]; ok {
+		return f, nil
+	}
+	path := filepath.Join(s.dir, "teacher-scores-"+metric+".json")
+	if f, err := mope.ReadScores(path); err == nil && f.Complete && f.Settings.Model == mope.Fingerprint(s.teacher) {
+		s.say("  %s scores of the teacher: cached in %s\n", metric, path)
+		s.files[metric] = f
+		return f, nil
+	}
+	t := time.Now()
+	f, err := mope.Score(s.teacher, s.cal, mope.Options{Metric: mope.Metric(metric), Towers: []string{mope.Vision, mope.Text},
+		Kinds: []string{mope.KindHead, mope.KindFFN, mope.KindLayer}, Data: calibData, Limit: s.limit, Seed: 1})
+	if err != nil {
+		return nil, err
+	}
+	if err := mope.WriteScores(path, f); err != nil {
+		return nil, err
+	}
+	s.say("  %s scores of the teacher: %d modules in %s\n", metric, len(f.Scores), time.Since(t).Round(time.Millisecond))
+	s.files[metric] = f
+	return f, nil
+}
