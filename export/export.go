@@ -232,6 +232,9 @@ func writeONNX(ctx context.Context, m *clip.Model, dir string) error {
 		if err != nil {
 			return err
 		}
+		if n := mp.Graph.weightBytes(); n > maxProtoBytes {
+			return fmt.Errorf("%s: %.2f GB of weights exceed protobuf's 2 GB limit (ONNX external data is not written)", e.file, float64(n)/1e9)
+		}
 		err = atomicfile.Write(filepath.Join(dir, e.file), func(w io.Writer) error {
 			_, err := mp.WriteTo(w)
 			return err

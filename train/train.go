@@ -25,6 +25,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mopeclip/mopeclip/internal/progress"
 	"github.com/mopeclip/mopeclip/nn"
 )
 
@@ -76,8 +77,9 @@ type Config struct {
 	// Extra is stored in the checkpoint; on resume the stored values must be
 	// equal (it guards against resuming with other hyper-parameters).
 	Extra map[string]string
-	// Log receives the progress lines (nil: none); ProgressEvery is the
-	// minimum time between two of them (default 2 s).
+	// Log receives the progress (nil: none) through internal/progress: a
+	// bar on a terminal, timestamped lines elsewhere; ProgressEvery is the
+	// minimum time between two lines (default progress.DefaultEvery).
 	Log           io.Writer
 	ProgressEvery time.Duration
 	// StopAt, when > 0, stops the run before step StopAt as an interruption
@@ -105,9 +107,6 @@ func Run(cfg Config, params []*nn.Param, opt *nn.AdamW, step StepFunc, val ValFu
 	}
 	if cfg.LogEvery <= 0 {
 		cfg.LogEvery = 10
-	}
-	if cfg.ProgressEvery <= 0 {
-		cfg.ProgressEvery = 2 * time.Second
 	}
 	ctx := cfg.Context
 	if ctx == nil {
@@ -179,7 +178,8 @@ func Run(cfg Config, params []*nn.Param, opt *nn.AdamW, step StepFunc, val ValFu
 	}
 
 	t0 := time.Now()
-	lastLog := t0
+	meter := progress.New(cfg.Log, "step", cfg.Steps, progress.Options{Every: cfg.ProgressEvery, Done: start,
+		Unit: "items/s", Scale: float64(max(cfg.Items, 1)), Final: true})
 	for s := start; s < cfg.Steps; s++ {
 		stopping := cfg.StopAt > 0 && s >= cfg.StopAt
 		if !stopping {
@@ -193,7 +193,7 @@ func Run(cfg Config, params []*nn.Param, opt *nn.AdamW, step StepFunc, val ValFu
 			if err := save(s); err != nil {
 				return res, err
 			}
-			logf(cfg.Log, "stopped: checkpoint at step %d/%d written to %s\n", s, cfg.Steps, ckpt)
+			meter.Logf("stopped: checkpoint at step %d/%d written to %s", s, cfg.Steps, ckpt)
 			return res, ErrInterrupted
 		}
 		opt.ZeroGrad()
@@ -205,7 +205,7 @@ func Run(cfg Config, params []*nn.Param, opt *nn.AdamW, step StepFunc, val ValFu
 		lr := sched.LR(s)
 		if math.IsNaN(norm) || math.IsInf(norm, 0) || math.IsNaN(loss) || math.IsInf(loss, 0) {
 			res.Skipped++
-			logf(cfg.Log, "step %d: non-finite loss %v / gradient norm %v, step skipped\n", s, loss, norm)
+			meter.Logf("step %d: non-finite loss %v / gradient norm %v, step skipped", s, loss, norm)
 		} else {
 			if cfg.ClipNorm > 0 {
 				nn.ClipGradNorm(params, cfg.ClipNorm)
@@ -242,22 +242,16 @@ func Run(cfg Config, params []*nn.Param, opt *nn.AdamW, step StepFunc, val ValFu
 				row["val_"+k] = v
 			}
 			res.Curve.Add(row)
-			logf(cfg.Log, "step %d/%d validation: %s\n", done, cfg.Steps, fmtMetrics(m))
+			meter.Logf("step %d/%d validation: %s", done, cfg.Steps, fmtMetrics(m))
 		}
 		if (cfg.CkptEvery > 0 && done%cfg.CkptEvery == 0) || done == cfg.Steps {
 			if err := save(done); err != nil {
 				return res, err
 			}
 		}
-		if now := time.Now(); now.Sub(lastLog) >= cfg.ProgressEvery || done == cfg.Steps {
-			lastLog = now
-			el := now.Sub(t0)
-			rate := float64(done-start) / el.Seconds()
-			eta := time.Duration(float64(cfg.Steps-done) / rate * float64(time.Second))
-			logf(cfg.Log, "step %d/%d  loss %.4f  lr %.2e  |g| %.3g  %.1f items/s  elapsed %s  ETA %s\n",
-				done, cfg.Steps, loss, lr, norm, rate*float64(max(cfg.Items, 1)), el.Round(time.Second), eta.Round(time.Second))
-		}
+		meter.Set(done, fmt.Sprintf("loss %.4f  lr %.2e  |g| %.3g", loss, lr, norm))
 	}
+	meter.Finish("")
 	res.Elapsed = time.Since(t0)
 	return res, nil
 }
