@@ -80,6 +80,14 @@ type Options struct {
 // percent; the CLIP_benchmark block repeats them under that tool's names,
 // as fractions.
 type Report struct {
+	// Model, Preprocess, Batch, Device and Engine say how the run was made
+	// (the caller fills them in; Run does not know them).
+	Model      string `json:"model,omitempty"`
+	Preprocess string `json:"preprocess,omitempty"`
+	Batch      int    `json:"batch,omitempty"`
+	Device     string `json:"device,omitempty"`
+	Engine     string `json:"engine,omitempty"`
+
 	Task    string `json:"task"`
 	Data    string `json:"data"`
 	Format  string `json:"format"`
@@ -94,6 +102,11 @@ type Report struct {
 	IR1  *float64 `json:"ir1,omitempty"`
 	IR5  *float64 `json:"ir5,omitempty"`
 	IR10 *float64 `json:"ir10,omitempty"`
+	// R1 and R5 are the means of TR and IR at 1 and 5 (the "mean R@1" of
+	// the demo, the pipeline and validation); Mean is the mean of all six
+	// recalls (RSUM/6).
+	R1   *float64 `json:"r1,omitempty"`
+	R5   *float64 `json:"r5,omitempty"`
 	Mean *float64 `json:"mean,omitempty"`
 	// Classification (percent).
 	Top1            *float64 `json:"top1,omitempty"`
@@ -128,7 +141,8 @@ func (r *Report) setRetrieval(m zeroshot.RetrievalMetrics) {
 		*p = &x
 	}
 	mean := m.Mean()
-	r.Mean = &mean
+	r1, r5 := (m.TR1+m.IR1)/2, (m.TR5+m.IR5)/2
+	r.Mean, r.R1, r.R5 = &mean, &r1, &r5
 	r.Benchmark = map[string]float64{
 		"image_retrieval_recall@1": m.IR1 / 100, "image_retrieval_recall@5": m.IR5 / 100, "image_retrieval_recall@10": m.IR10 / 100,
 		"text_retrieval_recall@1": m.TR1 / 100, "text_retrieval_recall@5": m.TR5 / 100, "text_retrieval_recall@10": m.TR10 / 100,

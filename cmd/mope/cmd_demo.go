@@ -109,7 +109,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	if err := ensureTeacher(ctx, *teacherDir, stdout, stderr); err != nil {
 		return err
 	}
-	teacher, err := openModel(*teacherDir, stderr)
+	teacher, err := openModelAs("--teacher", *teacherDir, stderr)
 	if err != nil {
 		return err
 	}

@@ -154,6 +154,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	rep.Model, rep.Preprocess, rep.Batch, rep.Device, rep.Engine = *model, *modeName, *batch, *device, cpuEngine(*engine).String()
 	if *asJSON {
 		b, err := json.Marshal(rep)
 		if err != nil {
@@ -201,7 +202,7 @@ func printEvalReport(stdout io.Writer, rep *eval.Report) {
 		fmt.Fprintf(stdout, "retrieval on %s (%d images, %d captions):\n", rep.Data, rep.Images, rep.Texts)
 		fmt.Fprintf(stdout, "  text retrieval  (image→text)  R@1 %6.2f  R@5 %6.2f  R@10 %6.2f\n", *rep.TR1, *rep.TR5, *rep.TR10)
 		fmt.Fprintf(stdout, "  image retrieval (text→image)  R@1 %6.2f  R@5 %6.2f  R@10 %6.2f\n", *rep.IR1, *rep.IR5, *rep.IR10)
-		fmt.Fprintf(stdout, "  mean recall %.2f  (%.1fs)\n", *rep.Mean, rep.Seconds)
+		fmt.Fprintf(stdout, "  mean R@1 %.2f  mean R@5 %.2f  mean of the six recalls %.2f  (%.1fs)\n", *rep.R1, *rep.R5, *rep.Mean, rep.Seconds)
 		if rep.Misses != nil {
 			n := 0
 			counts := map[shapes.MissKind]int{}
