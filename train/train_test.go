@@ -227,3 +227,31 @@ func TestProgressAndPlot(t *testing.T) {
 		t.Fatalf("plot: %v", err)
 	}
 }
+
+// TestPlotCommittedCurve draws the committed teacher's curve (PNG and SVG):
+// both panels, every validation column in the legend.
+func TestPlotCommittedCurve(t *testing.T) {
+	c, err := ReadCurve(filepath.Join("..", "assets", "shapes-teacher", CurveFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := os.Getenv("MOPECLIP_PLOT_OUT")
+	if out == "" {
+		out = filepath.Join(t.TempDir(), "curve")
+	}
+	if err := PlotCurve(c, out+".png", "shapes teacher"); err != nil {
+		t.Fatal(err)
+	}
+	svg, err := os.ReadFile(out + ".svg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{">shapes teacher<", ">training loss<", ">validation<", ">mean R@1<", ">TR@5<", ">step<"} {
+		if !strings.Contains(string(svg), want) {
+			t.Errorf("curve.svg lacks %s", want)
+		}
+	}
+	if err := PlotCurve(c, out+".jpg", "x"); err == nil {
+		t.Errorf("a .jpg path was accepted")
+	}
+}
