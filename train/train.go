@@ -25,6 +25,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mopeclip/mopeclip/internal/atomicfile"
 	"github.com/mopeclip/mopeclip/internal/progress"
 	"github.com/mopeclip/mopeclip/nn"
 )
@@ -132,6 +133,13 @@ func Run(cfg Config, params []*nn.Param, opt *nn.AdamW, step StepFunc, val ValFu
 			return nil, err
 		}
 		ckpt, curvePath = filepath.Join(cfg.Dir, CheckpointFile), filepath.Join(cfg.Dir, CurveFile)
+		// A run killed while writing left its temporary files (21 MB for
+		// a small model): the run that owns Dir now removes them.
+		for _, p := range []string{ckpt, curvePath} {
+			if _, err := atomicfile.RemoveStale(p); err != nil {
+				return nil, fmt.Errorf("train: %w", err)
+			}
+		}
 	}
 	start := 0
 	// The running means of the next curve row are part of the state.

@@ -39,6 +39,7 @@ type distillFlags struct {
 	TrainN, ValN int
 	Opt          mope.DistillOptions
 	Device       *string // --device
+	Quiet        *bool   // --quiet
 
 	DataPtr *string // --data, copied to Data by parsed
 	SeedPtr *uint64 // --seed, copied to Opt.Seed by parsed
@@ -69,6 +70,7 @@ func (d *distillFlags) register(fl *flag.FlagSet) {
 	fl.Float64Var(&d.Opt.Weights.Hidden, "hidden", o.Weights.Hidden, "weight d of the hidden-state MSE (each kept layer vs the teacher layer it came from)")
 	fl.Float64Var(&d.Opt.Weights.Temp, "temp", o.Weights.Temp, "KD temperature τ (the term is multiplied by τ²)")
 	d.Device = deviceFlag(fl)
+	d.Quiet = quietFlag(fl)
 }
 
 // parsed copies the values of flags registered through helpers into d.
@@ -141,6 +143,11 @@ func runDistill(args []string, stdout, stderr io.Writer) error {
 	if err := refuseCheckpoint(out, resume, *force); err != nil {
 		return err
 	}
+	unlock, err := lockOut(out)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	release, err := useDevice(*df.Device, stderr)
 	if err != nil {
 		return err
@@ -150,7 +157,7 @@ func runDistill(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 	df.Opt.Context = ctx
 	df.Opt.Resume = resume
-	mr, err := distillDirs(teacherDir, studentDir, out, df, keep, stderr)
+	mr, err := distillDirs(teacherDir, studentDir, out, df, keep, progressTo(stderr, *df.Quiet))
 	if err != nil {
 		return reportStop(err, stderr, "distill", args, "--resume", filepath.Join(out, "checkpoint"))
 	}

@@ -73,6 +73,11 @@ func runPipeline(args []string, stdout, stderr io.Writer) error {
 	if pf.Stage == mope.StageFinetune && (*pf.Tower == clip.BothTowers || *pf.Tower == 0) {
 		return fmt.Errorf("%w: --stage finetune prunes one tower: --tower vision or --tower text", errUsage)
 	}
+	unlock, err := lockOut(pf.Out)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	release, err := useDevice(*pf.D.Device, stderr)
 	if err != nil {
 		return err
@@ -83,7 +88,8 @@ func runPipeline(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	m, res, err := pipelineDirs(ctx, pf, stderr, stderr)
+	log := progressTo(stderr, *pf.D.Quiet)
+	m, res, err := pipelineDirs(ctx, pf, log, log)
 	if err != nil {
 		return reportStop(err, stderr, "pipeline", args, "", pf.Out+" (finished steps are kept; the same command skips them)")
 	}

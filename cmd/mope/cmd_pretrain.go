@@ -100,6 +100,7 @@ func runPretrain(args []string, stdout, stderr io.Writer) error {
 	fl.IntVar(&o.StopAt, "stop-at", 0, "stop (with a checkpoint) before step N, to continue later with --resume")
 	fl.BoolVar(&o.Resume, "resume", false, "continue from DIR/checkpoint if present")
 	fl.BoolVar(&o.KeepCheckpoint, "keep-checkpoint", false, "keep DIR/checkpoint after a finished run")
+	quiet := quietFlag(fl)
 	force := fl.Bool("force", false, "start over although DIR/checkpoint holds an unfinished run (it is discarded)")
 	device := deviceFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
@@ -121,6 +122,11 @@ func runPretrain(args []string, stdout, stderr io.Writer) error {
 	if err := refuseCheckpoint(o.Out, o.Resume, *force); err != nil {
 		return err
 	}
+	unlock, err := lockOut(o.Out)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	release, err := useDevice(*device, stderr)
 	if err != nil {
 		return err
@@ -128,7 +134,7 @@ func runPretrain(args []string, stdout, stderr io.Writer) error {
 	defer release()
 	ctx, stop := signalContext()
 	defer stop()
-	_, err = pretrain(ctx, o, stderr)
+	_, err = pretrain(ctx, o, progressTo(stderr, *quiet))
 	return reportStop(err, stderr, "pretrain", args, "--resume", filepath.Join(o.Out, "checkpoint"))
 }
 

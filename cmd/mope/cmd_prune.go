@@ -53,6 +53,7 @@ func runPrune(args []string, stdout, stderr io.Writer) error {
 	tokPath := vocabFlag(fl, "tokenizer `PATH` when the model dir has none")
 	quiet := quietFlag(fl)
 	force := fl.Bool("force", false, "write --out although it is the source model")
+	device := deviceFlag(fl)
 	asJSON := jsonFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
 		return err
@@ -89,6 +90,11 @@ func runPrune(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer unlock()
+	release, err := useDevice(*device, stderr)
+	if err != nil {
+		return err
+	}
+	defer release()
 	f, err := mope.ReadScores(*scores)
 	if err != nil {
 		return err

@@ -54,6 +54,8 @@ func TestConcurrentWritersAreLocked(t *testing.T) {
 	}{
 		{scores, []string{"score", "--model", model, "--metric", "magnitude", "--modules", "heads", "--out", scores, "--quiet"}},
 		{out, []string{"prune", "--model", model, "--scores", scores, "--width", "0.5", "--out", out, "--quiet"}},
+		{filepath.Join(tmp, "run"), []string{"pretrain", "--preset", world.TinyPreset, "--steps", "2", "--batch", "8", "--train-n", "8",
+			"--val-n", "0", "--quiet", "--out", filepath.Join(tmp, "run")}},
 	} {
 		release, err := atomicfile.Lock(c.target)
 		if err != nil {

@@ -159,3 +159,12 @@ func lockOut(path string) (release func(), err error) {
 	}
 	return atomicfile.Lock(filepath.Clean(path))
 }
+
+// progressTo is where a command's progress goes: stderr, or nowhere with
+// --quiet (errors are returned, and the resume hints go to stderr anyway).
+func progressTo(stderr io.Writer, quiet bool) io.Writer {
+	if quiet {
+		return io.Discard
+	}
+	return stderr
+}
