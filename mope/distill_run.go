@@ -9,6 +9,7 @@ import (
 
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/clip/tokenizer"
+	"github.com/mopeclip/mopeclip/infer"
 	"github.com/mopeclip/mopeclip/internal/world"
 	"github.com/mopeclip/mopeclip/nn"
 	"github.com/mopeclip/mopeclip/ops"
@@ -67,7 +68,12 @@ type DistillData struct {
 // curves and results: tr1 tr5 tr10 ir1 ir5 ir10, r1 (mean of TR@1, IR@1),
 // r5, and mean (of all six).
 func RetrievalScalars(m *clip.Model, tok *tokenizer.Tokenizer, p *world.Pairs) (map[string]float64, error) {
-	r, err := world.Retrieval(m, tok, p)
+	enc, done, err := infer.NewEncoder(m, tok)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	r, err := world.Retrieval(enc, p)
 	if err != nil {
 		return nil, err
 	}
