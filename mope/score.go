@@ -1,6 +1,7 @@
 package mope
 
 import (
+	"context"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -61,6 +62,13 @@ func (o *Options) settings(m *clip.Model, cal *Calib) Settings {
 // Score scores the modules of m selected by o (one shard of them when
 // o.Shard is set). cal may be nil for the magnitude and random metrics.
 func Score(m *clip.Model, cal *Calib, o Options) (*ScoreFile, error) {
+	return ScoreContext(context.Background(), m, cal, o)
+}
+
+// ScoreContext is Score stopped by ctx: when ctx is cancelled, the modules
+// scored so far are written to o.Checkpoint (a run to resume with
+// o.Resume) and the error wraps ctx.Err().
+func ScoreContext(ctx context.Context, m *clip.Model, cal *Calib, o Options) (*ScoreFile, error) {
 	if o.Groups <= 0 {
 		o.Groups = DefaultGroups
 	}
@@ -122,6 +130,12 @@ func Score(m *clip.Model, cal *Calib, o Options) (*ScoreFile, error) {
 	record := func(s ModuleScore) error {
 		f.Scores = append(f.Scores, s)
 		pr.Add(1, s.Module.String())
+		if err := ctx.Err(); err != nil {
+			if werr := ck.maybe(true); werr != nil {
+				return werr
+			}
+			return fmt.Errorf("mope: scoring stopped after %d of %d modules (saved in %s): %w", len(f.Scores), f.Total, o.Checkpoint, err)
+		}
 		return ck.maybe(false)
 	}
 	switch o.Metric {

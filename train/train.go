@@ -25,6 +25,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mopeclip/mopeclip/internal/atomicfile"
 	"github.com/mopeclip/mopeclip/internal/progress"
 	"github.com/mopeclip/mopeclip/nn"
 )
@@ -41,6 +42,18 @@ const accPrefix = "train.acc."
 // ErrInterrupted is returned when the context is cancelled; a checkpoint of
 // the last completed step has been written.
 var ErrInterrupted = errors.New("train: interrupted")
+
+// ErrStopped is returned when the run stops at Config.StopAt, as asked; a
+// checkpoint of the last completed step has been written.
+var ErrStopped = errors.New("train: stopped at the requested step")
+
+// ErrNotFinite is returned when the loss or the gradient stays non-finite
+// for MaxNonFinite steps in a row (a diverged run: lower the learning rate).
+var ErrNotFinite = errors.New("train: the loss is not finite")
+
+// MaxNonFinite is the number of consecutive non-finite steps after which a
+// run stops with ErrNotFinite (a single one is skipped and logged).
+const MaxNonFinite = 10
 
 // StepFunc runs the forward and backward passes of training step step (0-based)
 // and returns its loss and optional extra scalars (logged in the curve). The
@@ -82,8 +95,8 @@ type Config struct {
 	// minimum time between two lines (default progress.DefaultEvery).
 	Log           io.Writer
 	ProgressEvery time.Duration
-	// StopAt, when > 0, stops the run before step StopAt as an interruption
-	// does (checkpoint, ErrInterrupted), to train in several sittings.
+	// StopAt, when > 0, stops the run before step StopAt with a checkpoint
+	// and ErrStopped, to train in several sittings.
 	StopAt int
 	// Context cancels the run (e.g. on SIGINT): the loop writes a checkpoint
 	// of the last completed step and returns ErrInterrupted.
@@ -120,6 +133,13 @@ func Run(cfg Config, params []*nn.Param, opt *nn.AdamW, step StepFunc, val ValFu
 			return nil, err
 		}
 		ckpt, curvePath = filepath.Join(cfg.Dir, CheckpointFile), filepath.Join(cfg.Dir, CurveFile)
+		// A run killed while writing left its temporary files (21 MB for
+		// a small model): the run that owns Dir now removes them.
+		for _, p := range []string{ckpt, curvePath} {
+			if _, err := atomicfile.RemoveStale(p); err != nil {
+				return nil, fmt.Errorf("train: %w", err)
+			}
+		}
 	}
 	start := 0
 	// The running means of the next curve row are part of the state.
@@ -180,21 +200,21 @@ func Run(cfg Config, params []*nn.Param, opt *nn.AdamW, step StepFunc, val ValFu
 	t0 := time.Now()
 	meter := progress.New(cfg.Log, "step", cfg.Steps, progress.Options{Every: cfg.ProgressEvery, Done: start,
 		Unit: "items/s", Scale: float64(max(cfg.Items, 1)), Final: true})
+	nonFinite := 0 // consecutive non-finite steps
 	for s := start; s < cfg.Steps; s++ {
-		stopping := cfg.StopAt > 0 && s >= cfg.StopAt
-		if !stopping {
-			select {
-			case <-ctx.Done():
-				stopping = true
-			default:
-			}
+		var stopped error
+		switch {
+		case cfg.StopAt > 0 && s >= cfg.StopAt:
+			stopped = ErrStopped
+		case ctx.Err() != nil:
+			stopped = ErrInterrupted
 		}
-		if stopping {
+		if stopped != nil {
 			if err := save(s); err != nil {
 				return res, err
 			}
 			meter.Logf("stopped: checkpoint at step %d/%d written to %s", s, cfg.Steps, ckpt)
-			return res, ErrInterrupted
+			return res, stopped
 		}
 		opt.ZeroGrad()
 		loss, scalars, err := step(s)
@@ -205,8 +225,14 @@ func Run(cfg Config, params []*nn.Param, opt *nn.AdamW, step StepFunc, val ValFu
 		lr := sched.LR(s)
 		if math.IsNaN(norm) || math.IsInf(norm, 0) || math.IsNaN(loss) || math.IsInf(loss, 0) {
 			res.Skipped++
+			nonFinite++
 			meter.Logf("step %d: non-finite loss %v / gradient norm %v, step skipped", s, loss, norm)
+			if nonFinite >= MaxNonFinite {
+				return res, fmt.Errorf("%w for %d steps in a row (steps %d to %d; learning rate %.3g): the run diverged, lower the learning rate; nothing was saved from this run",
+					ErrNotFinite, nonFinite, s-nonFinite+1, s, lr)
+			}
 		} else {
+			nonFinite = 0
 			if cfg.ClipNorm > 0 {
 				nn.ClipGradNorm(params, cfg.ClipNorm)
 			}

@@ -24,6 +24,7 @@ var Order = []string{
 	"internal/layering",
 	"internal/atomicfile",
 	"internal/progress",
+	"internal/chart",
 	"internal/safetensors",
 	"internal/ortnode",
 	"tensor",

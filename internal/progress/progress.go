@@ -8,6 +8,7 @@
 package progress
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -181,6 +182,42 @@ func (m *Meter) Logf(format string, a ...any) {
 		return
 	}
 	fmt.Fprintf(m.w, "%s %s\n", m.stamp(m.o.Now()), line)
+}
+
+// Print prints line (a log line of its own, such as another loop's) as it
+// is, without a timestamp, above the bar in Bar mode.
+func (m *Meter) Print(line string) {
+	if m == nil || m.w == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.drawn {
+		fmt.Fprint(m.w, "\r\x1b[K")
+		m.drawn = false
+	}
+	fmt.Fprintln(m.w, strings.TrimSuffix(line, "\n"))
+}
+
+// Writer is an io.Writer whose writes are printed with Print, one line at
+// a time (partial lines wait for their newline).
+func (m *Meter) Writer() io.Writer { return &lineWriter{m: m} }
+
+type lineWriter struct {
+	m   *Meter
+	buf []byte
+}
+
+func (w *lineWriter) Write(b []byte) (int, error) {
+	w.buf = append(w.buf, b...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		w.m.Print(string(w.buf[:i]))
+		w.buf = w.buf[i+1:]
+	}
 }
 
 // Finish writes the final status, ends the bar's line, and then summary,

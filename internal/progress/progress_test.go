@@ -2,6 +2,7 @@ package progress
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,6 +74,18 @@ func TestBar(t *testing.T) {
 	m.Logf("a warning")
 	if !strings.HasSuffix(b.String(), "\r\x1b[Ka warning\n") {
 		t.Errorf("Logf did not clear the bar: %q", b.String())
+	}
+	c.advance(time.Second)
+	m.Add(0, "x")
+	fmt.Fprint(m.Writer(), "row 1: step 3/")
+	if strings.HasSuffix(b.String(), "step 3/") {
+		t.Errorf("a partial line was printed: %q", b.String())
+	}
+	w := m.Writer()
+	fmt.Fprint(w, "row 1: step 3/")
+	fmt.Fprint(w, "4\nrow 2: done\n")
+	if !strings.HasSuffix(b.String(), "x\x1b[K\r\x1b[Krow 1: step 3/4\nrow 2: done\n") {
+		t.Errorf("Writer: %q", b.String())
 	}
 	run(m, c, 2, time.Second, "text/L1/ffn")
 	m.Finish("mope: 4 modules")
