@@ -19,6 +19,8 @@ var APIExceptions = map[string]string{
 	"mope.RetrievalScalars":     "TODO(data, issue 19): takes a *world.Pairs",
 	"mope/grid.World":           "TODO(grid, issue 19): Test/Single are *world.Pairs",
 	"mope/grid.ImagesPerSecond": "TODO(grid, issue 19): takes a *world.Images",
+	"mope.RetrievalRecall":      "TODO(data, issue 19): takes a *world.Pairs",
+	"mope/grid.Figure":          "TODO(grid, issue 21): returns a *chart.Figure",
 	"train.CurveFigure":         "TODO(grid, issue 21): returns a *chart.Figure",
 }
 
