@@ -94,8 +94,10 @@ func Write(ctx context.Context, m *clip.Model, out string, f Format, o Options) 
 	if err := checkPaths(o.Source, out, o.Replace); err != nil {
 		return nil, err
 	}
-	if err := checkExportable(m); err != nil {
-		return nil, err
+	if f == HF {
+		if err := checkExportable(m); err != nil {
+			return nil, err
+		}
 	}
 	parent := filepath.Dir(filepath.Clean(out))
 	if err := os.MkdirAll(parent, 0o755); err != nil {

@@ -350,6 +350,63 @@ func TestONNXRuntime(t *testing.T) {
 	}
 }
 
+// TestONNXMaskedModel: a scoring-time masked model (dropped heads, a
+// skipped layer) exports through the lowering with the masks resolved into
+// smaller shapes, and ONNX Runtime computes what the masked forward does.
+func TestONNXMaskedModel(t *testing.T) {
+	requireORT(t)
+	m := randomModel(t, prunedConfig(497, "quick_gelu"), 6)
+	m.Vision.Encoder.Layers[0].SelfAttn.HeadKeep = []bool{true, false, false, true}
+	m.Text.Encoder.Layers[2].SelfAttn.HeadKeep = []bool{false, false, false}
+	m.Vision.Encoder.Skip = []bool{false, true, false}
+	img, err := ImageEncoder(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, init := range img.Graph.Initializers {
+		switch init.Name {
+		case "vision_model.encoder.layers.0.self_attn.qkv_proj.weight":
+			if !sameShape(init.Dims, []int{3 * 2 * 16, 64}) {
+				t.Errorf("masked layer 0 qkv %v, want the 2 kept heads", init.Dims)
+			}
+		case "vision_model.encoder.layers.1.layer_norm2.weight":
+			t.Error("skipped layer 1 is in the graph")
+		}
+	}
+	if _, err := Write(context.Background(), m, t.TempDir()+"/hf", HF, Options{}); err == nil {
+		t.Error("HF export of a masked model accepted")
+	}
+	out := filepath.Join(t.TempDir(), "onnx")
+	if _, err := Write(context.Background(), m, out, ONNX, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	rng := tensor.NewRNG(3)
+	S := m.Config.Vision.ImageSize
+	pix := tensor.New(2, 3, S, S).Normal(rng, 0, 1)
+	padded, _ := textRows(rng, &m.Config.Text, 3, 10)
+	in := &ortnode.Inputs{Pixels: pix.Data, PixelsShape: pix.Shape, IDsShape: []int{padded.B, padded.T}}
+	for _, id := range padded.IDs {
+		in.IDs = append(in.IDs, int64(id))
+	}
+	got, err := ortnode.Run(context.Background(), out, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name      string
+		got, want []float32
+	}{
+		{"image", got.ImageEmbeds, m.EncodeImage(nil, ops.Const(pix)).Value.Data},
+		{"text", got.TextEmbeds, m.EncodeText(nil, padded).Value.Data},
+	} {
+		e := relErr(c.got, c.want)
+		t.Logf("masked %s: ONNX Runtime vs ours relative error %.2e", c.name, e)
+		if !(e <= 1e-5) {
+			t.Errorf("masked %s: ONNX Runtime differs: %.3e > 1e-5", c.name, e)
+		}
+	}
+}
+
 // TestWriteLeavesNothingOnFailure: a cancelled export leaves no directory
 // (and no temporary one) behind, an existing export survives a failed
 // replacement, and --out equal to or containing the model is refused.
@@ -397,8 +454,8 @@ func TestWriteLeavesNothingOnFailure(t *testing.T) {
 	}
 }
 
-// TestONNXGraphs: the graphs keep the pruned shapes (q_proj rows = kept
-// heads·D, fc1 rows = kept neurons), removed branches are absent, every
+// TestONNXGraphs: the graphs keep the pruned shapes (fused q/k/v rows =
+// 3·kept heads·D, fc1 rows = kept neurons), removed branches are absent, every
 // node reads values defined before it, and the one input and output carry a
 // dynamic batch axis.
 func TestONNXGraphs(t *testing.T) {
@@ -444,10 +501,10 @@ func TestONNXGraphs(t *testing.T) {
 		D, C := tc.tower.HeadDim(), tc.tower.HiddenSize
 		for l := 0; l < tc.tower.NumHiddenLayers; l++ {
 			p := tc.prefix + ".encoder.layers." + strconv.Itoa(l) + "."
-			q, hasQ := dims[p+"self_attn.q_proj.weight"]
+			q, hasQ := dims[p+"self_attn.qkv_proj.weight"]
 			f, hasF := dims[p+"mlp.fc1.weight"]
-			if h := tc.tower.Heads(l); (h == 0) == hasQ || (hasQ && !sameShape(q, []int{h * D, C})) {
-				t.Errorf("%s layer %d: q_proj %v for %d heads", tc.prefix, l, q, h)
+			if h := tc.tower.Heads(l); (h == 0) == hasQ || (hasQ && !sameShape(q, []int{3 * h * D, C})) {
+				t.Errorf("%s layer %d: fused qkv_proj %v for %d heads", tc.prefix, l, q, h)
 			}
 			if n := tc.tower.Intermediate(l); (n == 0) == hasF || (hasF && !sameShape(f, []int{n, C})) {
 				t.Errorf("%s layer %d: fc1 %v for %d neurons", tc.prefix, l, f, n)

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/mopeclip/mopeclip/clip"
-	"github.com/mopeclip/mopeclip/dataset"
 	"github.com/mopeclip/mopeclip/dataset/shapes"
 	"github.com/mopeclip/mopeclip/internal/atomicfile"
 	"github.com/mopeclip/mopeclip/internal/world"
@@ -100,19 +99,8 @@ func loadDistillData(data string, trainN, valN int, teacherDir string, size int,
 			}
 		}
 	} else {
-		r, err := dataset.Load(data, "train", trainN)
-		if err != nil {
+		if d.Train, d.Val, err = filePairs(data, trainN, valN, size); err != nil {
 			return d, err
-		}
-		if d.Train, err = filePairs(r, size); err != nil {
-			return d, err
-		}
-		if valN > 0 {
-			if v, err := dataset.Load(data, "val", valN); err == nil {
-				if d.Val, err = filePairs(v, size); err != nil {
-					return d, err
-				}
-			}
 		}
 	}
 	fmt.Fprintf(log, "data %s: %d training images, %d validation images (%s)\n", data, d.Train.Len(), lenPairs(d.Val),
@@ -206,6 +194,7 @@ func distillDirs(teacherDir, studentDir, out string, df distillFlags, keep bool,
 	if err != nil {
 		return nil, err
 	}
+	noteTruncated(log, data.Tok, data.Train, teacher.Config.Text.MaxPositionEmbeddings)
 	o := df.Opt
 	o.Dir = filepath.Join(out, "checkpoint")
 	o.Log = log

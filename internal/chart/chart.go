@@ -92,15 +92,20 @@ func (f *Figure) Save(base string) error {
 	png := vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(110))}
 	svg := vgsvg.New(w, h)
 	for _, out := range []struct {
-		c    vg.CanvasWriterTo
-		path string
-	}{{png, base + ".png"}, {svg, base + ".svg"}} {
+		c     vg.CanvasWriterTo
+		path  string
+		isSVG bool
+	}{{png, base + ".png", false}, {svg, base + ".svg", true}} {
 		f.draw(draw.New(out.c), plots)
 		var b bytes.Buffer
 		if _, err := out.c.WriteTo(&b); err != nil {
 			return fmt.Errorf("chart: %s: %w", out.path, err)
 		}
-		if err := atomicfile.WriteFile(out.path, b.Bytes()); err != nil {
+		data := b.Bytes()
+		if out.isSVG {
+			data = sansFallback(data)
+		}
+		if err := atomicfile.WriteFile(out.path, data); err != nil {
 			return err
 		}
 	}
@@ -116,8 +121,19 @@ func (f *Figure) WriteSVG(w io.Writer) error {
 	fw, fh := f.size()
 	c := vgsvg.New(fw, fh)
 	f.draw(draw.New(c), plots)
-	_, err = c.WriteTo(w)
+	var b bytes.Buffer
+	if _, err := c.WriteTo(&b); err != nil {
+		return err
+	}
+	_, err = w.Write(sansFallback(b.Bytes()))
 	return err
+}
+
+// sansFallback lets SVG viewers without Liberation Sans (the embedded font
+// of the PNG) fall back to a metric-compatible sans-serif font rather than
+// their default serif one.
+func sansFallback(svg []byte) []byte {
+	return bytes.ReplaceAll(svg, []byte("font-family:Liberation Sans;"), []byte("font-family:'Liberation Sans',Arial,Helvetica,sans-serif;"))
 }
 
 func (f *Figure) cols() int {

@@ -65,7 +65,7 @@ func TestSave(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{">a figure<", ">side entry<", ">up<", ">0.01<", ">empty<"} {
+	for _, want := range []string{">a figure<", ">side entry<", ">up<", ">0.01<", ">empty<", "Arial,Helvetica,sans-serif;"} {
 		if !strings.Contains(string(svg), want) {
 			t.Errorf("svg lacks %s", want)
 		}

@@ -15,11 +15,8 @@ import (
 // APIExceptions are exported declarations (package.Name) that still show an
 // internal type, each with who removes it.
 var APIExceptions = map[string]string{
-	"mope.DistillData":          "TODO(data, issue 19): Train/Val are *world.Pairs",
-	"mope.RetrievalScalars":     "TODO(data, issue 19): takes a *world.Pairs",
-	"mope/grid.World":           "TODO(grid, issue 19): Test/Single are *world.Pairs",
-	"mope/grid.ImagesPerSecond": "TODO(grid, issue 19): takes a *world.Images",
-	"mope.RetrievalRecall":      "TODO(data, issue 19): takes a *world.Pairs",
+	"mope/grid.World":           "TODO(grid, issue 19): Test/Single spelt *world.Pairs (an alias: say *dataset.Pairs)",
+	"mope/grid.ImagesPerSecond": "TODO(grid, issue 19): takes a *world.Images (an alias: say *dataset.Images)",
 	"mope/grid.Figure":          "TODO(grid, issue 21): returns a *chart.Figure",
 	"train.CurveFigure":         "TODO(grid, issue 21): returns a *chart.Figure",
 }
