@@ -148,7 +148,7 @@ type pretrainData struct {
 func loadPretrainData(o pretrainOptions, size int, log io.Writer) (*pretrainData, error) {
 	t0 := time.Now()
 	d := &pretrainData{}
-	if o.Data == "shapes" {
+	if dataset.IsShapes(o.Data) {
 		sc := shapes.DefaultConfig()
 		tok, err := world.Tokenizer(sc)
 		if err != nil {
