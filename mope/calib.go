@@ -33,7 +33,7 @@ type Calib struct {
 // size) and tokenises captions (truncated to the context length).
 func NewCalib(m *clip.Model, images []image.Image, captions []string, captionImage []int, tok *tokenizer.Tokenizer) (*Calib, error) {
 	S := m.Config.Vision.ImageSize
-	cfg := imageproc.DefaultConfig(S)
+	cfg := m.ImageConfig()
 	per := 3 * S * S
 	pix := make([]float32, len(images)*per)
 	var wg sync.WaitGroup
@@ -131,7 +131,7 @@ func LoadCalib(m *clip.Model, data, split string, limit int, tok *tokenizer.Toke
 		return nil, err
 	}
 	S := m.Config.Vision.ImageSize
-	pix, err := imageproc.Batch(r.Images, imageproc.DefaultConfig(S))
+	pix, err := imageproc.Batch(r.Images, m.ImageConfig())
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/clip/imageproc"
 	"github.com/mopeclip/mopeclip/dataset"
 	"github.com/mopeclip/mopeclip/dataset/shapes"
 	"github.com/mopeclip/mopeclip/internal/atomicfile"
@@ -83,7 +84,8 @@ func (d *distillFlags) parsed() {
 
 // loadDistillData loads training and validation pairs at the model's image
 // size; the tokenizer is the teacher's (from its directory).
-func loadDistillData(data string, trainN, valN int, teacherDir string, size int, log io.Writer) (mope.DistillData, error) {
+func loadDistillData(data string, trainN, valN int, teacherDir string, pc imageproc.Config, log io.Writer) (mope.DistillData, error) {
+	size := pc.Size
 	t0 := time.Now()
 	var d mope.DistillData
 	tok, err := clip.LoadTokenizer(teacherDir)
@@ -96,22 +98,24 @@ func loadDistillData(data string, trainN, valN int, teacherDir string, size int,
 		if d.Train, err = world.Split(sc, "train", trainN, size); err != nil {
 			return d, err
 		}
+		d.Train.Images.Pre = &pc
 		if valN > 0 {
 			if d.Val, err = world.Split(sc, "val", valN, size); err != nil {
 				return d, err
 			}
+			d.Val.Images.Pre = &pc
 		}
 	} else {
 		r, err := dataset.Load(data, "train", trainN)
 		if err != nil {
 			return d, err
 		}
-		if d.Train, err = filePairs(r, size); err != nil {
+		if d.Train, err = filePairs(r, pc); err != nil {
 			return d, err
 		}
 		if valN > 0 {
 			if v, err := dataset.Load(data, "val", valN); err == nil {
-				if d.Val, err = filePairs(v, size); err != nil {
+				if d.Val, err = filePairs(v, pc); err != nil {
 					return d, err
 				}
 			}
@@ -181,7 +185,7 @@ func distillDirs(teacherDir, studentDir, out string, df distillFlags, keep bool,
 	if err != nil {
 		return nil, err
 	}
-	data, err := loadDistillData(df.Data, df.TrainN, df.ValN, teacherDir, teacher.Config.Vision.ImageSize, log)
+	data, err := loadDistillData(df.Data, df.TrainN, df.ValN, teacherDir, teacher.ImageConfig(), log)
 	if err != nil {
 		return nil, err
 	}
@@ -197,10 +201,7 @@ func distillDirs(teacherDir, studentDir, out string, df distillFlags, keep bool,
 	if err != nil {
 		return res, err
 	}
-	if err := student.Save(out); err != nil {
-		return res, err
-	}
-	if err := clip.CopyTokenizer(teacherDir, out); err != nil {
+	if err := student.SaveWith(out, clip.SaveOptions{From: teacherDir}); err != nil {
 		return res, err
 	}
 	if err := res.Curve.Write(filepath.Join(out, "curve.csv")); err != nil {

@@ -139,7 +139,8 @@ type pretrainData struct {
 	Tok        *tokenizer.Tokenizer
 }
 
-func loadPretrainData(o pretrainOptions, size int, log io.Writer) (*pretrainData, error) {
+func loadPretrainData(o pretrainOptions, pc imageproc.Config, log io.Writer) (*pretrainData, error) {
+	size := pc.Size
 	t0 := time.Now()
 	d := &pretrainData{}
 	if o.Data == "shapes" {
@@ -152,17 +153,19 @@ func loadPretrainData(o pretrainOptions, size int, log io.Writer) (*pretrainData
 		if d.Train, err = world.Split(sc, "train", o.TrainN, size); err != nil {
 			return nil, err
 		}
+		d.Train.Images.Pre = &pc
 		if o.ValN > 0 {
 			if d.Val, err = world.Split(sc, "val", o.ValN, size); err != nil {
 				return nil, err
 			}
+			d.Val.Images.Pre = &pc
 		}
 	} else {
 		r, err := dataset.Load(o.Data, "train", o.TrainN)
 		if err != nil {
 			return nil, err
 		}
-		if d.Train, err = filePairs(r, size); err != nil {
+		if d.Train, err = filePairs(r, pc); err != nil {
 			return nil, err
 		}
 		if d.Tok, err = world.TokenizerFrom(r.Captions, world.VocabSize); err != nil {
@@ -170,7 +173,7 @@ func loadPretrainData(o pretrainOptions, size int, log io.Writer) (*pretrainData
 		}
 		if o.ValN > 0 {
 			if v, err := dataset.Load(o.Data, "val", o.ValN); err == nil {
-				if d.Val, err = filePairs(v, size); err != nil {
+				if d.Val, err = filePairs(v, pc); err != nil {
 					return nil, err
 				}
 			}
@@ -188,8 +191,8 @@ func lenPairs(p *world.Pairs) int {
 	return p.Len()
 }
 
-// filePairs decodes a retrieval set's images (CLIP preprocessing to size).
-func filePairs(r *dataset.Retrieval, size int) (*world.Pairs, error) {
+// filePairs decodes a retrieval set's images (the model's preprocessing pc).
+func filePairs(r *dataset.Retrieval, pc imageproc.Config) (*world.Pairs, error) {
 	imgs := make([]image.Image, len(r.Images))
 	for i, p := range r.Images {
 		im, err := imageproc.Load(p)
@@ -202,7 +205,7 @@ func filePairs(r *dataset.Retrieval, size int) (*world.Pairs, error) {
 	for i, c := range r.Captions {
 		caps[r.CaptionImage[i]] = append(caps[r.CaptionImage[i]], c)
 	}
-	return &world.Pairs{Images: world.NewImages(imgs, size), Captions: caps}, nil
+	return &world.Pairs{Images: world.NewImagesWith(imgs, pc), Captions: caps}, nil
 }
 
 // pretrain runs a whole pretraining run and writes o.Out.
@@ -211,7 +214,17 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	data, err := loadPretrainData(o, cfg.Vision.ImageSize, log)
+	// The images are preprocessed as the --init model expects, if any.
+	pc := imageproc.DefaultConfig(cfg.Vision.ImageSize)
+	if o.Init != "" {
+		if pc, err = clip.LoadPreprocess(o.Init); err != nil {
+			return nil, err
+		}
+		if pc.Size != cfg.Vision.ImageSize {
+			return nil, fmt.Errorf("--init %s has image size %d, preset %s %d", o.Init, pc.Size, o.Preset, cfg.Vision.ImageSize)
+		}
+	}
+	data, err := loadPretrainData(o, pc, log)
 	if err != nil {
 		return nil, err
 	}
@@ -224,6 +237,7 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 	if err != nil {
 		return nil, err
 	}
+	m.Preprocess = &pc
 	if o.Init != "" {
 		src, err := openModel(o.Init, log)
 		if err != nil {
@@ -268,10 +282,7 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 	if err != nil {
 		return res, err
 	}
-	if err := m.Save(o.Out); err != nil {
-		return res, err
-	}
-	if err := data.Tok.SaveHF(o.Out); err != nil {
+	if err := m.SaveWith(o.Out, clip.SaveOptions{Tokenizer: data.Tok}); err != nil {
 		return res, err
 	}
 	if err := res.Curve.Write(filepath.Join(o.Out, "curve.csv")); err != nil {

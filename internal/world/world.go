@@ -112,14 +112,23 @@ type Images struct {
 	Size int
 	Pix  []uint8 // [n, S, S, 3]
 	N    int
+	// Pre is the model's preprocessing (resize before the crop, mean,
+	// std); nil means CLIP's default at Size.
+	Pre *imageproc.Config
 }
 
 // NewImages converts images to size×size RGB8 (resizing with the CLIP
 // pipeline when they are of another size).
 func NewImages(imgs []image.Image, size int) *Images {
+	return NewImagesWith(imgs, imageproc.DefaultConfig(size))
+}
+
+// NewImagesWith converts images with the model's preprocessing pc (its
+// resize and crop now, its mean and std in Pixels).
+func NewImagesWith(imgs []image.Image, pc imageproc.Config) *Images {
+	size := pc.Size
 	st := 3 * size * size
-	out := &Images{Size: size, N: len(imgs), Pix: make([]uint8, len(imgs)*st)}
-	pc := imageproc.DefaultConfig(size)
+	out := &Images{Size: size, N: len(imgs), Pix: make([]uint8, len(imgs)*st), Pre: &pc}
 	parallelFor(len(imgs), func(i int) {
 		copy(out.Pix[i*st:(i+1)*st], imageproc.Prepare(imgs[i], pc).Pix)
 	})
@@ -132,6 +141,9 @@ func (im *Images) Pixels(idx []int) *tensor.Tensor {
 	n := S * S
 	t := tensor.New(len(idx), 3, S, S)
 	pc := imageproc.DefaultConfig(S)
+	if im.Pre != nil {
+		pc = *im.Pre
+	}
 	mean, std := pc.Mean, pc.Std
 	for b, i := range idx {
 		src := im.Pix[i*3*n : (i+1)*3*n]
