@@ -94,8 +94,10 @@ func Write(ctx context.Context, m *clip.Model, out string, f Format, o Options) 
 	if err := checkPaths(o.Source, out, o.Replace); err != nil {
 		return nil, err
 	}
-	if err := checkExportable(m); err != nil {
-		return nil, err
+	if f == HF {
+		if err := checkExportable(m); err != nil {
+			return nil, err
+		}
 	}
 	parent := filepath.Dir(filepath.Clean(out))
 	if err := os.MkdirAll(parent, 0o755); err != nil {
@@ -231,6 +233,9 @@ func writeONNX(ctx context.Context, m *clip.Model, dir string) error {
 		mp, err := e.build(m)
 		if err != nil {
 			return err
+		}
+		if n := mp.Graph.weightBytes(); n > maxProtoBytes {
+			return fmt.Errorf("%s: %.2f GB of weights exceed protobuf's 2 GB limit (ONNX external data is not written)", e.file, float64(n)/1e9)
 		}
 		err = atomicfile.Write(filepath.Join(dir, e.file), func(w io.Writer) error {
 			_, err := mp.WriteTo(w)

@@ -63,16 +63,23 @@ type DistillData struct {
 	TeacherCache *TeacherCache
 }
 
-// RetrievalScalars evaluates m on p and returns the metrics logged in
-// curves and results: tr1 tr5 tr10 ir1 ir5 ir10, r1 (mean of TR@1, IR@1),
-// r5, and mean (of all six).
-func RetrievalScalars(m *clip.Model, tok *tokenizer.Tokenizer, p *world.Pairs) (map[string]float64, error) {
+// RetrievalRecall evaluates m on p.
+func RetrievalRecall(m *clip.Model, tok *tokenizer.Tokenizer, p *world.Pairs) (Recall, error) {
 	r, err := world.Retrieval(m, tok, p)
+	if err != nil {
+		return Recall{}, err
+	}
+	return RecallOf(r), nil
+}
+
+// RetrievalScalars evaluates m on p and returns the metrics logged in
+// curves: Recall.Scalars (tr1 tr5 tr10 ir1 ir5 ir10, r1, r5, mean).
+func RetrievalScalars(m *clip.Model, tok *tokenizer.Tokenizer, p *world.Pairs) (map[string]float64, error) {
+	r, err := RetrievalRecall(m, tok, p)
 	if err != nil {
 		return nil, err
 	}
-	return map[string]float64{"tr1": r.TR1, "tr5": r.TR5, "tr10": r.TR10, "ir1": r.IR1, "ir5": r.IR5, "ir10": r.IR10,
-		"r1": (r.TR1 + r.IR1) / 2, "r5": (r.TR5 + r.IR5) / 2, "mean": r.Mean()}, nil
+	return r.Scalars(), nil
 }
 
 // Distill trains student (in place) to imitate teacher on data. The batch of

@@ -73,17 +73,17 @@ type PipelineOptions struct {
 
 // StepRecord is one step's step.json.
 type StepRecord struct {
-	Name    string             `json:"name"`
-	Kind    string             `json:"kind"` // score, prune, distill
-	Dir     string             `json:"dir"`
-	Params  int                `json:"params"`
-	GFLOPs  float64            `json:"gflops_image"`
-	GFLOPsT float64            `json:"gflops_text"`
-	Width   float64            `json:"width,omitempty"`
-	Depth   float64            `json:"depth,omitempty"`
-	Val     map[string]float64 `json:"val,omitempty"`
-	Seconds float64            `json:"seconds"`
-	Resumed bool               `json:"-"`
+	Name    string  `json:"name"`
+	Kind    string  `json:"kind"` // score, prune, distill
+	Dir     string  `json:"dir"`
+	Params  int     `json:"params"`
+	GFLOPs  float64 `json:"gflops_image"`
+	GFLOPsT float64 `json:"gflops_text"`
+	Width   float64 `json:"width,omitempty"`
+	Depth   float64 `json:"depth,omitempty"`
+	Val     *Recall `json:"val,omitempty"`
+	Seconds float64 `json:"seconds"`
+	Resumed bool    `json:"-"`
 }
 
 // PipelineResult is the pipeline's record (DIR/pipeline.json).
@@ -218,15 +218,15 @@ func (p *pipe) saveModel(m *clip.Model, dir string) error {
 	return m.SaveWith(dir, clip.SaveOptions{From: p.o.TeacherDir})
 }
 
-func (p *pipe) val(m *clip.Model) map[string]float64 {
+func (p *pipe) val(m *clip.Model) *Recall {
 	if p.o.Data.Val == nil || p.o.Data.Tok == nil {
 		return nil
 	}
-	v, err := RetrievalScalars(m, p.o.Data.Tok, p.o.Data.Val)
+	v, err := RetrievalRecall(m, p.o.Data.Tok, p.o.Data.Val)
 	if err != nil {
 		return nil
 	}
-	return v
+	return &v
 }
 
 // score scores kinds of the towers of m (a step: scores.json in its dir).
@@ -338,8 +338,10 @@ func (p *pipe) distill(m *clip.Model, name string, steps int) (*clip.Model, erro
 		os.RemoveAll(o.Dir)
 	}
 	p.res.DistillSeconds += time.Since(t).Seconds()
-	r := StepRecord{Name: name, Kind: "distill", Dir: dir, Val: res.Val, Seconds: time.Since(t).Seconds()}
-	if r.Val == nil {
+	r := StepRecord{Name: name, Kind: "distill", Dir: dir, Seconds: time.Since(t).Seconds()}
+	if v, ok := RecallFromScalars(res.Val); ok {
+		r.Val = v
+	} else {
 		r.Val = p.val(m)
 	}
 	p.logf("[%s] %d steps in %s; val %s\n", name, steps, time.Since(t).Round(time.Millisecond), fmtVal(r.Val))
@@ -362,11 +364,11 @@ func describeShape(m *clip.Model) string {
 	return s
 }
 
-func fmtVal(v map[string]float64) string {
+func fmtVal(v *Recall) string {
 	if v == nil {
 		return "-"
 	}
-	return fmt.Sprintf("R@1 %.1f R@5 %.1f mean %.1f", v["r1"], v["r5"], v["mean"])
+	return fmt.Sprintf("R@1 %.1f R@5 %.1f mean %.1f", v.R1, v.R5, v.Mean)
 }
 
 // kindsOf returns the score kinds of a file covering towers, or nil when it

@@ -89,12 +89,18 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	n := limitFlag(fl, 0, "test images (5 captions each; all: 1000)")
 	deprecatedFlag(fl, "n", "limit")
 	gridOpts, noGrid := registerGridFlags(fl)
+	device := deviceFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
 	if err := noArgs(fl); err != nil {
 		return err
 	}
+	release, err := useDevice(*device, stderr)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if err := checkLimit(*n); err != nil {
 		return err
 	}
@@ -109,7 +115,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	if err := ensureTeacher(ctx, *teacherDir, stdout, stderr); err != nil {
 		return err
 	}
-	teacher, err := openModel(*teacherDir, stderr)
+	teacher, err := openModelAs("--teacher", *teacherDir, stderr)
 	if err != nil {
 		return err
 	}

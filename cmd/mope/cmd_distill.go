@@ -1,18 +1,14 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/mopeclip/mopeclip/clip"
@@ -45,6 +41,7 @@ type distillFlags struct {
 	TrainN, ValN int
 	Opt          mope.DistillOptions
 	Device       *string // --device
+	Quiet        *bool   // --quiet
 
 	DataPtr *string // --data, copied to Data by parsed
 	SeedPtr *uint64 // --seed, copied to Opt.Seed by parsed
@@ -75,6 +72,7 @@ func (d *distillFlags) register(fl *flag.FlagSet) {
 	fl.Float64Var(&d.Opt.Weights.Hidden, "hidden", o.Weights.Hidden, "weight d of the hidden-state MSE (each kept layer vs the teacher layer it came from)")
 	fl.Float64Var(&d.Opt.Weights.Temp, "temp", o.Weights.Temp, "KD temperature τ (the term is multiplied by τ²)")
 	d.Device = deviceFlag(fl)
+	d.Quiet = quietFlag(fl)
 }
 
 // parsed copies the values of flags registered through helpers into d.
@@ -138,6 +136,8 @@ func runDistill(args []string, stdout, stderr io.Writer) error {
 	fl.StringVar(&out, "out", "", "output model `DIR`")
 	fl.BoolVar(&resume, "resume", false, "continue from DIR/checkpoint if present")
 	fl.BoolVar(&keep, "keep-checkpoint", false, "keep DIR/checkpoint after a finished run")
+	force := fl.Bool("force", false, "write --out although it is the teacher or the student, or holds an unfinished run's checkpoint")
+	asJSON := jsonFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
@@ -148,40 +148,61 @@ func runDistill(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	df.parsed()
+	if df.Opt.Batch > maxBatch {
+		return fmt.Errorf("%w: --batch %d is more than %d pairs per step", errUsage, df.Opt.Batch, maxBatch)
+	}
+	for _, src := range []struct{ flag, dir string }{{"--teacher", teacherDir}, {"--student", studentDir}} {
+		if err := refuseSameDir(out, src.dir, src.flag, *force); err != nil {
+			return err
+		}
+	}
+	if err := refuseCheckpoint(out, resume, *force); err != nil {
+		return err
+	}
+	unlock, err := lockOut(out)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	release, err := useDevice(*df.Device, stderr)
 	if err != nil {
 		return err
 	}
 	defer release()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	df.Opt.Context = ctx
 	df.Opt.Resume = resume
-	_, err = distillDirs(teacherDir, studentDir, out, df, keep, stderr)
-	if errors.Is(err, train.ErrInterrupted) {
-		fmt.Fprintf(stderr, "resume with the same command and --resume\n")
+	mr, err := distillDirs(teacherDir, studentDir, out, df, keep, progressTo(stderr, *df.Quiet))
+	if err != nil {
+		return reportStop(err, stderr, "distill", args, "--resume", filepath.Join(out, "checkpoint"))
 	}
-	return err
+	if *asJSON {
+		return writeJSON(stdout, mr)
+	}
+	fmt.Fprintf(stdout, "%s: distilled %d steps, final loss %.4f%s\n", out, mr.Steps, mr.Loss, fmtRecall(mr.Val))
+	return nil
 }
 
-// distillResult is DIR/metrics.json of a distillation.
+// distillResult is DIR/metrics.json of a distillation (and distill --json).
 type distillResult struct {
-	Teacher  string             `json:"teacher"`
-	Student  string             `json:"student"`
-	Settings string             `json:"settings"`
-	Steps    int                `json:"steps"`
-	Seconds  float64            `json:"seconds"`
-	Loss     float64            `json:"final_loss"`
-	Val      map[string]float64 `json:"val,omitempty"`
+	Model    string       `json:"model"` // the distilled student (--out)
+	Teacher  string       `json:"teacher"`
+	Student  string       `json:"student"`
+	Settings string       `json:"settings"`
+	Steps    int          `json:"steps"`
+	Seconds  float64      `json:"seconds"`
+	Loss     float64      `json:"final_loss"`
+	Val      *mope.Recall `json:"val,omitempty"` // last validation
 }
 
 // distillDirs loads teacher and student, distils, and writes out.
-func distillDirs(teacherDir, studentDir, out string, df distillFlags, keep bool, log io.Writer) (*train.Result, error) {
-	teacher, err := openModel(teacherDir, log)
+func distillDirs(teacherDir, studentDir, out string, df distillFlags, keep bool, log io.Writer) (*distillResult, error) {
+	teacher, err := openModelAs("--teacher", teacherDir, log)
 	if err != nil {
 		return nil, err
 	}
-	student, err := openModel(studentDir, log)
+	student, err := openModelAs("--student", studentDir, log)
 	if err != nil {
 		return nil, err
 	}
@@ -199,27 +220,36 @@ func distillDirs(teacherDir, studentDir, out string, df distillFlags, keep bool,
 		student.Config.VisionMACs().GFLOPs(), teacherDir, float64(tn)/1e6, teacher.Config.VisionMACs().GFLOPs(), o.Signature())
 	res, err := mope.Distill(student, teacher, data, o)
 	if err != nil {
-		return res, err
+		return nil, err
 	}
 	if err := student.SaveWith(out, clip.SaveOptions{From: teacherDir}); err != nil {
-		return res, err
+		return nil, err
 	}
 	if err := res.Curve.Write(filepath.Join(out, "curve.csv")); err != nil {
-		return res, err
+		return nil, err
 	}
 	if err := train.PlotCurve(res.Curve, filepath.Join(out, "curve.png"), "distillation"); err != nil {
-		return res, err
+		return nil, err
 	}
-	mr := distillResult{Teacher: teacherDir, Student: studentDir, Settings: o.Signature(), Steps: o.Steps,
-		Seconds: res.Elapsed.Seconds(), Loss: res.Loss, Val: res.Val}
+	mr := &distillResult{Model: out, Teacher: teacherDir, Student: studentDir, Settings: o.Signature(), Steps: o.Steps,
+		Seconds: res.Elapsed.Seconds(), Loss: res.Loss}
+	mr.Val, _ = mope.RecallFromScalars(res.Val)
 	b, _ := json.MarshalIndent(mr, "", "  ")
 	if err := atomicfile.WriteFile(filepath.Join(out, "metrics.json"), append(b, '\n')); err != nil {
-		return res, err
+		return nil, err
 	}
 	if !keep {
 		os.RemoveAll(o.Dir)
 	}
 	fmt.Fprintf(log, "distilled %d steps in %s (this process: %d); student written to %s\n", o.Steps,
 		res.Elapsed.Round(time.Second), o.Steps-res.Start, out)
-	return res, nil
+	return mr, nil
+}
+
+// fmtRecall is ", val mean R@1 …" or "" without a validation.
+func fmtRecall(r *mope.Recall) string {
+	if r == nil {
+		return ""
+	}
+	return ", validation " + r.String()
 }

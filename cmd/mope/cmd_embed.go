@@ -2,12 +2,9 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
-	"os"
 
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/clip/imageproc"
@@ -21,26 +18,6 @@ func init() {
 		usage:   "--model DIR [--image FILE]... [--text STR]... [--pixels FILE.npy]",
 		run:     runEmbed,
 	})
-}
-
-// loadModel loads a model directory with errors that say what is missing.
-func loadModel(dir string) (*clip.Model, error) {
-	if dir == "" {
-		return nil, fmt.Errorf("%w: need --model DIR", errUsage)
-	}
-	st, err := os.Stat(dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("model directory %s does not exist", dir)
-	case err != nil:
-		return nil, err
-	case !st.IsDir():
-		return nil, fmt.Errorf("--model %s is not a directory (want a Hugging Face CLIP model directory with config.json and model.safetensors, or an open_clip one)", dir)
-	}
-	if _, err := clip.DetectLayout(dir); err != nil {
-		return nil, fmt.Errorf("%s has no %s (not a Hugging Face CLIP model directory; 'mope init' writes one) and no %s (open_clip)", dir, clip.ConfigFile, clip.OpenCLIPConfigFile)
-	}
-	return clip.Load(dir)
 }
 
 // embedOutput is what embed prints. Go's JSON encoder writes each float32

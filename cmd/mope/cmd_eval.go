@@ -30,9 +30,16 @@ func init() {
 }
 
 // evalReport is the --json output: retrieval fields (percent) or
-// classification fields, plus what was evaluated.
+// classification fields, plus what was evaluated and how. R1 and R5 are
+// the means of TR and IR at 1 and 5 (the "mean R@1" of the demo, the
+// pipeline and validation); Mean is the mean of all six recalls (RSUM/6).
 type evalReport struct {
+	Model   string   `json:"model"`
 	Task    string   `json:"task"`
+	Mode    string   `json:"preprocess"`
+	Batch   int      `json:"batch"`
+	Device  string   `json:"device"`
+	Engine  string   `json:"engine"`
 	Data    string   `json:"data"`
 	Split   string   `json:"split,omitempty"`
 	Images  int      `json:"images"`
@@ -44,6 +51,8 @@ type evalReport struct {
 	IR1     *float64 `json:"ir1,omitempty"`
 	IR5     *float64 `json:"ir5,omitempty"`
 	IR10    *float64 `json:"ir10,omitempty"`
+	R1      *float64 `json:"r1,omitempty"`
+	R5      *float64 `json:"r5,omitempty"`
 	Mean    *float64 `json:"mean,omitempty"`
 	Top1    *float64 `json:"top1,omitempty"`
 	Top5    *float64 `json:"top5,omitempty"`
@@ -143,7 +152,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if !*quiet {
 		enc.Progress = stderr
 	}
-	rep := evalReport{Task: *task, Data: *data}
+	rep := evalReport{Model: *model, Task: *task, Data: *data, Mode: *modeName, Batch: *batch, Device: *device, Engine: cpuEngine(*engine).String()}
 	t0 := time.Now()
 	switch {
 	case isShapes:
@@ -236,7 +245,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "retrieval on %s (%d images, %d captions):\n", rep.Data, rep.Images, rep.Texts)
 		fmt.Fprintf(stdout, "  text retrieval  (image→text)  R@1 %6.2f  R@5 %6.2f  R@10 %6.2f\n", *rep.TR1, *rep.TR5, *rep.TR10)
 		fmt.Fprintf(stdout, "  image retrieval (text→image)  R@1 %6.2f  R@5 %6.2f  R@10 %6.2f\n", *rep.IR1, *rep.IR5, *rep.IR10)
-		fmt.Fprintf(stdout, "  mean recall %.2f  (%.1fs)\n", *rep.Mean, rep.Seconds)
+		fmt.Fprintf(stdout, "  mean R@1 %.2f  mean R@5 %.2f  mean of the six recalls %.2f  (%.1fs)\n", *rep.R1, *rep.R5, *rep.Mean, rep.Seconds)
 		if rep.Misses != nil {
 			n := 0
 			counts := map[shapes.MissKind]int{}
@@ -274,7 +283,8 @@ func (r *evalReport) setRetrieval(v ...float64) {
 		*p = &x
 	}
 	mean := (v[0] + v[1] + v[2] + v[3] + v[4] + v[5]) / 6
-	r.Mean = &mean
+	r1, r5 := (v[0]+v[3])/2, (v[1]+v[4])/2
+	r.Mean, r.R1, r.R5 = &mean, &r1, &r5
 }
 
 // progressW is where one-off progress lines go: the encoder's progress

@@ -71,8 +71,15 @@ func TestEvalRetrievalFile(t *testing.T) {
 			t.Errorf("%s = %v, want %v", k, got[k], v)
 		}
 	}
-	if got["images"] != 10.0 || got["captions"] != 20.0 || got["task"] != "retrieval" {
+	if got["images"] != 10.0 || got["captions"] != 20.0 || got["task"] != "retrieval" || got["model"] != model {
 		t.Errorf("report: %v", got)
+	}
+	// r1 is the demo's mean R@1, mean the mean of the six recalls.
+	if g, w := got["r1"], (want.TR1+want.IR1)/2; g != w {
+		t.Errorf("r1 = %v, want %v", g, w)
+	}
+	if g, w := got["mean"], want.Mean(); g != w {
+		t.Errorf("mean = %v, want %v", g, w)
 	}
 	// The default split is test; --limit keeps the first N images.
 	got = evalJSON(t, "--model", model, "--data", jsonl)
@@ -85,7 +92,7 @@ func TestEvalRetrievalFile(t *testing.T) {
 	}
 	// Human-readable output.
 	code, out, errs := runMope("eval", "--model", model, "--data", jsonl, "--quiet")
-	if code != 0 || !strings.Contains(out, "R@1") || !strings.Contains(out, "mean recall") {
+	if code != 0 || !strings.Contains(out, "R@1") || !strings.Contains(out, "mean R@1") {
 		t.Fatalf("exit %d: %s %s", code, out, errs)
 	}
 }

@@ -2,19 +2,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/mope"
-	"github.com/mopeclip/mopeclip/train"
 )
 
 func init() {
@@ -63,6 +58,7 @@ func runPipeline(args []string, stdout, stderr io.Writer) error {
 	fl.IntVar(&pf.CalibN, "calib-n", 250, "calibration images (their captions too) for MoPE scoring")
 	fl.StringVar(&pf.CalibSplit, "calib-split", "val", "dataset split of the calibration pairs (files; shapes uses its calib split)")
 	fl.IntVar(&pf.Groups, "groups", mope.DefaultGroups, "FFN neuron groups per layer")
+	asJSON := jsonFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
@@ -77,23 +73,57 @@ func runPipeline(args []string, stdout, stderr io.Writer) error {
 	if pf.Stage == mope.StageFinetune && (*pf.Tower == clip.BothTowers || *pf.Tower == 0) {
 		return fmt.Errorf("%w: --stage finetune prunes one tower: --tower vision or --tower text", errUsage)
 	}
+	unlock, err := lockOut(pf.Out)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	release, err := useDevice(*pf.D.Device, stderr)
 	if err != nil {
 		return err
 	}
 	defer release()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	_, _, err = pipelineDirs(ctx, pf, stderr, stderr)
-	if errors.Is(err, train.ErrInterrupted) {
-		fmt.Fprintf(stderr, "run the same command again to resume\n")
+	if err := refuseSameDir(pf.Out, pf.Teacher, "--teacher", false); err != nil {
+		return err
 	}
-	return err
+	ctx, stop := signalContext()
+	defer stop()
+	log := progressTo(stderr, *pf.D.Quiet)
+	m, res, err := pipelineDirs(ctx, pf, log, log)
+	if err != nil {
+		return reportStop(err, stderr, "pipeline", args, "", pf.Out+" (finished steps are kept; the same command skips them)")
+	}
+	final := filepath.Join(pf.Out, "final")
+	if *asJSON {
+		return writeJSON(stdout, pipelineReport{Model: final, Teacher: pf.Teacher, Data: pf.D.Data, Seed: pf.Seed,
+			Steps: pf.D.Opt.Steps, PipelineResult: res, Params: params(m)})
+	}
+	fmt.Fprintf(stdout, "%s: %s %s %s, width %.2f depth %.2f, %d parameters\n", final, res.Stage, res.Order, res.Metric,
+		res.Width, res.Depth, params(m))
+	return nil
+}
+
+// pipelineReport is pipeline --json: the final model, the settings and the
+// steps' records (pipeline.json).
+type pipelineReport struct {
+	Model   string `json:"model"`
+	Teacher string `json:"teacher"`
+	Data    string `json:"data"`
+	Seed    uint64 `json:"seed"`
+	Steps   int    `json:"distill_steps"`
+	Params  int    `json:"params"`
+	*mope.PipelineResult
+}
+
+// params is a model's parameter count.
+func params(m *clip.Model) int {
+	_, _, n := m.NumParams()
+	return n
 }
 
 // pipelineDirs loads the teacher, data and calibration set and runs the pipeline.
 func pipelineDirs(ctx context.Context, pf pipelineFlags, log, progress io.Writer) (*clip.Model, *mope.PipelineResult, error) {
-	teacher, err := openModel(pf.Teacher, log)
+	teacher, err := openModelAs("--teacher", pf.Teacher, log)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -2,17 +2,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"image"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/mopeclip/mopeclip/clip"
@@ -105,6 +102,8 @@ func runPretrain(args []string, stdout, stderr io.Writer) error {
 	fl.IntVar(&o.StopAt, "stop-at", 0, "stop (with a checkpoint) before step N, to continue later with --resume")
 	fl.BoolVar(&o.Resume, "resume", false, "continue from DIR/checkpoint if present")
 	fl.BoolVar(&o.KeepCheckpoint, "keep-checkpoint", false, "keep DIR/checkpoint after a finished run")
+	quiet := quietFlag(fl)
+	force := fl.Bool("force", false, "start over although DIR/checkpoint holds an unfinished run (it is discarded)")
 	device := deviceFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
 		return err
@@ -119,18 +118,26 @@ func runPretrain(args []string, stdout, stderr io.Writer) error {
 	if o.Steps <= 0 || o.Batch < 2 {
 		return fmt.Errorf("%w: need --steps > 0 and --batch >= 2", errUsage)
 	}
+	if o.Batch > maxBatch {
+		return fmt.Errorf("%w: --batch %d is more than %d pairs per step", errUsage, o.Batch, maxBatch)
+	}
+	if err := refuseCheckpoint(o.Out, o.Resume, *force); err != nil {
+		return err
+	}
+	unlock, err := lockOut(o.Out)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	release, err := useDevice(*device, stderr)
 	if err != nil {
 		return err
 	}
 	defer release()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
-	_, err = pretrain(ctx, o, stderr)
-	if errors.Is(err, train.ErrInterrupted) {
-		fmt.Fprintf(stderr, "resume with: %s --resume\n", o.command())
-	}
-	return err
+	_, err = pretrain(ctx, o, progressTo(stderr, *quiet))
+	return reportStop(err, stderr, "pretrain", args, "--resume", filepath.Join(o.Out, "checkpoint"))
 }
 
 // pretrainData is the training and validation data of a run.
@@ -228,6 +235,9 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 	if err != nil {
 		return nil, err
 	}
+	if err := checkBatch(o.Batch, data.Train.Len()); err != nil {
+		return nil, err
+	}
 	if cfg.Text.VocabSize != data.Tok.VocabSize() || cfg.Text.EOSTokenID != data.Tok.EOT() {
 		// Presets not made for the world (e.g. tiny) take its vocabulary.
 		cfg.Text.VocabSize, cfg.Text.EOSTokenID, cfg.Text.BOSTokenID = data.Tok.VocabSize(), data.Tok.EOT(), data.Tok.SOT()
@@ -239,7 +249,7 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 	}
 	m.Preprocess = &pc
 	if o.Init != "" {
-		src, err := openModel(o.Init, log)
+		src, err := openModelAs("--init", o.Init, log)
 		if err != nil {
 			return nil, err
 		}

@@ -52,6 +52,9 @@ func runPrune(args []string, stdout, stderr io.Writer) error {
 	batch := fl.Int("batch", 0, "items per forward batch when rescoring")
 	tokPath := vocabFlag(fl, "tokenizer `PATH` when the model dir has none")
 	quiet := quietFlag(fl)
+	force := fl.Bool("force", false, "write --out although it is the source model")
+	device := deviceFlag(fl)
+	asJSON := jsonFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
@@ -79,6 +82,19 @@ func runPrune(args []string, stdout, stderr io.Writer) error {
 	if *width > 0 && *depth == 0 {
 		*depth = 1
 	}
+	if err := refuseSameDir(*out, *model, "--model", *force); err != nil {
+		return err
+	}
+	unlock, err := lockOut(*out)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	release, err := useDevice(*device, stderr)
+	if err != nil {
+		return err
+	}
+	defer release()
 	f, err := mope.ReadScores(*scores)
 	if err != nil {
 		return err
@@ -114,17 +130,25 @@ func runPrune(args []string, stdout, stderr io.Writer) error {
 	if err := pruned.SaveWith(*out, clip.SaveOptions{From: *model}); err != nil {
 		return err
 	}
-	js, _ := json.MarshalIndent(struct {
-		Source string `json:"source_model"`
-		Scores string `json:"scores"`
-		Metric string `json:"metric"`
-		*mope.PruneReport
-	}{*model, *scores, string(f.Settings.Metric), rep}, "", "  ")
+	pr := pruneReport{Model: *out, Source: *model, Scores: *scores, Metric: f.Settings.Metric, PruneReport: rep}
+	js, _ := json.MarshalIndent(pr, "", "  ")
 	if err := atomicfile.WriteFile(filepath.Join(*out, PruneReportFile), append(js, '\n')); err != nil {
 		return err
+	}
+	if *asJSON {
+		return writeJSON(stdout, pr)
 	}
 	fmt.Fprintf(stdout, "%s: width %.2f depth %.2f (%s) towers %v: %.3f → %.3f GFLOPs (%.1f%%), %d → %d params (%.1f%%); depth scores: %s\n",
 		*out, rep.Width, rep.Depth, f.Settings.Metric, rep.Towers, rep.FLOPsBefore, rep.FLOPsAfter, 100*rep.FLOPsAfter/rep.FLOPsBefore,
 		rep.ParamsBefore, rep.ParamsAfter, 100*float64(rep.ParamsAfter)/float64(rep.ParamsBefore), rep.DepthScores)
 	return nil
+}
+
+// pruneReport is PruneReportFile and prune --json.
+type pruneReport struct {
+	Model  string      `json:"model"` // the pruned model (--out)
+	Source string      `json:"source_model"`
+	Scores string      `json:"scores"`
+	Metric mope.Metric `json:"metric"`
+	*mope.PruneReport
 }

@@ -59,6 +59,7 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 	engine := engineFlag(fl)
 	threads := threadsFlag(fl, "fast engine workers")
 	device := deviceFlag(fl)
+	asJSON := jsonFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
@@ -81,6 +82,14 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 	if metric.NeedsData() && *data == "" {
 		return fmt.Errorf("%w: --metric %s needs --data FILE (or --data shapes)", errUsage, metric)
 	}
+	if err := checkOutFile(*out); err != nil {
+		return err
+	}
+	unlock, err := lockOut(*out)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	release, err := useDevice(*device, stderr)
 	if err != nil {
 		return err
@@ -122,9 +131,14 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stderr, "resuming: %d modules already scored\n", len(prev.Scores))
 		}
 	}
-	f, err := mope.Score(m, cal, o)
+	ctx, stop := signalContext()
+	defer stop()
+	f, err := mope.ScoreContext(ctx, m, cal, o)
 	if err != nil {
-		return err
+		return reportStop(err, stderr, "score", args, "--resume", *out)
+	}
+	if *asJSON {
+		return writeJSON(stdout, scoreReport{Out: *out, ModelDir: *model, Scored: len(f.Scores), ScoreFile: f})
 	}
 	fmt.Fprintf(stdout, "%s: %d of %d modules scored (%s", *out, len(f.Scores), f.Total, metric)
 	if metric == mope.MetricMoPE {
@@ -152,6 +166,7 @@ func runScoreMerge(args []string, stdout, stderr io.Writer) error {
 	c := &command{name: "score merge", summary: "merge the shard files of one scoring run into the file a single run writes", usage: "A.json B.json ... --out scores.json"}
 	fl := newFlags(c, stderr)
 	out := outFlag(fl, "", "merged scores `FILE`")
+	asJSON := jsonFlag(fl)
 	pos, err := parseMixed(fl, args)
 	if err != nil {
 		return err
@@ -174,6 +189,18 @@ func runScoreMerge(args []string, stdout, stderr io.Writer) error {
 	if err := mope.WriteScores(*out, merged); err != nil {
 		return err
 	}
+	if *asJSON {
+		return writeJSON(stdout, scoreReport{Out: *out, Scored: len(merged.Scores), ScoreFile: merged})
+	}
 	fmt.Fprintf(stdout, "%s: %d modules from %d files\n", *out, len(merged.Scores), len(files))
 	return nil
+}
+
+// scoreReport is score --json and score merge --json: the file written
+// (its settings name the model by path and fingerprint) and its scores.
+type scoreReport struct {
+	Out      string `json:"out"`
+	ModelDir string `json:"model_dir,omitempty"` // settings.model is its fingerprint
+	Scored   int    `json:"scored"`
+	*mope.ScoreFile
 }

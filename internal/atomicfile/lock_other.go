@@ -2,6 +2,10 @@
 
 package atomicfile
 
-// lockDir is a no-op where flock is not available: renames stay atomic,
-// but concurrent writers to one directory are not serialised.
-func lockDir(dir string) (func(), error) { return func() {}, nil }
+import "errors"
+
+// ErrLocked is returned by Lock when another process holds the lock.
+var ErrLocked = errors.New("locked by another process")
+
+// Lock is a no-op where flock is not available.
+func Lock(path string) (release func(), err error) { return func() {}, nil }

@@ -40,17 +40,10 @@ type scoreCache struct {
 	teacher *clip.Model
 	cal     *mope.Calib
 	limit   int
-	stdout  io.Writer
-	outMu   *sync.Mutex // guards stdout
+	say     func(format string, a ...any)
 
 	mu    sync.Mutex
 	files map[string]*mope.ScoreFile
-}
-
-func (s *scoreCache) say(format string, a ...any) {
-	s.outMu.Lock()
-	defer s.outMu.Unlock()
-	printf(s.stdout, format, a...)
 }
 
 // get returns the teacher's scores with metric, from memory, from the

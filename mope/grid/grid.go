@@ -157,7 +157,6 @@ type Row struct {
 	// its recall before distillation); the row's other numbers stand.
 	Errors []string `json:"errors,omitempty"`
 
-	setting   setting
 	prunedDir string
 }
 
