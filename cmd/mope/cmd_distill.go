@@ -13,7 +13,6 @@ import (
 
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/clip/imageproc"
-	"github.com/mopeclip/mopeclip/dataset"
 	"github.com/mopeclip/mopeclip/dataset/shapes"
 	"github.com/mopeclip/mopeclip/internal/atomicfile"
 	"github.com/mopeclip/mopeclip/internal/world"
@@ -104,19 +103,8 @@ func loadDistillData(data string, trainN, valN int, teacherDir string, pc imagep
 			d.Val.Images.Pre = &pc
 		}
 	} else {
-		r, err := dataset.Load(data, "train", trainN)
-		if err != nil {
+		if d.Train, d.Val, err = filePairs(data, trainN, valN, pc); err != nil {
 			return d, err
-		}
-		if d.Train, err = filePairs(r, pc); err != nil {
-			return d, err
-		}
-		if valN > 0 {
-			if v, err := dataset.Load(data, "val", valN); err == nil {
-				if d.Val, err = filePairs(v, pc); err != nil {
-					return d, err
-				}
-			}
 		}
 	}
 	fmt.Fprintf(log, "data %s: %d training images, %d validation images (%s)\n", data, d.Train.Len(), lenPairs(d.Val),
@@ -210,6 +198,7 @@ func distillDirs(teacherDir, studentDir, out string, df distillFlags, keep bool,
 	if err != nil {
 		return nil, err
 	}
+	noteTruncated(log, data.Tok, data.Train, teacher.Config.Text.MaxPositionEmbeddings)
 	o := df.Opt
 	o.Dir = filepath.Join(out, "checkpoint")
 	o.Log = log
@@ -222,7 +211,10 @@ func distillDirs(teacherDir, studentDir, out string, df distillFlags, keep bool,
 	if err != nil {
 		return nil, err
 	}
-	if err := student.SaveWith(out, clip.SaveOptions{From: teacherDir}); err != nil {
+	if err := student.Save(out); err != nil {
+		return nil, err
+	}
+	if err := clip.CopyTokenizer(teacherDir, out); err != nil {
 		return nil, err
 	}
 	if err := res.Curve.Write(filepath.Join(out, "curve.csv")); err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"image"
 	"io"
 	"os"
 	"path/filepath"
@@ -168,22 +167,13 @@ func loadPretrainData(o pretrainOptions, pc imageproc.Config, log io.Writer) (*p
 			d.Val.Images.Pre = &pc
 		}
 	} else {
-		r, err := dataset.Load(o.Data, "train", o.TrainN)
-		if err != nil {
+		var err error
+		if d.Train, d.Val, err = filePairs(o.Data, o.TrainN, o.ValN, pc); err != nil {
 			return nil, err
 		}
-		if d.Train, err = filePairs(r, pc); err != nil {
+		caps, _ := d.Train.Flat()
+		if d.Tok, err = world.TokenizerFrom(caps, world.VocabSize); err != nil {
 			return nil, err
-		}
-		if d.Tok, err = world.TokenizerFrom(r.Captions, world.VocabSize); err != nil {
-			return nil, err
-		}
-		if o.ValN > 0 {
-			if v, err := dataset.Load(o.Data, "val", o.ValN); err == nil {
-				if d.Val, err = filePairs(v, pc); err != nil {
-					return nil, err
-				}
-			}
 		}
 	}
 	fmt.Fprintf(log, "data %s: %d training images, %d validation images, vocabulary %d (%s)\n",
@@ -198,21 +188,36 @@ func lenPairs(p *world.Pairs) int {
 	return p.Len()
 }
 
-// filePairs decodes a retrieval set's images (the model's preprocessing pc).
-func filePairs(r *dataset.Retrieval, pc imageproc.Config) (*world.Pairs, error) {
-	imgs := make([]image.Image, len(r.Images))
-	for i, p := range r.Images {
-		im, err := imageproc.Load(p)
-		if err != nil {
-			return nil, err
+// noteTruncated says once how many training captions are longer than the
+// model's context (they are truncated as CLIP does, end-of-text kept).
+func noteTruncated(log io.Writer, tok *tokenizer.Tokenizer, p *dataset.Pairs, context int) {
+	if n := world.Truncated(tok, p, context); n > 0 {
+		fmt.Fprintf(log, "%d training captions are longer than the model's context of %d tokens: truncated as CLIP does (end-of-text kept)\n", n, context)
+	}
+}
+
+// filePairs reads the training pairs (split "train" where the data has
+// splits, the first trainN images; 0: all) and, when valN > 0 and the data
+// has a "val" split, the validation pairs, as 8-bit crops at size×size
+// (dataset.LoadPairs: images are decoded and cropped one at a time, never
+// held at full resolution).
+func filePairs(spec string, trainN, valN int, pc imageproc.Config) (train, val *dataset.Pairs, err error) {
+	ctx := context.Background()
+	d, err := dataset.Open(spec, dataset.Options{Split: "train", Limit: trainN})
+	if err != nil {
+		return nil, nil, err
+	}
+	if train, err = dataset.LoadPairsWith(ctx, d, pc); err != nil {
+		return nil, nil, err
+	}
+	if valN > 0 && d.Split() != "" {
+		if v, err := dataset.Open(spec, dataset.Options{Split: "val", Limit: valN}); err == nil {
+			if val, err = dataset.LoadPairsWith(ctx, v, pc); err != nil {
+				return nil, nil, err
+			}
 		}
-		imgs[i] = im
 	}
-	caps := make([][]string, len(r.Images))
-	for i, c := range r.Captions {
-		caps[r.CaptionImage[i]] = append(caps[r.CaptionImage[i]], c)
-	}
-	return &world.Pairs{Images: world.NewImagesWith(imgs, pc), Captions: caps}, nil
+	return train, val, nil
 }
 
 // pretrain runs a whole pretraining run and writes o.Out.
@@ -262,7 +267,8 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 		o.Preset, float64(total)/1e6, cfg.VisionMACs().GFLOPs(), cfg.TextMACs(world.Context).GFLOPs(), runtime.GOMAXPROCS(0))
 	ac := nn.AdamWConfig{Beta1: 0.9, Beta2: 0.98, Eps: 1e-6, WeightDecay: o.WD}
 	opt := nn.NewAdamW(m.Params(), ac)
-	sampler := &world.Sampler{Pairs: data.Train, Tok: data.Tok, Batch: o.Batch, Seed: o.Seed}
+	sampler := &world.Sampler{Pairs: data.Train, Tok: data.Tok, Batch: o.Batch, Seed: o.Seed, Context: cfg.Text.MaxPositionEmbeddings}
+	noteTruncated(log, data.Tok, data.Train, cfg.Text.MaxPositionEmbeddings)
 	tp := ops.NewTape()
 	step := func(s int) (float64, map[string]float64, error) {
 		b, err := sampler.Get(s)
