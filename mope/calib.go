@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"image"
 	"os"
-	"strings"
 
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/clip/tokenizer"
@@ -107,7 +106,7 @@ func LoadTokenizer(modelDir, path string) (*tokenizer.Tokenizer, error) {
 // built-in shapes world's calib split (generated in memory). limit keeps the
 // first limit images (0: all; shapes: 0 means the split's size, 1000).
 func LoadCalib(m *clip.Model, data, split string, limit int, tok *tokenizer.Tokenizer) (*Calib, error) {
-	if strings.EqualFold(data, "shapes") {
+	if dataset.IsShapes(data) {
 		exs, err := shapes.Generate(shapes.DefaultConfig(), "calib", limit)
 		if err != nil {
 			return nil, err

@@ -10,6 +10,7 @@ import (
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/clip/tokenizer"
 	"github.com/mopeclip/mopeclip/dataset"
+	"github.com/mopeclip/mopeclip/infer"
 	"github.com/mopeclip/mopeclip/internal/world"
 	"github.com/mopeclip/mopeclip/nn"
 	"github.com/mopeclip/mopeclip/ops"
@@ -66,7 +67,12 @@ type DistillData struct {
 
 // RetrievalRecall evaluates m on p.
 func RetrievalRecall(m *clip.Model, tok *tokenizer.Tokenizer, p *dataset.Pairs) (Recall, error) {
-	r, err := world.Retrieval(m, tok, p)
+	enc, done, err := infer.NewEncoder(m, tok)
+	if err != nil {
+		return Recall{}, err
+	}
+	defer done()
+	r, err := world.Retrieval(enc, p)
 	if err != nil {
 		return Recall{}, err
 	}

@@ -186,7 +186,7 @@ func runDataPreview(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) > 1 || len(pos) == 1 && pos[0] != "shapes" {
+	if len(pos) > 1 || len(pos) == 1 && !dataset.IsShapes(pos[0]) {
 		return fmt.Errorf("%w: preview shows the shapes world only (got %q)", errUsage, pos)
 	}
 	if *out == "" {

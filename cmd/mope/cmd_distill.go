@@ -8,11 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/clip/imageproc"
+	"github.com/mopeclip/mopeclip/dataset"
 	"github.com/mopeclip/mopeclip/dataset/shapes"
 	"github.com/mopeclip/mopeclip/internal/atomicfile"
 	"github.com/mopeclip/mopeclip/internal/world"
@@ -90,7 +90,7 @@ func loadDistillData(data string, trainN, valN int, teacherDir string, pc imagep
 		return d, err
 	}
 	d.Tok = tok
-	if strings.EqualFold(data, "shapes") {
+	if dataset.IsShapes(data) {
 		sc := shapes.DefaultConfig()
 		if d.Train, err = world.Split(sc, "train", trainN, size); err != nil {
 			return d, err

@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/dataset"
 	"github.com/mopeclip/mopeclip/mope"
 )
 
@@ -146,7 +146,7 @@ func pipelineDirs(ctx context.Context, pf pipelineFlags, log, progress io.Writer
 	if pf.Metric.NeedsData() {
 		t := time.Now()
 		split := pf.CalibSplit
-		if strings.EqualFold(pf.D.Data, "shapes") {
+		if dataset.IsShapes(pf.D.Data) {
 			split = ""
 		}
 		if cal, err = mope.LoadCalib(teacher, pf.D.Data, split, pf.CalibN, data.Tok); err != nil {

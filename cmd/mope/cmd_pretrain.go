@@ -16,6 +16,7 @@ import (
 	"github.com/mopeclip/mopeclip/clip/tokenizer"
 	"github.com/mopeclip/mopeclip/dataset"
 	"github.com/mopeclip/mopeclip/dataset/shapes"
+	"github.com/mopeclip/mopeclip/infer"
 	"github.com/mopeclip/mopeclip/internal/world"
 	"github.com/mopeclip/mopeclip/nn"
 	"github.com/mopeclip/mopeclip/ops"
@@ -149,7 +150,7 @@ func loadPretrainData(o pretrainOptions, pc imageproc.Config, log io.Writer) (*p
 	size := pc.Size
 	t0 := time.Now()
 	d := &pretrainData{}
-	if o.Data == "shapes" {
+	if dataset.IsShapes(o.Data) {
 		sc := shapes.DefaultConfig()
 		tok, err := world.Tokenizer(sc)
 		if err != nil {
@@ -281,7 +282,12 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 	var val train.ValFunc
 	if data.Val != nil {
 		val = func(int) (map[string]float64, error) {
-			r, err := world.Retrieval(m, data.Tok, data.Val)
+			enc, done, err := infer.NewEncoder(m, data.Tok)
+			if err != nil {
+				return nil, err
+			}
+			defer done()
+			r, err := world.Retrieval(enc, data.Val)
 			if err != nil {
 				return nil, err
 			}
