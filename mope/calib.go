@@ -29,15 +29,14 @@ type Calib struct {
 	CaptionImage []int
 }
 
-// NewCalib preprocesses images (CLIP preprocessing at the model's image
-// size) and tokenises captions (truncated to the context length).
+// NewCalib preprocesses images (the model's preprocessing, m.ImageConfig()) and tokenises captions (truncated to the context length).
 func NewCalib(m *clip.Model, images []image.Image, captions []string, captionImage []int, tok *tokenizer.Tokenizer) (*Calib, error) {
 	S := m.Config.Vision.ImageSize
 	c, err := newCalibText(m, captions, captionImage, len(images), tok)
 	if err != nil {
 		return nil, err
 	}
-	c.Images, c.NImg, c.Size = dataset.NewImages(images, S), len(images), S
+	c.Images, c.NImg, c.Size = dataset.NewImagesWith(images, m.ImageConfig()), len(images), S
 	return c, nil
 }
 
@@ -124,7 +123,7 @@ func LoadCalib(m *clip.Model, data, split string, limit int, tok *tokenizer.Toke
 		return nil, err
 	}
 	S := m.Config.Vision.ImageSize
-	p, err := dataset.LoadPairs(context.Background(), d, S)
+	p, err := dataset.LoadPairsWith(context.Background(), d, m.ImageConfig())
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/clip/imageproc"
 	"github.com/mopeclip/mopeclip/dataset"
 	"github.com/mopeclip/mopeclip/dataset/shapes"
 	"github.com/mopeclip/mopeclip/internal/atomicfile"
@@ -81,7 +82,8 @@ func (d *distillFlags) parsed() {
 
 // loadDistillData loads training and validation pairs at the model's image
 // size; the tokenizer is the teacher's (from its directory).
-func loadDistillData(data string, trainN, valN int, teacherDir string, size int, log io.Writer) (mope.DistillData, error) {
+func loadDistillData(data string, trainN, valN int, teacherDir string, pc imageproc.Config, log io.Writer) (mope.DistillData, error) {
+	size := pc.Size
 	t0 := time.Now()
 	var d mope.DistillData
 	tok, err := clip.LoadTokenizer(teacherDir)
@@ -94,13 +96,15 @@ func loadDistillData(data string, trainN, valN int, teacherDir string, size int,
 		if d.Train, err = world.Split(sc, "train", trainN, size); err != nil {
 			return d, err
 		}
+		d.Train.Images.Pre = &pc
 		if valN > 0 {
 			if d.Val, err = world.Split(sc, "val", valN, size); err != nil {
 				return d, err
 			}
+			d.Val.Images.Pre = &pc
 		}
 	} else {
-		if d.Train, d.Val, err = filePairs(data, trainN, valN, size); err != nil {
+		if d.Train, d.Val, err = filePairs(data, trainN, valN, pc); err != nil {
 			return d, err
 		}
 	}
@@ -190,7 +194,7 @@ func distillDirs(ctx context.Context, teacherDir, studentDir, out string, df dis
 	if err != nil {
 		return nil, err
 	}
-	data, err := loadDistillData(df.Data, df.TrainN, df.ValN, teacherDir, teacher.Config.Vision.ImageSize, log)
+	data, err := loadDistillData(df.Data, df.TrainN, df.ValN, teacherDir, teacher.ImageConfig(), log)
 	if err != nil {
 		return nil, err
 	}

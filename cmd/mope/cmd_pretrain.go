@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/clip/imageproc"
 	"github.com/mopeclip/mopeclip/clip/tokenizer"
 	"github.com/mopeclip/mopeclip/dataset"
 	"github.com/mopeclip/mopeclip/dataset/shapes"
@@ -145,7 +146,8 @@ type pretrainData struct {
 	Tok        *tokenizer.Tokenizer
 }
 
-func loadPretrainData(o pretrainOptions, size int, log io.Writer) (*pretrainData, error) {
+func loadPretrainData(o pretrainOptions, pc imageproc.Config, log io.Writer) (*pretrainData, error) {
+	size := pc.Size
 	t0 := time.Now()
 	d := &pretrainData{}
 	if dataset.IsShapes(o.Data) {
@@ -158,14 +160,16 @@ func loadPretrainData(o pretrainOptions, size int, log io.Writer) (*pretrainData
 		if d.Train, err = world.Split(sc, "train", o.TrainN, size); err != nil {
 			return nil, err
 		}
+		d.Train.Images.Pre = &pc
 		if o.ValN > 0 {
 			if d.Val, err = world.Split(sc, "val", o.ValN, size); err != nil {
 				return nil, err
 			}
+			d.Val.Images.Pre = &pc
 		}
 	} else {
 		var err error
-		if d.Train, d.Val, err = filePairs(o.Data, o.TrainN, o.ValN, size); err != nil {
+		if d.Train, d.Val, err = filePairs(o.Data, o.TrainN, o.ValN, pc); err != nil {
 			return nil, err
 		}
 		caps, _ := d.Train.Flat()
@@ -198,18 +202,18 @@ func noteTruncated(log io.Writer, tok *tokenizer.Tokenizer, p *dataset.Pairs, co
 // has a "val" split, the validation pairs, as 8-bit crops at size×size
 // (dataset.LoadPairs: images are decoded and cropped one at a time, never
 // held at full resolution).
-func filePairs(spec string, trainN, valN, size int) (train, val *dataset.Pairs, err error) {
+func filePairs(spec string, trainN, valN int, pc imageproc.Config) (train, val *dataset.Pairs, err error) {
 	ctx := context.Background()
 	d, err := dataset.Open(spec, dataset.Options{Split: "train", Limit: trainN})
 	if err != nil {
 		return nil, nil, err
 	}
-	if train, err = dataset.LoadPairs(ctx, d, size); err != nil {
+	if train, err = dataset.LoadPairsWith(ctx, d, pc); err != nil {
 		return nil, nil, err
 	}
 	if valN > 0 && d.Split() != "" {
 		if v, err := dataset.Open(spec, dataset.Options{Split: "val", Limit: valN}); err == nil {
-			if val, err = dataset.LoadPairs(ctx, v, size); err != nil {
+			if val, err = dataset.LoadPairsWith(ctx, v, pc); err != nil {
 				return nil, nil, err
 			}
 		}
@@ -223,7 +227,17 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	data, err := loadPretrainData(o, cfg.Vision.ImageSize, log)
+	// The images are preprocessed as the --init model expects, if any.
+	pc := imageproc.DefaultConfig(cfg.Vision.ImageSize)
+	if o.Init != "" {
+		if pc, err = clip.LoadPreprocess(o.Init); err != nil {
+			return nil, err
+		}
+		if pc.Size != cfg.Vision.ImageSize {
+			return nil, fmt.Errorf("--init %s has image size %d, preset %s %d", o.Init, pc.Size, o.Preset, cfg.Vision.ImageSize)
+		}
+	}
+	data, err := loadPretrainData(o, pc, log)
 	if err != nil {
 		return nil, err
 	}
@@ -239,6 +253,7 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 	if err != nil {
 		return nil, err
 	}
+	m.Preprocess = &pc
 	if o.Init != "" {
 		src, err := openModelAs("--init", o.Init, log)
 		if err != nil {
@@ -289,10 +304,7 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 	if err != nil {
 		return res, err
 	}
-	if err := m.Save(o.Out); err != nil {
-		return res, err
-	}
-	if err := data.Tok.SaveHF(o.Out); err != nil {
+	if err := m.SaveWith(o.Out, clip.SaveOptions{Tokenizer: data.Tok}); err != nil {
 		return res, err
 	}
 	if err := res.Curve.Write(filepath.Join(o.Out, "curve.csv")); err != nil {
