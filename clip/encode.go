@@ -171,6 +171,20 @@ func (e *Encoder) Images(pixels []float32, n int) *tensor.Tensor {
 	return out
 }
 
+// EncodePixels is Images returning an error (a wrong pixel count, a
+// failing Device) instead of panicking.
+func (e *Encoder) EncodePixels(pixels []float32, n int) (*tensor.Tensor, error) {
+	per := e.imageLen()
+	if n < 0 || len(pixels) != n*per {
+		S := e.Model.Config.Vision.ImageSize
+		return nil, fmt.Errorf("clip: %d pixel values for %d images of 3×%d×%d", len(pixels), n, S, S)
+	}
+	return e.imageStream(n, "images", func(i int, dst []float32) error {
+		copy(dst, pixels[i*per:(i+1)*per])
+		return nil
+	})
+}
+
 // ImageFiles loads, preprocesses and embeds image files, a batch at a time
 // (memory stays at a few batches of pixels however many files there are).
 // The error names the first file that fails to load.

@@ -50,9 +50,8 @@ func (r *towerRun) textBatch(lo, hi int) *clip.TextBatch {
 // embed returns the hidden states entering layer 0 for items [lo, hi).
 func (r *towerRun) embed(tp *ops.Tape, lo, hi int) *ops.Var {
 	if r.tower == Vision {
-		per := 3 * r.cal.Size * r.cal.Size
 		px := tensor.New(hi-lo, 3, r.cal.Size, r.cal.Size)
-		copy(px.Data, r.cal.Pixels[lo*per:hi*per])
+		r.cal.PixelsInto(px.Data, lo, hi)
 		return r.m.Vision.Embed(tp, ops.Const(px))
 	}
 	return r.m.Text.Embed(tp, r.textBatch(lo, hi))

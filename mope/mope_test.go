@@ -77,7 +77,7 @@ func fixture(t testing.TB, nImg int) (*clip.Model, *Calib, *tokenizer.Tokenizer)
 // encode returns both towers' projected embeddings for the calibration set.
 func encode(m *clip.Model, cal *Calib) (img, txt []float32) {
 	px := tensor.New(cal.NImg, 3, cal.Size, cal.Size)
-	copy(px.Data, cal.Pixels)
+	cal.PixelsInto(px.Data, 0, cal.NImg)
 	img = m.EncodeImage(nil, ops.Const(px)).Value.Data
 	txt = m.EncodeText(nil, &clip.TextBatch{IDs: cal.IDs, EOTPos: cal.EOTPos, B: cal.NTxt, T: cal.T}).Value.Data
 	return

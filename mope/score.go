@@ -360,7 +360,6 @@ func taylorGrads(m *clip.Model, cal *Calib, batch int) (restore func()) {
 			first[i] = j
 		}
 	}
-	per := 3 * cal.Size * cal.Size
 	tp := ops.NewTape()
 	for lo := 0; lo < cal.NImg; lo += batch {
 		hi := min(cal.NImg, lo+batch)
@@ -369,7 +368,7 @@ func taylorGrads(m *clip.Model, cal *Calib, batch int) (restore func()) {
 			break // a contrastive loss needs two pairs
 		}
 		px := tensor.New(B, 3, cal.Size, cal.Size)
-		copy(px.Data, cal.Pixels[lo*per:hi*per])
+		cal.PixelsInto(px.Data, lo, hi)
 		tb := &clip.TextBatch{B: B, T: cal.T}
 		for i := lo; i < hi; i++ {
 			j := first[i]

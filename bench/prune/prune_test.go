@@ -215,7 +215,7 @@ func BenchmarkScoreLayers(b *testing.B) {
 		cpu0 := cpuSeconds()
 		defer func() { b.ReportMetric((cpuSeconds()-cpu0)/float64(L*b.N), "cpu-s/eval") }()
 		px := tensor.New(cal.NImg, 3, cal.Size, cal.Size)
-		copy(px.Data, cal.Pixels)
+		cal.PixelsInto(px.Data, 0, cal.NImg)
 		for n := 0; n < b.N; n++ {
 			for l := 0; l < L; l++ {
 				var keep []int

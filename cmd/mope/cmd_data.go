@@ -1,11 +1,11 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"image/png"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -32,8 +32,8 @@ var dataSubcommands = []*command{
 	},
 	{
 		name:    "data inspect",
-		summary: "load a dataset file (Karpathy .json, .jsonl, .csv) or image-folder tree and print what it holds",
-		usage:   "PATH [--split test] [--limit N] [--root DIR] [--examples 3]",
+		summary: "read a dataset (Karpathy .json, .jsonl, .csv/.tsv, tar shards, image-folder tree) and print what it holds",
+		usage:   "SPEC [--split test] [--limit N] [--root DIR] [--examples 3] [--skip-bad]",
 	},
 }
 
@@ -186,7 +186,7 @@ func runDataPreview(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) > 1 || len(pos) == 1 && pos[0] != "shapes" {
+	if len(pos) > 1 || len(pos) == 1 && !dataset.IsShapes(pos[0]) {
 		return fmt.Errorf("%w: preview shows the shapes world only (got %q)", errUsage, pos)
 	}
 	if *out == "" {
@@ -239,6 +239,8 @@ func runDataInspect(args []string, stdout, stderr io.Writer) error {
 	limit := limitFlag(fs, 0, "read only the first `N` images")
 	root := fs.String("root", "", "base directory of relative image paths (default: the file's directory)")
 	examples := fs.Int("examples", 3, "print this many images with their captions")
+	skipBad := fs.Bool("skip-bad", false, "skip bad records and count them instead of stopping at the first")
+	asJSON := jsonFlag(fs)
 	pos, err := parseMixed(fs, args)
 	if err != nil {
 		return err
@@ -253,28 +255,78 @@ func runDataInspect(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: --examples must be 0 or positive, got %d", errUsage, *examples)
 	}
 	path := pos[0]
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		c, err := dataset.ReadImageFolder(path, *limit)
-		if err != nil {
-			return err
+	d, err := dataset.Open(path, dataset.Options{Split: *split, Limit: *limit, Root: *root, SkipBad: *skipBad})
+	if err != nil {
+		return err
+	}
+	rep := inspectReport{Path: path, Split: *split, Limit: *limit}
+	if d.Classes != nil {
+		if *asJSON {
+			rep.Format, rep.Images, rep.Classes = "image-folder", d.Len(), d.Classes
+			return writeJSON(stdout, rep)
 		}
-		fmt.Fprintf(stdout, "%s: image folder, %d classes, %d images\n", path, len(c.Classes), len(c.Items))
-		for i, name := range c.Classes[:min(len(c.Classes), *examples)] {
+		fmt.Fprintf(stdout, "%s: image folder, %d classes, %d images\n", path, len(d.Classes), d.Len())
+		for i, name := range d.Classes[:min(len(d.Classes), *examples)] {
 			fmt.Fprintf(stdout, "  class %d: %s\n", i, name)
 		}
 		return nil
 	}
-	r, err := dataset.Open(path, dataset.Options{Split: *split, Limit: *limit, Root: *root})
+	var nImg, nCap int
+	var shown []dataset.Record
+	err = d.Each(context.Background(), func(r dataset.Record) error {
+		nImg++
+		nCap += len(r.Captions)
+		if len(shown) < *examples {
+			shown = append(shown, r)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: %d images, %d captions (%.2f per image)\n", path, len(r.Images), len(r.Captions),
-		float64(len(r.Captions))/float64(len(r.Images)))
-	for i, p := range r.Pairs()[:min(len(r.Images), *examples)] {
-		fmt.Fprintf(stdout, "  %d %s\n", i, filepath.ToSlash(p.Image))
-		for _, c := range p.Captions {
+	if *asJSON {
+		rep.Format, rep.Images, rep.Captions = fmt.Sprint(d.Spec.Format), nImg, nCap
+		rep.Skipped, rep.FirstSkipped = d.Skipped()
+		for _, r := range shown {
+			rep.Examples = append(rep.Examples, inspectExample{Where: r.Where, Image: filepath.ToSlash(r.Path), Captions: r.Captions})
+		}
+		return writeJSON(stdout, rep)
+	}
+	fmt.Fprintf(stdout, "%s (%v): %d images, %d captions (%.2f per image)\n", path, d.Spec.Format, nImg, nCap,
+		float64(nCap)/float64(max(nImg, 1)))
+	if n, first := d.Skipped(); n > 0 {
+		fmt.Fprintf(stdout, "  skipped %d bad records (first: %s)\n", n, first[0])
+	}
+	for i, r := range shown {
+		where := r.Where
+		if r.Path != "" {
+			where = filepath.ToSlash(r.Path)
+		}
+		fmt.Fprintf(stdout, "  %d %s\n", i, where)
+		for _, c := range r.Captions {
 			fmt.Fprintf(stdout, "      %s\n", c)
 		}
 	}
 	return nil
+}
+
+// inspectReport is data inspect --json.
+type inspectReport struct {
+	Path         string           `json:"path"`
+	Format       string           `json:"format"`
+	Split        string           `json:"split,omitempty"`
+	Limit        int              `json:"limit,omitempty"`
+	Images       int              `json:"images"`
+	Captions     int              `json:"captions,omitempty"`
+	Classes      []string         `json:"classes,omitempty"`
+	Skipped      int              `json:"skipped_records,omitempty"`
+	FirstSkipped []string         `json:"first_skipped,omitempty"`
+	Examples     []inspectExample `json:"examples,omitempty"`
+}
+
+// inspectExample is one record shown by data inspect.
+type inspectExample struct {
+	Where    string   `json:"where"`
+	Image    string   `json:"image,omitempty"`
+	Captions []string `json:"captions"`
 }

@@ -62,10 +62,16 @@ func TestEvalRetrievalFile(t *testing.T) {
 	m, _ := clip.Load(model)
 	tok, _ := clip.LoadTokenizer(model)
 	pre, _ := modelPreprocessConfig(model)
-	want, err := clip.EvalRetrieval(m, tok, r, pre, 3)
+	enc := &clip.Encoder{Model: m, Tok: tok, Batch: 3}
+	img, err := enc.ImageFiles(r.Images, pre)
 	if err != nil {
 		t.Fatal(err)
 	}
+	txt, err := enc.Texts(r.Captions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := clip.RetrievalMetrics(img, txt, r.CaptionImage)
 	for k, v := range map[string]float64{"tr1": want.TR1, "tr5": want.TR5, "tr10": want.TR10, "ir1": want.IR1, "ir5": want.IR5, "ir10": want.IR10} {
 		if g, ok := got[k].(float64); !ok || g != v {
 			t.Errorf("%s = %v, want %v", k, got[k], v)
@@ -160,10 +166,21 @@ func TestEvalZeroShotFolder(t *testing.T) {
 	tok, _ := clip.LoadTokenizer(model)
 	pre, _ := modelPreprocessConfig(model)
 	folder, _ := dataset.ReadImageFolder(root, 0)
-	want, err := clip.EvalZeroShot(m, tok, folder, []string{"blue square", "cat", "red circle"}, []string{"a {}", "the {}"}, pre, 4)
+	enc := &clip.Encoder{Model: m, Tok: tok, Batch: 4}
+	cls, err := enc.ClassEmbeddings([]string{"blue square", "cat", "red circle"}, []string{"a {}", "the {}"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	var paths []string
+	var labels []int
+	for _, it := range folder.Items {
+		paths, labels = append(paths, it.Image), append(labels, it.Label)
+	}
+	img, err := enc.ImageFiles(paths, pre)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := clip.ClassMetrics(img, cls, labels)
 	got = evalJSON(t, "--model", model, "--data", root, "--task", "zeroshot", "--template", "a {}", "--template", "the {}", "--quiet")
 	if got["top1"] != want.Top1 || got["top5"] != want.Top5 {
 		t.Errorf("got %v, want %+v", got, want)

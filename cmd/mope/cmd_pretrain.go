@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"image"
 	"io"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"github.com/mopeclip/mopeclip/clip/tokenizer"
 	"github.com/mopeclip/mopeclip/dataset"
 	"github.com/mopeclip/mopeclip/dataset/shapes"
+	"github.com/mopeclip/mopeclip/infer"
 	"github.com/mopeclip/mopeclip/internal/world"
 	"github.com/mopeclip/mopeclip/nn"
 	"github.com/mopeclip/mopeclip/ops"
@@ -146,10 +146,11 @@ type pretrainData struct {
 	Tok        *tokenizer.Tokenizer
 }
 
-func loadPretrainData(o pretrainOptions, size int, log io.Writer) (*pretrainData, error) {
+func loadPretrainData(o pretrainOptions, pc imageproc.Config, log io.Writer) (*pretrainData, error) {
+	size := pc.Size
 	t0 := time.Now()
 	d := &pretrainData{}
-	if o.Data == "shapes" {
+	if dataset.IsShapes(o.Data) {
 		sc := shapes.DefaultConfig()
 		tok, err := world.Tokenizer(sc)
 		if err != nil {
@@ -159,28 +160,21 @@ func loadPretrainData(o pretrainOptions, size int, log io.Writer) (*pretrainData
 		if d.Train, err = world.Split(sc, "train", o.TrainN, size); err != nil {
 			return nil, err
 		}
+		d.Train.Images.Pre = &pc
 		if o.ValN > 0 {
 			if d.Val, err = world.Split(sc, "val", o.ValN, size); err != nil {
 				return nil, err
 			}
+			d.Val.Images.Pre = &pc
 		}
 	} else {
-		r, err := dataset.Load(o.Data, "train", o.TrainN)
-		if err != nil {
+		var err error
+		if d.Train, d.Val, err = filePairs(o.Data, o.TrainN, o.ValN, pc); err != nil {
 			return nil, err
 		}
-		if d.Train, err = filePairs(r, size); err != nil {
+		caps, _ := d.Train.Flat()
+		if d.Tok, err = world.TokenizerFrom(caps, world.VocabSize); err != nil {
 			return nil, err
-		}
-		if d.Tok, err = world.TokenizerFrom(r.Captions, world.VocabSize); err != nil {
-			return nil, err
-		}
-		if o.ValN > 0 {
-			if v, err := dataset.Load(o.Data, "val", o.ValN); err == nil {
-				if d.Val, err = filePairs(v, size); err != nil {
-					return nil, err
-				}
-			}
 		}
 	}
 	fmt.Fprintf(log, "data %s: %d training images, %d validation images, vocabulary %d (%s)\n",
@@ -195,21 +189,36 @@ func lenPairs(p *world.Pairs) int {
 	return p.Len()
 }
 
-// filePairs decodes a retrieval set's images (CLIP preprocessing to size).
-func filePairs(r *dataset.Retrieval, size int) (*world.Pairs, error) {
-	imgs := make([]image.Image, len(r.Images))
-	for i, p := range r.Images {
-		im, err := imageproc.Load(p)
-		if err != nil {
-			return nil, err
+// noteTruncated says once how many training captions are longer than the
+// model's context (they are truncated as CLIP does, end-of-text kept).
+func noteTruncated(log io.Writer, tok *tokenizer.Tokenizer, p *dataset.Pairs, context int) {
+	if n := world.Truncated(tok, p, context); n > 0 {
+		fmt.Fprintf(log, "%d training captions are longer than the model's context of %d tokens: truncated as CLIP does (end-of-text kept)\n", n, context)
+	}
+}
+
+// filePairs reads the training pairs (split "train" where the data has
+// splits, the first trainN images; 0: all) and, when valN > 0 and the data
+// has a "val" split, the validation pairs, as 8-bit crops at size×size
+// (dataset.LoadPairs: images are decoded and cropped one at a time, never
+// held at full resolution).
+func filePairs(spec string, trainN, valN int, pc imageproc.Config) (train, val *dataset.Pairs, err error) {
+	ctx := context.Background()
+	d, err := dataset.Open(spec, dataset.Options{Split: "train", Limit: trainN})
+	if err != nil {
+		return nil, nil, err
+	}
+	if train, err = dataset.LoadPairsWith(ctx, d, pc); err != nil {
+		return nil, nil, err
+	}
+	if valN > 0 && d.Split() != "" {
+		if v, err := dataset.Open(spec, dataset.Options{Split: "val", Limit: valN}); err == nil {
+			if val, err = dataset.LoadPairsWith(ctx, v, pc); err != nil {
+				return nil, nil, err
+			}
 		}
-		imgs[i] = im
 	}
-	caps := make([][]string, len(r.Images))
-	for i, c := range r.Captions {
-		caps[r.CaptionImage[i]] = append(caps[r.CaptionImage[i]], c)
-	}
-	return &world.Pairs{Images: world.NewImages(imgs, size), Captions: caps}, nil
+	return train, val, nil
 }
 
 // pretrain runs a whole pretraining run and writes o.Out.
@@ -218,7 +227,17 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	data, err := loadPretrainData(o, cfg.Vision.ImageSize, log)
+	// The images are preprocessed as the --init model expects, if any.
+	pc := imageproc.DefaultConfig(cfg.Vision.ImageSize)
+	if o.Init != "" {
+		if pc, err = clip.LoadPreprocess(o.Init); err != nil {
+			return nil, err
+		}
+		if pc.Size != cfg.Vision.ImageSize {
+			return nil, fmt.Errorf("--init %s has image size %d, preset %s %d", o.Init, pc.Size, o.Preset, cfg.Vision.ImageSize)
+		}
+	}
+	data, err := loadPretrainData(o, pc, log)
 	if err != nil {
 		return nil, err
 	}
@@ -234,6 +253,7 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 	if err != nil {
 		return nil, err
 	}
+	m.Preprocess = &pc
 	if o.Init != "" {
 		src, err := openModelAs("--init", o.Init, log)
 		if err != nil {
@@ -248,7 +268,8 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 		o.Preset, float64(total)/1e6, cfg.VisionMACs().GFLOPs(), cfg.TextMACs(world.Context).GFLOPs(), runtime.GOMAXPROCS(0))
 	ac := nn.AdamWConfig{Beta1: 0.9, Beta2: 0.98, Eps: 1e-6, WeightDecay: o.WD}
 	opt := nn.NewAdamW(m.Params(), ac)
-	sampler := &world.Sampler{Pairs: data.Train, Tok: data.Tok, Batch: o.Batch, Seed: o.Seed}
+	sampler := &world.Sampler{Pairs: data.Train, Tok: data.Tok, Batch: o.Batch, Seed: o.Seed, Context: cfg.Text.MaxPositionEmbeddings}
+	noteTruncated(log, data.Tok, data.Train, cfg.Text.MaxPositionEmbeddings)
 	tp := ops.NewTape()
 	step := func(s int) (float64, map[string]float64, error) {
 		b, err := sampler.Get(s)
@@ -261,7 +282,12 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 	var val train.ValFunc
 	if data.Val != nil {
 		val = func(int) (map[string]float64, error) {
-			r, err := world.Retrieval(m, data.Tok, data.Val)
+			enc, done, err := infer.NewEncoder(m, data.Tok)
+			if err != nil {
+				return nil, err
+			}
+			defer done()
+			r, err := world.Retrieval(enc, data.Val)
 			if err != nil {
 				return nil, err
 			}
@@ -278,10 +304,7 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 	if err != nil {
 		return res, err
 	}
-	if err := m.Save(o.Out); err != nil {
-		return res, err
-	}
-	if err := data.Tok.SaveHF(o.Out); err != nil {
+	if err := m.SaveWith(o.Out, clip.SaveOptions{Tokenizer: data.Tok}); err != nil {
 		return res, err
 	}
 	if err := res.Curve.Write(filepath.Join(o.Out, "curve.csv")); err != nil {
