@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/mopeclip/mopeclip/internal/atomicfile"
 	"github.com/mopeclip/mopeclip/internal/safetensors"
 	"github.com/mopeclip/mopeclip/nn"
 	"github.com/mopeclip/mopeclip/tensor"
@@ -281,7 +280,16 @@ func Load(dir string) (*Model, error) {
 		return nil, err
 	}
 	notes.Layout = LayoutHF
-	return buildModel(dir, cfg, notes, tensors)
+	m, err := buildModel(dir, cfg, notes, tensors)
+	if err != nil {
+		return nil, err
+	}
+	pc, err := LoadPreprocess(dir)
+	if err != nil {
+		return nil, err
+	}
+	m.Preprocess = &pc
+	return m, nil
 }
 
 // buildModel checks tensors against cfg, then builds the model around them.
@@ -311,6 +319,9 @@ func buildModel(dir string, cfg *Config, notes ConfigNotes, tensors map[string]*
 // directory with neither is an error that says what was looked for.
 func DetectLayout(dir string) (Layout, error) {
 	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("model: %s does not exist (a model directory holds %s or %s)", dir, ConfigFile, OpenCLIPConfigFile)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("model: %w", err)
 	}
@@ -324,51 +335,6 @@ func DetectLayout(dir string) (Layout, error) {
 		return LayoutOpenCLIP, nil
 	}
 	return 0, fmt.Errorf("model: %s has neither %s (Hugging Face) nor %s (open_clip)", dir, ConfigFile, OpenCLIPConfigFile)
-}
-
-// Save writes m as a Hugging Face layout directory: config.json (with
-// per-layer widths under mopeclip_* keys when pruned) and model.safetensors,
-// each written atomically. Tokenizer files are not touched; see CopyTokenizer.
-func (m *Model) Save(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f := &safetensors.File{Tensors: map[string]*safetensors.Tensor{}, Metadata: map[string]string{"format": "pt"}}
-	for _, p := range m.Params() {
-		shape := p.Value.Shape
-		f.Add(p.Name, &safetensors.Tensor{DType: safetensors.F32, Shape: append([]int{}, shape...), F32: p.Value.Data})
-	}
-	if err := safetensors.Save(filepath.Join(dir, WeightsFile), f); err != nil {
-		return err
-	}
-	cfg, err := m.Config.JSON()
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(filepath.Join(dir, ConfigFile), cfg)
-}
-
-// CopyTokenizer copies vocab.json, merges.txt and preprocessor_config.json
-// (those present) from src to dst.
-func CopyTokenizer(src, dst string) error {
-	for _, name := range []string{VocabFile, MergesFile, preprocessorCfg, "tokenizer_config.json", "special_tokens_map.json"} {
-		in, err := os.Open(filepath.Join(src, name))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		err = atomicfile.Write(filepath.Join(dst, name), func(w io.Writer) error {
-			_, err := io.Copy(w, in)
-			return err
-		})
-		in.Close()
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 var _ = tensor.New

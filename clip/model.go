@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/mopeclip/mopeclip/clip/imageproc"
 	"github.com/mopeclip/mopeclip/nn"
 	"github.com/mopeclip/mopeclip/ops"
 	"github.com/mopeclip/mopeclip/tensor"
@@ -54,6 +55,10 @@ type Model struct {
 	VisualProjection *nn.Linear // [E, Cv], no bias
 	TextProjection   *nn.Linear // [E, Ct], no bias
 	LogitScale       *nn.Param  // scalar (0-d in Hugging Face files)
+	// Preprocess is the image preprocessing the model expects, from its
+	// directory's preprocessor_config.json (or open_clip's preprocess_cfg);
+	// nil means CLIP's default at the model's image size. See ImageConfig.
+	Preprocess *imageproc.Config
 	// Notes say how Load read the checkpoint (layout, declared dtype,
 	// defaulted and unknown config keys); zero for a model built in memory.
 	Notes ConfigNotes

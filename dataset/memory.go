@@ -19,6 +19,18 @@ type Images struct {
 	Size int
 	Pix  []uint8 // [n, S, S, 3]
 	N    int
+	// Pre is the model's preprocessing (resize before the crop, mean and
+	// std, e.g. from its preprocessor_config.json); nil means CLIP's
+	// default at Size.
+	Pre *imageproc.Config
+}
+
+// config returns the preprocessing of the images.
+func (im *Images) config() imageproc.Config {
+	if im.Pre != nil {
+		return *im.Pre
+	}
+	return imageproc.DefaultConfig(im.Size)
 }
 
 // Pairs is an image–caption set kept in memory: images as 8-bit RGB crops
@@ -46,9 +58,15 @@ func (p *Pairs) Flat() (captions []string, captionImage []int) {
 // NewImages converts images to size×size RGB8 (resizing with the CLIP
 // pipeline when they are of another size).
 func NewImages(imgs []image.Image, size int) *Images {
+	return NewImagesWith(imgs, imageproc.DefaultConfig(size))
+}
+
+// NewImagesWith is NewImages with a model's preprocessing pc (its resize
+// and crop now, its mean and std when normalising).
+func NewImagesWith(imgs []image.Image, pc imageproc.Config) *Images {
+	size := pc.Size
 	st := 3 * size * size
-	out := &Images{Size: size, N: len(imgs), Pix: make([]uint8, len(imgs)*st)}
-	pc := imageproc.DefaultConfig(size)
+	out := &Images{Size: size, N: len(imgs), Pix: make([]uint8, len(imgs)*st), Pre: &pc}
 	parallelFor(len(imgs), func(i int) {
 		copy(out.Pix[i*st:(i+1)*st], imageproc.Prepare(imgs[i], pc).Pix)
 	})
@@ -60,9 +78,14 @@ func NewImages(imgs []image.Image, size int) *Images {
 // and only the 8-bit crop is kept, so memory is 3·size² bytes an image
 // whatever the files' resolution.
 func LoadPairs(ctx context.Context, d *Dataset, size int) (*Pairs, error) {
-	pc := imageproc.DefaultConfig(size)
+	return LoadPairsWith(ctx, d, imageproc.DefaultConfig(size))
+}
+
+// LoadPairsWith is LoadPairs with a model's preprocessing pc.
+func LoadPairsWith(ctx context.Context, d *Dataset, pc imageproc.Config) (*Pairs, error) {
+	size := pc.Size
 	st := 3 * size * size
-	p := &Pairs{Images: &Images{Size: size}}
+	p := &Pairs{Images: &Images{Size: size, Pre: &pc}}
 	err := Stream(ctx, d, StreamOptions{}, func(r *Record) (*imageproc.RGB8, error) { return Prepared(r, pc) },
 		func(r Record, img *imageproc.RGB8) error {
 			p.Images.Pix = append(p.Images.Pix, img.Pix[:st]...)
@@ -83,7 +106,7 @@ func (im *Images) NormalizeInto(dst []float32, lo, hi int) {
 	if lo < 0 || hi > im.N || lo > hi || len(dst) < (hi-lo)*3*n {
 		panic(fmt.Sprintf("dataset: images [%d,%d) of %d into %d values", lo, hi, im.N, len(dst)))
 	}
-	pc := imageproc.DefaultConfig(im.Size)
+	pc := im.config()
 	for b := 0; b < hi-lo; b++ {
 		normalizeOne(dst[b*3*n:(b+1)*3*n], im.Pix[(lo+b)*3*n:(lo+b+1)*3*n], n, pc.Mean, pc.Std)
 	}
@@ -105,7 +128,7 @@ func (im *Images) Pixels(idx []int) *tensor.Tensor {
 	S := im.Size
 	n := S * S
 	t := tensor.New(len(idx), 3, S, S)
-	pc := imageproc.DefaultConfig(S)
+	pc := im.config()
 	mean, std := pc.Mean, pc.Std
 	for b, i := range idx {
 		normalizeOne(t.Data[b*3*n:(b+1)*3*n], im.Pix[i*3*n:(i+1)*3*n], n, mean, std)

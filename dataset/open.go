@@ -65,13 +65,17 @@ type Spec struct {
 
 func (s Spec) String() string { return s.Path }
 
+// IsShapes reports whether a --data value names the built-in shapes world
+// ("shapes", any case): the one rule every command uses.
+func IsShapes(s string) bool { return strings.EqualFold(strings.TrimSpace(s), "shapes") }
+
 // ParseSpec resolves a --data value: "shapes"; a tar shard, a brace pattern
 // of shards ("shards/{00000..00099}.tar"), or a directory holding only .tar
 // files (webdataset); a directory of class folders (image folder); or a
 // .json (Karpathy), .jsonl/.ndjson (JSONL) or .csv/.tsv (CSV) file, other
 // names by content. Files named must exist.
 func ParseSpec(s string) (Spec, error) {
-	if strings.EqualFold(strings.TrimSpace(s), "shapes") {
+	if IsShapes(s) {
 		return Spec{Format: Shapes, Path: "shapes"}, nil
 	}
 	if s == "" {

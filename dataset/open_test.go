@@ -155,3 +155,11 @@ func TestStreamKeepsOrderAndStopsOnError(t *testing.T) {
 		t.Errorf("stop: %v after %d", err, n)
 	}
 }
+
+func TestIsShapes(t *testing.T) {
+	for in, want := range map[string]bool{"shapes": true, " Shapes ": true, "SHAPES": true, "shapes.json": false, "": false, "./shapes": false} {
+		if got := IsShapes(in); got != want {
+			t.Errorf("IsShapes(%q) = %v, want %v", in, got, want)
+		}
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"image"
 	"os"
-	"strings"
 
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/clip/tokenizer"
@@ -30,15 +29,14 @@ type Calib struct {
 	CaptionImage []int
 }
 
-// NewCalib preprocesses images (CLIP preprocessing at the model's image
-// size) and tokenises captions (truncated to the context length).
+// NewCalib preprocesses images (the model's preprocessing, m.ImageConfig()) and tokenises captions (truncated to the context length).
 func NewCalib(m *clip.Model, images []image.Image, captions []string, captionImage []int, tok *tokenizer.Tokenizer) (*Calib, error) {
 	S := m.Config.Vision.ImageSize
 	c, err := newCalibText(m, captions, captionImage, len(images), tok)
 	if err != nil {
 		return nil, err
 	}
-	c.Images, c.NImg, c.Size = dataset.NewImages(images, S), len(images), S
+	c.Images, c.NImg, c.Size = dataset.NewImagesWith(images, m.ImageConfig()), len(images), S
 	return c, nil
 }
 
@@ -108,7 +106,7 @@ func LoadTokenizer(modelDir, path string) (*tokenizer.Tokenizer, error) {
 // built-in shapes world's calib split (generated in memory). limit keeps the
 // first limit images (0: all; shapes: 0 means the split's size, 1000).
 func LoadCalib(m *clip.Model, data, split string, limit int, tok *tokenizer.Tokenizer) (*Calib, error) {
-	if strings.EqualFold(data, "shapes") {
+	if dataset.IsShapes(data) {
 		exs, err := shapes.Generate(shapes.DefaultConfig(), "calib", limit)
 		if err != nil {
 			return nil, err
@@ -125,7 +123,7 @@ func LoadCalib(m *clip.Model, data, split string, limit int, tok *tokenizer.Toke
 		return nil, err
 	}
 	S := m.Config.Vision.ImageSize
-	p, err := dataset.LoadPairs(context.Background(), d, S)
+	p, err := dataset.LoadPairsWith(context.Background(), d, m.ImageConfig())
 	if err != nil {
 		return nil, err
 	}

@@ -8,8 +8,10 @@ import (
 	"strconv"
 
 	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/clip/imageproc"
 	"github.com/mopeclip/mopeclip/clip/tokenizer"
 	"github.com/mopeclip/mopeclip/dataset"
+	"github.com/mopeclip/mopeclip/infer"
 	"github.com/mopeclip/mopeclip/internal/world"
 	"github.com/mopeclip/mopeclip/nn"
 	"github.com/mopeclip/mopeclip/ops"
@@ -65,7 +67,10 @@ type DistillData struct {
 	// reads.
 	Stream        *dataset.Dataset
 	ShuffleBuffer int
-	Tok           *tokenizer.Tokenizer
+	// StreamPre is the preprocessing of streamed images (nil: CLIP's
+	// default at the student's image size).
+	StreamPre *imageproc.Config
+	Tok       *tokenizer.Tokenizer
 	// TeacherCache, when set and made for the teacher being distilled
 	// from, supplies the teacher's outputs of batches an earlier run
 	// computed (results are bit-identical with and without it).
@@ -74,7 +79,12 @@ type DistillData struct {
 
 // RetrievalRecall evaluates m on p.
 func RetrievalRecall(m *clip.Model, tok *tokenizer.Tokenizer, p *dataset.Pairs) (Recall, error) {
-	r, err := world.Retrieval(m, tok, p)
+	enc, done, err := infer.NewEncoder(m, tok)
+	if err != nil {
+		return Recall{}, err
+	}
+	defer done()
+	r, err := world.Retrieval(enc, p)
 	if err != nil {
 		return Recall{}, err
 	}
@@ -120,7 +130,7 @@ func Distill(student, teacher *clip.Model, data DistillData, o DistillOptions) (
 		get = sampler.Get
 	} else {
 		stream = &world.StreamSampler{Data: data.Stream, Tok: data.Tok, Batch: o.Batch, Seed: o.Seed,
-			Size: student.Config.Vision.ImageSize, Context: textCtx, Buffer: data.ShuffleBuffer}
+			Size: student.Config.Vision.ImageSize, Pre: data.StreamPre, Context: textCtx, Buffer: data.ShuffleBuffer}
 		defer stream.Close()
 		get = func(s int) (*world.Batch, error) { return stream.Get(ctx, s) }
 	}

@@ -215,13 +215,7 @@ func (p *pipe) saveModel(m *clip.Model, dir string) error {
 	if dir == "" {
 		return nil
 	}
-	if err := m.Save(dir); err != nil {
-		return err
-	}
-	if p.o.TeacherDir != "" {
-		return clip.CopyTokenizer(p.o.TeacherDir, dir)
-	}
-	return nil
+	return m.SaveWith(dir, clip.SaveOptions{From: p.o.TeacherDir})
 }
 
 func (p *pipe) val(m *clip.Model) *Recall {

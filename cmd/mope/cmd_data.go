@@ -186,7 +186,7 @@ func runDataPreview(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) > 1 || len(pos) == 1 && pos[0] != "shapes" {
+	if len(pos) > 1 || len(pos) == 1 && !dataset.IsShapes(pos[0]) {
 		return fmt.Errorf("%w: preview shows the shapes world only (got %q)", errUsage, pos)
 	}
 	if *out == "" {
@@ -240,6 +240,7 @@ func runDataInspect(args []string, stdout, stderr io.Writer) error {
 	root := fs.String("root", "", "base directory of relative image paths (default: the file's directory)")
 	examples := fs.Int("examples", 3, "print this many images with their captions")
 	skipBad := fs.Bool("skip-bad", false, "skip bad records and count them instead of stopping at the first")
+	asJSON := jsonFlag(fs)
 	pos, err := parseMixed(fs, args)
 	if err != nil {
 		return err
@@ -258,7 +259,12 @@ func runDataInspect(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	rep := inspectReport{Path: path, Split: *split, Limit: *limit}
 	if d.Classes != nil {
+		if *asJSON {
+			rep.Format, rep.Images, rep.Classes = "image-folder", d.Len(), d.Classes
+			return writeJSON(stdout, rep)
+		}
 		fmt.Fprintf(stdout, "%s: image folder, %d classes, %d images\n", path, len(d.Classes), d.Len())
 		for i, name := range d.Classes[:min(len(d.Classes), *examples)] {
 			fmt.Fprintf(stdout, "  class %d: %s\n", i, name)
@@ -278,6 +284,14 @@ func runDataInspect(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *asJSON {
+		rep.Format, rep.Images, rep.Captions = fmt.Sprint(d.Spec.Format), nImg, nCap
+		rep.Skipped, rep.FirstSkipped = d.Skipped()
+		for _, r := range shown {
+			rep.Examples = append(rep.Examples, inspectExample{Where: r.Where, Image: filepath.ToSlash(r.Path), Captions: r.Captions})
+		}
+		return writeJSON(stdout, rep)
+	}
 	fmt.Fprintf(stdout, "%s (%v): %d images, %d captions (%.2f per image)\n", path, d.Spec.Format, nImg, nCap,
 		float64(nCap)/float64(max(nImg, 1)))
 	if n, first := d.Skipped(); n > 0 {
@@ -294,4 +308,25 @@ func runDataInspect(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// inspectReport is data inspect --json.
+type inspectReport struct {
+	Path         string           `json:"path"`
+	Format       string           `json:"format"`
+	Split        string           `json:"split,omitempty"`
+	Limit        int              `json:"limit,omitempty"`
+	Images       int              `json:"images"`
+	Captions     int              `json:"captions,omitempty"`
+	Classes      []string         `json:"classes,omitempty"`
+	Skipped      int              `json:"skipped_records,omitempty"`
+	FirstSkipped []string         `json:"first_skipped,omitempty"`
+	Examples     []inspectExample `json:"examples,omitempty"`
+}
+
+// inspectExample is one record shown by data inspect.
+type inspectExample struct {
+	Where    string   `json:"where"`
+	Image    string   `json:"image,omitempty"`
+	Captions []string `json:"captions"`
 }

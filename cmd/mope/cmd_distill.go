@@ -8,10 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/clip/imageproc"
+	"github.com/mopeclip/mopeclip/dataset"
 	"github.com/mopeclip/mopeclip/dataset/shapes"
 	"github.com/mopeclip/mopeclip/internal/atomicfile"
 	"github.com/mopeclip/mopeclip/internal/world"
@@ -80,7 +81,8 @@ func (d *distillFlags) parsed() {
 
 // loadDistillData loads training and validation pairs at the model's image
 // size; the tokenizer is the teacher's (from its directory).
-func loadDistillData(data string, trainN, valN int, teacherDir string, size int, log io.Writer) (mope.DistillData, error) {
+func loadDistillData(data string, trainN, valN int, teacherDir string, pc imageproc.Config, log io.Writer) (mope.DistillData, error) {
+	size := pc.Size
 	t0 := time.Now()
 	var d mope.DistillData
 	tok, err := clip.LoadTokenizer(teacherDir)
@@ -88,22 +90,25 @@ func loadDistillData(data string, trainN, valN int, teacherDir string, size int,
 		return d, err
 	}
 	d.Tok = tok
-	if strings.EqualFold(data, "shapes") {
+	if dataset.IsShapes(data) {
 		sc := shapes.DefaultConfig()
 		if d.Train, err = world.Split(sc, "train", trainN, size); err != nil {
 			return d, err
 		}
+		d.Train.Images.Pre = &pc
 		if valN > 0 {
 			if d.Val, err = world.Split(sc, "val", valN, size); err != nil {
 				return d, err
 			}
+			d.Val.Images.Pre = &pc
 		}
 	} else if d.Stream, err = streamData(data, trainN); err != nil {
 		return d, err
 	} else if d.Stream != nil {
+		d.StreamPre = &pc
 		fmt.Fprintf(log, "data %s: streamed from %d tar shards (shuffle buffer 1000)\n", data, len(d.Stream.Spec.Shards))
 		return d, nil
-	} else if d.Train, d.Val, err = filePairs(data, trainN, valN, size); err != nil {
+	} else if d.Train, d.Val, err = filePairs(data, trainN, valN, pc); err != nil {
 		return d, err
 	}
 	fmt.Fprintf(log, "data %s: %d training images, %d validation images (%s)\n", data, d.Train.Len(), lenPairs(d.Val),
@@ -193,7 +198,7 @@ func distillDirs(teacherDir, studentDir, out string, df distillFlags, keep bool,
 	if err != nil {
 		return nil, err
 	}
-	data, err := loadDistillData(df.Data, df.TrainN, df.ValN, teacherDir, teacher.Config.Vision.ImageSize, log)
+	data, err := loadDistillData(df.Data, df.TrainN, df.ValN, teacherDir, teacher.ImageConfig(), log)
 	if err != nil {
 		return nil, err
 	}

@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/dataset"
 	"github.com/mopeclip/mopeclip/mope"
 )
 
@@ -138,7 +138,7 @@ func pipelineDirs(ctx context.Context, pf pipelineFlags, log, progress io.Writer
 	default:
 		return nil, nil, fmt.Errorf("%w: --stage must be finetune or pretrain", errUsage)
 	}
-	data, err := loadDistillData(pf.D.Data, pf.D.TrainN, pf.D.ValN, pf.Teacher, teacher.Config.Vision.ImageSize, log)
+	data, err := loadDistillData(pf.D.Data, pf.D.TrainN, pf.D.ValN, pf.Teacher, teacher.ImageConfig(), log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -146,7 +146,7 @@ func pipelineDirs(ctx context.Context, pf pipelineFlags, log, progress io.Writer
 	if pf.Metric.NeedsData() {
 		t := time.Now()
 		split := pf.CalibSplit
-		if strings.EqualFold(pf.D.Data, "shapes") {
+		if dataset.IsShapes(pf.D.Data) {
 			split = ""
 		}
 		if cal, err = mope.LoadCalib(teacher, pf.D.Data, split, pf.CalibN, data.Tok); err != nil {

@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/clip/imageproc"
 	"github.com/mopeclip/mopeclip/clip/tokenizer"
 	"github.com/mopeclip/mopeclip/dataset"
 	"github.com/mopeclip/mopeclip/dataset/shapes"
+	"github.com/mopeclip/mopeclip/infer"
 	"github.com/mopeclip/mopeclip/internal/world"
 	"github.com/mopeclip/mopeclip/nn"
 	"github.com/mopeclip/mopeclip/ops"
@@ -146,10 +148,11 @@ type pretrainData struct {
 	Tok        *tokenizer.Tokenizer
 }
 
-func loadPretrainData(o pretrainOptions, size int, log io.Writer) (*pretrainData, error) {
+func loadPretrainData(o pretrainOptions, pc imageproc.Config, log io.Writer) (*pretrainData, error) {
+	size := pc.Size
 	t0 := time.Now()
 	d := &pretrainData{}
-	if o.Data == "shapes" {
+	if dataset.IsShapes(o.Data) {
 		sc := shapes.DefaultConfig()
 		tok, err := world.Tokenizer(sc)
 		if err != nil {
@@ -159,10 +162,12 @@ func loadPretrainData(o pretrainOptions, size int, log io.Writer) (*pretrainData
 		if d.Train, err = world.Split(sc, "train", o.TrainN, size); err != nil {
 			return nil, err
 		}
+		d.Train.Images.Pre = &pc
 		if o.ValN > 0 {
 			if d.Val, err = world.Split(sc, "val", o.ValN, size); err != nil {
 				return nil, err
 			}
+			d.Val.Images.Pre = &pc
 		}
 	} else {
 		var err error
@@ -172,7 +177,7 @@ func loadPretrainData(o pretrainOptions, size int, log io.Writer) (*pretrainData
 		var caps []string
 		if d.Stream != nil {
 			caps, err = firstCaptions(d.Stream, world.VocabImages)
-		} else if d.Train, d.Val, err = filePairs(o.Data, o.TrainN, o.ValN, size); err == nil {
+		} else if d.Train, d.Val, err = filePairs(o.Data, o.TrainN, o.ValN, pc); err == nil {
 			caps, _ = d.Train.Flat()
 		}
 		if err != nil {
@@ -240,18 +245,18 @@ func firstCaptions(d *dataset.Dataset, n int) ([]string, error) {
 // has a "val" split, the validation pairs, as 8-bit crops at size×size
 // (dataset.LoadPairs: images are decoded and cropped one at a time, never
 // held at full resolution).
-func filePairs(spec string, trainN, valN, size int) (train, val *dataset.Pairs, err error) {
+func filePairs(spec string, trainN, valN int, pc imageproc.Config) (train, val *dataset.Pairs, err error) {
 	ctx := context.Background()
 	d, err := dataset.Open(spec, dataset.Options{Split: "train", Limit: trainN})
 	if err != nil {
 		return nil, nil, err
 	}
-	if train, err = dataset.LoadPairs(ctx, d, size); err != nil {
+	if train, err = dataset.LoadPairsWith(ctx, d, pc); err != nil {
 		return nil, nil, err
 	}
 	if valN > 0 && d.Split() != "" {
 		if v, err := dataset.Open(spec, dataset.Options{Split: "val", Limit: valN}); err == nil {
-			if val, err = dataset.LoadPairs(ctx, v, size); err != nil {
+			if val, err = dataset.LoadPairsWith(ctx, v, pc); err != nil {
 				return nil, nil, err
 			}
 		}
@@ -265,7 +270,17 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	data, err := loadPretrainData(o, cfg.Vision.ImageSize, log)
+	// The images are preprocessed as the --init model expects, if any.
+	pc := imageproc.DefaultConfig(cfg.Vision.ImageSize)
+	if o.Init != "" {
+		if pc, err = clip.LoadPreprocess(o.Init); err != nil {
+			return nil, err
+		}
+		if pc.Size != cfg.Vision.ImageSize {
+			return nil, fmt.Errorf("--init %s has image size %d, preset %s %d", o.Init, pc.Size, o.Preset, cfg.Vision.ImageSize)
+		}
+	}
+	data, err := loadPretrainData(o, pc, log)
 	if err != nil {
 		return nil, err
 	}
@@ -283,6 +298,7 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 	if err != nil {
 		return nil, err
 	}
+	m.Preprocess = &pc
 	if o.Init != "" {
 		src, err := openModelAs("--init", o.Init, log)
 		if err != nil {
@@ -305,7 +321,7 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 		get = sampler.Get
 	} else {
 		stream = &world.StreamSampler{Data: data.Stream, Tok: data.Tok, Batch: o.Batch, Seed: o.Seed,
-			Size: cfg.Vision.ImageSize, Context: cfg.Text.MaxPositionEmbeddings}
+			Size: cfg.Vision.ImageSize, Pre: &pc, Context: cfg.Text.MaxPositionEmbeddings}
 		defer stream.Close()
 		get = func(s int) (*world.Batch, error) { return stream.Get(ctx, s) }
 	}
@@ -321,7 +337,12 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 	var val train.ValFunc
 	if data.Val != nil {
 		val = func(int) (map[string]float64, error) {
-			r, err := world.Retrieval(m, data.Tok, data.Val)
+			enc, done, err := infer.NewEncoder(m, data.Tok)
+			if err != nil {
+				return nil, err
+			}
+			defer done()
+			r, err := world.Retrieval(enc, data.Val)
 			if err != nil {
 				return nil, err
 			}
@@ -341,10 +362,7 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 	if err != nil {
 		return res, err
 	}
-	if err := m.Save(o.Out); err != nil {
-		return res, err
-	}
-	if err := data.Tok.SaveHF(o.Out); err != nil {
+	if err := m.SaveWith(o.Out, clip.SaveOptions{Tokenizer: data.Tok}); err != nil {
 		return res, err
 	}
 	if err := res.Curve.Write(filepath.Join(o.Out, "curve.csv")); err != nil {

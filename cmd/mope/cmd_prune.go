@@ -127,10 +127,7 @@ func runPrune(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := pruned.Save(*out); err != nil {
-		return err
-	}
-	if err := clip.CopyTokenizer(*model, *out); err != nil {
+	if err := pruned.SaveWith(*out, clip.SaveOptions{From: *model}); err != nil {
 		return err
 	}
 	pr := pruneReport{Model: *out, Source: *model, Scores: *scores, Metric: f.Settings.Metric, PruneReport: rep}

@@ -107,3 +107,33 @@ func TestInfoRejectsNonCLIP(t *testing.T) {
 		}
 	}
 }
+
+// tokenize --model uses the model's tokenizer and, unless --context says
+// otherwise, the model's text context.
+func TestTokenizeModelContext(t *testing.T) {
+	dir := tinyModelDir(t)
+	m, err := clip.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Config.Text.MaxPositionEmbeddings = 6
+	m.Text.PositionEmbed.Value.Data = m.Text.PositionEmbed.Value.Data[:6*m.Config.Text.HiddenSize]
+	m.Text.PositionEmbed.Value.Shape = []int{6, m.Config.Text.HiddenSize}
+	if err := m.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	text := "a red square and a blue circle and a green star"
+	code, _, errs := runMope("tokenize", "--model", dir, text)
+	if code == 0 || !strings.Contains(errs, "6") {
+		t.Fatalf("exit %d, stderr %q: want a context-6 error", code, errs)
+	}
+	code, out, errs := runMope("tokenize", "--model", dir, "--truncate", text)
+	var ids []int
+	if code != 0 || json.Unmarshal([]byte(out), &ids) != nil || len(ids) != 6 {
+		t.Fatalf("exit %d, out %q, stderr %q", code, out, errs)
+	}
+	code, out, _ = runMope("tokenize", "--model", dir, "--context", "20", text)
+	if code != 0 || json.Unmarshal([]byte(out), &ids) != nil || len(ids) <= 6 {
+		t.Fatalf("--context 20: exit %d, %q", code, out)
+	}
+}

@@ -25,9 +25,10 @@ type StreamSampler struct {
 	Tok     *tokenizer.Tokenizer
 	Batch   int
 	Seed    uint64
-	Size    int // image size of the model
-	Context int // text context of the model (0: Context)
-	Buffer  int // shuffle buffer of tar shards (0: 1000)
+	Size    int               // image size of the model
+	Pre     *imageproc.Config // the model's preprocessing (nil: CLIP's default at Size)
+	Context int               // text context of the model (0: Context)
+	Buffer  int               // shuffle buffer of tar shards (0: 1000)
 
 	sh   *dataset.Shuffler
 	next int // the step the stream is positioned for
@@ -85,6 +86,9 @@ func (s *StreamSampler) Get(ctx context.Context, step int) (*Batch, error) {
 	}
 	sh := s.shuffler()
 	pc := imageproc.DefaultConfig(s.Size)
+	if s.Pre != nil {
+		pc = *s.Pre
+	}
 	items := make([]streamItem, 0, s.Batch)
 	for len(items) < s.Batch {
 		need := s.Batch - len(items)

@@ -15,6 +15,7 @@ import (
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/clip/tokenizer"
 	"github.com/mopeclip/mopeclip/dataset/shapes"
+	"github.com/mopeclip/mopeclip/infer"
 	"github.com/mopeclip/mopeclip/internal/progress"
 	"github.com/mopeclip/mopeclip/internal/world"
 	"github.com/mopeclip/mopeclip/mope"
@@ -331,7 +332,13 @@ func (r *runner) measurePruned(row *Row) {
 		row.fail("R@1 before distillation", err)
 		return
 	}
-	m, err := world.Retrieval(pm, r.env.Tok, r.env.World.Test)
+	enc, done, err := infer.NewEncoder(pm, r.env.Tok)
+	if err != nil {
+		row.fail("R@1 before distillation", err)
+		return
+	}
+	defer done()
+	m, err := world.Retrieval(enc, r.env.World.Test)
 	if err != nil {
 		row.fail("R@1 before distillation", err)
 		return
