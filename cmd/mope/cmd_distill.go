@@ -211,10 +211,7 @@ func distillDirs(teacherDir, studentDir, out string, df distillFlags, keep bool,
 	if err != nil {
 		return nil, err
 	}
-	if err := student.Save(out); err != nil {
-		return nil, err
-	}
-	if err := clip.CopyTokenizer(teacherDir, out); err != nil {
+	if err := student.SaveWith(out, clip.SaveOptions{From: teacherDir, Tokenizer: data.Tok}); err != nil {
 		return nil, err
 	}
 	if err := res.Curve.Write(filepath.Join(out, "curve.csv")); err != nil {
