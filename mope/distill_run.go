@@ -31,7 +31,6 @@ type DistillOptions struct {
 	CkptEvery, ValEvery int
 	Resume              bool
 	Log                 io.Writer
-	Context             context.Context
 	// Extra is stored in the checkpoint and checked on resume.
 	Extra map[string]string
 }
@@ -91,8 +90,9 @@ func RetrievalScalars(m *clip.Model, tok *tokenizer.Tokenizer, p *dataset.Pairs)
 
 // Distill trains student (in place) to imitate teacher on data. The batch of
 // step s depends only on (o.Seed, s), so a resumed run matches a straight
-// one bit for bit (same GOMAXPROCS).
-func Distill(student, teacher *clip.Model, data DistillData, o DistillOptions) (*train.Result, error) {
+// one bit for bit (same GOMAXPROCS). Cancelling ctx stops it with a
+// checkpoint and train.ErrInterrupted.
+func Distill(ctx context.Context, student, teacher *clip.Model, data DistillData, o DistillOptions) (*train.Result, error) {
 	if err := o.Weights.Validate(); err != nil {
 		return nil, err
 	}
@@ -131,6 +131,6 @@ func Distill(student, teacher *clip.Model, data DistillData, o DistillOptions) (
 		extra[k] = v
 	}
 	tc := train.Config{Steps: o.Steps, Warmup: o.Warmup, LR: o.LR, MinLR: o.MinLR, ClipNorm: o.ClipNorm, Items: o.Batch,
-		Dir: o.Dir, CkptEvery: o.CkptEvery, ValEvery: o.ValEvery, Resume: o.Resume, Log: o.Log, Context: o.Context, Extra: extra}
-	return train.Run(tc, student.Params(), opt, step, val)
+		Dir: o.Dir, CkptEvery: o.CkptEvery, ValEvery: o.ValEvery, Resume: o.Resume, Log: o.Log, Extra: extra}
+	return train.Run(ctx, tc, student.Params(), opt, step, val)
 }

@@ -48,7 +48,7 @@ func TestDistillResume(t *testing.T) {
 	o.Steps, o.Batch, o.Warmup, o.CkptEvery, o.ValEvery, o.LR = 6, 8, 1, 3, 3, 2e-3
 
 	a := CloneModel(student)
-	ra, err := Distill(a, teacher, data, o)
+	ra, err := Distill(context.Background(), a, teacher, data, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,15 +64,15 @@ func TestDistillResume(t *testing.T) {
 	defer cancel()
 	b := CloneModel(student)
 	o1 := o
-	o1.Dir, o1.Context = dir, ctx
+	o1.Dir = dir
 	o1.Log = cancelOn{"step 3/6 validation", cancel}
-	if _, err := Distill(b, teacher, data, o1); !errors.Is(err, train.ErrInterrupted) {
+	if _, err := Distill(ctx, b, teacher, data, o1); !errors.Is(err, train.ErrInterrupted) {
 		t.Fatalf("interrupted run: %v", err)
 	}
 	c := CloneModel(student)
 	o2 := o
 	o2.Dir, o2.Resume = dir, true
-	rc, err := Distill(c, teacher, data, o2)
+	rc, err := Distill(context.Background(), c, teacher, data, o2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestDistillResume(t *testing.T) {
 	// Other settings refuse to resume.
 	o3 := o2
 	o3.Weights.KD = 0.5
-	if _, err := Distill(CloneModel(student), teacher, data, o3); err == nil {
+	if _, err := Distill(context.Background(), CloneModel(student), teacher, data, o3); err == nil {
 		t.Errorf("resume with other weights accepted")
 	}
 }

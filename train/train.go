@@ -98,9 +98,6 @@ type Config struct {
 	// StopAt, when > 0, stops the run before step StopAt with a checkpoint
 	// and ErrStopped, to train in several sittings.
 	StopAt int
-	// Context cancels the run (e.g. on SIGINT): the loop writes a checkpoint
-	// of the last completed step and returns ErrInterrupted.
-	Context context.Context
 }
 
 // Result summarises a finished run.
@@ -113,15 +110,16 @@ type Result struct {
 	Skipped      int // steps whose gradient was not finite (not applied)
 }
 
-// Run trains params with opt (which must optimise params) for cfg.Steps steps.
-func Run(cfg Config, params []*nn.Param, opt *nn.AdamW, step StepFunc, val ValFunc) (*Result, error) {
+// Run trains params with opt (which must optimise params) for cfg.Steps
+// steps. Cancelling ctx (e.g. on SIGINT) stops the run: the loop writes a
+// checkpoint of the last completed step and returns ErrInterrupted.
+func Run(ctx context.Context, cfg Config, params []*nn.Param, opt *nn.AdamW, step StepFunc, val ValFunc) (*Result, error) {
 	if cfg.Steps <= 0 {
 		return nil, fmt.Errorf("train: %d steps", cfg.Steps)
 	}
 	if cfg.LogEvery <= 0 {
 		cfg.LogEvery = 10
 	}
-	ctx := cfg.Context
 	if ctx == nil {
 		ctx = context.Background()
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -159,9 +160,8 @@ func runDistill(args []string, stdout, stderr io.Writer) error {
 	defer release()
 	ctx, stop := signalContext()
 	defer stop()
-	df.Opt.Context = ctx
 	df.Opt.Resume = resume
-	mr, err := distillDirs(teacherDir, studentDir, out, df, keep, progressTo(stderr, *df.Quiet))
+	mr, err := distillDirs(ctx, teacherDir, studentDir, out, df, keep, progressTo(stderr, *df.Quiet))
 	if err != nil {
 		return reportStop(err, stderr, "distill", args, "--resume", filepath.Join(out, "checkpoint"))
 	}
@@ -185,7 +185,7 @@ type distillResult struct {
 }
 
 // distillDirs loads teacher and student, distils, and writes out.
-func distillDirs(teacherDir, studentDir, out string, df distillFlags, keep bool, log io.Writer) (*distillResult, error) {
+func distillDirs(ctx context.Context, teacherDir, studentDir, out string, df distillFlags, keep bool, log io.Writer) (*distillResult, error) {
 	teacher, err := openModelAs("--teacher", teacherDir, log)
 	if err != nil {
 		return nil, err
@@ -207,7 +207,7 @@ func distillDirs(teacherDir, studentDir, out string, df distillFlags, keep bool,
 	_, _, sn := student.NumParams()
 	fmt.Fprintf(log, "distilling %s (%.2fM params, %.3f GFLOPs/image) from %s (%.2fM, %.3f): %s\n", studentDir, float64(sn)/1e6,
 		student.Config.VisionMACs().GFLOPs(), teacherDir, float64(tn)/1e6, teacher.Config.VisionMACs().GFLOPs(), o.Signature())
-	res, err := mope.Distill(student, teacher, data, o)
+	res, err := mope.Distill(ctx, student, teacher, data, o)
 	if err != nil {
 		return nil, err
 	}

@@ -297,10 +297,10 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 	ckDir := filepath.Join(o.Out, "checkpoint")
 	tc := train.Config{
 		Steps: o.Steps, Warmup: o.Warmup, LR: o.LR, MinLR: o.MinLR, ClipNorm: o.ClipNorm, Items: o.Batch,
-		Dir: ckDir, CkptEvery: o.CkptEvery, ValEvery: o.ValEvery, Resume: o.Resume, StopAt: o.StopAt, Log: log, Context: ctx,
+		Dir: ckDir, CkptEvery: o.CkptEvery, ValEvery: o.ValEvery, Resume: o.Resume, StopAt: o.StopAt, Log: log,
 		Extra: map[string]string{"command": o.command(), "gomaxprocs": strconv.Itoa(runtime.GOMAXPROCS(0))},
 	}
-	res, err := train.Run(tc, m.Params(), opt, step, val)
+	res, err := train.Run(ctx, tc, m.Params(), opt, step, val)
 	if err != nil {
 		return res, err
 	}

@@ -27,8 +27,9 @@ var orderGlyph = map[mope.Order]draw.GlyphDrawer{
 
 // WritePlots writes base.png and base.svg: mean R@1 against GFLOPs per
 // image (log scale), one panel per tower scope and FLOPs reduction, the
-// teacher as a dashed reference line and point in each; colours are the
-// importance methods, shapes the pruning orders (legend on the right).
+// teacher's cost as a dashed line and its recall in each panel's title;
+// colours are the importance methods, shapes the pruning orders (legend on
+// the right).
 func WritePlots(base string, rows []*Row) error {
 	return Figure(rows).Save(base)
 }
@@ -60,6 +61,10 @@ func Figure(rows []*Row) *chart.Figure {
 // setting of a row (the teacher's is its own).
 func (r *Row) setting() setting { return setting{r.Towers, r.Target} }
 
+// panel plots one setting's rows. The y axis spans the rows' recall (from
+// 0), so the differences stay visible where every model is far below the
+// teacher; the teacher's recall is in the title and its cost is the dashed
+// vertical line (the x axis keeps it in view).
 func panel(k setting, rows []*Row, teacher *Row) chart.Panel {
 	what := "both towers pruned"
 	if k.towers == TowersVision {
@@ -67,16 +72,16 @@ func panel(k setting, rows []*Row, teacher *Row) chart.Panel {
 	}
 	p := chart.Panel{Title: fmt.Sprintf("%s, %g× fewer FLOPs", what, 1/k.target), XLabel: "GFLOPs per image (log scale)",
 		YLabel: "mean R@1 (%)", LogX: true, ZeroY: true}
-	lo := rows[0].GFLOPsI
+	hi := 0.0
 	for _, r := range rows {
-		lo = min(lo, r.GFLOPsI)
+		hi = max(hi, r.R1)
 		p.Series = append(p.Series, chart.Series{Name: r.Name, X: []float64{r.GFLOPsI}, Y: []float64{r.R1},
 			Color: methodColor[r.Method], Glyph: glyphOf(r)})
 	}
 	if teacher != nil {
-		p.Series = append(p.Series,
-			chart.Series{Name: "teacher", X: []float64{lo, teacher.GFLOPsI}, Y: []float64{teacher.R1, teacher.R1}, Color: color.Black, Line: true, Dashed: true},
-			chart.Series{Name: "teacher", X: []float64{teacher.GFLOPsI}, Y: []float64{teacher.R1}, Color: color.Black, Glyph: draw.PyramidGlyph{}})
+		p.Title += fmt.Sprintf("; teacher %.1f", teacher.R1)
+		p.Series = append(p.Series, chart.Series{Name: "teacher", X: []float64{teacher.GFLOPsI, teacher.GFLOPsI}, Y: []float64{0, max(hi, 1)},
+			Color: color.Black, Line: true, Dashed: true})
 	}
 	return p
 }
@@ -116,7 +121,7 @@ func legend(rows []*Row, teacher bool) []chart.Series {
 		}
 	}
 	if teacher {
-		l = append(l, chart.Series{Name: "teacher", Color: color.Black, Glyph: draw.PyramidGlyph{}, Line: true, Dashed: true})
+		l = append(l, chart.Series{Name: "teacher's GFLOPs", Color: color.Black, Line: true, Dashed: true})
 	}
 	return l
 }

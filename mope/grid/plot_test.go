@@ -38,7 +38,7 @@ func TestPlotsFromStory(t *testing.T) {
 	}
 	// Every method of the rows is in the legend; the log axis has decimal
 	// tick labels.
-	for _, want := range []string{"mope", "magnitude", "random", "scratch", "teacher", "order depth-width", "0.02", "0"} {
+	for _, want := range []string{"mope", "magnitude", "random", "scratch", "teacher&#39;s GFLOPs", "order depth-width", "0.02", "0"} {
 		if !strings.Contains(string(svg), ">"+want+"<") {
 			t.Errorf("%s.svg has no %q", base, want)
 		}
