@@ -217,10 +217,7 @@ func distillDirs(ctx context.Context, teacherDir, studentDir, out string, df dis
 	if err != nil {
 		return nil, err
 	}
-	if err := student.Save(out); err != nil {
-		return nil, err
-	}
-	if err := clip.CopyTokenizer(teacherDir, out); err != nil {
+	if err := student.SaveWith(out, clip.SaveOptions{From: teacherDir, Tokenizer: data.Tok}); err != nil {
 		return nil, err
 	}
 	if err := res.Curve.Write(filepath.Join(out, "curve.csv")); err != nil {
