@@ -36,6 +36,17 @@ const CheckpointFile = "checkpoint.safetensors"
 // CurveFile is the name of the training curve (CSV) inside Config.Dir.
 const CurveFile = "curve.csv"
 
+// DataState is the position of a training data stream (Config.Data).
+type DataState interface {
+	// State returns the position after the batches drawn so far.
+	State() map[string]string
+	// Restore returns to a position State returned, before step step.
+	Restore(ctx context.Context, state map[string]string, step int) error
+}
+
+// dataPrefix marks the checkpoint entries of Config.Data.
+const dataPrefix = "train.data."
+
 // accPrefix marks the checkpoint entries holding the curve's running means.
 const accPrefix = "train.acc."
 
@@ -87,6 +98,12 @@ type Config struct {
 	LogEvery int
 	// Resume continues from Dir's checkpoint if there is one.
 	Resume bool
+	// Data, when set, is the position of a streaming data source: its
+	// State is stored in every checkpoint and, on resume, handed back to
+	// Restore before the first step (for sources that are read in order
+	// and cannot seek by step alone, such as tar shards through a shuffle
+	// buffer).
+	Data DataState
 	// Extra is stored in the checkpoint; on resume the stored values must be
 	// equal (it guards against resuming with other hyper-parameters).
 	Extra map[string]string
@@ -159,6 +176,17 @@ func Run(ctx context.Context, cfg Config, params []*nn.Param, opt *nn.AdamW, ste
 				return nil, fmt.Errorf("train: checkpoint %s is at step %d, beyond the %d steps of this run", ckpt, s, cfg.Steps)
 			}
 			start = s
+			if cfg.Data != nil {
+				state := map[string]string{}
+				for k, v := range extra {
+					if name, ok := strings.CutPrefix(k, dataPrefix); ok {
+						state[name] = v
+					}
+				}
+				if err := cfg.Data.Restore(ctx, state, s); err != nil {
+					return nil, fmt.Errorf("train: resuming %s: %w", ckpt, err)
+				}
+			}
 			n, _ = strconv.Atoi(extra[accPrefix+"n"])
 			sum, _ = strconv.ParseFloat(extra[accPrefix+"loss"], 64)
 			for k, v := range extra {
@@ -183,6 +211,11 @@ func Run(ctx context.Context, cfg Config, params []*nn.Param, opt *nn.AdamW, ste
 		extra := map[string]string{}
 		for k, v := range cfg.Extra {
 			extra[k] = v
+		}
+		if cfg.Data != nil {
+			for k, v := range cfg.Data.State() {
+				extra[dataPrefix+k] = v
+			}
 		}
 		extra[accPrefix+"n"] = strconv.Itoa(n)
 		extra[accPrefix+"loss"] = strconv.FormatFloat(sum, 'g', -1, 64)

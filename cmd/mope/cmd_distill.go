@@ -103,10 +103,14 @@ func loadDistillData(data string, trainN, valN int, teacherDir string, pc imagep
 			}
 			d.Val.Images.Pre = &pc
 		}
-	} else {
-		if d.Train, d.Val, err = filePairs(data, trainN, valN, pc); err != nil {
-			return d, err
-		}
+	} else if d.Stream, err = streamData(data, trainN); err != nil {
+		return d, err
+	} else if d.Stream != nil {
+		d.StreamPre = &pc
+		fmt.Fprintf(log, "data %s: streamed from %d tar shards (shuffle buffer 1000)\n", data, len(d.Stream.Spec.Shards))
+		return d, nil
+	} else if d.Train, d.Val, err = filePairs(data, trainN, valN, pc); err != nil {
+		return d, err
 	}
 	fmt.Fprintf(log, "data %s: %d training images, %d validation images (%s)\n", data, d.Train.Len(), lenPairs(d.Val),
 		time.Since(t0).Round(time.Millisecond))
@@ -198,7 +202,9 @@ func distillDirs(ctx context.Context, teacherDir, studentDir, out string, df dis
 	if err != nil {
 		return nil, err
 	}
-	noteTruncated(log, data.Tok, data.Train, teacher.Config.Text.MaxPositionEmbeddings)
+	if data.Train != nil {
+		noteTruncated(log, data.Tok, data.Train, teacher.Config.Text.MaxPositionEmbeddings)
+	}
 	o := df.Opt
 	o.Dir = filepath.Join(out, "checkpoint")
 	o.Log = log

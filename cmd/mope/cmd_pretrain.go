@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -143,6 +144,7 @@ func runPretrain(args []string, stdout, stderr io.Writer) error {
 // pretrainData is the training and validation data of a run.
 type pretrainData struct {
 	Train, Val *world.Pairs
+	Stream     *dataset.Dataset // tar shards, read as a stream (Train nil)
 	Tok        *tokenizer.Tokenizer
 }
 
@@ -169,12 +171,25 @@ func loadPretrainData(o pretrainOptions, pc imageproc.Config, log io.Writer) (*p
 		}
 	} else {
 		var err error
-		if d.Train, d.Val, err = filePairs(o.Data, o.TrainN, o.ValN, pc); err != nil {
+		if d.Stream, err = streamData(o.Data, o.TrainN); err != nil {
 			return nil, err
 		}
-		caps, _ := d.Train.Flat()
+		var caps []string
+		if d.Stream != nil {
+			caps, err = firstCaptions(d.Stream, world.VocabImages)
+		} else if d.Train, d.Val, err = filePairs(o.Data, o.TrainN, o.ValN, pc); err == nil {
+			caps, _ = d.Train.Flat()
+		}
+		if err != nil {
+			return nil, err
+		}
 		if d.Tok, err = world.TokenizerFrom(caps, world.VocabSize); err != nil {
 			return nil, err
+		}
+		if d.Stream != nil {
+			fmt.Fprintf(log, "data %s: streamed from %d tar shards (shuffle buffer 1000), vocabulary %d from the first %d images' captions (%s)\n",
+				o.Data, len(d.Stream.Spec.Shards), d.Tok.VocabSize(), world.VocabImages, time.Since(t0).Round(time.Millisecond))
+			return d, nil
 		}
 	}
 	fmt.Fprintf(log, "data %s: %d training images, %d validation images, vocabulary %d (%s)\n",
@@ -195,6 +210,34 @@ func noteTruncated(log io.Writer, tok *tokenizer.Tokenizer, p *dataset.Pairs, co
 	if n := world.Truncated(tok, p, context); n > 0 {
 		fmt.Fprintf(log, "%d training captions are longer than the model's context of %d tokens: truncated as CLIP does (end-of-text kept)\n", n, context)
 	}
+}
+
+// streamData opens spec for streaming when it is webdataset tar shards
+// (too large to hold, read in order): nil for other data.
+func streamData(spec string, limit int) (*dataset.Dataset, error) {
+	s, err := dataset.ParseSpec(spec)
+	if err != nil || s.Format != dataset.WebDataset {
+		return nil, nil // other formats (and errors) go through filePairs
+	}
+	return dataset.OpenSpec(s, dataset.Options{Limit: limit})
+}
+
+// firstCaptions returns the captions of the first n records of d.
+func firstCaptions(d *dataset.Dataset, n int) ([]string, error) {
+	var caps []string
+	seen := 0
+	errEnough := errors.New("enough")
+	err := d.Each(context.Background(), func(r dataset.Record) error {
+		caps = append(caps, r.Captions...)
+		if seen++; seen >= n {
+			return errEnough
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errEnough) {
+		return nil, err
+	}
+	return caps, nil
 }
 
 // filePairs reads the training pairs (split "train" where the data has
@@ -241,8 +284,10 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 	if err != nil {
 		return nil, err
 	}
-	if err := checkBatch(o.Batch, data.Train.Len()); err != nil {
-		return nil, err
+	if data.Train != nil {
+		if err := checkBatch(o.Batch, data.Train.Len()); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.Text.VocabSize != data.Tok.VocabSize() || cfg.Text.EOSTokenID != data.Tok.EOT() {
 		// Presets not made for the world (e.g. tiny) take its vocabulary.
@@ -268,11 +313,21 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 		o.Preset, float64(total)/1e6, cfg.VisionMACs().GFLOPs(), cfg.TextMACs(world.Context).GFLOPs(), runtime.GOMAXPROCS(0))
 	ac := nn.AdamWConfig{Beta1: 0.9, Beta2: 0.98, Eps: 1e-6, WeightDecay: o.WD}
 	opt := nn.NewAdamW(m.Params(), ac)
-	sampler := &world.Sampler{Pairs: data.Train, Tok: data.Tok, Batch: o.Batch, Seed: o.Seed, Context: cfg.Text.MaxPositionEmbeddings}
-	noteTruncated(log, data.Tok, data.Train, cfg.Text.MaxPositionEmbeddings)
+	var get func(s int) (*world.Batch, error)
+	var stream *world.StreamSampler
+	if data.Train != nil {
+		sampler := &world.Sampler{Pairs: data.Train, Tok: data.Tok, Batch: o.Batch, Seed: o.Seed, Context: cfg.Text.MaxPositionEmbeddings}
+		noteTruncated(log, data.Tok, data.Train, cfg.Text.MaxPositionEmbeddings)
+		get = sampler.Get
+	} else {
+		stream = &world.StreamSampler{Data: data.Stream, Tok: data.Tok, Batch: o.Batch, Seed: o.Seed,
+			Size: cfg.Vision.ImageSize, Pre: &pc, Context: cfg.Text.MaxPositionEmbeddings}
+		defer stream.Close()
+		get = func(s int) (*world.Batch, error) { return stream.Get(ctx, s) }
+	}
 	tp := ops.NewTape()
 	step := func(s int) (float64, map[string]float64, error) {
-		b, err := sampler.Get(s)
+		b, err := get(s)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -299,6 +354,9 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 		Steps: o.Steps, Warmup: o.Warmup, LR: o.LR, MinLR: o.MinLR, ClipNorm: o.ClipNorm, Items: o.Batch,
 		Dir: ckDir, CkptEvery: o.CkptEvery, ValEvery: o.ValEvery, Resume: o.Resume, StopAt: o.StopAt, Log: log,
 		Extra: map[string]string{"command": o.command(), "gomaxprocs": strconv.Itoa(runtime.GOMAXPROCS(0))},
+	}
+	if stream != nil {
+		tc.Data = stream
 	}
 	res, err := train.Run(ctx, tc, m.Params(), opt, step, val)
 	if err != nil {
