@@ -364,6 +364,11 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 		tc.Data = stream
 	}
 	res, err := train.Run(ctx, tc, m.Params(), opt, step, val)
+	if stream != nil {
+		if n, first := data.Stream.Skipped(); n > 0 {
+			fmt.Fprintf(log, "skipped %d bad training records (first: %s)\n", n, first[0])
+		}
+	}
 	if err != nil {
 		return res, err
 	}
