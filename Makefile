@@ -6,7 +6,7 @@ PYTHON  ?= /usr/bin/python3
 BENCH   ?= .
 COUNT   ?= 6
 
-.PHONY: all build test test-deps vet test-native test-noasm test-arm64 test-fuzz bench demo cuda-check mope-cuda clean
+.PHONY: all build test test-deps vet test-native test-noasm test-arm64 test-fuzz test-engines-emu generate-check bench demo cuda-check mope-cuda clean
 
 all: build
 
@@ -14,7 +14,7 @@ build:
 	$(GO) build -o bin/mope ./cmd/mope
 
 ## test: vet, native tests (PyTorch/Pillow parity included when /usr/bin/python3 has them), pure-Go (noasm) tests, arm64 under qemu, brief fuzzing.
-test: test-deps vet test-native test-noasm test-arm64 test-fuzz
+test: test-deps vet generate-check test-native test-noasm test-arm64 test-fuzz test-engines-emu
 
 ## test-deps: install qemu-user-static and Debian's python3-torch/numpy/pil when missing.
 test-deps:
@@ -35,6 +35,23 @@ test-noasm:
 test-arm64:
 	@command -v qemu-aarch64-static >/dev/null || (echo "qemu-aarch64-static missing: apt-get install qemu-user-static (.ci/run does this)"; exit 1)
 	GOARCH=arm64 $(GO) test -count=1 -exec qemu-aarch64-static ./tensor/...
+
+## generate-check: run tensor's go:generate (the assembly generators) in a
+## temporary directory and fail when a generated file differs from the
+## committed one (go generate ./tensor/ rewrites them in place).
+generate-check:
+	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
+	cp tensor/generate.go tensor/*_asmgen.go $$tmp/ && (cd $$tmp && $(GO) generate generate.go) && \
+	n=0 && fail=0 && for f in $$tmp/*; do b=$$(basename $$f); \
+		case $$b in generate.go|*_asmgen.go) continue;; esac; n=$$((n+1)); \
+		cmp -s $$f tensor/$$b || { echo "tensor/$$b differs from what go generate writes: run go generate ./tensor/ and commit"; fail=1; }; \
+	done && test $$n -gt 0 && test $$fail -eq 0 && echo "generate: $$n generated files in tensor/ up to date"
+
+## test-engines-emu: the engine table of clip/lower (reference, infer f32/bf16, the
+## MoPE scorer's path) with the CUDA towers on the CPU emulator (cgo, g++).
+test-engines-emu:
+	@command -v g++ >/dev/null || (echo "g++ missing: apt-get install g++ (the CUDA emulator is C++)"; exit 1)
+	CGO_ENABLED=1 $(GO) test -count=1 -tags cuda,cudaemu -run 'TestEngines' ./clip/lower/
 
 test-fuzz:
 	@for t in $$($(GO) test -list '^Fuzz' ./internal/safetensors 2>/dev/null | grep '^Fuzz'); do \

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/mopeclip/mopeclip/internal/atomicfile"
 	"github.com/mopeclip/mopeclip/internal/safetensors"
 	"github.com/mopeclip/mopeclip/nn"
 	"github.com/mopeclip/mopeclip/tensor"
@@ -256,11 +255,23 @@ func sameShape(a, b []int) bool {
 	return true
 }
 
-// Load reads a Hugging Face layout model directory (config.json plus
-// model.safetensors or sharded weights). Per-layer widths of pruned models
-// are inferred from the tensor shapes. F16/BF16 weights become float32.
+// Load reads a model directory: Hugging Face's layout (config.json plus
+// model.safetensors or sharded weights) or open_clip's
+// (open_clip_config.json plus open_clip_model.safetensors), whichever the
+// directory holds. Per-layer widths of pruned models are inferred from the
+// tensor shapes; every tensor is checked against the config before the
+// model is allocated, and for non-finite values after. F16/BF16 weights
+// become float32. Config warnings are in m.Notes (see
+// ConfigNotes.Warning); Load prints nothing.
 func Load(dir string) (*Model, error) {
-	cfg, err := LoadConfig(filepath.Join(dir, ConfigFile))
+	layout, err := DetectLayout(dir)
+	if err != nil {
+		return nil, err
+	}
+	if layout == LayoutOpenCLIP {
+		return loadOpenCLIP(dir)
+	}
+	cfg, notes, err := LoadConfigNotes(filepath.Join(dir, ConfigFile))
 	if err != nil {
 		return nil, err
 	}
@@ -268,7 +279,25 @@ func Load(dir string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	notes.Layout = LayoutHF
+	m, err := buildModel(dir, cfg, notes, tensors)
+	if err != nil {
+		return nil, err
+	}
+	pc, err := LoadPreprocess(dir)
+	if err != nil {
+		return nil, err
+	}
+	m.Preprocess = &pc
+	return m, nil
+}
+
+// buildModel checks tensors against cfg, then builds the model around them.
+func buildModel(dir string, cfg *Config, notes ConfigNotes, tensors map[string]*safetensors.Tensor) (*Model, error) {
 	if err := inferWidths(cfg, tensors); err != nil {
+		return nil, fmt.Errorf("%s: %w%s", dir, err, defaultsHint(notes))
+	}
+	if err := checkShapes(cfg, notes, tensors); err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
 	m, err := newModel(cfg, nil)
@@ -278,52 +307,34 @@ func Load(dir string) (*Model, error) {
 	if err := assignParams(m.Params(), tensors); err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
+	if err := checkFinite(m.Params()); err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	m.Notes = notes
 	return m, nil
 }
 
-// Save writes m as a Hugging Face layout directory: config.json (with
-// per-layer widths under mopeclip_* keys when pruned) and model.safetensors,
-// each written atomically. Tokenizer files are not touched; see CopyTokenizer.
-func (m *Model) Save(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+// DetectLayout says which checkpoint layout dir holds: Hugging Face's when
+// it has config.json, open_clip's when it has open_clip_config.json. A
+// directory with neither is an error that says what was looked for.
+func DetectLayout(dir string) (Layout, error) {
+	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("model: %s does not exist (a model directory holds %s or %s)", dir, ConfigFile, OpenCLIPConfigFile)
 	}
-	f := &safetensors.File{Tensors: map[string]*safetensors.Tensor{}, Metadata: map[string]string{"format": "pt"}}
-	for _, p := range m.Params() {
-		shape := p.Value.Shape
-		f.Add(p.Name, &safetensors.Tensor{DType: safetensors.F32, Shape: append([]int{}, shape...), F32: p.Value.Data})
-	}
-	if err := safetensors.Save(filepath.Join(dir, WeightsFile), f); err != nil {
-		return err
-	}
-	cfg, err := m.Config.JSON()
 	if err != nil {
-		return err
+		return 0, fmt.Errorf("model: %w", err)
 	}
-	return atomicfile.WriteFile(filepath.Join(dir, ConfigFile), cfg)
-}
-
-// CopyTokenizer copies vocab.json, merges.txt and preprocessor_config.json
-// (those present) from src to dst.
-func CopyTokenizer(src, dst string) error {
-	for _, name := range []string{VocabFile, MergesFile, preprocessorCfg, "tokenizer_config.json", "special_tokens_map.json"} {
-		in, err := os.Open(filepath.Join(src, name))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		err = atomicfile.Write(filepath.Join(dst, name), func(w io.Writer) error {
-			_, err := io.Copy(w, in)
-			return err
-		})
-		in.Close()
-		if err != nil {
-			return err
-		}
+	if !fi.IsDir() {
+		return 0, fmt.Errorf("model: %s is not a directory", dir)
 	}
-	return nil
+	if _, err := os.Stat(filepath.Join(dir, ConfigFile)); err == nil {
+		return LayoutHF, nil
+	}
+	if _, err := os.Stat(filepath.Join(dir, OpenCLIPConfigFile)); err == nil {
+		return LayoutOpenCLIP, nil
+	}
+	return 0, fmt.Errorf("model: %s has neither %s (Hugging Face) nor %s (open_clip)", dir, ConfigFile, OpenCLIPConfigFile)
 }
 
 var _ = tensor.New

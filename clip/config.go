@@ -1,7 +1,6 @@
 package clip
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -55,6 +54,33 @@ type Config struct {
 	Architectures       []string    `json:"architectures,omitempty"`
 }
 
+// ConfigNotes records how a config document was read: keys nobody knows
+// (ignored, to be shown as one warning), keys that were absent and took
+// transformers' defaults, and which file layout it came from.
+type ConfigNotes struct {
+	// DType is the weights' dtype the config declares (torch_dtype, or
+	// dtype since transformers 5), "" when absent. Informational: weights
+	// are converted to float32 whatever they are stored as.
+	DType     string
+	Unknown   []string // dotted key paths, sorted ("text_config.foo")
+	Defaulted []string // "text_config.vocab_size=49408", sorted
+	Source    string   // file the config came from, when known
+	Layout    Layout   // checkpoint layout the model was read from
+}
+
+// Warning returns the one-line warning for unknown keys, or "" when there
+// are none.
+func (n *ConfigNotes) Warning() string {
+	if len(n.Unknown) == 0 {
+		return ""
+	}
+	src := n.Source
+	if src == "" {
+		src = "config"
+	}
+	return fmt.Sprintf("warning: %s: ignoring %d unknown key(s): %s", src, len(n.Unknown), strings.Join(n.Unknown, ", "))
+}
+
 // HeadDim returns the per-head dimension of a tower.
 func (t *TowerConfig) HeadDim() int {
 	if t.NumAttentionHeads == 0 {
@@ -97,102 +123,47 @@ func (t *TowerConfig) NumPatches() int {
 	return g * g
 }
 
-// Keys of Hugging Face's PretrainedConfig and CLIP configs that carry no
-// meaning for inference here; they are accepted and dropped. Anything not
-// known is an error naming the key.
-var ignoredKeys = map[string]bool{}
-
-func init() {
-	for _, k := range strings.Fields(`return_dict output_hidden_states output_attentions torchscript torch_dtype dtype
-	use_bfloat16 tf_legacy_loss pruned_heads tie_word_embeddings chunk_size_feed_forward is_encoder_decoder
-	is_decoder cross_attention_hidden_size add_cross_attention tie_encoder_decoder max_length min_length
-	do_sample early_stopping num_beams num_beam_groups diversity_penalty temperature top_k top_p typical_p
-	repetition_penalty length_penalty no_repeat_ngram_size encoder_no_repeat_ngram_size bad_words_ids
-	num_return_sequences output_scores return_dict_in_generate forced_bos_token_id forced_eos_token_id
-	remove_invalid_values exponential_decay_length_penalty suppress_tokens begin_suppress_tokens
-	finetuning_task id2label label2id tokenizer_class prefix sep_token_id decoder_start_token_id
-	task_specific_params problem_type _name_or_path transformers_version _commit_hash
-	_attn_implementation_autoset _attn_implementation attention_dropout dropout initializer_range
-	initializer_factor gradient_checkpointing text_config_dict vision_config_dict projection_dim
-	model_type architectures`) {
-		ignoredKeys[k] = true
-	}
-}
-
-var towerKeys = map[string]bool{}
-
-func init() {
-	for _, k := range strings.Fields(`hidden_size intermediate_size num_attention_heads num_hidden_layers hidden_act
-	layer_norm_eps image_size patch_size num_channels vocab_size max_position_embeddings eos_token_id
-	bos_token_id pad_token_id mopeclip_layer_heads mopeclip_layer_intermediate mopeclip_teacher_layers`) {
-		towerKeys[k] = true
-	}
-}
-
-// ParseConfig reads a CLIPConfig JSON document strictly: unknown keys, wrong
-// types and inconsistent values are errors that name the key.
-func ParseConfig(data []byte) (*Config, error) {
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(data, &raw); err != nil {
-		return nil, fmt.Errorf("config: invalid JSON: %w", err)
-	}
-	for k := range raw {
-		switch k {
-		case "text_config", "vision_config", "projection_dim", "logit_scale_init_value", "model_type", "architectures":
-		default:
-			if !ignoredKeys[k] {
-				return nil, fmt.Errorf("config: unknown key %q", k)
-			}
-		}
-	}
-	for _, tower := range []string{"text_config", "vision_config"} {
-		msg, ok := raw[tower]
-		if !ok {
-			return nil, fmt.Errorf("config: missing %q", tower)
-		}
-		var sub map[string]json.RawMessage
-		if err := json.Unmarshal(msg, &sub); err != nil {
-			return nil, fmt.Errorf("config: %s: not an object: %w", tower, err)
-		}
-		for k := range sub {
-			if !towerKeys[k] && !ignoredKeys[k] {
-				return nil, fmt.Errorf("config: unknown key %q in %s", tower+"."+k, tower)
-			}
-		}
-	}
-	c := &Config{}
-	// Hugging Face defaults for keys a config may leave out.
-	c.Text = TowerConfig{HiddenAct: "quick_gelu", LayerNormEps: 1e-5, VocabSize: 49408, MaxPositionEmbeddings: 77, EOSTokenID: 49407}
-	c.Vision = TowerConfig{HiddenAct: "quick_gelu", LayerNormEps: 1e-5, NumChannels: 3}
-	c.LogitScaleInitValue = 2.6592
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(c); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
 // LoadConfig reads and validates path (a config.json).
 func LoadConfig(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	c, err := ParseConfig(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return c, nil
+	c, _, err := LoadConfigNotes(path)
+	return c, err
 }
 
-// Validate checks that every value is usable and consistent, naming the key
-// at fault.
+// LoadConfigNotes is LoadConfig that also returns how the file was read.
+func LoadConfigNotes(path string) (*Config, ConfigNotes, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, ConfigNotes{}, fmt.Errorf("config: %w", err)
+	}
+	c, notes, err := ParseConfigNotes(data)
+	if err != nil {
+		return nil, notes, fmt.Errorf("%s: %w", path, err)
+	}
+	notes.Source = path
+	return c, notes, nil
+}
+
+// Sane upper bounds on config sizes: far above any CLIP (ViT-bigG/14 has
+// width 1664, MLP 8192, 48 layers), low enough that a corrupt or hostile
+// config cannot make a loader allocate terabytes or overflow int.
+const (
+	MaxWidth         = 1 << 16 // hidden_size, projection_dim
+	MaxIntermediate  = 1 << 18 // intermediate_size
+	MaxLayers        = 1 << 10 // num_hidden_layers
+	MaxImageSize     = 1 << 13 // image_size
+	MaxPatches       = 1 << 18 // (image_size/patch_size)²
+	MaxPositions     = 1 << 16 // max_position_embeddings
+	MaxVocab         = 1 << 22 // vocab_size
+	maxBoundedHeads  = MaxWidth
+	maxLayerNormEps  = 1.0
+	minContextLength = 2
+)
+
+// Validate checks that every value is usable, consistent and within the
+// sane bounds above, naming the key at fault.
 func (c *Config) Validate() error {
-	if c.ProjectionDim <= 0 {
-		return fmt.Errorf("config: projection_dim must be positive, got %d", c.ProjectionDim)
+	if err := checkRange("projection_dim", c.ProjectionDim, 1, MaxWidth); err != nil {
+		return err
 	}
 	if math.IsNaN(c.LogitScaleInitValue) || math.IsInf(c.LogitScaleInitValue, 0) {
 		return fmt.Errorf("config: logit_scale_init_value must be finite")
@@ -201,66 +172,100 @@ func (c *Config) Validate() error {
 		name string
 		t    *TowerConfig
 	}{{"text_config", &c.Text}, {"vision_config", &c.Vision}} {
-		t, n := tw.t, tw.name
-		pos := func(key string, v int) error {
-			if v <= 0 {
-				return fmt.Errorf("config: %s.%s must be positive, got %d", n, key, v)
-			}
-			return nil
-		}
-		for _, kv := range []struct {
-			k string
-			v int
-		}{{"hidden_size", t.HiddenSize}, {"intermediate_size", t.IntermediateSize},
-			{"num_attention_heads", t.NumAttentionHeads}, {"num_hidden_layers", t.NumHiddenLayers}} {
-			if err := pos(kv.k, kv.v); err != nil {
-				return err
-			}
-		}
-		if t.HiddenSize%t.NumAttentionHeads != 0 {
-			return fmt.Errorf("config: %s.hidden_size %d is not a multiple of num_attention_heads %d", n, t.HiddenSize, t.NumAttentionHeads)
-		}
-		switch t.HiddenAct {
-		case "quick_gelu", "gelu":
-		default:
-			return fmt.Errorf("config: %s.hidden_act %q not supported (quick_gelu, gelu)", n, t.HiddenAct)
-		}
-		if !(t.LayerNormEps > 0) || t.LayerNormEps > 1 {
-			return fmt.Errorf("config: %s.layer_norm_eps must be in (0, 1], got %g", n, t.LayerNormEps)
-		}
-		for key, per := range map[string][]int{"mopeclip_layer_heads": t.LayerHeads, "mopeclip_layer_intermediate": t.LayerIntermediate, "mopeclip_teacher_layers": t.TeacherLayers} {
-			if len(per) == 0 {
-				continue
-			}
-			if len(per) != t.NumHiddenLayers {
-				return fmt.Errorf("config: %s.%s has %d entries for %d layers", n, key, len(per), t.NumHiddenLayers)
-			}
-			for l, v := range per {
-				if v < 0 || (key == "mopeclip_layer_heads" && v > t.NumAttentionHeads) {
-					return fmt.Errorf("config: %s.%s[%d] = %d out of range", n, key, l, v)
-				}
-			}
-		}
-		if len(t.TeacherLayers) > 0 && !sort.IntsAreSorted(t.TeacherLayers) {
-			return fmt.Errorf("config: %s.mopeclip_teacher_layers must be increasing", n)
+		if err := tw.t.validate(tw.name); err != nil {
+			return err
 		}
 	}
 	v := &c.Vision
-	if v.ImageSize <= 0 || v.PatchSize <= 0 || v.ImageSize%v.PatchSize != 0 {
+	if err := checkRange("vision_config.image_size", v.ImageSize, 1, MaxImageSize); err != nil {
+		return err
+	}
+	if err := checkRange("vision_config.patch_size", v.PatchSize, 1, v.ImageSize); err != nil {
+		return err
+	}
+	if v.ImageSize%v.PatchSize != 0 {
 		return fmt.Errorf("config: vision_config.image_size %d must be a positive multiple of patch_size %d", v.ImageSize, v.PatchSize)
+	}
+	if v.NumPatches() > MaxPatches {
+		return fmt.Errorf("config: vision_config: %d patches (image_size %d / patch_size %d) exceed the limit %d", v.NumPatches(), v.ImageSize, v.PatchSize, MaxPatches)
 	}
 	if v.NumChannels != 3 {
 		return fmt.Errorf("config: vision_config.num_channels must be 3, got %d", v.NumChannels)
 	}
 	t := &c.Text
-	if t.VocabSize <= 0 || t.MaxPositionEmbeddings <= 1 {
-		return fmt.Errorf("config: text_config.vocab_size and max_position_embeddings must be positive (got %d, %d)", t.VocabSize, t.MaxPositionEmbeddings)
+	if err := checkRange("text_config.vocab_size", t.VocabSize, 1, MaxVocab); err != nil {
+		return err
+	}
+	if err := checkRange("text_config.max_position_embeddings", t.MaxPositionEmbeddings, minContextLength, MaxPositions); err != nil {
+		return err
 	}
 	if t.EOSTokenID < 0 || t.EOSTokenID >= t.VocabSize {
 		return fmt.Errorf("config: text_config.eos_token_id %d outside the vocabulary of %d", t.EOSTokenID, t.VocabSize)
 	}
 	return nil
 }
+
+// checkRange reports key's value outside [lo, hi] as an error naming it.
+func checkRange(key string, v, lo, hi int) error {
+	switch {
+	case v < lo && lo == 1:
+		return fmt.Errorf("config: %s must be positive, got %d", key, v)
+	case v < lo:
+		return fmt.Errorf("config: %s must be at least %d, got %d", key, lo, v)
+	case v > hi:
+		return fmt.Errorf("config: %s = %d exceeds the limit %d", key, v, hi)
+	}
+	return nil
+}
+
+// validate checks the keys both towers share.
+func (t *TowerConfig) validate(n string) error {
+	for _, kv := range []struct {
+		k      string
+		v, max int
+	}{{"hidden_size", t.HiddenSize, MaxWidth}, {"intermediate_size", t.IntermediateSize, MaxIntermediate},
+		{"num_attention_heads", t.NumAttentionHeads, maxBoundedHeads}, {"num_hidden_layers", t.NumHiddenLayers, MaxLayers}} {
+		if err := checkRange(n+"."+kv.k, kv.v, 1, kv.max); err != nil {
+			return err
+		}
+	}
+	if t.HiddenSize%t.NumAttentionHeads != 0 {
+		return fmt.Errorf("config: %s.hidden_size %d is not a multiple of num_attention_heads %d", n, t.HiddenSize, t.NumAttentionHeads)
+	}
+	if !supportedAct(t.HiddenAct) {
+		return fmt.Errorf("config: %s.hidden_act %q not supported (quick_gelu, gelu)", n, t.HiddenAct)
+	}
+	if !(t.LayerNormEps > 0) || t.LayerNormEps > maxLayerNormEps {
+		return fmt.Errorf("config: %s.layer_norm_eps must be in (0, 1], got %g", n, t.LayerNormEps)
+	}
+	for _, per := range []struct {
+		key  string
+		v    []int
+		max  int
+		name string
+	}{{"mopeclip_layer_heads", t.LayerHeads, t.NumAttentionHeads, "heads"},
+		{"mopeclip_layer_intermediate", t.LayerIntermediate, MaxIntermediate, "width"},
+		{"mopeclip_teacher_layers", t.TeacherLayers, MaxLayers, "layer"}} {
+		if len(per.v) == 0 {
+			continue
+		}
+		if len(per.v) != t.NumHiddenLayers {
+			return fmt.Errorf("config: %s.%s has %d entries for %d layers", n, per.key, len(per.v), t.NumHiddenLayers)
+		}
+		for l, v := range per.v {
+			if v < 0 || v > per.max {
+				return fmt.Errorf("config: %s.%s[%d] = %d out of range", n, per.key, l, v)
+			}
+		}
+	}
+	if len(t.TeacherLayers) > 0 && !sort.IntsAreSorted(t.TeacherLayers) {
+		return fmt.Errorf("config: %s.mopeclip_teacher_layers must be increasing", n)
+	}
+	return nil
+}
+
+// supportedAct reports whether the encoder implements hidden_act name.
+func supportedAct(name string) bool { return name == "quick_gelu" || name == "gelu" }
 
 // JSON returns the config as Hugging Face config.json bytes (indented).
 func (c *Config) JSON() ([]byte, error) {
@@ -271,7 +276,10 @@ func (c *Config) JSON() ([]byte, error) {
 	if len(out.Architectures) == 0 {
 		out.Architectures = []string{"CLIPModel"}
 	}
-	b, err := json.MarshalIndent(&out, "", "  ")
+	b, err := json.MarshalIndent(&struct {
+		*Config
+		DType string `json:"torch_dtype"`
+	}{&out, "float32"}, "", "  ") // Save writes float32 weights
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mopeclip/mopeclip/clip/imageproc"
 	"github.com/mopeclip/mopeclip/clip/tokenizer"
+	"github.com/mopeclip/mopeclip/internal/progress"
 	"github.com/mopeclip/mopeclip/ops"
 	"github.com/mopeclip/mopeclip/tensor"
 	"gonum.org/v1/gonum/blas"
@@ -44,8 +45,9 @@ type Encoder struct {
 	// of a forward pass (layer norms, gathers, the short products of small
 	// batches), at the cost of a second batch's activations in memory.
 	Workers int
-	// Progress, when set, receives a line every two seconds while items
-	// are being embedded (and a final one when it got any).
+	// Progress, when set, receives the progress of long runs
+	// (internal/progress: a bar on a terminal, timestamped lines
+	// elsewhere); runs shorter than its interval say nothing.
 	Progress io.Writer
 	// Device, when set, embeds each batch in place of the model's own
 	// forward pass (Model.EncodeImage, Model.EncodeText), e.g. towers
@@ -167,6 +169,20 @@ func (e *Encoder) Images(pixels []float32, n int) *tensor.Tensor {
 		panic(err) // the fill above cannot fail
 	}
 	return out
+}
+
+// EncodePixels is Images returning an error (a wrong pixel count, a
+// failing Device) instead of panicking.
+func (e *Encoder) EncodePixels(pixels []float32, n int) (*tensor.Tensor, error) {
+	per := e.imageLen()
+	if n < 0 || len(pixels) != n*per {
+		S := e.Model.Config.Vision.ImageSize
+		return nil, fmt.Errorf("clip: %d pixel values for %d images of 3×%d×%d", len(pixels), n, S, S)
+	}
+	return e.imageStream(n, "images", func(i int, dst []float32) error {
+		copy(dst, pixels[i*per:(i+1)*per])
+		return nil
+	})
 }
 
 // ImageFiles loads, preprocesses and embeds image files, a batch at a time
@@ -341,7 +357,7 @@ func (e *Encoder) run(n, E int, what string, encode func(lo, hi int, buf *[]floa
 	errs := make([]error, nb)
 	var next, done atomic.Int64
 	var failed atomic.Bool
-	prog := newProgress(e.Progress, what, n)
+	prog := progress.New(e.Progress, "embedding "+what, n, progress.Options{})
 	work := func() {
 		var buf []float32
 		for !failed.Load() {
@@ -360,7 +376,7 @@ func (e *Encoder) run(n, E int, what string, encode func(lo, hi int, buf *[]floa
 				return
 			}
 			copy(out.Data[lo*E:hi*E], y.Data)
-			prog.add(int(done.Add(int64(hi - lo))))
+			prog.Set(int(done.Add(int64(hi-lo))), "")
 		}
 	}
 	if w := e.workers(nb); w == 1 {
@@ -377,48 +393,6 @@ func (e *Encoder) run(n, E int, what string, encode func(lo, hi int, buf *[]floa
 			return nil, err
 		}
 	}
-	prog.finish()
+	prog.Finish(fmt.Sprintf("embedded %d %s in %s", n, what, prog.Elapsed().Round(100*time.Millisecond)))
 	return out, nil
-}
-
-// progress prints "embedding images: 320/5000 (61.2/s)" lines at most every
-// two seconds, and a final "embedded ..." line if it printed any, so only
-// runs longer than two seconds say anything.
-type progress struct {
-	w     io.Writer
-	what  string
-	total int
-	start time.Time
-	mu    sync.Mutex
-	last  time.Time
-	shown bool
-}
-
-func newProgress(w io.Writer, what string, total int) *progress {
-	now := time.Now()
-	return &progress{w: w, what: what, total: total, start: now, last: now}
-}
-
-func (p *progress) add(done int) {
-	if p.w == nil {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	now := time.Now()
-	if now.Sub(p.last) < 2*time.Second || done >= p.total {
-		return
-	}
-	p.last, p.shown = now, true
-	el := now.Sub(p.start).Seconds()
-	fmt.Fprintf(p.w, "embedding %s: %d/%d (%.1f/s)\n", p.what, done, p.total, float64(done)/el)
-}
-
-func (p *progress) finish() {
-	if p.w == nil {
-		return
-	}
-	if el := time.Since(p.start).Seconds(); p.shown {
-		fmt.Fprintf(p.w, "embedded %d %s in %.1fs (%.1f/s)\n", p.total, p.what, el, float64(p.total)/el)
-	}
 }

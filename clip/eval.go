@@ -8,8 +8,8 @@ import (
 	"github.com/mopeclip/mopeclip/clip/imageproc"
 	"github.com/mopeclip/mopeclip/clip/tokenizer"
 	"github.com/mopeclip/mopeclip/clip/zeroshot"
-	"github.com/mopeclip/mopeclip/dataset"
 	"github.com/mopeclip/mopeclip/tensor"
+	"gonum.org/v1/gonum/blas"
 )
 
 // Zero-shot evaluation: every image and every text is embedded once (in
@@ -30,47 +30,21 @@ var DefaultTemplates = []string{
 	"a photo of the small {}.",
 }
 
-// EvalRetrieval computes zero-shot image–text retrieval recall@1/5/10 of m
-// on r: images are loaded and preprocessed with pre a batch at a time,
-// captions tokenized with tok; batch is the forward batch size (<= 0:
-// DefaultBatch).
-func EvalRetrieval(m *Model, tok *tokenizer.Tokenizer, r *dataset.Retrieval, pre imageproc.Config, batch int) (zeroshot.RetrievalMetrics, error) {
-	return (&Encoder{Model: m, Tok: tok, Batch: batch}).Retrieval(r, pre)
-}
-
-// EvalRetrievalImages is EvalRetrieval on decoded images (the shapes world,
-// for one): caption j describes images[captionImage[j]].
+// EvalRetrievalImages computes zero-shot image–text retrieval recall@1/5/10
+// of m on decoded images (the shapes world, for one): caption j describes
+// images[captionImage[j]]; batch is the forward batch size (<= 0:
+// DefaultBatch). Package eval evaluates datasets read by package dataset.
 func EvalRetrievalImages[I image.Image](m *Model, tok *tokenizer.Tokenizer, images []I, captions []string, captionImage []int, pre imageproc.Config, batch int) (zeroshot.RetrievalMetrics, error) {
 	e := &Encoder{Model: m, Tok: tok, Batch: batch}
 	return e.RetrievalDecoded(len(images), func(i int) image.Image { return images[i] }, captions, captionImage, pre)
 }
 
-// EvalZeroShot computes zero-shot classification top-1/top-5 accuracy of m
-// on c. classNames gives the text of each class of c (nil: c.Classes as
-// they are); each class is embedded as the renormalised mean of the
-// normalised embeddings of its prompts, one per template ("{}" replaced by
-// the class name; nil: DefaultTemplates).
-func EvalZeroShot(m *Model, tok *tokenizer.Tokenizer, c *dataset.Classification, classNames, templates []string, pre imageproc.Config, batch int) (zeroshot.ClassMetrics, error) {
-	return (&Encoder{Model: m, Tok: tok, Batch: batch}).ZeroShot(c, classNames, templates, pre)
-}
-
-// EvalZeroShotImages is EvalZeroShot on decoded images with labels indexing
-// classNames.
+// EvalZeroShotImages computes zero-shot classification accuracy of m on
+// decoded images with labels indexing classNames; see ClassEmbeddings for
+// the classifier.
 func EvalZeroShotImages[I image.Image](m *Model, tok *tokenizer.Tokenizer, images []I, labels []int, classNames, templates []string, pre imageproc.Config, batch int) (zeroshot.ClassMetrics, error) {
 	e := &Encoder{Model: m, Tok: tok, Batch: batch}
 	return e.ZeroShotDecoded(len(images), func(i int) image.Image { return images[i] }, labels, classNames, templates, pre)
-}
-
-// Retrieval is EvalRetrieval with e's settings.
-func (e *Encoder) Retrieval(r *dataset.Retrieval, pre imageproc.Config) (zeroshot.RetrievalMetrics, error) {
-	if err := checkRetrieval(len(r.Images), r.Captions, r.CaptionImage); err != nil {
-		return zeroshot.RetrievalMetrics{}, err
-	}
-	img, err := e.ImageFiles(r.Images, pre)
-	if err != nil {
-		return zeroshot.RetrievalMetrics{}, err
-	}
-	return e.retrievalFrom(img, r.Captions, r.CaptionImage)
 }
 
 // RetrievalDecoded is EvalRetrievalImages with e's settings; get(i) returns
@@ -96,10 +70,72 @@ func (e *Encoder) retrievalFrom(img *tensor.Tensor, captions []string, captionIm
 
 // RetrievalMetrics normalises the image [nImg,E] and caption [nTxt,E]
 // embeddings in place and computes recall@K from their cosine similarities.
+// The similarity matrix is computed in blocks of image rows (SimBlockBytes
+// at most), never whole; the ranks are those of the whole matrix.
 func RetrievalMetrics(img, txt *tensor.Tensor, captionImage []int) zeroshot.RetrievalMetrics {
+	return RetrievalRanker(img, txt, captionImage, false).Metrics()
+}
+
+// RetrievalRanker is RetrievalMetrics returning the ranker, which also
+// holds each caption's top image when trackTop is set.
+func RetrievalRanker(img, txt *tensor.Tensor, captionImage []int, trackTop bool) *zeroshot.Ranker {
 	Normalize(img)
 	Normalize(txt)
-	return zeroshot.Retrieval(Similarity(img, txt), img.Shape[0], txt.Shape[0], captionImage)
+	r := zeroshot.NewRanker(img.Shape[0], txt.Shape[0], captionImage)
+	if trackTop {
+		r.TrackTop()
+	}
+	SimilarityBlocks(img, txt, r.TextRows, r.ImageRows)
+	return r
+}
+
+// SimBlockBytes bounds the block of the similarity matrix that
+// SimilarityBlocks holds at once.
+var SimBlockBytes = 64 << 20
+
+// simBlockRows is the granularity of the row blocks: a multiple of every
+// GEMM micro-tile height, though Sgemm's results do not depend on how its
+// rows are split anyway (it splits M across threads).
+const simBlockRows = 48
+
+// SimilarityBlocks computes the [nA, nB] similarity of the rows of a and b
+// in blocks of rows and runs each pass over every block in row order:
+// pass(lo, sim) gets rows [lo, lo+len(sim)/nB). When the whole matrix fits
+// SimBlockBytes it is computed once for all passes; otherwise each pass
+// recomputes the blocks (the values are the same every time).
+func SimilarityBlocks(a, b *tensor.Tensor, passes ...func(lo int, sim []float32)) {
+	na, nb := a.Shape[0], b.Shape[0]
+	e := a.Shape[len(a.Shape)-1]
+	if b.Shape[len(b.Shape)-1] != e {
+		panic(fmt.Sprintf("clip.SimilarityBlocks: widths %d and %d differ", e, b.Shape[len(b.Shape)-1]))
+	}
+	if na == 0 || nb == 0 {
+		for _, p := range passes {
+			p(0, nil)
+		}
+		return
+	}
+	rows := max(simBlockRows, SimBlockBytes/(4*nb)/simBlockRows*simBlockRows)
+	if rows >= na {
+		sim := Similarity(a, b)
+		for _, p := range passes {
+			p(0, sim)
+		}
+		return
+	}
+	sim := make([]float32, rows*nb)
+	for _, p := range passes {
+		for lo := 0; lo < na; lo += rows {
+			hi := min(na, lo+rows)
+			blk := sim[:(hi-lo)*nb]
+			if e == 0 {
+				clear(blk)
+			} else {
+				tensor.Sgemm(blas.NoTrans, blas.Trans, hi-lo, nb, e, 1, a.Data[lo*e:hi*e], e, b.Data, e, 0, blk, nb)
+			}
+			p(lo, blk)
+		}
+	}
 }
 
 func checkRetrieval(nImg int, captions []string, captionImage []int) error {
@@ -119,9 +155,16 @@ func checkRetrieval(nImg int, captions []string, captionImage []int) error {
 	return nil
 }
 
+// FillTemplate puts a class name into a prompt template in place of "{}"
+// or "{c}" (the two spellings of open_clip's and CLIP_benchmark's files).
+func FillTemplate(t, class string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(t, "{c}", class), "{}", class)
+}
+
 // ClassEmbeddings returns the zero-shot classifier [classes,E]: for each
 // class the mean of the normalised embeddings of its prompts (templates
-// with "{}" replaced by the name; nil: DefaultTemplates), renormalised.
+// with "{}" or "{c}" replaced by the name; nil: DefaultTemplates),
+// renormalised.
 func (e *Encoder) ClassEmbeddings(classNames, templates []string) (*tensor.Tensor, error) {
 	if len(classNames) == 0 {
 		return nil, fmt.Errorf("clip: no class names")
@@ -133,8 +176,8 @@ func (e *Encoder) ClassEmbeddings(classNames, templates []string) (*tensor.Tenso
 		return nil, fmt.Errorf("clip: no prompt templates")
 	}
 	for _, t := range templates {
-		if !strings.Contains(t, "{}") {
-			return nil, fmt.Errorf("clip: prompt template %q has no {} for the class name", t)
+		if !strings.Contains(t, "{}") && !strings.Contains(t, "{c}") {
+			return nil, fmt.Errorf("clip: prompt template %q has no {} or {c} for the class name", t)
 		}
 	}
 	prompts := make([]string, 0, len(classNames)*len(templates))
@@ -143,7 +186,7 @@ func (e *Encoder) ClassEmbeddings(classNames, templates []string) (*tensor.Tenso
 			return nil, fmt.Errorf("clip: empty class name")
 		}
 		for _, t := range templates {
-			prompts = append(prompts, strings.ReplaceAll(t, "{}", c))
+			prompts = append(prompts, FillTemplate(t, c))
 		}
 	}
 	emb, err := e.Texts(prompts)
@@ -167,36 +210,6 @@ func (e *Encoder) ClassEmbeddings(classNames, templates []string) (*tensor.Tenso
 		}
 	}
 	return Normalize(out), nil
-}
-
-// ZeroShot is EvalZeroShot with e's settings.
-func (e *Encoder) ZeroShot(c *dataset.Classification, classNames, templates []string, pre imageproc.Config) (zeroshot.ClassMetrics, error) {
-	if classNames == nil {
-		classNames = c.Classes
-	}
-	if len(classNames) != len(c.Classes) {
-		return zeroshot.ClassMetrics{}, fmt.Errorf("clip: %d class names for %d classes", len(classNames), len(c.Classes))
-	}
-	if len(c.Items) == 0 {
-		return zeroshot.ClassMetrics{}, fmt.Errorf("clip: classification set has no images")
-	}
-	paths := make([]string, len(c.Items))
-	labels := make([]int, len(c.Items))
-	for i, it := range c.Items {
-		paths[i], labels[i] = it.Image, it.Label
-	}
-	if err := checkLabels(labels, len(classNames)); err != nil {
-		return zeroshot.ClassMetrics{}, err
-	}
-	cls, err := e.ClassEmbeddings(classNames, templates)
-	if err != nil {
-		return zeroshot.ClassMetrics{}, err
-	}
-	img, err := e.ImageFiles(paths, pre)
-	if err != nil {
-		return zeroshot.ClassMetrics{}, err
-	}
-	return ClassMetrics(img, cls, labels), nil
 }
 
 // ZeroShotDecoded is EvalZeroShotImages with e's settings; get(i) returns
@@ -225,8 +238,19 @@ func (e *Encoder) ZeroShotDecoded(n int, get func(i int) image.Image, labels []i
 // ClassMetrics normalises the image embeddings [n,E] in place and scores
 // them against the normalised class embeddings [classes,E].
 func ClassMetrics(img, classes *tensor.Tensor, labels []int) zeroshot.ClassMetrics {
+	c := zeroshot.NewClassCounter(classes.Shape[0])
+	ClassRows(c, img, classes, labels)
+	return c.Metrics()
+}
+
+// ClassRows normalises the image embeddings [n,E] in place and adds their
+// scores against the class embeddings to c (in row blocks).
+func ClassRows(c *zeroshot.ClassCounter, img, classes *tensor.Tensor, labels []int) {
 	Normalize(img)
-	return zeroshot.Classification(Similarity(img, classes), img.Shape[0], classes.Shape[0], labels)
+	SimilarityBlocks(img, classes, func(lo int, sim []float32) {
+		n := len(sim) / max(1, classes.Shape[0])
+		c.Rows(sim, labels[lo:lo+n])
+	})
 }
 
 func checkLabels(labels []int, classes int) error {

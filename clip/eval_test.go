@@ -15,7 +15,6 @@ import (
 	"github.com/mopeclip/mopeclip/clip/imageproc"
 	"github.com/mopeclip/mopeclip/clip/tokenizer"
 	"github.com/mopeclip/mopeclip/clip/zeroshot"
-	"github.com/mopeclip/mopeclip/dataset"
 	"github.com/mopeclip/mopeclip/ops"
 	"github.com/mopeclip/mopeclip/tensor"
 )
@@ -168,12 +167,42 @@ func bruteSim(a, b *tensor.Tensor) []float32 {
 	return sim
 }
 
+// evalFiles evaluates retrieval on image files (package eval does it on
+// datasets).
+func evalFiles(m *Model, tok *tokenizer.Tokenizer, paths, caps []string, capImg []int, pre imageproc.Config, batch int) (zeroshot.RetrievalMetrics, error) {
+	if err := checkRetrieval(len(paths), caps, capImg); err != nil {
+		return zeroshot.RetrievalMetrics{}, err
+	}
+	e := &Encoder{Model: m, Tok: tok, Batch: batch}
+	img, err := e.ImageFiles(paths, pre)
+	if err != nil {
+		return zeroshot.RetrievalMetrics{}, err
+	}
+	return e.retrievalFrom(img, caps, capImg)
+}
+
+// zeroShotFiles evaluates classification of image files.
+func zeroShotFiles(m *Model, tok *tokenizer.Tokenizer, paths []string, labels []int, names, templates []string, pre imageproc.Config, batch int) (zeroshot.ClassMetrics, error) {
+	e := &Encoder{Model: m, Tok: tok, Batch: batch}
+	if err := checkLabels(labels, len(names)); err != nil {
+		return zeroshot.ClassMetrics{}, err
+	}
+	cls, err := e.ClassEmbeddings(names, templates)
+	if err != nil {
+		return zeroshot.ClassMetrics{}, err
+	}
+	img, err := e.ImageFiles(paths, pre)
+	if err != nil {
+		return zeroshot.ClassMetrics{}, err
+	}
+	return ClassMetrics(img, cls, labels), nil
+}
+
 func TestEvalRetrievalMatchesBruteForce(t *testing.T) {
 	m, tok := evalSetup(t)
 	imgs := randomImages(13, 1)
 	paths := writePNGs(t, t.TempDir(), imgs)
 	caps, capImg := randomCaptions(len(imgs), 2)
-	r := &dataset.Retrieval{Images: paths, Captions: caps, CaptionImage: capImg}
 	pre := imageproc.DefaultConfig(m.Config.Vision.ImageSize)
 
 	bi, bt := bruteImages(t, m, paths, pre), bruteTexts(t, m, tok, caps)
@@ -196,12 +225,12 @@ func TestEvalRetrievalMatchesBruteForce(t *testing.T) {
 	}
 
 	for _, batch := range []int{1, 5, 64} {
-		got, err := EvalRetrieval(m, tok, r, pre, batch)
+		got, err := evalFiles(m, tok, paths, caps, capImg, pre, batch)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got != want {
-			t.Errorf("batch %d: EvalRetrieval %v, brute force %v", batch, got, want)
+			t.Errorf("batch %d: evaluation of files %v, brute force %v", batch, got, want)
 		}
 	}
 	// In memory: the same images, not read from files.
@@ -368,32 +397,30 @@ func TestZeroShotMatchesBruteForce(t *testing.T) {
 		writePNGs(t, dir, []*image.RGBA{img})
 		os.Rename(filepath.Join(dir, "img000.png"), filepath.Join(dir, fmt.Sprintf("x%02d.png", i)))
 	}
-	folder, err := dataset.ReadImageFolder(root, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	names := make([]string, len(folder.Classes))
-	for i, c := range folder.Classes {
-		names[i] = strings.ReplaceAll(c, "_", " ")
-	}
+	names := slices.Sorted(slices.Values(classes))
 	pre := imageproc.DefaultConfig(m.Config.Vision.ImageSize)
 	var paths []string
 	var flabels []int
-	for _, it := range folder.Items {
-		paths = append(paths, it.Image)
-		flabels = append(flabels, it.Label)
+	for c, name := range names {
+		dir := filepath.Join(root, strings.ReplaceAll(name, " ", "_"))
+		files, _ := filepath.Glob(filepath.Join(dir, "*.png"))
+		slices.Sort(files)
+		for _, f := range files {
+			paths = append(paths, f)
+			flabels = append(flabels, c)
+		}
 	}
 	fcls, err := e.ClassEmbeddings(names, templates)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := zeroshot.Classification(bruteSim(bruteImages(t, m, paths, pre), fcls), len(paths), len(names), flabels)
-	got, err := EvalZeroShot(m, tok, folder, names, templates, pre, 5)
+	got, err := zeroShotFiles(m, tok, paths, flabels, names, templates, pre, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got != want {
-		t.Fatalf("EvalZeroShot %v, brute force %v", got, want)
+		t.Fatalf("zero-shot on files %v, brute force %v", got, want)
 	}
 	t.Logf("zero-shot on %d images, %d classes: %+v", len(paths), len(names), got)
 	// In memory: the same images, labels renumbered to the folder's
@@ -408,8 +435,8 @@ func TestZeroShotMatchesBruteForce(t *testing.T) {
 	if got2 != want {
 		t.Errorf("EvalZeroShotImages %v, folder %v", got2, want)
 	}
-	if _, err := EvalZeroShot(m, tok, folder, nil, nil, pre, 5); err != nil {
-		t.Fatalf("default class names and templates: %v", err)
+	if _, err := zeroShotFiles(m, tok, paths, flabels, names, nil, pre, 5); err != nil {
+		t.Fatalf("default templates: %v", err)
 	}
 }
 
@@ -419,28 +446,25 @@ func TestEvalErrors(t *testing.T) {
 	dir := t.TempDir()
 	paths := writePNGs(t, dir, randomImages(3, 1))
 	missing := filepath.Join(dir, "nope.png")
-	r := &dataset.Retrieval{Images: append(paths, missing), Captions: []string{"a", "b", "c", "d"}, CaptionImage: []int{0, 1, 2, 3}}
-	if _, err := EvalRetrieval(m, tok, r, pre, 2); err == nil || !strings.Contains(err.Error(), "nope.png") {
+	caps, capImg := []string{"a", "b", "c", "d"}, []int{0, 1, 2, 3}
+	if _, err := evalFiles(m, tok, append(paths, missing), caps, capImg, pre, 2); err == nil || !strings.Contains(err.Error(), "nope.png") {
 		t.Errorf("missing image: %v", err)
 	}
-	r.Images = paths
-	if _, err := EvalRetrieval(m, tok, r, pre, 2); err == nil || !strings.Contains(err.Error(), "caption 3") {
+	if _, err := evalFiles(m, tok, paths, caps, capImg, pre, 2); err == nil || !strings.Contains(err.Error(), "caption 3") {
 		t.Errorf("caption of a missing image: %v", err)
 	}
-	if _, err := EvalRetrieval(m, tok, &dataset.Retrieval{}, pre, 2); err == nil {
+	if _, err := evalFiles(m, tok, nil, nil, nil, pre, 2); err == nil {
 		t.Error("empty set evaluated")
 	}
-	r.Captions, r.CaptionImage = r.Captions[:3], r.CaptionImage[:3]
-	if _, err := EvalRetrieval(m, tok, r, imageproc.DefaultConfig(224), 2); err == nil || !strings.Contains(err.Error(), "224") {
+	if _, err := evalFiles(m, tok, paths, caps[:3], capImg[:3], imageproc.DefaultConfig(224), 2); err == nil || !strings.Contains(err.Error(), "224") {
 		t.Errorf("preprocessing for another size: %v", err)
 	}
 	e := &Encoder{Model: m, Tok: tok}
 	if _, err := e.ClassEmbeddings([]string{"red"}, []string{"a photo"}); err == nil || !strings.Contains(err.Error(), "{}") {
 		t.Errorf("template without {}: %v", err)
 	}
-	c := &dataset.Classification{Classes: []string{"a", "b"}, Items: []dataset.ClassItem{{Image: paths[0], Label: 1}}}
-	if _, err := EvalZeroShot(m, tok, c, []string{"a"}, nil, pre, 2); err == nil {
-		t.Error("one name for two classes accepted")
+	if _, err := zeroShotFiles(m, tok, paths[:1], []int{1}, []string{"a"}, nil, pre, 2); err == nil {
+		t.Error("a label beyond the class names accepted")
 	}
 	// A tokenizer whose ids the model does not have.
 	small := *m.Config

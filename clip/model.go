@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/mopeclip/mopeclip/clip/imageproc"
 	"github.com/mopeclip/mopeclip/nn"
 	"github.com/mopeclip/mopeclip/ops"
 	"github.com/mopeclip/mopeclip/tensor"
@@ -54,6 +55,13 @@ type Model struct {
 	VisualProjection *nn.Linear // [E, Cv], no bias
 	TextProjection   *nn.Linear // [E, Ct], no bias
 	LogitScale       *nn.Param  // scalar (0-d in Hugging Face files)
+	// Preprocess is the image preprocessing the model expects, from its
+	// directory's preprocessor_config.json (or open_clip's preprocess_cfg);
+	// nil means CLIP's default at the model's image size. See ImageConfig.
+	Preprocess *imageproc.Config
+	// Notes say how Load read the checkpoint (layout, declared dtype,
+	// defaulted and unknown config keys); zero for a model built in memory.
+	Notes ConfigNotes
 }
 
 // New returns a randomly initialised model (CLIP's initialisation, seeded).
@@ -64,20 +72,17 @@ func New(cfg *Config, seed uint64) (*Model, error) {
 	return newModel(cfg, tensor.NewRNG(seed))
 }
 
-func act(name string) nn.Activation {
-	if name == "gelu" {
-		return nn.ActGELU
+func towerBlocks(prefix string, t *TowerConfig, rng *tensor.RNG) (*nn.Transformer, error) {
+	act, err := nn.ParseActivation(t.HiddenAct)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", prefix, err)
 	}
-	return nn.ActQuickGELU
-}
-
-func towerBlocks(prefix string, t *TowerConfig, rng *tensor.RNG) *nn.Transformer {
 	widths := make([]nn.BlockConfig, t.NumHiddenLayers)
 	for l := range widths {
 		widths[l] = nn.BlockConfig{Width: t.HiddenSize, Heads: t.Heads(l), HeadDim: t.HeadDim(),
-			Hidden: t.Intermediate(l), Act: act(t.HiddenAct), Eps: float32(t.LayerNormEps)}
+			Hidden: t.Intermediate(l), Act: act, Eps: float32(t.LayerNormEps)}
 	}
-	return nn.NewTransformer(prefix+".encoder", widths, rng)
+	return nn.NewTransformer(prefix+".encoder", widths, rng), nil
 }
 
 // newModel builds the parameter structure for cfg; rng == nil leaves the
@@ -88,20 +93,28 @@ func newModel(cfg *Config, rng *tensor.RNG) (*Model, error) {
 	m := &Model{Config: cfg}
 	init := rng // nil: allocate only
 	cv, ct := vc.HiddenSize, tc.HiddenSize
+	venc, err := towerBlocks("vision_model", vc, init)
+	if err != nil {
+		return nil, err
+	}
+	tenc, err := towerBlocks("text_model", tc, init)
+	if err != nil {
+		return nil, err
+	}
 	m.Vision = &VisionModel{
 		Cfg:            vc,
 		ClassEmbedding: nn.NewParam("vision_model.embeddings.class_embedding", cv),
 		PatchEmbedding: nn.NewParam("vision_model.embeddings.patch_embedding.weight", cv, 3, vc.PatchSize, vc.PatchSize),
 		PositionEmbed:  nn.NewParam("vision_model.embeddings.position_embedding.weight", vc.NumPatches()+1, cv),
 		PreLN:          nn.NewLayerNorm("vision_model.pre_layrnorm", cv, float32(vc.LayerNormEps)),
-		Encoder:        towerBlocks("vision_model", vc, init),
+		Encoder:        venc,
 		PostLN:         nn.NewLayerNorm("vision_model.post_layernorm", cv, float32(vc.LayerNormEps)),
 	}
 	m.Text = &TextModel{
 		Cfg:            tc,
 		TokenEmbedding: nn.NewParam("text_model.embeddings.token_embedding.weight", tc.VocabSize, ct),
 		PositionEmbed:  nn.NewParam("text_model.embeddings.position_embedding.weight", tc.MaxPositionEmbeddings, ct),
-		Encoder:        towerBlocks("text_model", tc, init),
+		Encoder:        tenc,
 		FinalLN:        nn.NewLayerNorm("text_model.final_layer_norm", ct, float32(tc.LayerNormEps)),
 	}
 	m.VisualProjection = nn.NewLinear("visual_projection", cv, cfg.ProjectionDim, false, init)

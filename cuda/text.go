@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/clip/lower"
 )
 
 // TextEncoder is the CLIP text tower with its projection resident on the
@@ -43,7 +44,7 @@ type TextEncoder struct {
 	V, Ctx, C, E int
 	finalEps     float32
 
-	tok, pos, finalG, finalB, proj devPtr
+	tok, pos, finalG, finalB, proj, projB devPtr
 
 	ids, idx              devPtr // int32 [MaxBatch·Ctx], int32 [MaxBatch]
 	gathered, pooled, emb devPtr
@@ -58,15 +59,14 @@ func NewTextEncoder(c *Context, m *clip.Model, opt EncoderOptions) (*TextEncoder
 	if err := c.encoderOptions(&opt); err != nil {
 		return nil, err
 	}
-	t := m.Text
-	ts := t.TokenEmbedding.Value.Shape // [V, C]
-	ps := t.PositionEmbed.Value.Shape  // [context, C]
-	if len(ts) != 2 || len(ps) != 2 || ts[1] != ps[1] {
-		return nil, fmt.Errorf("cuda: token embedding %v and position embedding %v do not match", ts, ps)
+	p, err := lower.Model(m)
+	if err != nil {
+		return nil, fmt.Errorf("cuda: %w", err)
 	}
-	e := &TextEncoder{tower: tower{c: c, opt: opt, width: ts[1]}, V: ts[0], Ctx: ps[0], C: ts[1],
-		E: m.TextProjection.Out(), finalEps: t.FinalLN.Eps}
-	if err := e.upload(m); err != nil {
+	t := &p.Text
+	e := &TextEncoder{tower: tower{c: c, opt: opt, width: t.Width}, V: t.Vocab, Ctx: t.SeqLen, C: t.Width,
+		E: t.Embed(), finalEps: t.Final.Eps}
+	if err := e.upload(t); err != nil {
 		e.Close()
 		return nil, err
 	}
@@ -77,28 +77,12 @@ func NewTextEncoder(c *Context, m *clip.Model, opt EncoderOptions) (*TextEncoder
 	return e, nil
 }
 
-func (e *TextEncoder) upload(m *clip.Model) error {
-	t := m.Text
-	if m.TextProjection.B != nil {
-		return fmt.Errorf("cuda: text projection with a bias is not supported")
+func (e *TextEncoder) upload(t *lower.Text) error {
+	if err := e.putAll([]hostUpload{{&e.tok, t.Tok}, {&e.pos, t.Pos}, {&e.finalG, t.Final.G}, {&e.finalB, t.Final.B},
+		{&e.proj, t.Proj.W}, {&e.projB, t.Proj.B}}); err != nil {
+		return err
 	}
-	if m.TextProjection.In() != e.C {
-		return fmt.Errorf("cuda: text projection takes %d, the tower is %d wide", m.TextProjection.In(), e.C)
-	}
-	var err error
-	for _, w := range []struct {
-		dst *devPtr
-		src []float32
-	}{
-		{&e.tok, data(t.TokenEmbedding)}, {&e.pos, data(t.PositionEmbed)},
-		{&e.finalG, data(t.FinalLN.W)}, {&e.finalB, data(t.FinalLN.B)},
-		{&e.proj, data(m.TextProjection.W)},
-	} {
-		if *w.dst, err = e.put(w.src); err != nil {
-			return err
-		}
-	}
-	return e.uploadBlocks(t.Encoder)
+	return e.uploadBlocks(t.Blocks)
 }
 
 func (e *TextEncoder) allocActivations() error {
@@ -186,7 +170,7 @@ func (e *TextEncoder) Forward(B, T int) error {
 	if err := c.lnFwd(e.gathered, C, 0, 0, pending, 0, 0, e.pooled, C, e.finalG, e.finalB, 0, 0, B, C, e.finalEps); err != nil {
 		return err
 	}
-	return e.linear(e.pooled, B, C, e.proj, e.E, 0, e.emb, 0, actNone)
+	return e.linear(e.pooled, B, C, e.proj, e.E, 0, e.emb, e.projB, actNone)
 }
 
 // Download copies the embeddings [B, E] of the last Forward to dst.

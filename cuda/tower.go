@@ -4,9 +4,9 @@ package cuda
 
 import (
 	"fmt"
-	"math"
 
-	"github.com/mopeclip/mopeclip/nn"
+	"github.com/mopeclip/mopeclip/clip/lower"
+	"github.com/mopeclip/mopeclip/tensor"
 )
 
 // tower is what the device-resident encoders (VisionEncoder, TextEncoder)
@@ -26,18 +26,18 @@ type tower struct {
 	owned             []devPtr
 }
 
-// blockLayer is one uploaded pre-LN block (a skipped layer is left out; a
-// removed branch has attn or mlp false).
+// blockLayer is one uploaded pre-LN block of the lowering (lower.Block): a
+// branch that computes nothing has attn or mlp false, and its bias, if any,
+// in attnBias / mlpBias.
 type blockLayer struct {
 	attn       bool
 	ln1g, ln1b devPtr
 	eps1       float32
 	qkvW, qkvB devPtr
-	H, D       int
+	H, D       int // the kept heads only (the lowering compacts them)
 	scale      float32
-	keep       devPtr // int32[H] or 0
-	Hk         int
 	oW, oB     devPtr
+	attnBias   devPtr
 
 	mlp        bool
 	ln2g, ln2b devPtr
@@ -46,6 +46,7 @@ type blockLayer struct {
 	fc1W, fc1B devPtr
 	fc2W, fc2B devPtr
 	act        int
+	mlpBias    devPtr
 }
 
 func (e *tower) put(x []float32) (devPtr, error) {
@@ -69,111 +70,62 @@ func (e *tower) buf(n int) (devPtr, error) {
 	return p, nil
 }
 
-func data(p *nn.Param) []float32 {
-	if p == nil {
-		return nil
-	}
-	return p.Value.Data
-}
-
-func biasOf(l *nn.Linear) []float32 {
-	if l.B == nil {
-		return nil
-	}
-	return l.B.Value.Data
-}
-
-// uploadBlocks uploads the blocks of enc (q/k/v fused into one [3·inner, C]
-// matrix per layer).
-func (e *tower) uploadBlocks(enc *nn.Transformer) error {
-	var err error
-	for i, blk := range enc.Layers {
-		if enc.Skip != nil && enc.Skip[i] {
-			continue
+// putAll uploads each source into its destination.
+func (e *tower) putAll(ws []hostUpload) error {
+	for _, w := range ws {
+		var err error
+		if *w.dst, err = e.put(w.src); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// hostUpload is one host slice and the device pointer it goes to.
+type hostUpload struct {
+	dst *devPtr
+	src []float32
+}
+
+// kernelAct is the kernels' code (kernels/common.cuh) of an activation the
+// lowering accepted.
+func kernelAct(a tensor.Activation) int {
+	switch a {
+	case tensor.ActQuickGELU:
+		return actQuickGELU
+	case tensor.ActGELU:
+		return actGELU
+	}
+	return actNone
+}
+
+// uploadBlocks uploads the lowered blocks (q/k/v fused into one [3·inner, C]
+// matrix per layer, kept heads only).
+func (e *tower) uploadBlocks(blocks []lower.Block) error {
+	for i := range blocks {
+		b := &blocks[i]
 		var l blockLayer
-		if a := blk.SelfAttn; a != nil {
+		if a := b.Attn; a != nil {
 			l.attn = true
-			l.H, l.D = a.Heads, a.HeadDim
-			inner := l.H * l.D
-			if a.Q.Out() != inner || a.K.Out() != inner || a.V.Out() != inner || a.Out.In() != inner {
-				return fmt.Errorf("cuda: layer %d: projections do not match %d heads of %d", i, l.H, l.D)
-			}
-			l.scale = a.Scale
-			if l.scale == 0 {
-				l.scale = float32(1 / math.Sqrt(float64(l.D)))
-			}
-			qkvW := append(append(append(make([]float32, 0, 3*inner*e.width), a.Q.W.Value.Data...), a.K.W.Value.Data...), a.V.W.Value.Data...)
-			var qkvB []float32
-			if a.Q.B != nil && a.K.B != nil && a.V.B != nil {
-				qkvB = append(append(append(make([]float32, 0, 3*inner), a.Q.B.Value.Data...), a.K.B.Value.Data...), a.V.B.Value.Data...)
-			} else if a.Q.B != nil || a.K.B != nil || a.V.B != nil {
-				return fmt.Errorf("cuda: layer %d: q/k/v projections must all have a bias or none", i)
-			}
-			if l.ln1g, err = e.put(data(blk.LayerNorm1.W)); err != nil {
+			l.H, l.D, l.scale, l.eps1 = a.Heads, a.HeadDim, a.Scale, b.LN1.Eps
+			qkv, out := a.QKV(), a.Out()
+			if err := e.putAll([]hostUpload{{&l.ln1g, b.LN1.G}, {&l.ln1b, b.LN1.B}, {&l.qkvW, qkv.W}, {&l.qkvB, qkv.B},
+				{&l.oW, out.W}, {&l.oB, out.B}}); err != nil {
 				return err
 			}
-			if l.ln1b, err = e.put(data(blk.LayerNorm1.B)); err != nil {
-				return err
-			}
-			l.eps1 = blk.LayerNorm1.Eps
-			if l.qkvW, err = e.put(qkvW); err != nil {
-				return err
-			}
-			if l.qkvB, err = e.put(qkvB); err != nil {
-				return err
-			}
-			if l.oW, err = e.put(a.Out.W.Value.Data); err != nil {
-				return err
-			}
-			if l.oB, err = e.put(biasOf(a.Out)); err != nil {
-				return err
-			}
-			l.Hk = l.H
-			if a.HeadKeep != nil {
-				if len(a.HeadKeep) != l.H {
-					return fmt.Errorf("cuda: layer %d: %d head-keep flags for %d heads", i, len(a.HeadKeep), l.H)
-				}
-				keep := make([]int32, l.H)
-				l.Hk = 0
-				for h, k := range a.HeadKeep {
-					if k {
-						keep[h] = 1
-						l.Hk++
-					}
-				}
-				if l.keep, err = e.c.uploadInts(keep); err != nil {
-					return err
-				}
-				e.owned = append(e.owned, l.keep)
-			}
-			e.maxInner = max(e.maxInner, inner)
+			e.maxInner = max(e.maxInner, a.Inner())
 		}
-		if mlp := blk.MLP; mlp != nil {
+		if m := b.MLP; m != nil {
 			l.mlp = true
-			l.hidden = mlp.Hidden()
-			switch mlp.Act {
-			case nn.ActQuickGELU:
-				l.act = actQuickGELU
-			case nn.ActGELU:
-				l.act = actGELU
-			default:
-				return fmt.Errorf("cuda: layer %d: activation %v", i, mlp.Act)
-			}
-			l.eps2 = blk.LayerNorm2.Eps
-			for _, w := range []struct {
-				dst *devPtr
-				src []float32
-			}{
-				{&l.ln2g, data(blk.LayerNorm2.W)}, {&l.ln2b, data(blk.LayerNorm2.B)},
-				{&l.fc1W, mlp.FC1.W.Value.Data}, {&l.fc1B, biasOf(mlp.FC1)},
-				{&l.fc2W, mlp.FC2.W.Value.Data}, {&l.fc2B, biasOf(mlp.FC2)},
-			} {
-				if *w.dst, err = e.put(w.src); err != nil {
-					return err
-				}
+			l.hidden, l.act, l.eps2 = m.Hidden, kernelAct(m.Act), b.LN2.Eps
+			if err := e.putAll([]hostUpload{{&l.ln2g, b.LN2.G}, {&l.ln2b, b.LN2.B}, {&l.fc1W, m.FC1.W}, {&l.fc1B, m.FC1.B},
+				{&l.fc2W, m.FC2.W}, {&l.fc2B, m.FC2.B}}); err != nil {
+				return err
 			}
 			e.maxHidden = max(e.maxHidden, l.hidden)
+		}
+		if err := e.putAll([]hostUpload{{&l.attnBias, b.AttnBias}, {&l.mlpBias, b.MLPBias}}); err != nil {
+			return err
 		}
 		e.layers = append(e.layers, l)
 	}
@@ -240,7 +192,25 @@ func (e *tower) blocks(B, T int, causal bool) (pending devPtr, err error) {
 		pending = 0
 		return err
 	}
+	// addBias adds a bias-only branch to x (after the pending bias).
+	addBias := func(bias devPtr) error {
+		for _, p := range []devPtr{pending, bias} {
+			if p == 0 {
+				continue
+			}
+			if err := c.biasAct(e.x, p, BT*C, C, actNone); err != nil {
+				return err
+			}
+		}
+		pending = 0
+		return nil
+	}
 	for _, l := range e.layers {
+		if l.attnBias != 0 {
+			if err := addBias(l.attnBias); err != nil {
+				return 0, err
+			}
+		}
 		if l.attn {
 			inner := l.H * l.D
 			if err := norm(l.ln1g, l.ln1b, l.eps1); err != nil {
@@ -250,7 +220,7 @@ func (e *tower) blocks(B, T int, causal bool) (pending devPtr, err error) {
 				return 0, err
 			}
 			g := &attnGeom{B: B, T: T, H: l.H, D: l.D, ldq: 3 * inner, ldk: 3 * inner, ldv: 3 * inner, ldo: inner,
-				causal: causal, scale: l.scale, headKeep: l.keep}
+				causal: causal, scale: l.scale}
 			q, k, v := e.qkv, e.qkv+devPtr(4*inner), e.qkv+devPtr(8*inner)
 			if flashDMax(l.D) != 0 {
 				if err := c.attnFlash(g, q, k, v, e.o); err != nil {
@@ -278,45 +248,33 @@ func (e *tower) blocks(B, T int, causal bool) (pending devPtr, err error) {
 			}
 			pending = l.fc2B
 		}
+		if l.mlpBias != 0 {
+			if err := addBias(l.mlpBias); err != nil {
+				return 0, err
+			}
+		}
 	}
 	return pending, nil
 }
 
-// naiveAttention is the materialising path for head dimensions above 128.
+// naiveAttention is the materialising path for head dimensions above 128
+// (every head kept: the lowering compacts them).
 func (e *tower) naiveAttention(g *attnGeom, l blockLayer, q, k, v devPtr) error {
-	var keep []bool
-	if l.keep != 0 {
-		// The kept-head tables are small; rebuild them on the host.
-		buf := make([]byte, 4*l.H)
-		if err := shimDtoHBytes(buf, l.keep); err != nil {
-			return err
-		}
-		keep = make([]bool, l.H)
-		for h := range keep {
-			keep[h] = buf[4*h] != 0
-		}
-	}
 	slot := make([]int32, l.H)
-	var kept []int32
-	for h := 0; h < l.H; h++ {
-		if keep == nil || keep[h] {
-			slot[h] = int32(len(kept))
-			kept = append(kept, int32(h))
-		} else {
-			slot[h] = -1
-		}
+	for h := range slot {
+		slot[h] = int32(h)
 	}
 	ds, err := e.c.uploadInts(slot)
 	if err != nil {
 		return err
 	}
 	defer e.c.free(ds)
-	dk, err := e.c.uploadInts(append(kept, 0))
+	dk, err := e.c.uploadInts(append(slot, 0))
 	if err != nil {
 		return err
 	}
 	defer e.c.free(dk)
-	g.headSlot, g.keptHeads, g.Hk = ds, dk, len(kept)
+	g.headSlot, g.keptHeads, g.Hk = ds, dk, l.H
 	return e.c.attnNaive(g, q, k, v, e.o, e.probs)
 }
 

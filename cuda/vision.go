@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/clip/lower"
 )
 
 // VisionEncoder is the CLIP image tower with its projection resident on the
@@ -35,7 +36,7 @@ type VisionEncoder struct {
 	E, K               int
 	preEps, postEps    float32
 
-	patchW, cls, pos, preG, preB, postG, postB, proj devPtr
+	patchW, cls, pos, preG, preB, postG, postB, proj, projB devPtr
 
 	pix, cols, patches, pooled, emb devPtr
 }
@@ -48,16 +49,14 @@ func NewVisionEncoder(c *Context, m *clip.Model, opt EncoderOptions) (*VisionEnc
 	if err := c.encoderOptions(&opt); err != nil {
 		return nil, err
 	}
-	v := m.Vision
-	ws := v.PatchEmbedding.Value.Shape // [C, Cin, P, P]
-	e := &VisionEncoder{tower: tower{c: c, opt: opt, width: ws[0]}, C: ws[0], Cin: ws[1], P: ws[2], S: v.Cfg.ImageSize, E: m.VisualProjection.Out()}
-	if e.P <= 0 || e.S%e.P != 0 {
-		return nil, fmt.Errorf("cuda: image size %d is not a multiple of patch %d", e.S, e.P)
+	p, err := lower.Model(m)
+	if err != nil {
+		return nil, fmt.Errorf("cuda: %w", err)
 	}
-	e.N = (e.S / e.P) * (e.S / e.P)
-	e.T, e.K = e.N+1, e.Cin*e.P*e.P
-	e.preEps, e.postEps = v.PreLN.Eps, v.PostLN.Eps
-	if err := e.upload(m); err != nil {
+	v := &p.Vision
+	e := &VisionEncoder{tower: tower{c: c, opt: opt, width: v.Width}, C: v.Width, Cin: v.Channels, P: v.PatchSize, S: v.ImageSize,
+		E: v.Embed(), N: v.Patches, T: v.SeqLen, K: v.Patch.In, preEps: v.PreLN.Eps, postEps: v.Final.Eps}
+	if err := e.upload(v); err != nil {
 		e.Close()
 		return nil, err
 	}
@@ -68,25 +67,13 @@ func NewVisionEncoder(c *Context, m *clip.Model, opt EncoderOptions) (*VisionEnc
 	return e, nil
 }
 
-func (e *VisionEncoder) upload(m *clip.Model) error {
-	v := m.Vision
-	var err error
-	for _, w := range []struct {
-		dst *devPtr
-		src []float32
-	}{
-		{&e.patchW, data(v.PatchEmbedding)}, {&e.cls, data(v.ClassEmbedding)}, {&e.pos, data(v.PositionEmbed)},
-		{&e.preG, data(v.PreLN.W)}, {&e.preB, data(v.PreLN.B)}, {&e.postG, data(v.PostLN.W)}, {&e.postB, data(v.PostLN.B)},
-		{&e.proj, data(m.VisualProjection.W)},
-	} {
-		if *w.dst, err = e.put(w.src); err != nil {
-			return err
-		}
+func (e *VisionEncoder) upload(v *lower.Vision) error {
+	if err := e.putAll([]hostUpload{{&e.patchW, v.Patch.W}, {&e.cls, v.Class}, {&e.pos, v.Pos},
+		{&e.preG, v.PreLN.G}, {&e.preB, v.PreLN.B}, {&e.postG, v.Final.G}, {&e.postB, v.Final.B},
+		{&e.proj, v.Proj.W}, {&e.projB, v.Proj.B}}); err != nil {
+		return err
 	}
-	if m.VisualProjection.B != nil {
-		return fmt.Errorf("cuda: visual projection with a bias is not supported")
-	}
-	return e.uploadBlocks(v.Encoder)
+	return e.uploadBlocks(v.Blocks)
 }
 
 func (e *VisionEncoder) allocActivations() error {
@@ -173,7 +160,7 @@ func (e *VisionEncoder) Forward(B int) error {
 	if err := c.lnFwd(e.x, T*C, 0, 0, pending, 0, 0, e.pooled, C, e.postG, e.postB, 0, 0, B, C, e.postEps); err != nil {
 		return err
 	}
-	return e.linear(e.pooled, B, C, e.proj, e.E, 0, e.emb, 0, actNone)
+	return e.linear(e.pooled, B, C, e.proj, e.E, 0, e.emb, e.projB, actNone)
 }
 
 // Close frees the encoder's device memory.

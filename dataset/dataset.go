@@ -44,6 +44,8 @@ import (
 type Pair struct {
 	Image    string // path
 	Captions []string
+	// Where names the pair in messages ("file:line"); optional.
+	Where string
 }
 
 // Retrieval is an image–text retrieval set: images, and captions grouped by
@@ -132,55 +134,32 @@ func (r *Retrieval) Validate() error {
 	return nil
 }
 
-// Options controls how a dataset file is read.
-type Options struct {
-	// Split selects images by split: "" or "all" for everything, else names
-	// separated by "," or "+".
-	Split string
-	// Limit keeps the first Limit images (0: all).
-	Limit int
-	// Root is the base of relative image paths; "" means the directory of
-	// the dataset file.
-	Root string
-	// SkipImageCheck skips the check that every image file exists.
-	SkipImageCheck bool
-}
-
-// Load reads a retrieval dataset, choosing the reader by extension (.json
-// Karpathy, .jsonl/.ndjson JSONL, .csv/.tsv CSV) or, for other names, by
-// content. Image paths are resolved against the file's directory.
+// Load reads a retrieval dataset file, choosing the reader by extension
+// (.json Karpathy, .jsonl/.ndjson JSONL, .csv/.tsv CSV) or, for other names,
+// by content. Image paths are resolved against the file's directory.
 func Load(path, split string, limit int) (*Retrieval, error) {
-	return Open(path, Options{Split: split, Limit: limit})
+	return ReadFile(path, Options{Split: split, Limit: limit})
 }
 
-// Open is Load with all options.
-func Open(path string, opt Options) (*Retrieval, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("dataset: %w", err)
-	}
-	if st.IsDir() {
-		return nil, fmt.Errorf("dataset: %s is a directory; an image-folder tree is a classification set (ReadImageFolder), a retrieval set is a .json, .jsonl or .csv file", path)
-	}
-	switch strings.ToLower(filepath.Ext(path)) {
-	case ".json":
-		return ReadKarpathy(path, opt)
-	case ".jsonl", ".ndjson":
-		return ReadJSONL(path, opt)
-	case ".csv", ".tsv":
-		return ReadCSV(path, opt)
-	}
-	kind, err := sniff(path)
+// ReadFile is Load with all options: the image–text index of a file, for
+// callers that want paths rather than records.
+func ReadFile(path string, opt Options) (*Retrieval, error) {
+	s, err := ParseSpec(path)
 	if err != nil {
 		return nil, err
 	}
-	switch kind {
-	case "karpathy":
-		return ReadKarpathy(path, opt)
-	case "jsonl":
-		return ReadJSONL(path, opt)
+	switch s.Format {
+	case Karpathy, JSONL, CSV:
+	case Folder:
+		return nil, fmt.Errorf("dataset: %s is a directory; an image-folder tree is a classification set, a retrieval set is a .json, .jsonl or .csv file", path)
+	default:
+		return nil, fmt.Errorf("dataset: %s: a %v dataset has no file index; read it with Open", path, s.Format)
 	}
-	return ReadCSV(path, opt)
+	d, err := OpenSpec(s, opt)
+	if err != nil {
+		return nil, err
+	}
+	return d.Retrieval()
 }
 
 // splitFilter parses a split selection; nil means everything.
@@ -247,7 +226,7 @@ type grouper struct {
 	pairs []Pair
 }
 
-func (g *grouper) add(image string, captions ...string) {
+func (g *grouper) add(where, image string, captions ...string) {
 	if g.index == nil {
 		g.index = map[string]int{}
 	}
@@ -255,13 +234,13 @@ func (g *grouper) add(image string, captions ...string) {
 	if !ok {
 		i = len(g.pairs)
 		g.index[image] = i
-		g.pairs = append(g.pairs, Pair{Image: image})
+		g.pairs = append(g.pairs, Pair{Image: image, Where: where})
 	}
 	g.pairs[i].Captions = append(g.pairs[i].Captions, captions...)
 }
 
-// finish applies the limit, checks the images and builds the set.
-func finish(path string, pairs []Pair, splits map[string]int, opt Options) (*Retrieval, error) {
+// limitPairs applies the limit and rejects an empty result.
+func limitPairs(path string, pairs []Pair, splits map[string]int, opt Options) ([]Pair, error) {
 	if len(pairs) == 0 {
 		if len(splits) > 0 && opt.Split != "" {
 			return nil, fmt.Errorf("dataset: %s: no images in split %q (present: %s)", path, opt.Split, describeSplits(splits))
@@ -271,16 +250,17 @@ func finish(path string, pairs []Pair, splits map[string]int, opt Options) (*Ret
 	if opt.Limit > 0 && opt.Limit < len(pairs) {
 		pairs = pairs[:opt.Limit]
 	}
-	r, err := NewRetrieval(pairs)
-	if err != nil {
-		return nil, fmt.Errorf("%w (in %s)", err, path)
+	return pairs, nil
+}
+
+// badRow reports a bad row: its error, or nil after counting it when
+// opt.SkipBad is set.
+func badRow(opt Options, skips *Skips, err error) error {
+	if opt.SkipBad && skips != nil {
+		skips.Add(err)
+		return nil
 	}
-	if !opt.SkipImageCheck {
-		if err := checkImages(r.Images); err != nil {
-			return nil, err
-		}
-	}
-	return r, nil
+	return err
 }
 
 func describeSplits(splits map[string]int) string {

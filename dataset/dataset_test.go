@@ -228,7 +228,7 @@ func TestCSV(t *testing.T) {
 		t.Fatalf("sniffed csv: %+v %v", r, err)
 	}
 	_, err = Load(filepath.Join(dir, "badheader.csv"), "", 0)
-	wantErr(t, err, "line 1", `lacks the columns "image" and "caption"`)
+	wantErr(t, err, "line 1", `lacks the image column`)
 	_, err = Load(filepath.Join(dir, "badquote.csv"), "", 0)
 	wantErr(t, err, "line 3", "malformed row")
 	_, err = Load(filepath.Join(dir, "fields.csv"), "", 0)
@@ -257,7 +257,7 @@ func TestSniffJSON(t *testing.T) {
 }
 
 func TestRetrievalHelpers(t *testing.T) {
-	r, err := NewRetrieval([]Pair{{"x", []string{"1", "2"}}, {"y", []string{"3"}}, {"z", []string{"4", "5"}}})
+	r, err := NewRetrieval([]Pair{{Image: "x", Captions: []string{"1", "2"}}, {Image: "y", Captions: []string{"3"}}, {Image: "z", Captions: []string{"4", "5"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +271,7 @@ func TestRetrievalHelpers(t *testing.T) {
 	if r.Limit(0) != r || r.Limit(10) != r {
 		t.Error("Limit without effect should return r")
 	}
-	for _, bad := range [][]Pair{{{"", []string{"a"}}}, {{"x", nil}}, {{"x", []string{" "}}}, {{"x", []string{"a"}}, {"x", []string{"b"}}}} {
+	for _, bad := range [][]Pair{{{Image: "", Captions: []string{"a"}}}, {{Image: "x"}}, {{Image: "x", Captions: []string{" "}}}, {{Image: "x", Captions: []string{"a"}}, {Image: "x", Captions: []string{"b"}}}} {
 		if _, err := NewRetrieval(bad); err == nil {
 			t.Errorf("NewRetrieval(%+v) accepted", bad)
 		}

@@ -22,9 +22,9 @@ type Classification struct {
 }
 
 // imageExts are the file types ReadImageFolder takes (any case).
-var imageExts = []string{".jpg", ".jpeg", ".png"}
+var imageExts = []string{".jpg", ".jpeg", ".png", ".webp"}
 
-// ReadImageFolder reads root/<class name>/**/*.{jpg,jpeg,png}: each
+// ReadImageFolder reads root/<class name>/**/*.{jpg,jpeg,png,webp}: each
 // sub-directory of root is a class, named by the directory, and classes are
 // sorted by name; entries whose name starts with "." are skipped. Items are
 // ordered by class, then path. A class without images is an error.
@@ -75,7 +75,7 @@ func ReadImageFolder(root string, limit int) (*Classification, error) {
 		return nil, fmt.Errorf("dataset: %s: no class directories (want root/<class name>/<image files>)", root)
 	}
 	if len(empty) > 0 {
-		return nil, fmt.Errorf("dataset: %s: %d of %d classes have no .jpg/.jpeg/.png images: %s",
+		return nil, fmt.Errorf("dataset: %s: %d of %d classes have no .jpg/.jpeg/.png/.webp images: %s",
 			root, len(empty), len(c.Classes), strings.Join(empty[:min(5, len(empty))], ", "))
 	}
 	keep := make([]int, len(perClass)) // items kept per class

@@ -30,6 +30,10 @@ type karpathyImage struct {
 // tokens joined by spaces where raw is empty. Splits in these files are
 // "train", "restval", "val" and "test".
 func ReadKarpathy(path string, opt Options) (*Retrieval, error) {
+	return readFileAs(path, Karpathy, opt)
+}
+
+func readKarpathy(path string, opt Options, skips *Skips) ([]Pair, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("dataset: %w", err)
@@ -53,29 +57,40 @@ func ReadKarpathy(path string, opt Options) (*Retrieval, error) {
 			continue
 		}
 		if im.Filename == "" {
-			return nil, fmt.Errorf("dataset: %s: image %d has no filename", path, i)
+			if err := badRow(opt, skips, fmt.Errorf("dataset: %s: image %d has no filename", path, i)); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		var caps []string
+		var bad error
 		for j, s := range im.Sentences {
 			c := strings.TrimSpace(s.Raw)
 			if c == "" {
 				c = strings.Join(s.Tokens, " ")
 			}
 			if c == "" {
-				return nil, fmt.Errorf("dataset: %s: image %d (%s): sentence %d is empty", path, i, im.Filename, j)
+				bad = fmt.Errorf("dataset: %s: image %d (%s): sentence %d is empty", path, i, im.Filename, j)
+				break
 			}
 			caps = append(caps, c)
 		}
-		if len(caps) == 0 {
-			return nil, fmt.Errorf("dataset: %s: image %d (%s) has no sentences", path, i, im.Filename)
+		if bad == nil && len(caps) == 0 {
+			bad = fmt.Errorf("dataset: %s: image %d (%s) has no sentences", path, i, im.Filename)
+		}
+		if bad != nil {
+			if err := badRow(opt, skips, bad); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		p := resolve(root, filepath.Join(filepath.FromSlash(im.Filepath), filepath.FromSlash(im.Filename)))
 		if _, dup := g.index[p]; dup {
 			return nil, fmt.Errorf("dataset: %s: image %d (%s) is listed twice", path, i, p)
 		}
-		g.add(p, caps...)
+		g.add(fmt.Sprintf("%s: image %d (%s)", path, i, im.Filename), p, caps...)
 	}
-	return finish(path, g.pairs, splits, opt)
+	return limitPairs(path, g.pairs, splits, opt)
 }
 
 // jsonErr adds a line number to a JSON syntax error where it can.
@@ -132,4 +147,13 @@ func sniff(path string) (string, error) {
 		}
 	}
 	return "jsonl", nil
+}
+
+// readFileAs reads a file of a known format into a Retrieval.
+func readFileAs(path string, f Format, opt Options) (*Retrieval, error) {
+	d, err := OpenSpec(Spec{Format: f, Path: path}, opt)
+	if err != nil {
+		return nil, err
+	}
+	return d.Retrieval()
 }

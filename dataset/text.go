@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -18,6 +19,10 @@ import (
 // given), with an optional "split". Blank lines are skipped. Rows naming the
 // same image are grouped.
 func ReadJSONL(path string, opt Options) (*Retrieval, error) {
+	return readFileAs(path, JSONL, opt)
+}
+
+func readJSONL(path string, opt Options, skips *Skips) ([]Pair, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("dataset: %w", err)
@@ -50,21 +55,25 @@ func ReadJSONL(path string, opt Options) (*Retrieval, error) {
 		if dec.More() {
 			return nil, fmt.Errorf("dataset: %s:%d: malformed line: more than one JSON value", path, line)
 		}
-		if rec.Image == nil || strings.TrimSpace(*rec.Image) == "" {
-			return nil, fmt.Errorf("dataset: %s:%d: no \"image\" field", path, line)
-		}
 		var caps []string
 		if rec.Caption != nil {
 			caps = append(caps, *rec.Caption)
 		}
 		caps = append(caps, rec.Captions...)
-		if len(caps) == 0 {
-			return nil, fmt.Errorf("dataset: %s:%d: no \"caption\" or \"captions\" field", path, line)
+		var bad error
+		switch {
+		case rec.Image == nil || strings.TrimSpace(*rec.Image) == "":
+			bad = fmt.Errorf("dataset: %s:%d: no \"image\" field", path, line)
+		case len(caps) == 0:
+			bad = fmt.Errorf("dataset: %s:%d: no \"caption\" or \"captions\" field (or an empty list)", path, line)
+		case slices.ContainsFunc(caps, func(c string) bool { return strings.TrimSpace(c) == "" }):
+			bad = fmt.Errorf("dataset: %s:%d: empty caption", path, line)
 		}
-		for _, c := range caps {
-			if strings.TrimSpace(c) == "" {
-				return nil, fmt.Errorf("dataset: %s:%d: empty caption", path, line)
+		if bad != nil {
+			if err := badRow(opt, skips, bad); err != nil {
+				return nil, err
 			}
+			continue
 		}
 		split := ""
 		if rec.Split != nil {
@@ -74,18 +83,23 @@ func ReadJSONL(path string, opt Options) (*Retrieval, error) {
 		if rec.Split != nil && !filter.match(split) {
 			continue
 		}
-		g.add(resolve(root, filepath.FromSlash(strings.TrimSpace(*rec.Image))), trimAll(caps)...)
+		g.add(fmt.Sprintf("%s:%d", path, line), resolve(root, filepath.FromSlash(strings.TrimSpace(*rec.Image))), trimAll(caps)...)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("dataset: %s: %w", path, err)
 	}
-	return finish(path, g.pairs, nonEmptySplits(splits), opt)
+	return limitPairs(path, g.pairs, nonEmptySplits(splits), opt)
 }
 
-// ReadCSV reads a CSV file (RFC 4180; tab-separated for a .tsv name) whose
-// header names the columns image and caption (any case), and optionally
-// split. Other columns are ignored. Rows naming the same image are grouped.
+// ReadCSV reads a CSV or TSV file with a header row (see Options for the
+// column names and the separator; a split column is optional). Other
+// columns are ignored. Rows naming the same image are one image with
+// several captions.
 func ReadCSV(path string, opt Options) (*Retrieval, error) {
+	return readFileAs(path, CSV, opt)
+}
+
+func readCSV(path string, opt Options, skips *Skips) ([]Pair, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("dataset: %w", err)
@@ -96,9 +110,8 @@ func ReadCSV(path string, opt Options) (*Retrieval, error) {
 		br.Discard(3)
 	}
 	r := csv.NewReader(br)
-	if strings.EqualFold(filepath.Ext(path), ".tsv") {
-		r.Comma = '\t'
-	}
+	r.Comma = csvSeparator(path, opt, br)
+	r.LazyQuotes = r.Comma == '\t' // open_clip reads TSV with pandas, quotes as text
 	header, err := r.Read()
 	if err == io.EOF {
 		return nil, fmt.Errorf("dataset: %s: empty file", path)
@@ -110,12 +123,11 @@ func ReadCSV(path string, opt Options) (*Retrieval, error) {
 	for i, h := range header {
 		col[strings.ToLower(strings.TrimSpace(h))] = i
 	}
-	ic, okI := col["image"]
-	cc, okC := col["caption"]
-	sc, okS := col["split"]
-	if !okI || !okC {
-		return nil, fmt.Errorf("dataset: %s: line 1: header %q lacks the columns \"image\" and \"caption\"", path, strings.Join(header, string(r.Comma)))
+	ic, cc, err := csvColumns(path, header, col, opt, r.Comma)
+	if err != nil {
+		return nil, err
 	}
+	sc, okS := col["split"]
 	root := rootOf(path, opt)
 	filter := parseSplit(opt.Split)
 	splits := map[string]int{}
@@ -130,11 +142,18 @@ func ReadCSV(path string, opt Options) (*Retrieval, error) {
 		}
 		line, _ := r.FieldPos(0)
 		img, c := strings.TrimSpace(rec[ic]), strings.TrimSpace(rec[cc])
-		if img == "" {
-			return nil, fmt.Errorf("dataset: %s:%d: empty image", path, line)
+		var bad error
+		switch {
+		case img == "":
+			bad = fmt.Errorf("dataset: %s:%d: empty image", path, line)
+		case c == "":
+			bad = fmt.Errorf("dataset: %s:%d: empty caption", path, line)
 		}
-		if c == "" {
-			return nil, fmt.Errorf("dataset: %s:%d: empty caption", path, line)
+		if bad != nil {
+			if err := badRow(opt, skips, bad); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		split := ""
 		if okS {
@@ -144,9 +163,52 @@ func ReadCSV(path string, opt Options) (*Retrieval, error) {
 		if okS && !filter.match(split) {
 			continue
 		}
-		g.add(resolve(root, filepath.FromSlash(img)), c)
+		g.add(fmt.Sprintf("%s:%d", path, line), resolve(root, filepath.FromSlash(img)), c)
 	}
-	return finish(path, g.pairs, nonEmptySplits(splits), opt)
+	return limitPairs(path, g.pairs, nonEmptySplits(splits), opt)
+}
+
+// csvSeparator is opt.CSVSeparator, else tab for .tsv, else tab when the
+// header line has a tab (open_clip's own .csv files), else comma.
+func csvSeparator(path string, opt Options, br *bufio.Reader) rune {
+	if opt.CSVSeparator != 0 {
+		return opt.CSVSeparator
+	}
+	if strings.EqualFold(filepath.Ext(path), ".tsv") {
+		return '\t'
+	}
+	head, _ := br.Peek(64 << 10)
+	if i := bytes.IndexByte(head, '\n'); i >= 0 {
+		head = head[:i]
+	}
+	if bytes.IndexByte(head, '\t') >= 0 {
+		return '\t'
+	}
+	return ','
+}
+
+// csvColumns finds the image and caption columns: the keys named in opt,
+// else open_clip's defaults filepath/title, else image/caption.
+func csvColumns(path string, header []string, col map[string]int, opt Options, sep rune) (ic, cc int, err error) {
+	pick := func(key string, defaults ...string) (int, string, bool) {
+		if key != "" {
+			i, ok := col[strings.ToLower(key)]
+			return i, key, ok
+		}
+		for _, k := range defaults {
+			if i, ok := col[k]; ok {
+				return i, k, true
+			}
+		}
+		return 0, strings.Join(defaults, `" or "`), false
+	}
+	ic, ik, okI := pick(opt.CSVImageKey, "filepath", "image")
+	cc, ck, okC := pick(opt.CSVCaptionKey, "title", "caption")
+	if !okI || !okC {
+		return 0, 0, fmt.Errorf("dataset: %s: line 1: header %q lacks the image column \"%s\" or the caption column \"%s\" (set --csv-img-key, --csv-caption-key, --csv-separator)",
+			path, strings.Join(header, string(sep)), ik, ck)
+	}
+	return ic, cc, nil
 }
 
 func csvErr(err error) error {

@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/clip/tokenizer"
 	"github.com/mopeclip/mopeclip/internal/atomicfile"
 )
 
@@ -81,6 +82,10 @@ type Options struct {
 	// Replace allows out to exist already; it is replaced only once the new
 	// export is complete.
 	Replace bool
+	// Tokenizer, when Source has no tokenizer files (an open_clip
+	// directory, a bare checkpoint), is written as vocab.json and
+	// merges.txt. Its vocabulary must be the model's size.
+	Tokenizer *tokenizer.Tokenizer
 }
 
 // Write exports m to the directory out in format f. The export is built in
@@ -94,8 +99,10 @@ func Write(ctx context.Context, m *clip.Model, out string, f Format, o Options) 
 	if err := checkPaths(o.Source, out, o.Replace); err != nil {
 		return nil, err
 	}
-	if err := checkExportable(m); err != nil {
-		return nil, err
+	if f == HF {
+		if err := checkExportable(m); err != nil {
+			return nil, err
+		}
 	}
 	parent := filepath.Dir(filepath.Clean(out))
 	if err := os.MkdirAll(parent, 0o755); err != nil {
@@ -115,6 +122,9 @@ func Write(ctx context.Context, m *clip.Model, out string, f Format, o Options) 
 	}
 	if err == nil && o.Source != "" {
 		err = clip.CopyTokenizer(o.Source, tmp)
+	}
+	if err == nil {
+		err = writeTokenizer(m, tmp, o.Tokenizer)
 	}
 	if err == nil {
 		err = ctx.Err()
@@ -207,6 +217,31 @@ func replaceDir(tmp, out string) error {
 	return os.Rename(tmp, out)
 }
 
+// writeTokenizer writes tok into dir when dir has no tokenizer yet.
+func writeTokenizer(m *clip.Model, dir string, tok *tokenizer.Tokenizer) error {
+	if tok == nil || hasTokenizer(dir) {
+		return nil
+	}
+	if n, want := tok.VocabSize(), m.Config.Text.VocabSize; n != want {
+		return fmt.Errorf("the tokenizer has %d tokens but the model's text_config.vocab_size is %d", n, want)
+	}
+	return tok.SaveHF(dir)
+}
+
+// hasTokenizer reports whether dir holds a tokenizer (vocab.json and
+// merges.txt, or tokenizer.json).
+func hasTokenizer(dir string) bool {
+	exists := func(name string) bool {
+		_, err := os.Stat(filepath.Join(dir, name))
+		return err == nil
+	}
+	return (exists(clip.VocabFile) && exists(clip.MergesFile)) || exists("tokenizer.json")
+}
+
+// HasTokenizer reports whether the model directory dir holds a tokenizer
+// (vocab.json and merges.txt, or tokenizer.json).
+func HasTokenizer(dir string) bool { return hasTokenizer(dir) }
+
 // writeHF saves Dense(m) with Save; it returns the padded model.
 func writeHF(ctx context.Context, m *clip.Model, dir string) (*clip.Model, error) {
 	d, err := Dense(m)
@@ -231,6 +266,9 @@ func writeONNX(ctx context.Context, m *clip.Model, dir string) error {
 		mp, err := e.build(m)
 		if err != nil {
 			return err
+		}
+		if n := mp.Graph.weightBytes(); n > maxProtoBytes {
+			return fmt.Errorf("%s: %.2f GB of weights exceed protobuf's 2 GB limit (ONNX external data is not written)", e.file, float64(n)/1e9)
 		}
 		err = atomicfile.Write(filepath.Join(dir, e.file), func(w io.Writer) error {
 			_, err := mp.WriteTo(w)

@@ -350,6 +350,63 @@ func TestONNXRuntime(t *testing.T) {
 	}
 }
 
+// TestONNXMaskedModel: a scoring-time masked model (dropped heads, a
+// skipped layer) exports through the lowering with the masks resolved into
+// smaller shapes, and ONNX Runtime computes what the masked forward does.
+func TestONNXMaskedModel(t *testing.T) {
+	requireORT(t)
+	m := randomModel(t, prunedConfig(497, "quick_gelu"), 6)
+	m.Vision.Encoder.Layers[0].SelfAttn.HeadKeep = []bool{true, false, false, true}
+	m.Text.Encoder.Layers[2].SelfAttn.HeadKeep = []bool{false, false, false}
+	m.Vision.Encoder.Skip = []bool{false, true, false}
+	img, err := ImageEncoder(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, init := range img.Graph.Initializers {
+		switch init.Name {
+		case "vision_model.encoder.layers.0.self_attn.qkv_proj.weight":
+			if !sameShape(init.Dims, []int{3 * 2 * 16, 64}) {
+				t.Errorf("masked layer 0 qkv %v, want the 2 kept heads", init.Dims)
+			}
+		case "vision_model.encoder.layers.1.layer_norm2.weight":
+			t.Error("skipped layer 1 is in the graph")
+		}
+	}
+	if _, err := Write(context.Background(), m, t.TempDir()+"/hf", HF, Options{}); err == nil {
+		t.Error("HF export of a masked model accepted")
+	}
+	out := filepath.Join(t.TempDir(), "onnx")
+	if _, err := Write(context.Background(), m, out, ONNX, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	rng := tensor.NewRNG(3)
+	S := m.Config.Vision.ImageSize
+	pix := tensor.New(2, 3, S, S).Normal(rng, 0, 1)
+	padded, _ := textRows(rng, &m.Config.Text, 3, 10)
+	in := &ortnode.Inputs{Pixels: pix.Data, PixelsShape: pix.Shape, IDsShape: []int{padded.B, padded.T}}
+	for _, id := range padded.IDs {
+		in.IDs = append(in.IDs, int64(id))
+	}
+	got, err := ortnode.Run(context.Background(), out, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name      string
+		got, want []float32
+	}{
+		{"image", got.ImageEmbeds, m.EncodeImage(nil, ops.Const(pix)).Value.Data},
+		{"text", got.TextEmbeds, m.EncodeText(nil, padded).Value.Data},
+	} {
+		e := relErr(c.got, c.want)
+		t.Logf("masked %s: ONNX Runtime vs ours relative error %.2e", c.name, e)
+		if !(e <= 1e-5) {
+			t.Errorf("masked %s: ONNX Runtime differs: %.3e > 1e-5", c.name, e)
+		}
+	}
+}
+
 // TestWriteLeavesNothingOnFailure: a cancelled export leaves no directory
 // (and no temporary one) behind, an existing export survives a failed
 // replacement, and --out equal to or containing the model is refused.
@@ -394,5 +451,111 @@ func TestWriteLeavesNothingOnFailure(t *testing.T) {
 	}
 	if _, err := Write(context.Background(), m, out, Format(9), Options{}); err == nil {
 		t.Error("unknown format accepted")
+	}
+}
+
+// TestONNXGraphs: the graphs keep the pruned shapes (fused q/k/v rows =
+// 3·kept heads·D, fc1 rows = kept neurons), removed branches are absent, every
+// node reads values defined before it, and the one input and output carry a
+// dynamic batch axis.
+func TestONNXGraphs(t *testing.T) {
+	m := randomModel(t, prunedConfig(497, "gelu"), 4)
+	img, err := ImageEncoder(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	txt, err := TextEncoder(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		mp     *ModelProto
+		prefix string
+		tower  *clip.TowerConfig
+		in     string
+		out    string
+	}{{img, "vision_model", &m.Config.Vision, PixelValues, ImageEmbeds}, {txt, "text_model", &m.Config.Text, InputIDs, TextEmbeds}} {
+		g := tc.mp.Graph
+		dims := map[string][]int{}
+		defined := map[string]bool{}
+		for _, in := range g.Inputs {
+			defined[in.Name] = true
+		}
+		for _, init := range g.Initializers {
+			dims[init.Name] = init.Dims
+			defined[init.Name] = true
+		}
+		for _, n := range g.Nodes {
+			for _, in := range n.Inputs {
+				if !defined[in] {
+					t.Errorf("%s: node %s reads %s before it is defined", tc.prefix, n.Name, in)
+				}
+			}
+			for _, o := range n.Outputs {
+				defined[o] = true
+			}
+		}
+		if !defined[tc.out] || len(g.Inputs) != 1 || g.Inputs[0].Name != tc.in || g.Inputs[0].Shape[0].Param != "batch" || g.Outputs[0].Shape[0].Param != "batch" {
+			t.Errorf("%s: inputs %+v outputs %+v", tc.prefix, g.Inputs, g.Outputs)
+		}
+		D, C := tc.tower.HeadDim(), tc.tower.HiddenSize
+		for l := 0; l < tc.tower.NumHiddenLayers; l++ {
+			p := tc.prefix + ".encoder.layers." + strconv.Itoa(l) + "."
+			q, hasQ := dims[p+"self_attn.qkv_proj.weight"]
+			f, hasF := dims[p+"mlp.fc1.weight"]
+			if h := tc.tower.Heads(l); (h == 0) == hasQ || (hasQ && !sameShape(q, []int{3 * h * D, C})) {
+				t.Errorf("%s layer %d: fused qkv_proj %v for %d heads", tc.prefix, l, q, h)
+			}
+			if n := tc.tower.Intermediate(l); (n == 0) == hasF || (hasF && !sameShape(f, []int{n, C})) {
+				t.Errorf("%s layer %d: fc1 %v for %d neurons", tc.prefix, l, f, n)
+			}
+		}
+		if _, ok := dims[tc.prefix+".encoder.layers.3.layer_norm1.weight"]; ok {
+			t.Errorf("%s: a fourth layer in a 3-layer tower", tc.prefix)
+		}
+	}
+}
+
+// onnxCheck is run by /usr/bin/python3 with the onnx package: the official
+// checker with full_check (strict shape inference) on each file, and the
+// inferred output shape.
+const onnxCheck = `
+import sys, onnx
+from onnx import checker, shape_inference
+for path in sys.argv[1:]:
+    m = onnx.load(path)
+    checker.check_model(m, full_check=True)
+    out = shape_inference.infer_shapes(m, strict_mode=True).graph.output[0]
+    print(path, m.ir_version, m.opset_import[0].version, out.name, [d.dim_param or d.dim_value for d in out.type.tensor_type.shape.dim])
+`
+
+// TestONNXChecker runs the onnx package's checker (Debian python3-onnx) on
+// both encoders: a second, independent reader of the wire format.
+func TestONNXChecker(t *testing.T) {
+	py := os.Getenv("MOPECLIP_PYTHON")
+	if py == "" {
+		py = "/usr/bin/python3"
+	}
+	if err := exec.Command(py, "-c", "import onnx").Run(); err != nil {
+		if os.Getenv(ortnode.RequireEnv) == "1" {
+			t.Fatalf("%s cannot import onnx (%s=1; install python3-onnx): %v", py, ortnode.RequireEnv, err)
+		}
+		t.Skipf("%s cannot import onnx; install python3-onnx", py)
+	}
+	for _, eos := range []int{497, 2} {
+		m := randomModel(t, prunedConfig(eos, "gelu"), 4)
+		out := filepath.Join(t.TempDir(), "onnx")
+		if _, err := Write(context.Background(), m, out, ONNX, Options{}); err != nil {
+			t.Fatal(err)
+		}
+		img, txt := filepath.Join(out, ImageEncoderFile), filepath.Join(out, TextEncoderFile)
+		b, err := exec.Command(py, "-c", onnxCheck, img, txt).CombinedOutput()
+		if err != nil {
+			t.Fatalf("onnx checker: %v\n%s", err, b)
+		}
+		want := []string{img + " 8 17 image_embeds ['batch', 32]", txt + " 8 17 text_embeds ['batch', 32]"}
+		if got := strings.Split(strings.TrimSpace(string(b)), "\n"); len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+			t.Errorf("onnx checker says\n%s\nwant\n%s", b, strings.Join(want, "\n"))
+		}
 	}
 }

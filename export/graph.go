@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-
-	"github.com/mopeclip/mopeclip/nn"
 )
 
 // builder appends nodes and initializers to a Graph with unique value
@@ -37,6 +35,16 @@ func (b *builder) op(name, opType string, inputs []string, attrs ...Attr) string
 	return out
 }
 
+// opN adds a node with n outputs, named after name, and returns them.
+func (b *builder) opN(name, opType string, inputs []string, n int, attrs ...Attr) []string {
+	outs := make([]string, n)
+	for i := range outs {
+		outs[i] = b.fresh(name + "_" + strconv.Itoa(i))
+	}
+	b.g.Nodes = append(b.g.Nodes, &Node{Name: b.fresh(name), OpType: opType, Inputs: inputs, Outputs: outs, Attrs: attrs})
+	return outs
+}
+
 // weight adds a float32 initializer (the data is copied) and returns its name.
 func (b *builder) weight(name string, data []float32, dims ...int) string {
 	if n := product(dims); n != len(data) {
@@ -45,11 +53,6 @@ func (b *builder) weight(name string, data []float32, dims ...int) string {
 	name = b.fresh(name)
 	b.g.Initializers = append(b.g.Initializers, FloatTensor(name, data, dims...))
 	return name
-}
-
-// param adds a parameter under its Hugging Face name, with its own shape.
-func (b *builder) param(p *nn.Param) string {
-	return b.weight(p.Name, p.Value.Data, p.Value.Shape...)
 }
 
 // scalar adds a float32 scalar constant (a 0-d initializer).

@@ -162,6 +162,19 @@ type Graph struct {
 	Outputs      []ValueInfo
 }
 
+// maxProtoBytes is the most a protobuf message may hold (2 GiB - 1), less
+// room for the graph's nodes.
+const maxProtoBytes = 1<<31 - 1 - 64<<20
+
+// weightBytes returns the bytes of the graph's initializers.
+func (g *Graph) weightBytes() int64 {
+	var n int64
+	for _, t := range g.Initializers {
+		n += int64(len(t.Raw))
+	}
+	return n
+}
+
 // ModelProto is a whole .onnx file.
 type ModelProto struct {
 	IRVersion       int64

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/clip/tokenizer"
 )
 
 // BatchEncoder returns e as a clip.BatchEncoder, so that a clip.Encoder, and
@@ -42,4 +43,22 @@ func (g engineBatches) EncodeTexts(tb *clip.TextBatch) ([]float32, error) {
 	out := make([]float32, tb.B*g.e.txt.E)
 	g.e.EncodeTexts(tb.IDs, tb.EOTPos, tb.B, tb.T, out)
 	return out, nil
+}
+
+// EvalBatch is the encoding batch size of NewEncoder's encoders.
+const EvalBatch = 64
+
+// NewEncoder returns a clip.Encoder of m (tok may be nil for images only)
+// that runs its batches on a new engine (weights packed once, fused
+// kernels; its outputs equal the reference forward's to float32 rounding),
+// and the function that releases the engine. Evaluation uses it: retrieval
+// and zero-shot embeddings are many forward passes of one model. It fails
+// only for models the lowering refuses, which the reference forward cannot
+// run either.
+func NewEncoder(m *clip.Model, tok *tokenizer.Tokenizer) (*clip.Encoder, func(), error) {
+	e, err := New(m, Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	return &clip.Encoder{Model: m, Tok: tok, Batch: EvalBatch, Workers: 1, Device: e.BatchEncoder()}, e.Close, nil
 }

@@ -12,50 +12,6 @@ import (
 	"github.com/mopeclip/mopeclip/tensor"
 )
 
-// Towers selects the towers Bench times.
-type Towers int
-
-const (
-	// BothTowers times the image tower, then the text tower.
-	BothTowers Towers = iota
-	// ImageTower times the image tower only.
-	ImageTower
-	// TextTower times the text tower only.
-	TextTower
-)
-
-// String names the selection as the --tower flags do.
-func (t Towers) String() string {
-	switch t {
-	case BothTowers:
-		return "both"
-	case ImageTower:
-		return "image"
-	case TextTower:
-		return "text"
-	}
-	return fmt.Sprintf("Towers(%d)", int(t))
-}
-
-// ParseTowers parses "both" (or ""), "image" and "text".
-func ParseTowers(s string) (Towers, error) {
-	switch s {
-	case "both", "":
-		return BothTowers, nil
-	case "image":
-		return ImageTower, nil
-	case "text":
-		return TextTower, nil
-	}
-	return 0, fmt.Errorf("infer: unknown tower %q (want image, text or both)", s)
-}
-
-// Image reports whether the selection includes the image tower.
-func (t Towers) Image() bool { return t != TextTower }
-
-// Text reports whether the selection includes the text tower.
-func (t Towers) Text() bool { return t != ImageTower }
-
 // BenchOptions configure Bench. Batch, Rounds ≥ 1 and Warmup ≥ 0 are
 // required; the rest has defaults.
 type BenchOptions struct {
@@ -64,7 +20,8 @@ type BenchOptions struct {
 	Warmup int // untimed rounds before them
 	// TextLen is the tokens per text (0: the context length).
 	TextLen int
-	Towers  Towers
+	// Towers selects the towers to time (0: both).
+	Towers clip.TowerSet
 	// Threads sets GOMAXPROCS while measuring (0: leave it).
 	Threads int
 	// Ref times the reference forward (clip.Model.EncodeImage/EncodeText)
@@ -138,6 +95,9 @@ func Bench(ctx context.Context, m *clip.Model, o BenchOptions) (*BenchResult, er
 	if o.Threads > 0 {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(o.Threads))
 	}
+	if o.Towers == 0 {
+		o.Towers = clip.BothTowers
+	}
 	B := o.Batch
 	r := &BenchResult{Batch: B, Threads: runtime.GOMAXPROCS(0), TextLen: T, Rounds: o.Rounds,
 		ImageGFLOP: cfg.VisionMACs().GFLOPs(), TextGFLOP: cfg.TextMACs(T).GFLOPs()}
@@ -204,13 +164,13 @@ func Bench(ctx context.Context, m *clip.Model, o BenchOptions) (*BenchResult, er
 		return float64(B) / med, nil
 	}
 	var err error
-	if o.Towers.Image() {
+	if o.Towers.Has(clip.VisionTower) {
 		if r.ImagePerS, err = measure("image", image); err != nil {
 			return nil, err
 		}
 		r.ImageGFLOPs = r.ImagePerS * r.ImageGFLOP
 	}
-	if o.Towers.Text() {
+	if o.Towers.Has(clip.TextTower) {
 		if r.TextPerS, err = measure("text", text); err != nil {
 			return nil, err
 		}

@@ -25,30 +25,15 @@ func TestMedian(t *testing.T) {
 	}
 }
 
-func TestParseTowers(t *testing.T) {
-	for _, tw := range []Towers{BothTowers, ImageTower, TextTower} {
-		got, err := ParseTowers(tw.String())
-		if err != nil || got != tw {
-			t.Errorf("ParseTowers(%q) = %v, %v", tw.String(), got, err)
-		}
-	}
-	if _, err := ParseTowers("audio"); err == nil {
-		t.Error("ParseTowers(audio): no error")
-	}
-	if !BothTowers.Image() || !BothTowers.Text() || ImageTower.Text() || TextTower.Image() {
-		t.Error("Image/Text wrong")
-	}
-}
-
 // TestBench runs Bench on the tiny model with the engine (each dtype), the
 // reference forward and custom functions, and checks its refusals.
 func TestBench(t *testing.T) {
 	m := randomModel(t, preset(t, "tiny"), 5)
 	ctx := context.Background()
 	for _, o := range []BenchOptions{
-		{Batch: 2, Rounds: 3, Towers: BothTowers},
-		{Batch: 1, Rounds: 1, Warmup: 0, Towers: ImageTower, Engine: Options{DType: INT8}},
-		{Batch: 3, Rounds: 2, Towers: TextTower, TextLen: 9, Engine: Options{DType: BF16}, Threads: 1},
+		{Batch: 2, Rounds: 3, Towers: clip.BothTowers},
+		{Batch: 1, Rounds: 1, Warmup: 0, Towers: clip.VisionOnly, Engine: Options{DType: INT8}},
+		{Batch: 3, Rounds: 2, Towers: clip.TextOnly, TextLen: 9, Engine: Options{DType: BF16}, Threads: 1},
 		{Batch: 2, Rounds: 1, Ref: true},
 	} {
 		var reported []string
@@ -62,10 +47,14 @@ func TestBench(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if (r.ImagePerS > 0) != o.Towers.Image() || (r.TextPerS > 0) != o.Towers.Text() || r.Kernels == "" || r.Batch != o.Batch {
+		tw := o.Towers
+		if tw == 0 {
+			tw = clip.BothTowers
+		}
+		if (r.ImagePerS > 0) != tw.Has(clip.VisionTower) || (r.TextPerS > 0) != tw.Has(clip.TextTower) || r.Kernels == "" || r.Batch != o.Batch {
 			t.Errorf("%+v: result %+v", o, r)
 		}
-		if (r.Split == "") != o.Ref || len(reported) != map[Towers]int{BothTowers: 2, ImageTower: 1, TextTower: 1}[o.Towers] {
+		if (r.Split == "") != o.Ref || len(reported) != len(tw.Towers()) {
 			t.Errorf("split %q, reported %v", r.Split, reported)
 		}
 		if o.TextLen != 0 && r.TextLen != o.TextLen {

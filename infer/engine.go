@@ -17,9 +17,12 @@
 // (tensor.SgemmPackedBF16); embeddings then agree with the float32 path to
 // a cosine similarity above 0.999 (bf16_test.go).
 //
-// Pruned models (per-layer heads and MLP widths, nil branches, skipped
-// layers, HeadKeep masks) run through the same code with their own shapes;
-// nothing is padded back to the dense widths.
+// The engine runs the model's lowering (package clip/lower, which decides
+// kept heads, q/k/v fusion, the attention scale, the activation, the bias
+// policy and what is supported, for every engine): pruned models (per-layer
+// heads and MLP widths, nil and bias-only branches, skipped layers, HeadKeep
+// masks) run through the same code with their own shapes; nothing is padded
+// back to the dense widths.
 //
 // Results match the reference forward (clip.Model.EncodeImage/EncodeText)
 // to float32 rounding (different summation order), and are deterministic
@@ -28,12 +31,11 @@ package infer
 
 import (
 	"fmt"
-	"math"
 	"runtime"
 	"sync"
 
 	"github.com/mopeclip/mopeclip/clip"
-	"github.com/mopeclip/mopeclip/nn"
+	"github.com/mopeclip/mopeclip/clip/lower"
 	"github.com/mopeclip/mopeclip/tensor"
 	"gonum.org/v1/gonum/blas"
 )
@@ -194,23 +196,31 @@ type lnParams struct {
 	eps  float32
 }
 
+// layer is one lowered block (lower.Block) packed for the engine.
 type layer struct {
 	ln1, ln2 lnParams
-	// attention (heads == 0: no attention branch)
+	// attention (heads == 0: no attention computed; attnBias, when set, is
+	// what the headless branch adds)
 	heads, hd int
 	scale     float32
 	qkv       weight // C → 3·heads·hd
 	qkvB      []float32
 	out       weight // heads·hd → C
 	outB      []float32
-	// MLP (hidden == 0: no MLP branch)
-	hidden int
-	act    tensor.Activation
-	fc1    weight
-	fc1B   []float32
-	fc2    weight
-	fc2B   []float32
+	attnBias  []float32
+	// MLP (hidden == 0: no MLP computed; mlpBias as attnBias)
+	hidden  int
+	act     tensor.Activation
+	fc1     weight
+	fc1B    []float32
+	fc2     weight
+	fc2B    []float32
+	mlpBias []float32
 }
+
+// imageGeom is the input geometry of the vision tower: S×S images of Cin
+// channels cut into P×P patches.
+type imageGeom struct{ S, P, Cin int }
 
 type tower struct {
 	C       int
@@ -219,6 +229,7 @@ type tower struct {
 	layers  []layer
 	final   lnParams // post_layernorm / final_layer_norm
 	proj    weight
+	projB   []float32
 	E       int
 	maxWide int // max 3·H·D and MLP hidden over the layers
 	maxIn   int // max H·D
@@ -237,12 +248,14 @@ type Engine struct {
 	dtype   DType
 
 	// vision embedding
-	patch    weight // 3·P·P → C
+	img      imageGeom
+	patch    weight // Cin·P·P → C
 	cls      []float32
 	vPos     []float32
 	preLN    lnParams
 	tokEmb   []float32
 	tPos     []float32
+	vocab    int
 	patchK   int
 	nPatches int
 
@@ -255,15 +268,17 @@ type Engine struct {
 	items           itemsJob
 }
 
-// New builds an engine for m, packing every weight matrix. m must not be
+// New builds an engine for m, packing every weight matrix of its lowering
+// (lower.Model, which also decides what is supported). m must not be
 // changed while the engine is in use (the engine copies what it packs, but
 // keeps references to biases, layer norm and embedding parameters).
 func New(m *clip.Model, opts Options) (*Engine, error) {
-	if m == nil || m.Vision == nil || m.Text == nil {
-		return nil, fmt.Errorf("infer: nil model")
-	}
 	if opts.DType != F32 && opts.DType != BF16 && opts.DType != INT8 {
 		return nil, fmt.Errorf("infer: unknown dtype %v", opts.DType)
+	}
+	p, err := lower.Model(m)
+	if err != nil {
+		return nil, fmt.Errorf("infer: %w", err)
 	}
 	e := &Engine{m: m, threads: opts.Threads, split: opts.Split, chunk: opts.Chunk, minItem: opts.MinItemsSplit, dtype: opts.DType}
 	if e.threads <= 0 {
@@ -275,31 +290,24 @@ func New(m *clip.Model, opts Options) (*Engine, error) {
 	if e.minItem <= 0 {
 		e.minItem = 4
 	}
-	v, t := m.Vision, m.Text
-	vc := v.Cfg
-	var err error
 	rel := opts.ReleaseWeights
-	if e.vis, err = buildTower(opts.DType, v.Encoder, vc.HiddenSize, v.SeqLen(), false, v.PostLN, m.VisualProjection, rel); err != nil {
-		return nil, fmt.Errorf("infer: vision: %w", err)
+	v, t := &p.Vision, &p.Text
+	e.vis = buildTower(opts.DType, &v.Tower, rel)
+	e.txt = buildTower(opts.DType, &t.Tower, rel)
+	e.img = imageGeom{S: v.ImageSize, P: v.PatchSize, Cin: v.Channels}
+	e.patchK = v.Patch.In
+	e.nPatches = v.Patches
+	e.patch = packW(opts.DType, e.patchK, v.Patch.Out, v.Patch.W)
+	if rel {
+		v.Patch.Release()
+		runtime.GC()
 	}
-	if e.txt, err = buildTower(opts.DType, t.Encoder, t.Cfg.HiddenSize, t.Cfg.MaxPositionEmbeddings, true, t.FinalLN, m.TextProjection, rel); err != nil {
-		return nil, fmt.Errorf("infer: text: %w", err)
-	}
-	C, P := vc.HiddenSize, vc.PatchSize
-	e.patchK = 3 * P * P
-	e.nPatches = vc.NumPatches()
-	if got := len(v.PatchEmbedding.Value.Data); got != C*e.patchK {
-		return nil, fmt.Errorf("infer: patch embedding has %d values, want %d", got, C*e.patchK)
-	}
-	e.patch = packW(opts.DType, e.patchK, C, v.PatchEmbedding.Value.Data)
-	if opts.ReleaseWeights {
-		v.PatchEmbedding.Value.Data = nil
-	}
-	e.cls = v.ClassEmbedding.Value.Data
-	e.vPos = v.PositionEmbed.Value.Data
+	e.cls = v.Class
+	e.vPos = v.Pos
 	e.preLN = ln(v.PreLN)
-	e.tokEmb = t.TokenEmbedding.Value.Data
-	e.tPos = t.PositionEmbed.Value.Data
+	e.tokEmb = t.Tok
+	e.tPos = t.Pos
+	e.vocab = t.Vocab
 	e.pool = newPool(e.threads)
 	e.arenas = make([]*arena, e.threads)
 	for i := range e.arenas {
@@ -324,142 +332,44 @@ func (e *Engine) DType() DType { return e.dtype }
 // Model returns the model the engine was built from.
 func (e *Engine) Model() *clip.Model { return e.m }
 
-func ln(l *nn.LayerNorm) lnParams {
-	return lnParams{g: l.W.Value.Data, b: l.B.Value.Data, eps: l.Eps}
-}
+func ln(l lower.LayerNorm) lnParams { return lnParams{g: l.G, b: l.B, eps: l.Eps} }
 
-func biasOf(l *nn.Linear, n int) []float32 {
-	if l.B == nil {
-		return make([]float32, n)
+// buildTower packs the blocks and the projection of a lowered tower; with
+// rel, the model's copy of each matrix is dropped once packed.
+func buildTower(dt DType, lt *lower.Tower, rel bool) tower {
+	tw := tower{C: lt.Width, T: lt.SeqLen, causal: lt.Causal, final: ln(lt.Final), E: lt.Proj.Out, projB: lt.Proj.B}
+	tw.proj = packW(dt, lt.Proj.In, lt.Proj.Out, lt.Proj.W)
+	if rel {
+		lt.Proj.Release()
+		runtime.GC()
 	}
-	return l.B.Value.Data
-}
-
-// release drops the model's copy of packed weight matrices (ReleaseWeights).
-func release(on bool, ls ...*nn.Linear) {
-	if !on {
-		return
-	}
-	for _, l := range ls {
-		l.W.Value.Data = nil
-	}
-	runtime.GC()
-}
-
-// buildMLP packs MLP m of a width-C block into L (nothing when it has no
-// neurons left).
-func buildMLP(dt DType, L *layer, m *nn.MLP, C int) error {
-	F := m.FC1.Out()
-	if m.FC1.In() != C || m.FC2.In() != F || m.FC2.Out() != C {
-		return fmt.Errorf("MLP shapes fc1 %dx%d fc2 %dx%d for width %d", m.FC1.Out(), m.FC1.In(), m.FC2.Out(), m.FC2.In(), C)
-	}
-	if F == 0 {
-		return nil
-	}
-	switch m.Act {
-	case nn.ActQuickGELU:
-		L.act = tensor.ActQuickGELU
-	case nn.ActGELU:
-		L.act = tensor.ActGELU
-	default:
-		return fmt.Errorf("unknown activation %v", m.Act)
-	}
-	L.hidden = F
-	L.fc1 = packW(dt, C, F, m.FC1.W.Value.Data)
-	L.fc1B = biasOf(m.FC1, F)
-	L.fc2 = packW(dt, F, C, m.FC2.W.Value.Data)
-	L.fc2B = biasOf(m.FC2, C)
-	return nil
-}
-
-func buildTower(dt DType, tr *nn.Transformer, C, T int, causal bool, final *nn.LayerNorm, proj *nn.Linear, rel bool) (tower, error) {
-	tw := tower{C: C, T: T, causal: causal, final: ln(final), E: proj.Out()}
-	if proj.In() != C {
-		return tw, fmt.Errorf("projection takes %d inputs, tower width is %d", proj.In(), C)
-	}
-	tw.proj = packW(dt, C, tw.E, proj.W.Value.Data)
-	release(rel, proj)
-	if tr.Skip != nil && len(tr.Skip) != len(tr.Layers) {
-		return tw, fmt.Errorf("%d skip flags for %d layers", len(tr.Skip), len(tr.Layers))
-	}
-	for i, b := range tr.Layers {
-		if tr.Skip != nil && tr.Skip[i] {
-			continue
+	for i := range lt.Blocks {
+		b := &lt.Blocks[i]
+		L := packBlock(dt, b)
+		if rel {
+			b.Release()
+			runtime.GC()
 		}
-		L := layer{ln1: ln(b.LayerNorm1), ln2: ln(b.LayerNorm2)}
-		if a := b.SelfAttn; a != nil {
-			if err := buildAttn(dt, &L, a, C); err != nil {
-				return tw, fmt.Errorf("layer %d: %w", i, err)
-			}
-			if L.heads > 0 {
-				release(rel, a.Q, a.K, a.V, a.Out)
-			}
-		}
-		if mlp := b.MLP; mlp != nil {
-			if err := buildMLP(dt, &L, mlp, C); err != nil {
-				return tw, fmt.Errorf("layer %d: %w", i, err)
-			}
-			if L.hidden > 0 {
-				tw.maxWide = max(tw.maxWide, L.hidden)
-				release(rel, mlp.FC1, mlp.FC2)
-			}
-		}
-		tw.maxWide = max(tw.maxWide, 3*L.heads*L.hd)
+		tw.maxWide = max(tw.maxWide, L.hidden, 3*L.heads*L.hd)
 		tw.maxIn = max(tw.maxIn, L.heads*L.hd)
 		tw.layers = append(tw.layers, L)
 	}
-	return tw, nil
+	return tw
 }
 
-// buildAttn packs the kept heads of a: q, k and v stacked into one
-// [3·H·D, C] matrix, and the matching columns of out_proj, in type dt.
-func buildAttn(dt DType, L *layer, a *nn.MultiHeadAttention, C int) error {
-	H, D := a.Heads, a.HeadDim
-	inner := H * D
-	if a.Q.Out() != inner || a.K.Out() != inner || a.V.Out() != inner || a.Out.In() != inner ||
-		a.Q.In() != C || a.K.In() != C || a.V.In() != C || a.Out.Out() != C {
-		return fmt.Errorf("attention shapes do not match %d heads of %d over width %d", H, D, C)
+// packBlock packs a lowered block in type dt.
+func packBlock(dt DType, b *lower.Block) layer {
+	L := layer{ln1: ln(b.LN1), ln2: ln(b.LN2), attnBias: b.AttnBias, mlpBias: b.MLPBias}
+	if a := b.Attn; a != nil {
+		L.heads, L.hd, L.scale = a.Heads, a.HeadDim, a.Scale
+		qkv, out := a.QKV(), a.Out()
+		L.qkv, L.qkvB = packW(dt, qkv.In, qkv.Out, qkv.W), qkv.B
+		L.out, L.outB = packW(dt, out.In, out.Out, out.W), out.B
 	}
-	if a.HeadKeep != nil && len(a.HeadKeep) != H {
-		return fmt.Errorf("%d HeadKeep flags for %d heads", len(a.HeadKeep), H)
+	if m := b.MLP; m != nil {
+		L.hidden, L.act = m.Hidden, m.Act
+		L.fc1, L.fc1B = packW(dt, m.FC1.In, m.FC1.Out, m.FC1.W), m.FC1.B
+		L.fc2, L.fc2B = packW(dt, m.FC2.In, m.FC2.Out, m.FC2.W), m.FC2.B
 	}
-	var keep []int
-	for h := 0; h < H; h++ {
-		if a.HeadKeep == nil || a.HeadKeep[h] {
-			keep = append(keep, h)
-		}
-	}
-	Hk := len(keep)
-	if Hk == 0 || D == 0 {
-		return nil // the branch contributes exactly zero
-	}
-	L.heads, L.hd = Hk, D
-	L.scale = a.Scale
-	if L.scale == 0 {
-		L.scale = float32(1 / math.Sqrt(float64(D)))
-	}
-	in := Hk * D
-	w := make([]float32, 3*in*C)
-	bias := make([]float32, 3*in)
-	for p, lin := range []*nn.Linear{a.Q, a.K, a.V} {
-		wd := lin.W.Value.Data
-		bd := biasOf(lin, inner)
-		for j, h := range keep {
-			copy(w[(p*in+j*D)*C:(p*in+(j+1)*D)*C], wd[h*D*C:(h+1)*D*C])
-			copy(bias[p*in+j*D:p*in+(j+1)*D], bd[h*D:(h+1)*D])
-		}
-	}
-	L.qkv = packW(dt, C, 3*in, w)
-	L.qkvB = bias
-	// out_proj W [C, inner]: keep the columns of the kept heads.
-	ow := a.Out.W.Value.Data
-	wo := make([]float32, C*in)
-	for r := 0; r < C; r++ {
-		for j, h := range keep {
-			copy(wo[r*in+j*D:r*in+(j+1)*D], ow[r*inner+h*D:r*inner+(h+1)*D])
-		}
-	}
-	L.out = packW(dt, in, C, wo)
-	L.outB = biasOf(a.Out, C)
-	return nil
+	return L
 }

@@ -83,11 +83,8 @@ type region struct {
 	T        int
 }
 
-// ImageInputLen returns the number of pixel values per image (3·S·S).
-func (e *Engine) ImageInputLen() int {
-	S := e.m.Vision.Cfg.ImageSize
-	return 3 * S * S
-}
+// ImageInputLen returns the number of pixel values per image (channels·S·S).
+func (e *Engine) ImageInputLen() int { return e.img.Cin * e.img.S * e.img.S }
 
 // EmbedDim returns the projection dimension E of the outputs.
 func (e *Engine) EmbedDim() int { return e.vis.E }
@@ -119,7 +116,7 @@ func (e *Engine) EncodeTexts(ids []int, eotPos []int, B, T int, out []float32) {
 	if len(out) < B*e.txt.E {
 		panic(fmt.Sprintf("infer.EncodeTexts: out holds %d values, want %d", len(out), B*e.txt.E))
 	}
-	V := e.m.Text.Cfg.VocabSize
+	V := e.vocab
 	for i, id := range ids {
 		if id < 0 || id >= V {
 			panic(fmt.Sprintf("infer.EncodeTexts: token id %d at %d outside the vocabulary of %d", id, i, V))
@@ -197,16 +194,16 @@ func (e *Engine) span(a *arena, i0, n int, par bool) {
 func (e *Engine) imageChunk(a *arena, px []float32, n int, out []float32, par bool) {
 	tw := &e.vis
 	C, T, Np, K := tw.C, tw.T, e.nPatches, e.patchK
-	S, P := e.m.Vision.Cfg.ImageSize, e.m.Vision.Cfg.PatchSize
+	S, P, Cin := e.img.S, e.img.P, e.img.Cin
 	G := S / P
-	// im2col: one row of 3·P·P values (c, py, px) per patch.
+	// im2col: one row of Cin·P·P values (c, py, px) per patch.
 	col := a.big[:n*Np*K]
 	for b := 0; b < n; b++ {
-		img := px[b*3*S*S : (b+1)*3*S*S]
+		img := px[b*Cin*S*S : (b+1)*Cin*S*S]
 		for gy := 0; gy < G; gy++ {
 			for gx := 0; gx < G; gx++ {
 				dst := col[(b*Np+gy*G+gx)*K : (b*Np+gy*G+gx+1)*K]
-				for c := 0; c < 3; c++ {
+				for c := 0; c < Cin; c++ {
 					for py := 0; py < P; py++ {
 						o := c*S*S + (gy*P+py)*S + gx*P
 						copy(dst[(c*P+py)*P:(c*P+py+1)*P], img[o:o+P])
@@ -256,6 +253,10 @@ func (e *Engine) textChunk(a *arena, ids, eot []int, n, T int, out []float32, pa
 func (e *Engine) pool1(pooled []float32, tw *tower, n int, out []float32) {
 	C := tw.C
 	tensor.LayerNorm(pooled, pooled, tw.final.g, tw.final.b, C, tw.final.eps, nil, nil)
+	if tw.projB != nil {
+		tw.proj.mulEp(n, pooled, C, out, tw.E, tensor.Epilogue{Bias: tw.projB})
+		return
+	}
 	tw.proj.mul(n, pooled, C, out, tw.E)
 }
 
@@ -302,10 +303,23 @@ func (s *stream) flush() {
 	}
 }
 
+// addBias adds bias [C] to every row of x (a branch that computes nothing
+// but its output bias).
+func addBias(x, bias []float32, C int) {
+	for r := 0; r+C <= len(x); r += C {
+		tensor.Add(x[r:r+C], x[r:r+C], bias)
+	}
+}
+
 // block runs one pre-LN layer L on s: attention (when L keeps heads), then
-// the MLP (when it keeps neurons), each output left pending in s.d.
+// the MLP (when it keeps neurons), each output left pending in s.d; a
+// bias-only branch adds its bias to the stream.
 func (e *Engine) block(a *arena, tw *tower, L *layer, s *stream, n, T int, par bool) {
 	rows, C := n*T, s.C
+	if L.attnBias != nil {
+		s.flush()
+		addBias(s.x, L.attnBias, C)
+	}
 	if L.heads > 0 {
 		s.norm(&L.ln1)
 		in := L.heads * L.hd
@@ -323,6 +337,10 @@ func (e *Engine) block(a *arena, tw *tower, L *layer, s *stream, n, T int, par b
 		L.fc1.mulEp(rows, s.h, C, hid, F, tensor.Epilogue{Bias: L.fc1B, Act: L.act})
 		L.fc2.mulEp(rows, hid, F, s.d, C, tensor.Epilogue{Bias: L.fc2B})
 		s.pending = true
+	}
+	if L.mlpBias != nil {
+		s.flush()
+		addBias(s.x, L.mlpBias, C)
 	}
 }
 

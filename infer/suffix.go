@@ -3,6 +3,7 @@ package infer
 import (
 	"fmt"
 
+	"github.com/mopeclip/mopeclip/clip/lower"
 	"github.com/mopeclip/mopeclip/nn"
 	"github.com/mopeclip/mopeclip/tensor"
 	"gonum.org/v1/gonum/blas"
@@ -46,18 +47,17 @@ func (e *Engine) PackBlock(towerName string, b *nn.Block, attn, mlp bool) (*Laye
 	if err != nil {
 		return nil, err
 	}
-	C := tw.C
-	L := layer{ln1: ln(b.LayerNorm1), ln2: ln(b.LayerNorm2)}
-	if a := b.SelfAttn; attn && a != nil {
-		if err := buildAttn(e.dtype, &L, a, C); err != nil {
-			return nil, fmt.Errorf("infer: %w", err)
-		}
+	lb, err := lower.FromBlock(b, -1, tw.C)
+	if err != nil {
+		return nil, fmt.Errorf("infer: %w", err)
 	}
-	if m := b.MLP; mlp && m != nil {
-		if err := buildMLP(e.dtype, &L, m, C); err != nil {
-			return nil, fmt.Errorf("infer: %w", err)
-		}
+	if !attn {
+		lb.Attn, lb.AttnBias = nil, nil
 	}
+	if !mlp {
+		lb.MLP, lb.MLPBias = nil, nil
+	}
+	L := packBlock(e.dtype, &lb)
 	if in := L.heads * L.hd; 3*in > tw.maxWide || in > tw.maxIn || L.hidden > tw.maxWide {
 		return nil, fmt.Errorf("infer: block (%d heads of %d, MLP %d) is wider than the engine's model", L.heads, L.hd, L.hidden)
 	}
@@ -179,6 +179,9 @@ func (e *Engine) lastPooled(a *arena, tw *tower, L *layer, n, T int, pool []int)
 	x, h := a.x[:rows*C], a.h[:rows*C]
 	e.gather(a, C, T, pool)
 	xp := a.pooled[:n*C]
+	if L.attnBias != nil {
+		addBias(xp, L.attnBias, C)
+	}
 	if L.heads > 0 {
 		// Keys and values of every row are needed; the queries of the
 		// other rows come along with the fused product.
@@ -217,6 +220,9 @@ func (e *Engine) lastPooled(a *arena, tw *tower, L *layer, n, T int, pool []int)
 		L.fc2.mulEp(n, hid, F, d, C, tensor.Epilogue{Bias: L.fc2B})
 		tensor.Add(xp, xp, d)
 	}
+	if L.mlpBias != nil {
+		addBias(xp, L.mlpBias, C)
+	}
 }
 
 // Layers returns the engine's own packed encoder layers of the named tower,
@@ -239,9 +245,9 @@ func (e *Engine) Layers(towerName string) ([]*Layer, error) {
 func (l *Layer) Branch(attn bool) *Layer {
 	c := *l
 	if attn {
-		c.l.hidden = 0
+		c.l.hidden, c.l.mlpBias = 0, nil
 	} else {
-		c.l.heads = 0
+		c.l.heads, c.l.attnBias = 0, nil
 	}
 	return &c
 }

@@ -1,24 +1,24 @@
 package mope
 
 import (
+	"context"
 	"fmt"
 	"image"
 	"os"
-	"runtime"
-	"strings"
-	"sync"
 
 	"github.com/mopeclip/mopeclip/clip"
-	"github.com/mopeclip/mopeclip/clip/imageproc"
 	"github.com/mopeclip/mopeclip/clip/tokenizer"
 	"github.com/mopeclip/mopeclip/dataset"
 	"github.com/mopeclip/mopeclip/dataset/shapes"
 )
 
-// Calib is a calibration set ready for the model: preprocessed images and
-// tokenised captions. Caption j describes image CaptionImage[j].
+// Calib is a calibration set ready for the model: images resized and
+// cropped to the model's size and kept as 8-bit RGB (a quarter of float32
+// pixels; normalised on use, which gives exactly the float32 input since
+// the resize output is 8-bit), and tokenised captions. Caption j describes
+// image CaptionImage[j].
 type Calib struct {
-	Pixels []float32 // [NImg, 3, S, S]
+	Images *dataset.Images // NImg images of S×S
 	NImg   int
 	Size   int   // S
 	IDs    []int // [NTxt, T]
@@ -29,35 +29,27 @@ type Calib struct {
 	CaptionImage []int
 }
 
-// NewCalib preprocesses images (CLIP preprocessing at the model's image
-// size) and tokenises captions (truncated to the context length).
+// NewCalib preprocesses images (the model's preprocessing, m.ImageConfig()) and tokenises captions (truncated to the context length).
 func NewCalib(m *clip.Model, images []image.Image, captions []string, captionImage []int, tok *tokenizer.Tokenizer) (*Calib, error) {
 	S := m.Config.Vision.ImageSize
-	cfg := imageproc.DefaultConfig(S)
-	per := 3 * S * S
-	pix := make([]float32, len(images)*per)
-	var wg sync.WaitGroup
-	work := make(chan int, len(images))
-	for i := range images {
-		work <- i
-	}
-	close(work)
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				copy(pix[i*per:], imageproc.Preprocess(images[i], cfg))
-			}
-		}()
-	}
-	wg.Wait()
 	c, err := newCalibText(m, captions, captionImage, len(images), tok)
 	if err != nil {
 		return nil, err
 	}
-	c.Pixels, c.NImg, c.Size = pix, len(images), S
+	c.Images, c.NImg, c.Size = dataset.NewImagesWith(images, m.ImageConfig()), len(images), S
 	return c, nil
+}
+
+// Pixels returns the normalised [hi-lo, 3, S, S] input of images [lo, hi).
+func (c *Calib) Pixels(lo, hi int) []float32 {
+	out := make([]float32, (hi-lo)*3*c.Size*c.Size)
+	c.PixelsInto(out, lo, hi)
+	return out
+}
+
+// PixelsInto writes the normalised input of images [lo, hi) to dst.
+func (c *Calib) PixelsInto(dst []float32, lo, hi int) {
+	c.Images.NormalizeInto(dst, lo, hi)
 }
 
 func newCalibText(m *clip.Model, captions []string, captionImage []int, nImg int, tok *tokenizer.Tokenizer) (*Calib, error) {
@@ -109,12 +101,12 @@ func LoadTokenizer(modelDir, path string) (*tokenizer.Tokenizer, error) {
 	return tokenizer.LoadOpenAI(path)
 }
 
-// LoadCalib loads a calibration set: data is a dataset file or directory
-// that dataset.Load reads (Karpathy JSON, JSONL, CSV), or "shapes" for the
+// LoadCalib loads a calibration set: data is any dataset spec that
+// dataset.Open reads (Karpathy JSON, JSONL, CSV/TSV, tar shards), or "shapes" for the
 // built-in shapes world's calib split (generated in memory). limit keeps the
 // first limit images (0: all; shapes: 0 means the split's size, 1000).
 func LoadCalib(m *clip.Model, data, split string, limit int, tok *tokenizer.Tokenizer) (*Calib, error) {
-	if strings.EqualFold(data, "shapes") {
+	if dataset.IsShapes(data) {
 		exs, err := shapes.Generate(shapes.DefaultConfig(), "calib", limit)
 		if err != nil {
 			return nil, err
@@ -126,19 +118,20 @@ func LoadCalib(m *clip.Model, data, split string, limit int, tok *tokenizer.Toke
 		}
 		return NewCalib(m, ims, caps, ci, tok)
 	}
-	r, err := dataset.Load(data, split, limit)
+	d, err := dataset.Open(data, dataset.Options{Split: split, Limit: limit})
 	if err != nil {
 		return nil, err
 	}
 	S := m.Config.Vision.ImageSize
-	pix, err := imageproc.Batch(r.Images, imageproc.DefaultConfig(S))
+	p, err := dataset.LoadPairsWith(context.Background(), d, m.ImageConfig())
 	if err != nil {
 		return nil, err
 	}
-	c, err := newCalibText(m, r.Captions, r.CaptionImage, len(r.Images), tok)
+	caps, ci := p.Flat()
+	c, err := newCalibText(m, caps, ci, p.Len(), tok)
 	if err != nil {
 		return nil, err
 	}
-	c.Pixels, c.NImg, c.Size = pix, len(r.Images), S
+	c.Images, c.NImg, c.Size = p.Images, p.Len(), S
 	return c, nil
 }

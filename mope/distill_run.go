@@ -9,6 +9,8 @@ import (
 
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/clip/tokenizer"
+	"github.com/mopeclip/mopeclip/dataset"
+	"github.com/mopeclip/mopeclip/infer"
 	"github.com/mopeclip/mopeclip/internal/world"
 	"github.com/mopeclip/mopeclip/nn"
 	"github.com/mopeclip/mopeclip/ops"
@@ -55,7 +57,7 @@ func (o DistillOptions) Signature() string {
 // DistillData is the data of a distillation run: training pairs, optional
 // validation pairs, and the tokenizer of teacher and student.
 type DistillData struct {
-	Train, Val *world.Pairs
+	Train, Val *dataset.Pairs
 	Tok        *tokenizer.Tokenizer
 	// TeacherCache, when set and made for the teacher being distilled
 	// from, supplies the teacher's outputs of batches an earlier run
@@ -63,16 +65,28 @@ type DistillData struct {
 	TeacherCache *TeacherCache
 }
 
+// RetrievalRecall evaluates m on p.
+func RetrievalRecall(m *clip.Model, tok *tokenizer.Tokenizer, p *dataset.Pairs) (Recall, error) {
+	enc, done, err := infer.NewEncoder(m, tok)
+	if err != nil {
+		return Recall{}, err
+	}
+	defer done()
+	r, err := world.Retrieval(enc, p)
+	if err != nil {
+		return Recall{}, err
+	}
+	return RecallOf(r), nil
+}
+
 // RetrievalScalars evaluates m on p and returns the metrics logged in
-// curves and results: tr1 tr5 tr10 ir1 ir5 ir10, r1 (mean of TR@1, IR@1),
-// r5, and mean (of all six).
-func RetrievalScalars(m *clip.Model, tok *tokenizer.Tokenizer, p *world.Pairs) (map[string]float64, error) {
-	r, err := world.Retrieval(m, tok, p)
+// curves: Recall.Scalars (tr1 tr5 tr10 ir1 ir5 ir10, r1, r5, mean).
+func RetrievalScalars(m *clip.Model, tok *tokenizer.Tokenizer, p *dataset.Pairs) (map[string]float64, error) {
+	r, err := RetrievalRecall(m, tok, p)
 	if err != nil {
 		return nil, err
 	}
-	return map[string]float64{"tr1": r.TR1, "tr5": r.TR5, "tr10": r.TR10, "ir1": r.IR1, "ir5": r.IR5, "ir10": r.IR10,
-		"r1": (r.TR1 + r.IR1) / 2, "r5": (r.TR5 + r.IR5) / 2, "mean": r.Mean()}, nil
+	return r.Scalars(), nil
 }
 
 // Distill trains student (in place) to imitate teacher on data. The batch of
@@ -92,7 +106,8 @@ func Distill(student, teacher *clip.Model, data DistillData, o DistillOptions) (
 		return nil, fmt.Errorf("mope: tokenizer has %d tokens, student %d, teacher %d", v, student.Config.Text.VocabSize, teacher.Config.Text.VocabSize)
 	}
 	opt := nn.NewAdamW(student.Params(), nn.AdamWConfig{Beta1: 0.9, Beta2: 0.98, Eps: 1e-6, WeightDecay: o.WD})
-	sampler := &world.Sampler{Pairs: data.Train, Tok: data.Tok, Batch: o.Batch, Seed: o.Seed}
+	sampler := &world.Sampler{Pairs: data.Train, Tok: data.Tok, Batch: o.Batch, Seed: o.Seed,
+		Context: min(student.Config.Text.MaxPositionEmbeddings, teacher.Config.Text.MaxPositionEmbeddings)}
 	tp := ops.NewTape()
 	step := func(s int) (float64, map[string]float64, error) {
 		b, err := sampler.Get(s)

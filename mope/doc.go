@@ -78,7 +78,7 @@
 //	dp, _ := mope.DepthPlan(w, ls.Lookup(), 0.75, towers)
 //	student, _ := mope.Apply(w, dp)
 //	student.Config.Vision.TeacherLayer(l)                // teacher layer of student layer l
-//	student.Save(out); clip.CopyTokenizer(dir, out)
+//	student.SaveWith(out, clip.SaveOptions{From: dir})
 //
 // Plans are plain data (JSON-serialisable); Mask gives the masked (not
 // sliced) equivalent of a plan for checks.

@@ -1,8 +1,6 @@
 package mope
 
 import (
-	"math"
-
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/clip/zeroshot"
 	"github.com/mopeclip/mopeclip/nn"
@@ -52,9 +50,8 @@ func (r *towerRun) textBatch(lo, hi int) *clip.TextBatch {
 // embed returns the hidden states entering layer 0 for items [lo, hi).
 func (r *towerRun) embed(tp *ops.Tape, lo, hi int) *ops.Var {
 	if r.tower == Vision {
-		per := 3 * r.cal.Size * r.cal.Size
 		px := tensor.New(hi-lo, 3, r.cal.Size, r.cal.Size)
-		copy(px.Data, r.cal.Pixels[lo*per:hi*per])
+		r.cal.PixelsInto(px.Data, lo, hi)
 		return r.m.Vision.Embed(tp, ops.Const(px))
 	}
 	return r.m.Text.Embed(tp, r.textBatch(lo, hi))
@@ -106,27 +103,11 @@ func (r *towerRun) embedAll() []*tensor.Tensor {
 	return hs
 }
 
-// attnHalf returns x + attn(ln1(x)) of block b (x itself without attention).
-func attnHalf(b *nn.Block, x *ops.Var, B, T int, m nn.AttnMask) *ops.Var {
-	if b.SelfAttn == nil {
-		return x
-	}
-	return ops.Add(nil, x, b.SelfAttn.Forward(nil, b.LayerNorm1.Forward(nil, x), B, T, m))
-}
-
-// mlpHalf returns h + mlp(ln2(h)) for the given MLP (h itself when nil).
-func mlpHalf(b *nn.Block, mlp *nn.MLP, h *ops.Var) *ops.Var {
-	if mlp == nil {
-		return h
-	}
-	return ops.Add(nil, h, mlp.Forward(nil, b.LayerNorm2.Forward(nil, h)))
-}
-
 // mid computes M_l = H_l + attn(ln1(H_l)) per batch.
 func (r *towerRun) mid(l int, hs []*tensor.Tensor) []*tensor.Tensor {
 	ms := make([]*tensor.Tensor, len(hs))
 	for bi, b := range r.batches {
-		ms[bi] = attnHalf(r.blocks[l], ops.Const(hs[bi]), b[1]-b[0], r.T, r.mask).Value
+		ms[bi] = r.blocks[l].AttnResidual(nil, ops.Const(hs[bi]), b[1]-b[0], r.T, r.mask).Value
 	}
 	return ms
 }
@@ -135,7 +116,7 @@ func (r *towerRun) mid(l int, hs []*tensor.Tensor) []*tensor.Tensor {
 func (r *towerRun) finish(l int, ms []*tensor.Tensor) []*tensor.Tensor {
 	out := make([]*tensor.Tensor, len(ms))
 	for bi := range ms {
-		out[bi] = mlpHalf(r.blocks[l], r.blocks[l].MLP, ops.Const(ms[bi])).Value
+		out[bi] = r.blocks[l].MLPResidual(nil, ops.Const(ms[bi])).Value
 	}
 	return out
 }
@@ -149,8 +130,8 @@ func (r *towerRun) headVariant(b *nn.Block, h int) *variant {
 // ffnVariant drops neurons [lo, hi) of block b's MLP: the MLP runs on a
 // sliced copy of fc1/fc2, starting from the cached mid state.
 func (r *towerRun) ffnVariant(b *nn.Block, lo, hi int) *variant {
-	mlp := dropNeurons(b, lo, hi).MLP
-	return &variant{fromMid: true, run: func(x *ops.Var, B int) *ops.Var { return mlpHalf(b, mlp, x) }}
+	nb := dropNeurons(b, lo, hi)
+	return &variant{fromMid: true, run: func(x *ops.Var, B int) *ops.Var { return nb.MLPResidual(nil, x) }}
 }
 
 // layerVariant skips the layer.
@@ -179,5 +160,3 @@ func meanCos(a, b []float32, E int) float64 {
 	}
 	return s / float64(n)
 }
-
-var _ = math.Abs

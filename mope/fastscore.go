@@ -10,27 +10,14 @@ import (
 	"github.com/mopeclip/mopeclip/tensor"
 )
 
-// Scoring engines (Options.Engine).
-const (
-	// EngineFast runs the layers of every evaluation (and the prefix
-	// cache's layer steps) on package infer's packed engine: fused q/k/v,
-	// fused epilogues, arenas, the items split over the threads, and the
-	// last layer computed for the pooled rows only. Default on the CPU.
-	EngineFast = "fast"
-	// EngineRef runs them with the reference forward (nn.Block.Forward on
-	// the ops backend). Default when ops' backend is not the CPU (--device
-	// cuda), where the reference forward runs on the device.
-	EngineRef = "ref"
-)
-
 // resolveEngine returns the engine a run of metric uses ("" for metrics
 // that do not run the towers).
-func resolveEngine(metric, engine string) (string, error) {
-	if metric != "mope" && metric != "unimodal" {
-		return "", nil
+func resolveEngine(metric Metric, engine Engine) (Engine, error) {
+	if !metric.RunsTowers() {
+		return EngineAuto, nil
 	}
 	switch engine {
-	case "":
+	case EngineAuto:
 		if ops.CurrentBackend().Name() == "cpu" {
 			return EngineFast, nil
 		}

@@ -8,10 +8,11 @@ import (
 	"github.com/mopeclip/mopeclip/nn"
 )
 
-// Tower names.
+// Tower names (clip.VisionTower and clip.TextTower as plain strings, the
+// type of Module.Tower and of the tower lists in options and score files).
 const (
-	Vision = "vision"
-	Text   = "text"
+	Vision = string(clip.VisionTower)
+	Text   = string(clip.TextTower)
 )
 
 // Module kinds.
@@ -44,33 +45,14 @@ func (m Module) String() string {
 	return fmt.Sprintf("%s.L%d.%s%d", m.Tower, m.Layer, m.Kind, m.Index)
 }
 
-// ParseTowers parses "vision", "text" or "both" (or a comma list).
+// ParseTowers parses "vision", "text" or "both" (or a comma list; see
+// clip.ParseTowerSet) into tower names in canonical order.
 func ParseTowers(s string) ([]string, error) {
-	var out []string
-	seen := map[string]bool{}
-	for _, f := range strings.Split(s, ",") {
-		f = strings.TrimSpace(f)
-		var add []string
-		switch f {
-		case Vision, Text:
-			add = []string{f}
-		case "both":
-			add = []string{Vision, Text}
-		default:
-			return nil, fmt.Errorf("unknown tower %q (want vision, text or both)", f)
-		}
-		for _, t := range add {
-			if !seen[t] {
-				seen[t] = true
-			}
-		}
+	set, err := clip.ParseTowerSet(s)
+	if err != nil {
+		return nil, err
 	}
-	for _, t := range []string{Vision, Text} {
-		if seen[t] {
-			out = append(out, t)
-		}
-	}
-	return out, nil
+	return set.Names(), nil
 }
 
 // ParseKinds parses a comma list of heads, ffn, layers (singular forms too),

@@ -77,7 +77,7 @@ func fixture(t testing.TB, nImg int) (*clip.Model, *Calib, *tokenizer.Tokenizer)
 // encode returns both towers' projected embeddings for the calibration set.
 func encode(m *clip.Model, cal *Calib) (img, txt []float32) {
 	px := tensor.New(cal.NImg, 3, cal.Size, cal.Size)
-	copy(px.Data, cal.Pixels)
+	cal.PixelsInto(px.Data, 0, cal.NImg)
 	img = m.EncodeImage(nil, ops.Const(px)).Value.Data
 	txt = m.EncodeText(nil, &clip.TextBatch{IDs: cal.IDs, EOTPos: cal.EOTPos, B: cal.NTxt, T: cal.T}).Value.Data
 	return
@@ -272,7 +272,7 @@ func TestMoPEScoreMatchesNaive(t *testing.T) {
 	// The naive scores run the reference forward; the fast engine agrees
 	// with it to float32 rounding, which moves no retrieval rank here (in
 	// general a moved rank changes a score by 100/(6·n) for n queries).
-	for _, engine := range []string{EngineRef, EngineFast} {
+	for _, engine := range []Engine{EngineRef, EngineFast} {
 		o := Options{Metric: "mope", Towers: []string{Vision, Text}, Kinds: []string{KindHead, KindFFN, KindLayer}, Groups: 4, Batch: 5, Engine: engine}
 		f, err := Score(m, cal, o)
 		if err != nil {
@@ -300,7 +300,7 @@ func TestMoPEScoreMatchesNaive(t *testing.T) {
 
 func TestShardMergeEqualsSingleRun(t *testing.T) {
 	m, cal, _ := fixture(t, 10)
-	for _, metric := range []string{"mope", "unimodal", "taylor", "magnitude", "random"} {
+	for _, metric := range []Metric{MetricMoPE, MetricUnimodal, MetricTaylor, MetricMagnitude, MetricRandom} {
 		o := Options{Metric: metric, Towers: []string{Vision, Text}, Kinds: []string{KindHead, KindFFN, KindLayer}, Groups: 3, Data: "test", Seed: 5}
 		one, err := Score(m, cal, o)
 		if err != nil {

@@ -38,22 +38,12 @@ import (
 // interrupted distillation from its checkpoint. The budget Distill.Steps is
 // the total: the finetune stage gives half to each distillation.
 
-// Pipeline stages and orders.
-const (
-	StageFinetune = "finetune"
-	StagePretrain = "pretrain"
-
-	OrderWidthDepth = "width-depth"
-	OrderDepthWidth = "depth-width"
-	OrderWidth      = "width"
-)
-
 // PipelineOptions configure Pipeline.
 type PipelineOptions struct {
-	Stage       string   // StageFinetune or StagePretrain
+	Stage       Stage    // StageFinetune or StagePretrain
 	Towers      []string // finetune: one tower; pretrain: both (default)
-	Order       string   // OrderWidthDepth (default), OrderDepthWidth, OrderWidth
-	Metric      string   // importance metric (default "mope")
+	Order       Order    // OrderWidthDepth (default), OrderDepthWidth, OrderWidth
+	Metric      Metric   // importance metric (default MetricMoPE)
 	TargetFLOPs float64  // fraction of the pruned towers' FLOPs to keep
 	MinWidth    float64  // smallest width before depth is cut (default 0.5)
 	Groups      int      // FFN groups (default DefaultGroups)
@@ -83,25 +73,25 @@ type PipelineOptions struct {
 
 // StepRecord is one step's step.json.
 type StepRecord struct {
-	Name    string             `json:"name"`
-	Kind    string             `json:"kind"` // score, prune, distill
-	Dir     string             `json:"dir"`
-	Params  int                `json:"params"`
-	GFLOPs  float64            `json:"gflops_image"`
-	GFLOPsT float64            `json:"gflops_text"`
-	Width   float64            `json:"width,omitempty"`
-	Depth   float64            `json:"depth,omitempty"`
-	Val     map[string]float64 `json:"val,omitempty"`
-	Seconds float64            `json:"seconds"`
-	Resumed bool               `json:"-"`
+	Name    string  `json:"name"`
+	Kind    string  `json:"kind"` // score, prune, distill
+	Dir     string  `json:"dir"`
+	Params  int     `json:"params"`
+	GFLOPs  float64 `json:"gflops_image"`
+	GFLOPsT float64 `json:"gflops_text"`
+	Width   float64 `json:"width,omitempty"`
+	Depth   float64 `json:"depth,omitempty"`
+	Val     *Recall `json:"val,omitempty"`
+	Seconds float64 `json:"seconds"`
+	Resumed bool    `json:"-"`
 }
 
 // PipelineResult is the pipeline's record (DIR/pipeline.json).
 type PipelineResult struct {
-	Stage       string       `json:"stage"`
+	Stage       Stage        `json:"stage"`
 	Towers      []string     `json:"towers"`
-	Order       string       `json:"order"`
-	Metric      string       `json:"metric"`
+	Order       Order        `json:"order"`
+	Metric      Metric       `json:"metric"`
 	TargetFLOPs float64      `json:"target_flops"`
 	Width       float64      `json:"width"`
 	Depth       float64      `json:"depth"`
@@ -144,8 +134,8 @@ func (o *PipelineOptions) defaults() error {
 	default:
 		return fmt.Errorf("mope: unknown order %q (width-depth, depth-width, width)", o.Order)
 	}
-	if !contains(Metrics, o.Metric) {
-		return fmt.Errorf("mope: unknown metric %q", o.Metric)
+	if _, err := ParseMetric(string(o.Metric)); err != nil {
+		return fmt.Errorf("mope: %w", err)
 	}
 	if !(o.TargetFLOPs > 0 && o.TargetFLOPs <= 1) {
 		return fmt.Errorf("mope: target FLOPs %v outside (0,1]", o.TargetFLOPs)
@@ -225,24 +215,18 @@ func (p *pipe) saveModel(m *clip.Model, dir string) error {
 	if dir == "" {
 		return nil
 	}
-	if err := m.Save(dir); err != nil {
-		return err
-	}
-	if p.o.TeacherDir != "" {
-		return clip.CopyTokenizer(p.o.TeacherDir, dir)
-	}
-	return nil
+	return m.SaveWith(dir, clip.SaveOptions{From: p.o.TeacherDir})
 }
 
-func (p *pipe) val(m *clip.Model) map[string]float64 {
+func (p *pipe) val(m *clip.Model) *Recall {
 	if p.o.Data.Val == nil || p.o.Data.Tok == nil {
 		return nil
 	}
-	v, err := RetrievalScalars(m, p.o.Data.Tok, p.o.Data.Val)
+	v, err := RetrievalRecall(m, p.o.Data.Tok, p.o.Data.Val)
 	if err != nil {
 		return nil
 	}
-	return v
+	return &v
 }
 
 // score scores kinds of the towers of m (a step: scores.json in its dir).
@@ -354,8 +338,10 @@ func (p *pipe) distill(m *clip.Model, name string, steps int) (*clip.Model, erro
 		os.RemoveAll(o.Dir)
 	}
 	p.res.DistillSeconds += time.Since(t).Seconds()
-	r := StepRecord{Name: name, Kind: "distill", Dir: dir, Val: res.Val, Seconds: time.Since(t).Seconds()}
-	if r.Val == nil {
+	r := StepRecord{Name: name, Kind: "distill", Dir: dir, Seconds: time.Since(t).Seconds()}
+	if v, ok := RecallFromScalars(res.Val); ok {
+		r.Val = v
+	} else {
 		r.Val = p.val(m)
 	}
 	p.logf("[%s] %d steps in %s; val %s\n", name, steps, time.Since(t).Round(time.Millisecond), fmtVal(r.Val))
@@ -378,11 +364,11 @@ func describeShape(m *clip.Model) string {
 	return s
 }
 
-func fmtVal(v map[string]float64) string {
+func fmtVal(v *Recall) string {
 	if v == nil {
 		return "-"
 	}
-	return fmt.Sprintf("R@1 %.1f R@5 %.1f mean %.1f", v["r1"], v["r5"], v["mean"])
+	return fmt.Sprintf("R@1 %.1f R@5 %.1f mean %.1f", v.R1, v.R5, v.Mean)
 }
 
 // kindsOf returns the score kinds of a file covering towers, or nil when it

@@ -16,17 +16,19 @@ func TestPipelineResume(t *testing.T) {
 	d := DefaultDistillOptions()
 	d.Steps, d.Batch, d.Warmup, d.ValEvery, d.CkptEvery = 4, 8, 1, 0, 2
 	for _, c := range []struct {
-		stage, order, metric string
-		towers               []string
-		target               float64
-		wantDistills         int
+		stage        Stage
+		order        Order
+		metric       Metric
+		towers       []string
+		target       float64
+		wantDistills int
 	}{
 		{StagePretrain, OrderWidthDepth, "magnitude", nil, 0.3, 1},
 		{StageFinetune, OrderWidthDepth, "mope", []string{Vision}, 0.4, 2},
 		{StageFinetune, OrderDepthWidth, "mope", []string{Vision}, 0.4, 2},
 		{StagePretrain, OrderWidth, "random", nil, 0.6, 1},
 	} {
-		dir := filepath.Join(t.TempDir(), c.stage+c.order)
+		dir := filepath.Join(t.TempDir(), string(c.stage)+string(c.order))
 		o := PipelineOptions{Stage: c.stage, Order: c.order, Metric: c.metric, Towers: c.towers, TargetFLOPs: c.target,
 			Calib: cal, Distill: d, Data: data, Dir: dir, MinWidth: 0.4}
 		m1, r1, err := Pipeline(teacher, o)

@@ -1,6 +1,7 @@
 package mope
 
 import (
+	"context"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -10,17 +11,15 @@ import (
 
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/infer"
+	"github.com/mopeclip/mopeclip/internal/progress"
 	"github.com/mopeclip/mopeclip/nn"
 	"github.com/mopeclip/mopeclip/ops"
 	"github.com/mopeclip/mopeclip/tensor"
 )
 
-// Metrics are the importance metrics Score knows.
-var Metrics = []string{"mope", "magnitude", "taylor", "random", "unimodal"}
-
 // Options configure Score.
 type Options struct {
-	Metric string   // one of Metrics
+	Metric Metric   // one of Metrics
 	Towers []string // Vision and/or Text
 	Kinds  []string // KindHead, KindFFN, KindLayer
 	Groups int      // FFN groups per layer (0: DefaultGroups)
@@ -31,7 +30,7 @@ type Options struct {
 	// or EngineRef ("": fast on the CPU backend, ref otherwise). Recorded
 	// in the settings: the two agree to float32 rounding, which can move
 	// a retrieval rank and so a score.
-	Engine string
+	Engine Engine
 	// Threads is the fast engine's number of workers (0: GOMAXPROCS).
 	Threads int
 	// DType is the weight type of the fast engine's GEMMs (infer.F32,
@@ -44,7 +43,8 @@ type Options struct {
 	Data, Split string
 	Limit       int
 
-	// Progress, when set, receives a progress bar with ETA.
+	// Progress, when set, receives the progress (internal/progress: a bar
+	// on a terminal, timestamped lines elsewhere).
 	Progress io.Writer
 	// Checkpoint, when set, is written with the partial results every
 	// CheckpointEvery (default 60 s) and at the end.
@@ -70,23 +70,29 @@ func (o *Options) settings(m *clip.Model, cal *Calib) Settings {
 // Score scores the modules of m selected by o (one shard of them when
 // o.Shard is set). cal may be nil for the magnitude and random metrics.
 func Score(m *clip.Model, cal *Calib, o Options) (*ScoreFile, error) {
+	return ScoreContext(context.Background(), m, cal, o)
+}
+
+// ScoreContext is Score stopped by ctx: when ctx is cancelled, the modules
+// scored so far are written to o.Checkpoint (a run to resume with
+// o.Resume) and the error wraps ctx.Err().
+func ScoreContext(ctx context.Context, m *clip.Model, cal *Calib, o Options) (*ScoreFile, error) {
 	if o.Groups <= 0 {
 		o.Groups = DefaultGroups
 	}
-	if !contains(Metrics, o.Metric) {
-		return nil, fmt.Errorf("mope: unknown metric %q (want one of %v)", o.Metric, Metrics)
+	if _, err := ParseMetric(string(o.Metric)); err != nil {
+		return nil, fmt.Errorf("mope: %w", err)
 	}
 	if len(o.Towers) == 0 || len(o.Kinds) == 0 {
 		return nil, fmt.Errorf("mope: no towers or module kinds to score")
 	}
-	needData := o.Metric == "mope" || o.Metric == "taylor" || o.Metric == "unimodal"
-	if needData && cal == nil {
+	if o.Metric.NeedsData() && cal == nil {
 		return nil, fmt.Errorf("mope: metric %s needs calibration data", o.Metric)
 	}
 	if o.Metric != "random" {
 		o.Seed = 0
 	}
-	if !needData {
+	if !o.Metric.NeedsData() {
 		cal = nil
 		o.Data, o.Split, o.Limit, o.Batch = "", "", 0, 0
 	}
@@ -126,14 +132,21 @@ func Score(m *clip.Model, cal *Calib, o Options) (*ScoreFile, error) {
 			todo = append(todo, ModuleScore{ID: id, Module: mod})
 		}
 	}
-	pr := newProgress(o.Progress, len(todo)+len(done), len(done), o.Metric)
+	total := len(todo) + len(done)
+	pr := progress.New(o.Progress, string(o.Metric)+" scores", total, progress.Options{Done: len(done), Unit: "modules/s", Final: total > 0})
 	ck := &checkpointer{path: o.Checkpoint, every: o.CheckpointEvery, file: f, last: time.Now()}
 	if ck.every <= 0 {
 		ck.every = time.Minute
 	}
 	record := func(s ModuleScore) error {
 		f.Scores = append(f.Scores, s)
-		pr.step(s.Module)
+		pr.Add(1, s.Module.String())
+		if err := ctx.Err(); err != nil {
+			if werr := ck.maybe(true); werr != nil {
+				return werr
+			}
+			return fmt.Errorf("mope: scoring stopped after %d of %d modules (saved in %s): %w", len(f.Scores), f.Total, o.Checkpoint, err)
+		}
 		return ck.maybe(false)
 	}
 	switch o.Metric {
@@ -170,7 +183,9 @@ func Score(m *clip.Model, cal *Calib, o Options) (*ScoreFile, error) {
 	}
 	f.Complete = true
 	sort.Slice(f.Scores, func(i, j int) bool { return f.Scores[i].ID < f.Scores[j].ID })
-	pr.finish()
+	if total > 0 {
+		pr.Finish(fmt.Sprintf("%s: %d modules in %s", o.Metric, len(todo), pr.Elapsed().Round(time.Millisecond)))
+	}
 	if err := ck.maybe(true); err != nil {
 		return nil, err
 	}
@@ -356,7 +371,6 @@ func taylorGrads(m *clip.Model, cal *Calib, batch int) (restore func()) {
 			first[i] = j
 		}
 	}
-	per := 3 * cal.Size * cal.Size
 	tp := ops.NewTape()
 	for lo := 0; lo < cal.NImg; lo += batch {
 		hi := min(cal.NImg, lo+batch)
@@ -365,7 +379,7 @@ func taylorGrads(m *clip.Model, cal *Calib, batch int) (restore func()) {
 			break // a contrastive loss needs two pairs
 		}
 		px := tensor.New(B, 3, cal.Size, cal.Size)
-		copy(px.Data, cal.Pixels[lo*per:hi*per])
+		cal.PixelsInto(px.Data, lo, hi)
 		tb := &clip.TextBatch{B: B, T: cal.T}
 		for i := lo; i < hi; i++ {
 			j := first[i]
@@ -381,51 +395,6 @@ func taylorGrads(m *clip.Model, cal *Calib, batch int) (restore func()) {
 		tp.Reset()
 	}
 	return func() { nn.ZeroGrads(params) }
-}
-
-// progress draws a one-line progress bar with ETA.
-type progress struct {
-	w           io.Writer
-	total, done int
-	start       time.Time
-	startDone   int
-	last        time.Time
-	label       string
-}
-
-func newProgress(w io.Writer, total, done int, label string) *progress {
-	return &progress{w: w, total: total, done: done, startDone: done, start: time.Now(), label: label}
-}
-
-func (p *progress) step(mod Module) {
-	p.done++
-	if p.w == nil || (time.Since(p.last) < 500*time.Millisecond && p.done < p.total) {
-		return
-	}
-	p.last = time.Now()
-	el := time.Since(p.start)
-	n := p.done - p.startDone
-	rate := float64(n) / el.Seconds()
-	eta := "?"
-	if n > 0 {
-		eta = time.Duration(float64(p.total-p.done) / rate * float64(time.Second)).Round(time.Second).String()
-	}
-	const width = 30
-	fill := width * p.done / max(p.total, 1)
-	bar := make([]byte, width)
-	for i := range bar {
-		bar[i] = ' '
-		if i < fill {
-			bar[i] = '#'
-		}
-	}
-	fmt.Fprintf(p.w, "\r%s [%s] %d/%d %-22s %.2f eval/s ETA %s   ", p.label, bar, p.done, p.total, mod, rate, eta)
-}
-
-func (p *progress) finish() {
-	if p.w != nil && p.total > 0 {
-		fmt.Fprintf(p.w, "\n%s: %d modules in %s\n", p.label, p.done-p.startDone, time.Since(p.start).Round(time.Millisecond))
-	}
 }
 
 // checkpointer writes the partial score file periodically.

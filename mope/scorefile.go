@@ -23,7 +23,7 @@ const ScoreFormat = "mopeclip-scores/1"
 // Settings are everything that determines a score run's numbers; shards
 // merge only when their Settings are equal.
 type Settings struct {
-	Metric    string   `json:"metric"`
+	Metric    Metric   `json:"metric"`
 	Towers    []string `json:"towers"`
 	Kinds     []string `json:"kinds"`
 	Groups    int      `json:"groups"`
@@ -37,7 +37,7 @@ type Settings struct {
 	Seed      uint64   `json:"seed"`
 	// Engine is the scoring engine of the mope and unimodal metrics
 	// (EngineFast or EngineRef; absent for the other metrics).
-	Engine string `json:"engine,omitempty"`
+	Engine Engine `json:"engine,omitempty"`
 	// DType is the fast engine's weight type when not float32 ("bf16",
 	// "int8": Options.DType).
 	DType string `json:"dtype,omitempty"`

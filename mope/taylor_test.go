@@ -21,12 +21,11 @@ func calibLoss(m *clip.Model, cal *Calib, batch int) float64 {
 			first[i] = j
 		}
 	}
-	per := 3 * cal.Size * cal.Size
 	var sum float64
 	for lo := 0; lo+1 < cal.NImg; lo += batch {
 		hi := min(cal.NImg, lo+batch)
 		px := tensor.New(hi-lo, 3, cal.Size, cal.Size)
-		copy(px.Data, cal.Pixels[lo*per:hi*per])
+		cal.PixelsInto(px.Data, lo, hi)
 		tb := &clip.TextBatch{B: hi - lo, T: cal.T}
 		for i := lo; i < hi; i++ {
 			j := first[i]

@@ -5,7 +5,7 @@ import (
 
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/clip/tokenizer"
-	"github.com/mopeclip/mopeclip/internal/world"
+	"github.com/mopeclip/mopeclip/dataset"
 	"github.com/mopeclip/mopeclip/tensor"
 )
 
@@ -33,7 +33,7 @@ type TeacherCache struct {
 }
 
 type teacherKey struct {
-	pairs *world.Pairs
+	pairs *dataset.Pairs
 	tok   *tokenizer.Tokenizer
 	batch int
 	seed  uint64

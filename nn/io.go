@@ -11,10 +11,10 @@ import (
 	"github.com/mopeclip/mopeclip/tensor"
 )
 
-// ToFile returns a safetensors file holding params as F32 tensors under their
+// toFile returns a safetensors file holding params as F32 tensors under their
 // names, in order, with the given metadata (copied). The tensors share memory
 // with the parameters.
-func ToFile(params []*Param, metadata map[string]string) (*safetensors.File, error) {
+func toFile(params []*Param, metadata map[string]string) (*safetensors.File, error) {
 	if err := checkUnique(params); err != nil {
 		return nil, err
 	}
@@ -29,7 +29,7 @@ func ToFile(params []*Param, metadata map[string]string) (*safetensors.File, err
 // SaveParams writes params to path as a safetensors file (atomically: a
 // crash leaves the old file or the new one, never half of one).
 func SaveParams(path string, params []*Param, metadata map[string]string) error {
-	f, err := ToFile(params, metadata)
+	f, err := toFile(params, metadata)
 	if err != nil {
 		return fmt.Errorf("nn: save %s: %w", path, err)
 	}
@@ -39,8 +39,9 @@ func SaveParams(path string, params []*Param, metadata map[string]string) error 
 	return nil
 }
 
-// LoadOptions relaxes LoadFromFile. The zero value is strict.
-type LoadOptions struct {
+// loadOptions relaxes loadFromFile and checkLoad (tests use it). The zero
+// value is strict, as LoadParams and LoadCheckpoint are.
+type loadOptions struct {
 	// AllowMissing leaves parameters that the file lacks unchanged.
 	AllowMissing bool
 	// AllowUnexpected ignores file tensors that match no parameter.
@@ -56,16 +57,16 @@ func LoadParams(path string, params []*Param) error {
 	if err != nil {
 		return fmt.Errorf("nn: load %s: %w", path, err)
 	}
-	if err := LoadFromFile(f, params, LoadOptions{}); err != nil {
+	if err := loadFromFile(f, params, loadOptions{}); err != nil {
 		return fmt.Errorf("nn: load %s: %w", path, err)
 	}
 	return nil
 }
 
-// LoadFromFile copies the tensors of f into the parameters of the same name.
+// loadFromFile copies the tensors of f into the parameters of the same name.
 // It checks everything first and changes nothing on error; the error lists
 // all the problems found.
-func LoadFromFile(f *safetensors.File, params []*Param, o LoadOptions) error {
+func loadFromFile(f *safetensors.File, params []*Param, o loadOptions) error {
 	if err := checkLoad(f, params, o); err != nil {
 		return err
 	}
@@ -74,7 +75,7 @@ func LoadFromFile(f *safetensors.File, params []*Param, o LoadOptions) error {
 }
 
 // checkLoad reports every way in which f does not fit params under o.
-func checkLoad(f *safetensors.File, params []*Param, o LoadOptions) error {
+func checkLoad(f *safetensors.File, params []*Param, o loadOptions) error {
 	if err := checkUnique(params); err != nil {
 		return err
 	}
@@ -171,7 +172,7 @@ func SaveCheckpoint(path string, params []*Param, opt *AdamW, step int, extra ma
 	for k, v := range extra {
 		md[ckptExtra+k] = v
 	}
-	f, err := ToFile(params, nil)
+	f, err := toFile(params, nil)
 	if err != nil {
 		return fmt.Errorf("nn: save checkpoint %s: %w", path, err)
 	}
@@ -255,7 +256,7 @@ func loadCheckpointFile(f *safetensors.File, params []*Param, opt *AdamW) (int, 
 		if optT, err = strconv.Atoi(md["adamw.t"]); err != nil || optT < 0 {
 			return 0, nil, fmt.Errorf("bad adamw.t %q", md["adamw.t"])
 		}
-		// Wrap the moment buffers as parameters so LoadFromFile checks
+		// Wrap the moment buffers as parameters so loadFromFile checks
 		// and copies them with the same rules.
 		for i, p := range opt.params {
 			state = append(state,
@@ -264,11 +265,11 @@ func loadCheckpointFile(f *safetensors.File, params []*Param, opt *AdamW) (int, 
 		}
 	}
 	// Check both halves before changing either.
-	if err := checkLoad(pf, params, LoadOptions{}); err != nil {
+	if err := checkLoad(pf, params, loadOptions{}); err != nil {
 		return 0, nil, err
 	}
 	if opt != nil {
-		if err := checkLoad(sf, state, LoadOptions{}); err != nil {
+		if err := checkLoad(sf, state, loadOptions{}); err != nil {
 			return 0, nil, fmt.Errorf("optimiser state: %w", err)
 		}
 		applyLoad(sf, state)

@@ -64,7 +64,7 @@ func TestLoadParamsErrorsNameTensors(t *testing.T) {
 	}
 	// Relaxed loading from the file.
 	f, _ := safetensors.Load(path)
-	if err := LoadFromFile(f, []*Param{b2, d2}, LoadOptions{AllowMissing: true, AllowUnexpected: true}); err != nil {
+	if err := loadFromFile(f, []*Param{b2, d2}, loadOptions{AllowMissing: true, AllowUnexpected: true}); err != nil {
 		t.Fatal(err)
 	}
 	if b2.Value.Data[0] != 0 {

@@ -173,15 +173,15 @@ func (a *MultiHeadAttention) Forward(tp *ops.Tape, x *ops.Var, B, T int, m AttnM
 	q := a.Q.Forward(tp, x)
 	k := a.K.Forward(tp, x)
 	v := a.V.Forward(tp, x)
-	scale := a.Scale
-	if scale == 0 {
-		scale = float32(1 / math.Sqrt(float64(a.HeadDim)))
-	}
 	o := ops.Attention(tp, q, k, v, B, T, ops.AttnOpts{
-		Heads: a.Heads, Causal: m.Causal, KeyLens: m.KeyLens, HeadKeep: a.HeadKeep, Scale: scale,
+		Heads: a.Heads, Causal: m.Causal, KeyLens: m.KeyLens, HeadKeep: a.HeadKeep, Scale: a.EffectiveScale(),
 	})
 	return a.Out.Forward(tp, o)
 }
+
+// EffectiveScale returns the factor applied to q·kᵀ: Scale, or
+// HeadDim^-1/2 when Scale is 0 (ops.AttnScale).
+func (a *MultiHeadAttention) EffectiveScale() float32 { return ops.AttnScale(a.Scale, a.HeadDim) }
 
 // Params returns q, k, v, out projections (weight, bias each).
 func (a *MultiHeadAttention) Params() []*Param { return Collect(a.Q, a.K, a.V, a.Out) }
@@ -307,15 +307,27 @@ func NewBlock(name string, c BlockConfig, init BlockInit, rng *tensor.RNG) *Bloc
 	return b
 }
 
-// Forward runs the layer on x [B*T, C].
+// Forward runs the layer on x [B*T, C]: MLPResidual(AttnResidual(x)).
 func (b *Block) Forward(tp *ops.Tape, x *ops.Var, B, T int, m AttnMask) *ops.Var {
-	if b.SelfAttn != nil {
-		x = ops.Add(tp, x, b.SelfAttn.Forward(tp, b.LayerNorm1.Forward(tp, x), B, T, m))
+	return b.MLPResidual(tp, b.AttnResidual(tp, x, B, T, m))
+}
+
+// AttnResidual returns x + self_attn(layer_norm1(x)), the first half of the
+// layer (x itself when the block has no attention).
+func (b *Block) AttnResidual(tp *ops.Tape, x *ops.Var, B, T int, m AttnMask) *ops.Var {
+	if b.SelfAttn == nil {
+		return x
 	}
-	if b.MLP != nil {
-		x = ops.Add(tp, x, b.MLP.Forward(tp, b.LayerNorm2.Forward(tp, x)))
+	return ops.Add(tp, x, b.SelfAttn.Forward(tp, b.LayerNorm1.Forward(tp, x), B, T, m))
+}
+
+// MLPResidual returns h + mlp(layer_norm2(h)), the second half of the layer
+// (h itself when the block has no MLP).
+func (b *Block) MLPResidual(tp *ops.Tape, h *ops.Var) *ops.Var {
+	if b.MLP == nil {
+		return h
 	}
-	return x
+	return ops.Add(tp, h, b.MLP.Forward(tp, b.LayerNorm2.Forward(tp, h)))
 }
 
 // Params returns layer_norm1, self_attn, layer_norm2, mlp, in that order

@@ -79,14 +79,21 @@ func attnArgs(q, k, v *Var, B, T int, o AttnOpts) *AttnArgs {
 	if o.HeadKeep != nil && len(o.HeadKeep) != H {
 		panic(fmt.Sprintf("ops.Attention: %d head-keep flags for %d heads", len(o.HeadKeep), H))
 	}
-	scale := o.Scale
-	if scale == 0 {
-		scale = float32(1 / math.Sqrt(float64(D)))
-	}
 	return &AttnArgs{
 		B: B, T: T, H: H, D: D, Causal: o.Causal,
 		KeyLens:  append([]int(nil), o.KeyLens...),
 		HeadKeep: append([]bool(nil), o.HeadKeep...),
-		Scale:    scale,
+		Scale:    AttnScale(o.Scale, D),
 	}
+}
+
+// AttnScale is the factor an attention layer with head dimension D applies
+// to q·kᵀ: scale itself, or D^-1/2 when scale is 0. It is the one place
+// that default is decided (the reference forward, the lowering in
+// clip/lower and through it every engine use it).
+func AttnScale(scale float32, D int) float32 {
+	if scale != 0 {
+		return scale
+	}
+	return float32(1 / math.Sqrt(float64(D)))
 }

@@ -12,7 +12,11 @@ func Linear(tp *Tape, x, w, b *Var) *Var {
 	} else {
 		rec = tp.track("Linear", x, w, b)
 	}
-	rows, in := lastDim("Linear", x.Value)
+	_, in := lastDim("Linear", x.Value)
+	rows := 1 // counted from the shape: with in == 0 there is no data to count
+	for _, d := range x.Value.Shape[:len(x.Value.Shape)-1] {
+		rows *= d
+	}
 	if len(w.Value.Shape) != 2 || w.Value.Shape[1] != in {
 		panic(fmt.Sprintf("ops.Linear: weight shape %v does not fit input shape %v (want [out, %d])", w.Value.Shape, x.Value.Shape, in))
 	}
@@ -24,7 +28,9 @@ func Linear(tp *Tape, x, w, b *Var) *Var {
 	out := newVar(shape...)
 	y := out.Value.Data
 	if rows > 0 && nout > 0 {
-		backend.Gemm(false, true, rows, nout, in, 1, x.Value.Data, max(in, 1), w.Value.Data, max(in, 1), 0, y, nout)
+		if in > 0 { // otherwise x·Wᵀ is 0 (y is fresh) and y is the bias
+			backend.Gemm(false, true, rows, nout, in, 1, x.Value.Data, max(in, 1), w.Value.Data, max(in, 1), 0, y, nout)
+		}
 		if b != nil {
 			backend.AddBias(y, b.Value.Data)
 		}
@@ -33,10 +39,17 @@ func Linear(tp *Tape, x, w, b *Var) *Var {
 		return out
 	}
 	return tp.record(out, func(dy []float32) {
-		if rows == 0 || nout == 0 {
-			for _, v := range []*Var{x, w, b} {
+		if rows == 0 || nout == 0 || in == 0 {
+			for _, v := range []*Var{x, w} {
 				if v.RequiresGrad() {
 					tp.gradZero(v)
+				}
+			}
+			if b != nil && b.RequiresGrad() {
+				if rows == 0 || nout == 0 {
+					tp.gradZero(b)
+				} else {
+					backend.ColSumAcc(tp.gradZero(b), dy)
 				}
 			}
 			return

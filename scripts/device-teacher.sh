@@ -31,7 +31,7 @@ fi
 
 # The run: batch 256, 100,000 training images, the default optimiser.
 common=(pretrain --data shapes --preset shapes-teacher --batch 256 --train-n 100000 --warmup 200
-	--val-n 250 --val-every 500 --ckpt-every 1000000)
+	--val-n 250 --val-every 500 --checkpoint-every 1000000)
 cpu=(env GOMAXPROCS=16 MOPECLIP_KERNELS=avx2 bin/mope)
 gpu=(bin/mope-cuda)
 
@@ -75,6 +75,6 @@ say "eval: cuda"
 timeout 60 bin/mope-cuda eval --device cuda --model "$out/shapes-teacher" --data shapes --json --quiet | tee "$out/eval-cuda.json"
 say "bench: ViT-B/32 image tower through the ops backend, cpu vs cuda"
 bin/mope init --preset ViT-B/32 --out /tmp/vitb32 >/dev/null 2>&1
-timeout 40 env GOMAXPROCS=16 bin/mope bench --model /tmp/vitb32 --tower image --batch 32 --rounds 3 2>&1 | tail -n 4 | tee "$out/bench-cpu.txt"
-timeout 40 bin/mope-cuda bench --device cuda --model /tmp/vitb32 --tower image --batch 32 --rounds 3 2>&1 | tail -n 4 | tee "$out/bench-cuda.txt"
+timeout 40 env GOMAXPROCS=16 bin/mope bench --model /tmp/vitb32 --tower vision --batch 32 --rounds 3 2>&1 | tail -n 4 | tee "$out/bench-cpu.txt"
+timeout 40 bin/mope-cuda bench --device cuda --model /tmp/vitb32 --tower vision --batch 32 --rounds 3 2>&1 | tail -n 4 | tee "$out/bench-cuda.txt"
 say "done"

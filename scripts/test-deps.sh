@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs when it is missing: qemu-user-static (arm64
-# tests), Debian's python3-torch, python3-numpy, python3-pil in
-# /usr/bin/python3 (PyTorch/Pillow parity checks), nodejs and npm, and
+# tests), g++ (the CUDA emulator), binutils (objdump: the AVX emulator),
+# Debian's python3-torch, python3-numpy, python3-pil in /usr/bin/python3 (PyTorch/Pillow parity checks),
+# python3-onnx (the ONNX checker on exports), nodejs and npm, and
 # onnxruntime-node from npm (ONNX export tests). apt-get needs root (or sudo)
 # and Debian's package archive; prints what to do otherwise.
 set -euo pipefail
 need=()
 command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static)
+command -v g++ >/dev/null || need+=(g++) # the CUDA emulator of make test-engines-emu
+command -v objdump >/dev/null || need+=(binutils) # the AVX instruction emulator tests (tensor/*_emu_*)
 /usr/bin/python3 -c 'import torch, numpy, PIL' 2>/dev/null || need+=(python3-torch python3-numpy python3-pil)
+/usr/bin/python3 -c 'import onnx' 2>/dev/null || need+=(python3-onnx)
 { command -v node && command -v npm; } >/dev/null || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""

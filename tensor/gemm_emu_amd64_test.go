@@ -24,7 +24,8 @@ import (
 // instructions the generator emits (gemm_asmgen.go), on 8- or 16-lane
 // vectors with exactly rounded float32 FMA. The emulator is checked against
 // the real CPU: the emulated AVX2 kernel must match the native one bit for
-// bit. Skipped where objdump is missing.
+// bit. Skipped where objdump is missing (a failure when
+// MOPECLIP_REQUIRE_EMU is set, as in CI).
 
 var emuLine = regexp.MustCompile(`^\s*([0-9a-f]+):\s+(\S+)\s*(.*)$`)
 var emuMem = regexp.MustCompile(`\[(\w+)(?:\+(0x[0-9a-f]+))?\]`)
@@ -44,17 +45,17 @@ func disassemble(t *testing.T, fn any) []emuInst {
 	t.Helper()
 	objdump, err := exec.LookPath("objdump")
 	if err != nil {
-		t.Skip("objdump (GNU binutils) not installed")
+		emuSkip(t, "objdump (GNU binutils) not installed")
 	}
 	exe, err := os.Executable()
 	if err != nil {
-		t.Skip(err)
+		emuSkip(t, err)
 	}
 	dis := func(start, end uintptr) []emuInst {
 		out, err := exec.Command(objdump, "-d", "-M", "intel", "--no-show-raw-insn",
 			fmt.Sprintf("--start-address=%#x", start), fmt.Sprintf("--stop-address=%#x", end), exe).Output()
 		if err != nil {
-			t.Skipf("objdump: %v", err)
+			emuSkipf(t, "objdump: %v", err)
 		}
 		return parseObjdump(string(out))
 	}
@@ -71,7 +72,7 @@ func disassemble(t *testing.T, fn any) []emuInst {
 		}
 	}
 	if body == 0 {
-		t.Skip("could not find the assembly body (PIE or unexpected wrapper)")
+		emuSkip(t, "could not find the assembly body (PIE or unexpected wrapper)")
 	}
 	f := runtime.FuncForPC(body)
 	end := body
@@ -80,7 +81,7 @@ func disassemble(t *testing.T, fn any) []emuInst {
 	}
 	ins := dis(body, end)
 	if len(ins) < 10 || ins[0].op != "mov" {
-		t.Skipf("unexpected disassembly of %s", f.Name())
+		emuSkipf(t, "unexpected disassembly of %s", f.Name())
 	}
 	return ins
 }

@@ -64,7 +64,7 @@ var (
 func vecEmuSetup(t *testing.T) {
 	t.Helper()
 	if !cpuAVX2 {
-		t.Skip("the interpreter is validated against native AVX2, which this CPU lacks")
+		emuSkip(t, "the interpreter is validated against native AVX2, which this CPU lacks")
 	}
 	vecEmuOnce.Do(func() {
 		if _, err := exec.LookPath("objdump"); err != nil {
@@ -88,7 +88,7 @@ func vecEmuSetup(t *testing.T) {
 		vecEmuExe, vecEmuELF = exe, f
 	})
 	if vecEmuError != "" {
-		t.Skip(vecEmuError)
+		emuSkip(t, vecEmuError)
 	}
 }
 
@@ -97,7 +97,7 @@ func vecObjdump(t *testing.T, start, end uintptr) []vecInst {
 	out, err := exec.Command("objdump", "-d", "-M", "intel", "--no-show-raw-insn",
 		fmt.Sprintf("--start-address=%#x", start), fmt.Sprintf("--stop-address=%#x", end), vecEmuExe).Output()
 	if err != nil {
-		t.Skipf("objdump: %v", err)
+		emuSkipf(t, "objdump: %v", err)
 	}
 	var ins []vecInst
 	for _, line := range strings.Split(string(out), "\n") {
@@ -168,7 +168,7 @@ func vecLoadProg(t *testing.T, fn any) *vecProg {
 		}
 	}
 	if body == 0 {
-		t.Skipf("could not find the assembly body of %s", name)
+		emuSkipf(t, "could not find the assembly body of %s", name)
 	}
 	f := runtime.FuncForPC(body)
 	end := body
@@ -1150,11 +1150,35 @@ func TestVecEmuFMA(t *testing.T) {
 	}
 }
 
+func vecNativeAVX512() *vecKernelSet {
+	return &vecKernelSet{
+		unaryVariant(expAVX512), unaryVariant(quickGeluAVX512), unaryVariant(geluAVX512),
+		biasVariant(biasQuickGeluAVX512), biasVariant(biasGeluAVX512), addBiasVariant(addAVX512),
+		softmaxVariant(softmaxRowAVX512), layerNormVariant(layerNormRowAVX512), addLayerNormVariant(addLayerNormRowAVX512),
+		reduceVariant(sumAVX512), reduceVariant(sumSqAVX512), maxVariant(maxAVX512), dotVariant(dotAVX512),
+		axpyVariant(axpyAVX512), scaleVariant(scaleAVX512), binaryVariant(addAVX512), binaryVariant(mulAVX512),
+	}
+}
+
 // TestVecEmuMatchesAVX2 validates the interpreter: emulated AVX2 kernels
 // must reproduce the native ones bit for bit (any NaN matching any NaN).
 func TestVecEmuMatchesAVX2(t *testing.T) {
 	vecEmuSetup(t)
-	emu, nat := vecEmuSet(t, false), vecNativeAVX2()
+	vecEmuMatches(t, vecEmuSet(t, false), vecNativeAVX2())
+}
+
+// TestVecEmuMatchesAVX512 compares the emulated AVX-512 kernels with the
+// real ones where the CPU has AVX-512 (elsewhere the emulator is all that
+// runs them: TestVecEmuAVX512).
+func TestVecEmuMatchesAVX512(t *testing.T) {
+	vecEmuSetup(t)
+	if !cpuAVX512 {
+		t.Skip("no AVX-512 on this CPU: the emulated kernels are checked against the specification only (TestVecEmuAVX512)")
+	}
+	vecEmuMatches(t, vecEmuSet(t, true), vecNativeAVX512())
+}
+
+func vecEmuMatches(t *testing.T, emu, nat *vecKernelSet) {
 	same := func(what string, got, want []float32) {
 		t.Helper()
 		for i := range want {

@@ -25,6 +25,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mopeclip/mopeclip/internal/atomicfile"
+	"github.com/mopeclip/mopeclip/internal/progress"
 	"github.com/mopeclip/mopeclip/nn"
 )
 
@@ -40,6 +42,18 @@ const accPrefix = "train.acc."
 // ErrInterrupted is returned when the context is cancelled; a checkpoint of
 // the last completed step has been written.
 var ErrInterrupted = errors.New("train: interrupted")
+
+// ErrStopped is returned when the run stops at Config.StopAt, as asked; a
+// checkpoint of the last completed step has been written.
+var ErrStopped = errors.New("train: stopped at the requested step")
+
+// ErrNotFinite is returned when the loss or the gradient stays non-finite
+// for MaxNonFinite steps in a row (a diverged run: lower the learning rate).
+var ErrNotFinite = errors.New("train: the loss is not finite")
+
+// MaxNonFinite is the number of consecutive non-finite steps after which a
+// run stops with ErrNotFinite (a single one is skipped and logged).
+const MaxNonFinite = 10
 
 // StepFunc runs the forward and backward passes of training step step (0-based)
 // and returns its loss and optional extra scalars (logged in the curve). The
@@ -76,12 +90,13 @@ type Config struct {
 	// Extra is stored in the checkpoint; on resume the stored values must be
 	// equal (it guards against resuming with other hyper-parameters).
 	Extra map[string]string
-	// Log receives the progress lines (nil: none); ProgressEvery is the
-	// minimum time between two of them (default 2 s).
+	// Log receives the progress (nil: none) through internal/progress: a
+	// bar on a terminal, timestamped lines elsewhere; ProgressEvery is the
+	// minimum time between two lines (default progress.DefaultEvery).
 	Log           io.Writer
 	ProgressEvery time.Duration
-	// StopAt, when > 0, stops the run before step StopAt as an interruption
-	// does (checkpoint, ErrInterrupted), to train in several sittings.
+	// StopAt, when > 0, stops the run before step StopAt with a checkpoint
+	// and ErrStopped, to train in several sittings.
 	StopAt int
 	// Context cancels the run (e.g. on SIGINT): the loop writes a checkpoint
 	// of the last completed step and returns ErrInterrupted.
@@ -106,9 +121,6 @@ func Run(cfg Config, params []*nn.Param, opt *nn.AdamW, step StepFunc, val ValFu
 	if cfg.LogEvery <= 0 {
 		cfg.LogEvery = 10
 	}
-	if cfg.ProgressEvery <= 0 {
-		cfg.ProgressEvery = 2 * time.Second
-	}
 	ctx := cfg.Context
 	if ctx == nil {
 		ctx = context.Background()
@@ -121,6 +133,13 @@ func Run(cfg Config, params []*nn.Param, opt *nn.AdamW, step StepFunc, val ValFu
 			return nil, err
 		}
 		ckpt, curvePath = filepath.Join(cfg.Dir, CheckpointFile), filepath.Join(cfg.Dir, CurveFile)
+		// A run killed while writing left its temporary files (21 MB for
+		// a small model): the run that owns Dir now removes them.
+		for _, p := range []string{ckpt, curvePath} {
+			if _, err := atomicfile.RemoveStale(p); err != nil {
+				return nil, fmt.Errorf("train: %w", err)
+			}
+		}
 	}
 	start := 0
 	// The running means of the next curve row are part of the state.
@@ -179,22 +198,23 @@ func Run(cfg Config, params []*nn.Param, opt *nn.AdamW, step StepFunc, val ValFu
 	}
 
 	t0 := time.Now()
-	lastLog := t0
+	meter := progress.New(cfg.Log, "step", cfg.Steps, progress.Options{Every: cfg.ProgressEvery, Done: start,
+		Unit: "items/s", Scale: float64(max(cfg.Items, 1)), Final: true})
+	nonFinite := 0 // consecutive non-finite steps
 	for s := start; s < cfg.Steps; s++ {
-		stopping := cfg.StopAt > 0 && s >= cfg.StopAt
-		if !stopping {
-			select {
-			case <-ctx.Done():
-				stopping = true
-			default:
-			}
+		var stopped error
+		switch {
+		case cfg.StopAt > 0 && s >= cfg.StopAt:
+			stopped = ErrStopped
+		case ctx.Err() != nil:
+			stopped = ErrInterrupted
 		}
-		if stopping {
+		if stopped != nil {
 			if err := save(s); err != nil {
 				return res, err
 			}
-			logf(cfg.Log, "stopped: checkpoint at step %d/%d written to %s\n", s, cfg.Steps, ckpt)
-			return res, ErrInterrupted
+			meter.Logf("stopped: checkpoint at step %d/%d written to %s", s, cfg.Steps, ckpt)
+			return res, stopped
 		}
 		opt.ZeroGrad()
 		loss, scalars, err := step(s)
@@ -205,8 +225,14 @@ func Run(cfg Config, params []*nn.Param, opt *nn.AdamW, step StepFunc, val ValFu
 		lr := sched.LR(s)
 		if math.IsNaN(norm) || math.IsInf(norm, 0) || math.IsNaN(loss) || math.IsInf(loss, 0) {
 			res.Skipped++
-			logf(cfg.Log, "step %d: non-finite loss %v / gradient norm %v, step skipped\n", s, loss, norm)
+			nonFinite++
+			meter.Logf("step %d: non-finite loss %v / gradient norm %v, step skipped", s, loss, norm)
+			if nonFinite >= MaxNonFinite {
+				return res, fmt.Errorf("%w for %d steps in a row (steps %d to %d; learning rate %.3g): the run diverged, lower the learning rate; nothing was saved from this run",
+					ErrNotFinite, nonFinite, s-nonFinite+1, s, lr)
+			}
 		} else {
+			nonFinite = 0
 			if cfg.ClipNorm > 0 {
 				nn.ClipGradNorm(params, cfg.ClipNorm)
 			}
@@ -242,22 +268,16 @@ func Run(cfg Config, params []*nn.Param, opt *nn.AdamW, step StepFunc, val ValFu
 				row["val_"+k] = v
 			}
 			res.Curve.Add(row)
-			logf(cfg.Log, "step %d/%d validation: %s\n", done, cfg.Steps, fmtMetrics(m))
+			meter.Logf("step %d/%d validation: %s", done, cfg.Steps, fmtMetrics(m))
 		}
 		if (cfg.CkptEvery > 0 && done%cfg.CkptEvery == 0) || done == cfg.Steps {
 			if err := save(done); err != nil {
 				return res, err
 			}
 		}
-		if now := time.Now(); now.Sub(lastLog) >= cfg.ProgressEvery || done == cfg.Steps {
-			lastLog = now
-			el := now.Sub(t0)
-			rate := float64(done-start) / el.Seconds()
-			eta := time.Duration(float64(cfg.Steps-done) / rate * float64(time.Second))
-			logf(cfg.Log, "step %d/%d  loss %.4f  lr %.2e  |g| %.3g  %.1f items/s  elapsed %s  ETA %s\n",
-				done, cfg.Steps, loss, lr, norm, rate*float64(max(cfg.Items, 1)), el.Round(time.Second), eta.Round(time.Second))
-		}
+		meter.Set(done, fmt.Sprintf("loss %.4f  lr %.2e  |g| %.3g", loss, lr, norm))
 	}
+	meter.Finish("")
 	res.Elapsed = time.Since(t0)
 	return res, nil
 }

@@ -227,3 +227,88 @@ func TestProgressAndPlot(t *testing.T) {
 		t.Fatalf("plot: %v", err)
 	}
 }
+
+// Temporary checkpoint files never pile up: those of a killed run are
+// removed when the next run starts, and a failed write removes its own.
+func TestCheckpointTempFilesRemoved(t *testing.T) {
+	dir := t.TempDir()
+	stale := filepath.Join(dir, "."+CheckpointFile+".tmp-123")
+	if err := os.WriteFile(stale, make([]byte, 1000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := newToy(1)
+	if _, err := Run(cfgFor(dir, 4), a.params(), a.opt, a.step, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale temporary file kept: %v", err)
+	}
+	// A checkpoint that cannot be renamed into place (a directory is in
+	// the way): the run fails at its first checkpoint and leaves no
+	// temporary file.
+	bad := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(bad, CheckpointFile, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b := newToy(1)
+	if _, err := Run(cfgFor(bad, 8), b.params(), b.opt, b.step, nil); err == nil {
+		t.Fatal("a checkpoint write into a directory succeeded")
+	}
+	if left, _ := filepath.Glob(filepath.Join(bad, ".*.tmp-*")); len(left) > 0 {
+		t.Errorf("temporary files left after a failed write: %v", left)
+	}
+}
+
+// A run whose loss stays non-finite stops with ErrNotFinite; one
+// non-finite step is skipped.
+func TestNonFiniteLossStops(t *testing.T) {
+	a := newToy(1)
+	nan := func(s int) (float64, map[string]float64, error) {
+		loss, sc, err := a.step(s)
+		if s == 1 || s >= 3 {
+			loss = math.NaN()
+		}
+		return loss, sc, err
+	}
+	res, err := Run(cfgFor("", 3+MaxNonFinite+5), a.params(), a.opt, nan, nil)
+	if !errors.Is(err, ErrNotFinite) || res.Skipped != 1+MaxNonFinite {
+		t.Fatalf("err %v, %d skipped", err, res.Skipped)
+	}
+}
+
+func TestStopAtIsNotAnInterruption(t *testing.T) {
+	a := newToy(1)
+	cfg := cfgFor(t.TempDir(), 8)
+	cfg.StopAt = 3
+	if _, err := Run(cfg, a.params(), a.opt, a.step, nil); !errors.Is(err, ErrStopped) || errors.Is(err, ErrInterrupted) {
+		t.Fatalf("err %v", err)
+	}
+}
+
+// TestPlotCommittedCurve draws the committed teacher's curve (PNG and SVG):
+// both panels, every validation column in the legend.
+func TestPlotCommittedCurve(t *testing.T) {
+	c, err := ReadCurve(filepath.Join("..", "assets", "shapes-teacher", CurveFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := os.Getenv("MOPECLIP_PLOT_OUT")
+	if out == "" {
+		out = filepath.Join(t.TempDir(), "curve")
+	}
+	if err := PlotCurve(c, out+".png", "shapes teacher"); err != nil {
+		t.Fatal(err)
+	}
+	svg, err := os.ReadFile(out + ".svg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{">shapes teacher<", ">training loss<", ">validation<", ">mean R@1<", ">TR@5<", ">step<"} {
+		if !strings.Contains(string(svg), want) {
+			t.Errorf("curve.svg lacks %s", want)
+		}
+	}
+	if err := PlotCurve(c, out+".jpg", "x"); err == nil {
+		t.Errorf("a .jpg path was accepted")
+	}
+}

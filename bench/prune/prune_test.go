@@ -199,8 +199,8 @@ func benchImages() int {
 func BenchmarkScoreLayers(b *testing.B) {
 	m, cal := scoringSetup(b, benchImages())
 	L := m.Config.Vision.NumHiddenLayers
-	for _, eng := range []string{mope.EngineRef, mope.EngineFast} {
-		b.Run("prefix-"+eng, func(b *testing.B) {
+	for _, eng := range []mope.Engine{mope.EngineRef, mope.EngineFast} {
+		b.Run("prefix-"+string(eng), func(b *testing.B) {
 			cpu0 := cpuSeconds()
 			for n := 0; n < b.N; n++ {
 				if _, err := mope.Score(m, cal, mope.Options{Metric: "mope", Towers: []string{mope.Vision}, Kinds: []string{mope.KindLayer}, Engine: eng}); err != nil {
@@ -215,7 +215,7 @@ func BenchmarkScoreLayers(b *testing.B) {
 		cpu0 := cpuSeconds()
 		defer func() { b.ReportMetric((cpuSeconds()-cpu0)/float64(L*b.N), "cpu-s/eval") }()
 		px := tensor.New(cal.NImg, 3, cal.Size, cal.Size)
-		copy(px.Data, cal.Pixels)
+		cal.PixelsInto(px.Data, 0, cal.NImg)
 		for n := 0; n < b.N; n++ {
 			for l := 0; l < L; l++ {
 				var keep []int
@@ -261,8 +261,8 @@ func BenchmarkScoreModules(b *testing.B) {
 	if shard == "" {
 		shard = "0/29"
 	}
-	for _, eng := range []string{mope.EngineRef, mope.EngineFast} {
-		b.Run("engine="+eng, func(b *testing.B) {
+	for _, eng := range []mope.Engine{mope.EngineRef, mope.EngineFast} {
+		b.Run("engine="+string(eng), func(b *testing.B) {
 			o := mope.Options{Metric: "mope", Towers: []string{mope.Vision}, Kinds: []string{mope.KindHead, mope.KindFFN, mope.KindLayer}, Shard: shard, Engine: eng}
 			n := 0
 			cpu0 := cpuSeconds()

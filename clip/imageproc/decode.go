@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"golang.org/x/image/webp"
 )
 
 // MaxPixels bounds the pixel count of a decoded image; larger images are
@@ -22,7 +24,7 @@ var (
 	jpegMagic = []byte{0xff, 0xd8}
 )
 
-// Load reads a PNG or JPEG file and returns its pixels as 8-bit RGB, as
+// Load reads a PNG, JPEG or WebP file and returns its pixels as 8-bit RGB, as
 // Pillow's Image.open(path).convert("RGB") does (see ToRGB8 and
 // YCbCrToRGB8). Errors name the file.
 func Load(path string) (*RGB8, error) {
@@ -37,7 +39,10 @@ func Load(path string) (*RGB8, error) {
 	return img, nil
 }
 
-// Decode decodes PNG or JPEG data to 8-bit RGB like Load.
+// Decode decodes PNG, JPEG or WebP data to 8-bit RGB like Load. WebP goes
+// through golang.org/x/image/webp: lossless files are exact, lossy ones
+// differ from Pillow's libwebp by its chroma upsampling and YUV rounding
+// (a few levels), and an alpha channel is dropped as convert("RGB") does.
 func Decode(data []byte) (*RGB8, error) {
 	switch {
 	case len(data) == 0:
@@ -46,8 +51,10 @@ func Decode(data []byte) (*RGB8, error) {
 		return decodePNG(data)
 	case bytes.HasPrefix(data, jpegMagic):
 		return decodeJPEG(data)
+	case isWebP(data):
+		return decodeWebP(data)
 	}
-	return nil, errors.New("not a PNG or JPEG file")
+	return nil, errors.New("not a PNG, JPEG or WebP file")
 }
 
 func checkSize(cfg image.Config) error {
@@ -110,4 +117,24 @@ func decodeErr(format string, err error) error {
 		return err
 	}
 	return fmt.Errorf("%s: %w", format, err)
+}
+
+// isWebP reports a RIFF container of type WEBP.
+func isWebP(data []byte) bool {
+	return len(data) >= 12 && string(data[:4]) == "RIFF" && string(data[8:12]) == "WEBP"
+}
+
+func decodeWebP(data []byte) (*RGB8, error) {
+	cfg, err := webp.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return nil, decodeErr("webp", err)
+	}
+	if err := checkSize(cfg); err != nil {
+		return nil, err
+	}
+	img, err := webp.Decode(bytes.NewReader(data))
+	if err != nil {
+		return nil, decodeErr("webp", err)
+	}
+	return ToRGB8(img), nil
 }

@@ -88,18 +88,45 @@ func RetrievalRanks(sim []float32, nImg, nTxt int, captionImage []int) (textRank
 	if nImg < 0 || nTxt < 0 || len(sim) != nImg*nTxt {
 		panic(fmt.Sprintf("zeroshot: similarity matrix has %d entries, want %d×%d", len(sim), nImg, nTxt))
 	}
+	r := NewRanker(nImg, nTxt, captionImage)
+	r.TextRows(0, sim)
+	r.ImageRows(0, sim)
+	return r.Ranks()
+}
+
+// Ranker computes the ranks of RetrievalRanks from blocks of rows of the
+// similarity matrix, so that the whole [nImg, nTxt] matrix never needs to
+// be held: pass every block of rows to TextRows (which also records each
+// caption's own score), then every block again to ImageRows, then call
+// Ranks. Blocks may come in any order and sizes; the ranks are those of
+// RetrievalRanks on the assembled matrix.
+type Ranker struct {
+	nImg, nTxt   int
+	captionImage []int
+	start, own   []int // captions of each image (CSR layout)
+	truth        []float32
+	textRank     []int
+	imageRank    []int
+	top          []int // per caption: the first image of highest score
+	topScore     []float32
+	topSeen      []bool
+}
+
+// NewRanker prepares the ranks of an [nImg, nTxt] similarity matrix where
+// caption j describes image captionImage[j]. It panics if an entry of
+// captionImage is out of range.
+func NewRanker(nImg, nTxt int, captionImage []int) *Ranker {
+	if nImg < 0 || nTxt < 0 {
+		panic(fmt.Sprintf("zeroshot: bad sizes %d×%d", nImg, nTxt))
+	}
 	if len(captionImage) != nTxt {
 		panic(fmt.Sprintf("zeroshot: %d caption-image links for %d captions", len(captionImage), nTxt))
 	}
-	hasCaption := make([]bool, nImg)
 	for j, g := range captionImage {
 		if g < 0 || g >= nImg {
 			panic(fmt.Sprintf("zeroshot: caption %d belongs to image %d of %d", j, g, nImg))
 		}
-		hasCaption[g] = true
 	}
-
-	// Captions of each image (CSR layout).
 	start := make([]int, nImg+1)
 	for _, g := range captionImage {
 		start[g+1]++
@@ -113,19 +140,55 @@ func RetrievalRanks(sim []float32, nImg, nTxt int, captionImage []int) (textRank
 		own[fill[g]] = j
 		fill[g]++
 	}
+	textRank := make([]int, nImg)
+	for i := range textRank {
+		if start[i+1] == start[i] {
+			textRank[i] = -1
+		}
+	}
+	return &Ranker{nImg: nImg, nTxt: nTxt, captionImage: captionImage, start: start, own: own,
+		truth: make([]float32, nTxt), textRank: textRank, imageRank: make([]int, nTxt)}
+}
 
+// TrackTop makes ImageRows also find each caption's highest-scoring image
+// (the first one on ties), returned by Top.
+func (r *Ranker) TrackTop() {
+	r.top, r.topScore, r.topSeen = make([]int, r.nTxt), make([]float32, r.nTxt), make([]bool, r.nTxt)
+}
+
+func (r *Ranker) checkBlock(lo int, sim []float32) int {
+	if r.nTxt == 0 && len(sim) == 0 {
+		return 0 // no captions: every text rank is -1 from the start
+	}
+	if r.nTxt == 0 || len(sim)%r.nTxt != 0 || lo < 0 || lo+len(sim)/r.nTxt > r.nImg {
+		panic(fmt.Sprintf("zeroshot: block of %d scores at row %d does not fit %d×%d", len(sim), lo, r.nImg, r.nTxt))
+	}
+	return len(sim) / r.nTxt
+}
+
+// TextRows takes rows [lo, lo+len(sim)/nTxt) of the similarity matrix:
+// the text ranks of those images, and the own scores of their captions.
+func (r *Ranker) TextRows(lo int, sim []float32) {
+	rows := r.checkBlock(lo, sim)
+	nTxt := r.nTxt
+	for b := 0; b < rows; b++ {
+		i := lo + b
+		for _, j := range r.own[r.start[i]:r.start[i+1]] {
+			r.truth[j] = sim[b*nTxt+j]
+		}
+	}
 	// Text retrieval: one row per image. Count the captions not below the
 	// best true score, then take the true ones back out; the counting loop
 	// is branch-free, as random scores would defeat branch prediction.
-	textRank = make([]int, nImg)
-	parallel(nImg, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			mine := own[start[i]:start[i+1]]
+	parallel(rows, func(blo, bhi int) {
+		for b := blo; b < bhi; b++ {
+			i := lo + b
+			mine := r.own[r.start[i]:r.start[i+1]]
 			if len(mine) == 0 {
-				textRank[i] = -1
+				r.textRank[i] = -1
 				continue
 			}
-			row := sim[i*nTxt : (i+1)*nTxt]
+			row := sim[b*nTxt : (b+1)*nTxt]
 			best, found := float32(0), false
 			for _, j := range mine {
 				if s := row[j]; s == s && (!found || s > best) {
@@ -133,37 +196,69 @@ func RetrievalRanks(sim []float32, nImg, nTxt int, captionImage []int) (textRank
 				}
 			}
 			if !found { // every true score is NaN: every wrong caption wins
-				textRank[i] = nTxt - len(mine)
+				r.textRank[i] = nTxt - len(mine)
 				continue
 			}
-			textRank[i] = countNotBelow(row, best) - countNotBelowAt(row, mine, best)
+			r.textRank[i] = countNotBelow(row, best) - countNotBelowAt(row, mine, best)
 		}
 	})
+}
 
-	// Image retrieval: columns are split over goroutines, and each walks
-	// every row over its own columns, so memory is read in row order. Each
-	// caption's own image is counted too (its score is not below itself,
-	// NaN included) and taken back out at the end.
-	imageRank = make([]int, nTxt)
-	truth := make([]float32, nTxt)
-	for j, g := range captionImage {
-		truth[j] = sim[g*nTxt+j]
-	}
-	parallel(nTxt, func(lo, hi int) {
-		cnt := imageRank[lo:hi]
-		tr := truth[lo:hi]
-		for i := 0; i < nImg; i++ {
-			row := sim[i*nTxt+lo : i*nTxt+hi]
+// ImageRows takes rows [lo, lo+len(sim)/nTxt) again, after TextRows has
+// seen every row: it counts, for every caption, the images of those rows
+// that score at least its own image.
+func (r *Ranker) ImageRows(lo int, sim []float32) {
+	rows := r.checkBlock(lo, sim)
+	nTxt := r.nTxt
+	// Columns are split over goroutines, and each walks every row over its
+	// own columns, so memory is read in row order. Each caption's own
+	// image is counted too (its score is not below itself, NaN included)
+	// and taken back out in Ranks.
+	parallel(nTxt, func(clo, chi int) {
+		cnt := r.imageRank[clo:chi]
+		tr := r.truth[clo:chi]
+		for b := 0; b < rows; b++ {
+			row := sim[b*nTxt+clo : b*nTxt+chi]
 			row = row[:len(tr)]
 			for k, s := range row {
 				cnt[k] += notBelow(s, tr[k])
 			}
 		}
-		for k := range cnt {
-			cnt[k]--
+		if r.top == nil {
+			return
+		}
+		for b := 0; b < rows; b++ {
+			row := sim[b*nTxt+clo : b*nTxt+chi]
+			for k, s := range row {
+				j := clo + k
+				if !r.topSeen[j] || s > r.topScore[j] {
+					r.top[j], r.topScore[j], r.topSeen[j] = lo+b, s, true
+				}
+			}
 		}
 	})
-	return textRank, imageRank
+}
+
+// Ranks returns the ranks after every row went through TextRows and
+// ImageRows.
+func (r *Ranker) Ranks() (textRank, imageRank []int) {
+	img := make([]int, r.nTxt)
+	for k, c := range r.imageRank {
+		img[k] = c - 1
+	}
+	return r.textRank, img
+}
+
+// Top returns each caption's highest-scoring image (TrackTop).
+func (r *Ranker) Top() []int { return r.top }
+
+// Metrics returns recall@{1,5,10} from the ranks, as Retrieval does.
+func (r *Ranker) Metrics() RetrievalMetrics {
+	textRank, imageRank := r.Ranks()
+	var m RetrievalMetrics
+	m.TR1, m.TR5, m.TR10 = recall(textRank)
+	m.IR1, m.IR5, m.IR10 = recall(imageRank)
+	return m
 }
 
 // notBelow is 1 when s is not below t: s >= t, or either is NaN.
@@ -214,6 +309,9 @@ func parallel(n int, f func(lo, hi int)) {
 type ClassMetrics struct {
 	Top1 float64 `json:"top1"`
 	Top5 float64 `json:"top5"`
+	// MeanClassRecall is the top-1 recall of each class that has images,
+	// averaged over those classes (CLIP_benchmark's mean_per_class_recall).
+	MeanClassRecall float64 `json:"mean_class_recall"`
 }
 
 // Classification computes top-1 and top-5 accuracy from logits, the
@@ -224,8 +322,31 @@ func Classification(logits []float32, n, classes int, labels []int) ClassMetrics
 	if n < 0 || classes < 0 || len(logits) != n*classes {
 		panic(fmt.Sprintf("zeroshot: logits have %d entries, want %d×%d", len(logits), n, classes))
 	}
-	if len(labels) != n {
-		panic(fmt.Sprintf("zeroshot: %d labels for %d rows", len(labels), n))
+	c := NewClassCounter(classes)
+	c.Rows(logits, labels)
+	return c.Metrics()
+}
+
+// ClassCounter accumulates classification metrics over blocks of rows of
+// the score matrix, so that it is never held whole.
+type ClassCounter struct {
+	classes    int
+	ranks      []int // rank of the true class, per row seen
+	perClass   []int
+	perClassOK []int
+}
+
+// NewClassCounter counts for a classifier over classes classes.
+func NewClassCounter(classes int) *ClassCounter {
+	return &ClassCounter{classes: classes, perClass: make([]int, classes), perClassOK: make([]int, classes)}
+}
+
+// Rows takes a block of rows: logits [len(labels), classes] and the true
+// labels. It panics if the sizes disagree or a label is out of range.
+func (c *ClassCounter) Rows(logits []float32, labels []int) {
+	n, classes := len(labels), c.classes
+	if len(logits) != n*classes {
+		panic(fmt.Sprintf("zeroshot: logits have %d entries, want %d×%d", len(logits), n, classes))
 	}
 	for i, y := range labels {
 		if y < 0 || y >= classes {
@@ -246,6 +367,29 @@ func Classification(logits []float32, n, classes int, labels []int) ClassMetrics
 			ranks[i] = rank
 		}
 	})
-	r1, r5, _ := recall(ranks)
-	return ClassMetrics{Top1: r1, Top5: r5}
+	for i, y := range labels {
+		c.perClass[y]++
+		if ranks[i] == 0 {
+			c.perClassOK[y]++
+		}
+	}
+	c.ranks = append(c.ranks, ranks...)
+}
+
+// Metrics returns the metrics of the rows seen.
+func (c *ClassCounter) Metrics() ClassMetrics {
+	r1, r5, _ := recall(c.ranks)
+	var sum float64
+	present := 0
+	for k, n := range c.perClass {
+		if n > 0 {
+			sum += float64(c.perClassOK[k]) / float64(n)
+			present++
+		}
+	}
+	m := ClassMetrics{Top1: r1, Top5: r5}
+	if present > 0 {
+		m.MeanClassRecall = 100 * sum / float64(present)
+	}
+	return m
 }

@@ -31,7 +31,8 @@ func TestBenchEngines(t *testing.T) {
 	}{
 		{[]string{"--engine", "onnx"}, "--engine"},
 		{[]string{"--dtype", "f16"}, "--dtype"},
-		{[]string{"--split", "rows"}, "--split"},
+		{[]string{"--split", "rows"}, "--split is deprecated, use --parallel"},
+		{[]string{"--parallel", "rows"}, "--parallel"},
 	} {
 		code, _, errs := runMope(append([]string{"bench", "--model", model}, c.args...)...)
 		if code != 2 || !strings.Contains(errs, c.want) {

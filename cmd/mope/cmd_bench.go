@@ -54,17 +54,18 @@ type benchReport struct {
 func runBench(args []string, stdout, stderr io.Writer) error {
 	c := commands["bench"]
 	fl := newFlags(c, stderr)
-	model := fl.String("model", "", "model `DIR`")
+	model := modelFlag(fl, "")
 	batch := fl.Int("batch", 1, "items per forward pass")
-	threads := fl.Int("threads", 0, "GOMAXPROCS while measuring (0: leave as is)")
+	threads := threadsFlag(fl, "GOMAXPROCS while measuring")
 	rounds := fl.Int("rounds", 5, "timed rounds per tower (the median is reported)")
 	warmup := fl.Int("warmup", 1, "untimed rounds before timing")
-	towers := fl.String("tower", "both", "image, text or both")
+	towers := towerFlag(fl, clip.BothTowers, "towers to measure: `vision|text|both`")
 	textLen := fl.Int("text-len", 0, "tokens per text (0: the context length, max_position_embeddings)")
-	asJSON := fl.Bool("json", false, "print one JSON object")
-	engine := fl.String("engine", "fast", "fast (packed inference engine) or ref (reference forward)")
+	asJSON := jsonFlag(fl)
+	eng := engineFlag(fl)
 	dtype := fl.String("dtype", "f32", "weight type of the fast engine: f32, bf16 (bfloat16 weights and activations, float32 sums) or int8 (int8 weights per output channel, activations per row, int32 sums)")
-	splitName := fl.String("split", "auto", "fast engine's parallel split: auto, gemm (split each product) or items (split the batch)")
+	splitName := fl.String("parallel", "auto", "fast engine's parallel split: `auto|gemm|items` (gemm splits each product, items the batch)")
+	deprecatedFlag(fl, "split", "parallel")
 	chunk := fl.Int("chunk", 0, "fast engine: most items per forward pass (0: the engine's default)")
 	device := deviceFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
@@ -74,6 +75,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	engine := new(string)
+	*engine = string(cpuEngine(*eng))
 	switch {
 	case fl.NArg() > 0:
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fl.Arg(0))
@@ -82,13 +85,11 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	case *batch < 1:
 		return fmt.Errorf("%w: --batch must be at least 1", errUsage)
 	case *threads < 0:
-		return fmt.Errorf("%w: --threads must not be negative", errUsage)
+		return fmt.Errorf("%w: --threads must be 0 (GOMAXPROCS) or positive", errUsage)
 	case *rounds < 1 || *warmup < 0:
 		return fmt.Errorf("%w: want --rounds >= 1 and --warmup >= 0", errUsage)
-	case *towers != "both" && *towers != "image" && *towers != "text":
-		return fmt.Errorf("%w: --tower %q: want image, text or both", errUsage, *towers)
-	case *engine != "fast" && *engine != "ref":
-		return fmt.Errorf("%w: --engine %q: want fast or ref", errUsage, *engine)
+	case *towers == 0:
+		return fmt.Errorf("%w: --tower: want vision, text or both", errUsage)
 	case *dtype != "f32" && *dtype != "bf16" && *dtype != "int8":
 		return fmt.Errorf("%w: --dtype %q: want f32, bf16 or int8", errUsage, *dtype)
 	case *dtype != "f32" && (*engine != "fast" || onGPU):
@@ -106,20 +107,16 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	split, err := infer.ParseSplit(*splitName)
 	if err != nil {
-		return fmt.Errorf("%w: --split: %v", errUsage, err)
+		return fmt.Errorf("%w: --parallel: %v", errUsage, err)
 	}
-	tw, err := infer.ParseTowers(*towers)
-	if err != nil {
-		return fmt.Errorf("%w: --tower: %v", errUsage, err)
-	}
-	m, err := loadModel(*model)
+	m, err := openModel(*model, stderr)
 	if err != nil {
 		return err
 	}
 	if *textLen != 0 && (*textLen < 2 || *textLen > m.Config.Text.MaxPositionEmbeddings) {
 		return fmt.Errorf("%w: --text-len %d outside [2, %d]", errUsage, *textLen, m.Config.Text.MaxPositionEmbeddings)
 	}
-	o := infer.BenchOptions{Batch: *batch, Rounds: *rounds, Warmup: *warmup, TextLen: *textLen, Towers: tw,
+	o := infer.BenchOptions{Batch: *batch, Rounds: *rounds, Warmup: *warmup, TextLen: *textLen, Towers: *towers,
 		Threads: *threads, Ref: *engine == "ref",
 		// The engine keeps its own packed copy of the weight matrices.
 		Engine: infer.Options{Split: split, Chunk: *chunk, ReleaseWeights: true, DType: dt}}
@@ -131,7 +128,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	var gpuDesc string
 	if onGPU {
 		o.Funcs = func(pixels []float32, tb *clip.TextBatch) (image, text func() error, done func(), err error) {
-			g, err := openGPUTowers(*device, m, *batch, tw.Image(), tw.Text())
+			g, err := openGPUTowers(*device, m, *batch, towers.Has(clip.VisionTower), towers.Has(clip.TextTower))
 			if err != nil {
 				return nil, nil, nil, err
 			}
@@ -170,11 +167,11 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s: batch %d, %d threads (GOMAXPROCS), %s, %s, median of %d rounds after %d warm-up\n",
 		*model, B, rep.Threads, runtime.GOARCH, engineDesc, *rounds, *warmup)
-	if *towers != "text" {
+	if towers.Has(clip.VisionTower) {
 		fmt.Fprintf(stdout, "  image encoder: %8.2f images/s  %7.1f GFLOP/s  (%.3g GFLOP/image, %.1fM params)\n",
 			rep.ImagePerS, rep.ImageGFLOPs, rep.ImageGFLOP, float64(vis)/1e6)
 	}
-	if *towers != "image" {
+	if towers.Has(clip.TextTower) {
 		fmt.Fprintf(stdout, "  text encoder:  %8.2f texts/s   %7.1f GFLOP/s  (%.3g GFLOP/text of %d tokens, %.1fM params)\n",
 			rep.TextPerS, rep.TextGFLOPs, rep.TextGFLOP, rep.TextLen, float64(txt)/1e6)
 	}

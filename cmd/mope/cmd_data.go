@@ -1,12 +1,13 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"image/png"
 	"io"
-	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,17 +23,17 @@ var dataSubcommands = []*command{
 	{
 		name:    "data export",
 		summary: "write a split of the built-in shapes world as PNGs plus a Karpathy-style DIR/dataset.json",
-		usage:   "shapes --out DIR [--split test] [--n N] [--seed S] [world flags]",
+		usage:   "shapes --out DIR [--split test] [--limit N] [--seed S] [world flags]",
 	},
 	{
 		name:    "data preview",
 		summary: "write a contact sheet of shapes images (numbered) and print their captions",
-		usage:   "--out grid.png [--split train] [--n 16] [--seed S] [--scale 3] [world flags]",
+		usage:   "--out grid.png [--split train] [--limit 16] [--seed S] [--scale 3] [world flags]",
 	},
 	{
 		name:    "data inspect",
-		summary: "load a dataset file (Karpathy .json, .jsonl, .csv) or image-folder tree and print what it holds",
-		usage:   "PATH [--split test] [--limit N] [--root DIR] [--examples 3]",
+		summary: "read a dataset (Karpathy .json, .jsonl, .csv/.tsv, tar shards, image-folder tree) and print what it holds",
+		usage:   "SPEC [--split test] [--limit N] [--root DIR] [--examples 3] [--skip-bad]",
 	},
 }
 
@@ -43,7 +44,7 @@ func init() {
 	register(&command{
 		name:    "data",
 		summary: "export, preview and inspect datasets (the built-in shapes world included)",
-		usage:   "export|preview|inspect [flags]\n\n  mope data export shapes --split test --out DIR [--n N] [--seed S]\n  mope data preview --split train --n 16 --out grid.png\n  mope data inspect PATH [--split test] [--limit N]",
+		usage:   "export|preview|inspect [flags]\n\n  mope data export shapes --split test --out DIR [--limit N] [--seed S]\n  mope data preview --split train --limit 16 --out grid.png\n  mope data inspect PATH [--split test] [--limit N]",
 		run:     runData,
 	})
 }
@@ -85,7 +86,7 @@ func parseMixed(fs *flag.FlagSet, args []string) ([]string, error) {
 // worldFlags registers the shapes-world knobs on fs.
 func worldFlags(fs *flag.FlagSet) func() (shapes.Config, error) {
 	d := shapes.DefaultConfig()
-	seed := fs.Uint64("seed", d.Seed, "world seed")
+	seed := seedFlag(fs, d.Seed, "world seed")
 	size := fs.Int("size", d.ImageSize, "image size in pixels")
 	minObj := fs.Int("min-objects", d.MinObjects, "fewest objects per image")
 	maxObj := fs.Int("max-objects", d.MaxObjects, "most objects per image (at most 5)")
@@ -124,11 +125,16 @@ func parseSplits(s string, n int) ([]shapes.Part, error) {
 	return parts, nil
 }
 
+// maxExport bounds data export's images per split (10 million PNGs of the
+// default 64-pixel world are about 40 GB).
+const maxExport = 10_000_000
+
 func runDataExport(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags(dataSubcommands[0], stderr)
-	out := fs.String("out", "", "output directory (required)")
-	split := fs.String("split", "test", "split(s): train, val, test, calib, a comma-separated list, or all")
-	n := fs.Int("n", 0, "images per split (0: the split's default size: train 20000, others 1000)")
+	out := outFlag(fs, "", "output `DIR` (required)")
+	split := splitFlag(fs, "test", "split(s): train, val, test, calib, a comma-separated list, or all")
+	n := limitFlag(fs, 0, "images per split, at most "+strconv.Itoa(maxExport)+"; all is the split's default size: train 20000, others 1000")
+	deprecatedFlag(fs, "n", "limit")
 	world := worldFlags(fs)
 	pos, err := parseMixed(fs, args)
 	if err != nil {
@@ -140,8 +146,11 @@ func runDataExport(args []string, stdout, stderr io.Writer) error {
 	if *out == "" {
 		return fmt.Errorf("%w: --out DIR is required", errUsage)
 	}
-	if *n < 0 {
-		return fmt.Errorf("%w: --n must not be negative", errUsage)
+	if err := checkLimit(*n); err != nil {
+		return err
+	}
+	if *n > maxExport {
+		return fmt.Errorf("%w: --limit %d is more than %d images per split", errUsage, *n, maxExport)
 	}
 	cfg, err := world()
 	if err != nil {
@@ -165,9 +174,10 @@ func runDataExport(args []string, stdout, stderr io.Writer) error {
 
 func runDataPreview(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags(dataSubcommands[1], stderr)
-	out := fs.String("out", "", "output PNG file (required)")
-	split := fs.String("split", "train", "split: train, val, test or calib")
-	n := fs.Int("n", 16, "number of images")
+	out := outFlag(fs, "", "output PNG `FILE` (required)")
+	split := splitFlag(fs, "train", "split: train, val, test or calib")
+	n := fs.Int("limit", 16, "number of images, 1 to 1024 (no 0 for all here: a sheet of a whole split is too big)")
+	deprecatedFlag(fs, "n", "limit")
 	start := fs.Int("start", 0, "index of the first image")
 	scale := fs.Int("scale", 3, "integer zoom of each image")
 	cols := fs.Int("cols", 0, "images per row (0: a near-square grid)")
@@ -176,14 +186,14 @@ func runDataPreview(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) > 1 || len(pos) == 1 && pos[0] != "shapes" {
+	if len(pos) > 1 || len(pos) == 1 && !dataset.IsShapes(pos[0]) {
 		return fmt.Errorf("%w: preview shows the shapes world only (got %q)", errUsage, pos)
 	}
 	if *out == "" {
 		return fmt.Errorf("%w: --out FILE.png is required", errUsage)
 	}
 	if *n < 1 || *n > 1024 || *scale < 1 || *scale > 16 || *start < 0 {
-		return fmt.Errorf("%w: want 1 <= --n <= 1024, 1 <= --scale <= 16, --start >= 0", errUsage)
+		return fmt.Errorf("%w: want 1 <= --limit <= 1024, 1 <= --scale <= 16, --start >= 0", errUsage)
 	}
 	cfg, err := world()
 	if err != nil {
@@ -225,10 +235,12 @@ func runDataPreview(args []string, stdout, stderr io.Writer) error {
 
 func runDataInspect(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags(dataSubcommands[2], stderr)
-	split := fs.String("split", "", "split(s) to read: \"\" or all, or names joined by , or +")
-	limit := fs.Int("limit", 0, "read only the first N images (0: all)")
+	split := splitFlag(fs, "", "split(s) to read: \"\" or all, or names joined by , or +")
+	limit := limitFlag(fs, 0, "read only the first `N` images")
 	root := fs.String("root", "", "base directory of relative image paths (default: the file's directory)")
 	examples := fs.Int("examples", 3, "print this many images with their captions")
+	skipBad := fs.Bool("skip-bad", false, "skip bad records and count them instead of stopping at the first")
+	asJSON := jsonFlag(fs)
 	pos, err := parseMixed(fs, args)
 	if err != nil {
 		return err
@@ -236,29 +248,85 @@ func runDataInspect(args []string, stdout, stderr io.Writer) error {
 	if len(pos) != 1 {
 		return fmt.Errorf("%w: want exactly one PATH", errUsage)
 	}
+	if err := checkLimit(*limit); err != nil {
+		return err
+	}
+	if *examples < 0 {
+		return fmt.Errorf("%w: --examples must be 0 or positive, got %d", errUsage, *examples)
+	}
 	path := pos[0]
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		c, err := dataset.ReadImageFolder(path, *limit)
-		if err != nil {
-			return err
+	d, err := dataset.Open(path, dataset.Options{Split: *split, Limit: *limit, Root: *root, SkipBad: *skipBad})
+	if err != nil {
+		return err
+	}
+	rep := inspectReport{Path: path, Split: *split, Limit: *limit}
+	if d.Classes != nil {
+		if *asJSON {
+			rep.Format, rep.Images, rep.Classes = "image-folder", d.Len(), d.Classes
+			return writeJSON(stdout, rep)
 		}
-		fmt.Fprintf(stdout, "%s: image folder, %d classes, %d images\n", path, len(c.Classes), len(c.Items))
-		for i, name := range c.Classes[:min(len(c.Classes), *examples)] {
+		fmt.Fprintf(stdout, "%s: image folder, %d classes, %d images\n", path, len(d.Classes), d.Len())
+		for i, name := range d.Classes[:min(len(d.Classes), *examples)] {
 			fmt.Fprintf(stdout, "  class %d: %s\n", i, name)
 		}
 		return nil
 	}
-	r, err := dataset.Open(path, dataset.Options{Split: *split, Limit: *limit, Root: *root})
+	var nImg, nCap int
+	var shown []dataset.Record
+	err = d.Each(context.Background(), func(r dataset.Record) error {
+		nImg++
+		nCap += len(r.Captions)
+		if len(shown) < *examples {
+			shown = append(shown, r)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: %d images, %d captions (%.2f per image)\n", path, len(r.Images), len(r.Captions),
-		float64(len(r.Captions))/float64(len(r.Images)))
-	for i, p := range r.Pairs()[:min(len(r.Images), *examples)] {
-		fmt.Fprintf(stdout, "  %d %s\n", i, filepath.ToSlash(p.Image))
-		for _, c := range p.Captions {
+	if *asJSON {
+		rep.Format, rep.Images, rep.Captions = fmt.Sprint(d.Spec.Format), nImg, nCap
+		rep.Skipped, rep.FirstSkipped = d.Skipped()
+		for _, r := range shown {
+			rep.Examples = append(rep.Examples, inspectExample{Where: r.Where, Image: filepath.ToSlash(r.Path), Captions: r.Captions})
+		}
+		return writeJSON(stdout, rep)
+	}
+	fmt.Fprintf(stdout, "%s (%v): %d images, %d captions (%.2f per image)\n", path, d.Spec.Format, nImg, nCap,
+		float64(nCap)/float64(max(nImg, 1)))
+	if n, first := d.Skipped(); n > 0 {
+		fmt.Fprintf(stdout, "  skipped %d bad records (first: %s)\n", n, first[0])
+	}
+	for i, r := range shown {
+		where := r.Where
+		if r.Path != "" {
+			where = filepath.ToSlash(r.Path)
+		}
+		fmt.Fprintf(stdout, "  %d %s\n", i, where)
+		for _, c := range r.Captions {
 			fmt.Fprintf(stdout, "      %s\n", c)
 		}
 	}
 	return nil
+}
+
+// inspectReport is data inspect --json.
+type inspectReport struct {
+	Path         string           `json:"path"`
+	Format       string           `json:"format"`
+	Split        string           `json:"split,omitempty"`
+	Limit        int              `json:"limit,omitempty"`
+	Images       int              `json:"images"`
+	Captions     int              `json:"captions,omitempty"`
+	Classes      []string         `json:"classes,omitempty"`
+	Skipped      int              `json:"skipped_records,omitempty"`
+	FirstSkipped []string         `json:"first_skipped,omitempty"`
+	Examples     []inspectExample `json:"examples,omitempty"`
+}
+
+// inspectExample is one record shown by data inspect.
+type inspectExample struct {
+	Where    string   `json:"where"`
+	Image    string   `json:"image,omitempty"`
+	Captions []string `json:"captions"`
 }

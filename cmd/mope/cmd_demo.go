@@ -37,7 +37,7 @@ func init() {
 	register(&command{
 		name:    "demo",
 		summary: "the whole story on the built-in shapes world: teacher, MoPE pruning, distillation, baselines",
-		usage: "[--out DIR] [--teacher DIR] [--n 1000] [--quick | --no-story] [story flags]\n\n" +
+		usage: "[--out DIR] [--teacher DIR] [--limit 1000] [--quick | --no-story] [story flags]\n\n" +
 			"  Loads the shapes teacher (" + DefaultTeacherDir + "; trained first when missing, about\n" +
 			"  2 h 20 min), generates the shapes test split, evaluates image–text retrieval\n" +
 			"  (TR/IR@1/5/10) and zero-shot classification of single-object images by shape and by\n" +
@@ -84,15 +84,28 @@ func warnDeprecated(fl *flag.FlagSet, stderr io.Writer) {
 func runDemo(args []string, stdout, stderr io.Writer) error {
 	c := commands["demo"]
 	fl := newFlags(c, stderr)
-	out := fl.String("out", "mope-demo", "output `DIR` (results.json and the evaluated models)")
+	out := outFlag(fl, "mope-demo", "output `DIR` (results.json and the evaluated models)")
 	teacherDir := fl.String("teacher", DefaultTeacherDir, "teacher model `DIR`; trained there with the committed recipe when missing")
-	n := fl.Int("n", 1000, "test images (5 captions each)")
+	n := limitFlag(fl, 0, "test images (5 captions each; all: 1000)")
+	deprecatedFlag(fl, "n", "limit")
 	gridOpts, noGrid := registerGridFlags(fl)
+	device := deviceFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
-	if fl.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, fl.Arg(0))
+	if err := noArgs(fl); err != nil {
+		return err
+	}
+	release, err := useDevice(*device, stderr)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if err := checkLimit(*n); err != nil {
+		return err
+	}
+	if *n == 0 {
+		*n = 1000
 	}
 	warnDeprecated(fl, stderr)
 	start := time.Now()
@@ -102,7 +115,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	if err := ensureTeacher(ctx, *teacherDir, stdout, stderr); err != nil {
 		return err
 	}
-	teacher, err := clip.Load(*teacherDir)
+	teacher, err := openModelAs("--teacher", *teacherDir, stderr)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ import (
 func TestDemoNoStoryFullDeprecated(t *testing.T) {
 	out := t.TempDir()
 	var stdout, stderr bytes.Buffer
-	args := []string{"--full", "--no-story", "--n", "16", "--out", out, "--teacher", filepath.Join("..", "..", DefaultTeacherDir)}
+	args := []string{"--full", "--no-story", "--limit", "16", "--out", out, "--teacher", filepath.Join("..", "..", DefaultTeacherDir)}
 	if err := runDemo(args, &stdout, &stderr); err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
 	}

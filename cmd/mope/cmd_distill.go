@@ -1,21 +1,17 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/clip/imageproc"
 	"github.com/mopeclip/mopeclip/dataset"
 	"github.com/mopeclip/mopeclip/dataset/shapes"
 	"github.com/mopeclip/mopeclip/internal/atomicfile"
@@ -32,7 +28,7 @@ func init() {
 			"  Loss a·ITC + b·KD + c·feature MSE + d·hidden-state MSE (--itc --kd --feat --hidden, KD\n" +
 			"  temperature --temp; see package mope). Writes the distilled student to DIR (loadable\n" +
 			"  model directory with the teacher's tokenizer) with curve.csv, curve.png and\n" +
-			"  metrics.json. Checkpoints go to DIR/checkpoint every --ckpt-every steps and on Ctrl-C;\n" +
+			"  metrics.json. Checkpoints go to DIR/checkpoint every --checkpoint-every steps and on Ctrl-C;\n" +
 			"  --resume continues bit-identically. The batch of step s depends only on (--seed, s).",
 		run: runDistill,
 	})
@@ -43,6 +39,11 @@ type distillFlags struct {
 	Data         string
 	TrainN, ValN int
 	Opt          mope.DistillOptions
+	Device       *string // --device
+	Quiet        *bool   // --quiet
+
+	DataPtr *string // --data, copied to Data by parsed
+	SeedPtr *uint64 // --seed, copied to Opt.Seed by parsed
 }
 
 func (d *distillFlags) register(fl *flag.FlagSet) {
@@ -50,7 +51,7 @@ func (d *distillFlags) register(fl *flag.FlagSet) {
 	d.Opt = o
 	d.Data = "shapes"
 	d.TrainN, d.ValN = 4000, 250
-	fl.StringVar(&d.Data, "data", d.Data, "\"shapes\" (built-in world) or a dataset `FILE` (Karpathy .json, .jsonl, .csv; train/val splits)")
+	d.DataPtr = dataFlag(fl, d.Data, "\"shapes\" (built-in world) or a dataset `FILE` (Karpathy .json, .jsonl, .csv; train/val splits)")
 	fl.IntVar(&d.TrainN, "train-n", d.TrainN, "training images (0: the whole train split)")
 	fl.IntVar(&d.ValN, "val-n", d.ValN, "validation images (0: no validation)")
 	fl.IntVar(&d.Opt.Steps, "steps", o.Steps, "distillation steps")
@@ -60,19 +61,28 @@ func (d *distillFlags) register(fl *flag.FlagSet) {
 	fl.Float64Var(&d.Opt.MinLR, "min-lr", o.MinLR, "final learning rate")
 	fl.Float64Var(&d.Opt.WD, "wd", o.WD, "AdamW weight decay")
 	fl.Float64Var(&d.Opt.ClipNorm, "clip", o.ClipNorm, "global gradient-norm clip (0: off)")
-	fl.Uint64Var(&d.Opt.Seed, "seed", o.Seed, "seed of the data order")
+	d.SeedPtr = seedFlag(fl, o.Seed, "seed of the data order")
 	fl.IntVar(&d.Opt.ValEvery, "val-every", o.ValEvery, "validate every N steps (and at the end)")
-	fl.IntVar(&d.Opt.CkptEvery, "ckpt-every", o.CkptEvery, "checkpoint every N steps")
+	fl.IntVar(&d.Opt.CkptEvery, "checkpoint-every", o.CkptEvery, "write a checkpoint every `N` steps (training counts steps; scoring takes a duration)")
+	deprecatedFlag(fl, "ckpt-every", "checkpoint-every")
 	fl.Float64Var(&d.Opt.Weights.ITC, "itc", o.Weights.ITC, "weight a of the student's InfoNCE (ITC)")
 	fl.Float64Var(&d.Opt.Weights.KD, "kd", o.Weights.KD, "weight b of cross-modal KD (soft CE of similarity distributions, both directions)")
 	fl.Float64Var(&d.Opt.Weights.Feat, "feat", o.Weights.Feat, "weight c of the feature MSE on projected embeddings (relative to the teacher's mean square)")
 	fl.Float64Var(&d.Opt.Weights.Hidden, "hidden", o.Weights.Hidden, "weight d of the hidden-state MSE (each kept layer vs the teacher layer it came from)")
 	fl.Float64Var(&d.Opt.Weights.Temp, "temp", o.Weights.Temp, "KD temperature τ (the term is multiplied by τ²)")
+	d.Device = deviceFlag(fl)
+	d.Quiet = quietFlag(fl)
+}
+
+// parsed copies the values of flags registered through helpers into d.
+func (d *distillFlags) parsed() {
+	d.Data, d.Opt.Seed = *d.DataPtr, *d.SeedPtr
 }
 
 // loadDistillData loads training and validation pairs at the model's image
 // size; the tokenizer is the teacher's (from its directory).
-func loadDistillData(data string, trainN, valN int, teacherDir string, size int, log io.Writer) (mope.DistillData, error) {
+func loadDistillData(data string, trainN, valN int, teacherDir string, pc imageproc.Config, log io.Writer) (mope.DistillData, error) {
+	size := pc.Size
 	t0 := time.Now()
 	var d mope.DistillData
 	tok, err := clip.LoadTokenizer(teacherDir)
@@ -80,30 +90,21 @@ func loadDistillData(data string, trainN, valN int, teacherDir string, size int,
 		return d, err
 	}
 	d.Tok = tok
-	if strings.EqualFold(data, "shapes") {
+	if dataset.IsShapes(data) {
 		sc := shapes.DefaultConfig()
 		if d.Train, err = world.Split(sc, "train", trainN, size); err != nil {
 			return d, err
 		}
+		d.Train.Images.Pre = &pc
 		if valN > 0 {
 			if d.Val, err = world.Split(sc, "val", valN, size); err != nil {
 				return d, err
 			}
+			d.Val.Images.Pre = &pc
 		}
 	} else {
-		r, err := dataset.Load(data, "train", trainN)
-		if err != nil {
+		if d.Train, d.Val, err = filePairs(data, trainN, valN, pc); err != nil {
 			return d, err
-		}
-		if d.Train, err = filePairs(r, size); err != nil {
-			return d, err
-		}
-		if valN > 0 {
-			if v, err := dataset.Load(data, "val", valN); err == nil {
-				if d.Val, err = filePairs(v, size); err != nil {
-					return d, err
-				}
-			}
 		}
 	}
 	fmt.Fprintf(log, "data %s: %d training images, %d validation images (%s)\n", data, d.Train.Len(), lenPairs(d.Val),
@@ -123,51 +124,81 @@ func runDistill(args []string, stdout, stderr io.Writer) error {
 	fl.StringVar(&out, "out", "", "output model `DIR`")
 	fl.BoolVar(&resume, "resume", false, "continue from DIR/checkpoint if present")
 	fl.BoolVar(&keep, "keep-checkpoint", false, "keep DIR/checkpoint after a finished run")
+	force := fl.Bool("force", false, "write --out although it is the teacher or the student, or holds an unfinished run's checkpoint")
+	asJSON := jsonFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
-	if fl.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, fl.Arg(0))
+	if err := noArgs(fl); err != nil {
+		return err
 	}
-	if teacherDir == "" || studentDir == "" || out == "" {
-		return fmt.Errorf("%w: need --teacher, --student and --out", errUsage)
+	if err := requireFlags(fl, "teacher", "student", "out"); err != nil {
+		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	df.parsed()
+	if df.Opt.Batch > maxBatch {
+		return fmt.Errorf("%w: --batch %d is more than %d pairs per step", errUsage, df.Opt.Batch, maxBatch)
+	}
+	for _, src := range []struct{ flag, dir string }{{"--teacher", teacherDir}, {"--student", studentDir}} {
+		if err := refuseSameDir(out, src.dir, src.flag, *force); err != nil {
+			return err
+		}
+	}
+	if err := refuseCheckpoint(out, resume, *force); err != nil {
+		return err
+	}
+	unlock, err := lockOut(out)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	release, err := useDevice(*df.Device, stderr)
+	if err != nil {
+		return err
+	}
+	defer release()
+	ctx, stop := signalContext()
 	defer stop()
 	df.Opt.Context = ctx
 	df.Opt.Resume = resume
-	_, err := distillDirs(teacherDir, studentDir, out, df, keep, stderr)
-	if errors.Is(err, train.ErrInterrupted) {
-		fmt.Fprintf(stderr, "resume with the same command and --resume\n")
+	mr, err := distillDirs(teacherDir, studentDir, out, df, keep, progressTo(stderr, *df.Quiet))
+	if err != nil {
+		return reportStop(err, stderr, "distill", args, "--resume", filepath.Join(out, "checkpoint"))
 	}
-	return err
+	if *asJSON {
+		return writeJSON(stdout, mr)
+	}
+	fmt.Fprintf(stdout, "%s: distilled %d steps, final loss %.4f%s\n", out, mr.Steps, mr.Loss, fmtRecall(mr.Val))
+	return nil
 }
 
-// distillResult is DIR/metrics.json of a distillation.
+// distillResult is DIR/metrics.json of a distillation (and distill --json).
 type distillResult struct {
-	Teacher  string             `json:"teacher"`
-	Student  string             `json:"student"`
-	Settings string             `json:"settings"`
-	Steps    int                `json:"steps"`
-	Seconds  float64            `json:"seconds"`
-	Loss     float64            `json:"final_loss"`
-	Val      map[string]float64 `json:"val,omitempty"`
+	Model    string       `json:"model"` // the distilled student (--out)
+	Teacher  string       `json:"teacher"`
+	Student  string       `json:"student"`
+	Settings string       `json:"settings"`
+	Steps    int          `json:"steps"`
+	Seconds  float64      `json:"seconds"`
+	Loss     float64      `json:"final_loss"`
+	Val      *mope.Recall `json:"val,omitempty"` // last validation
 }
 
 // distillDirs loads teacher and student, distils, and writes out.
-func distillDirs(teacherDir, studentDir, out string, df distillFlags, keep bool, log io.Writer) (*train.Result, error) {
-	teacher, err := clip.Load(teacherDir)
+func distillDirs(teacherDir, studentDir, out string, df distillFlags, keep bool, log io.Writer) (*distillResult, error) {
+	teacher, err := openModelAs("--teacher", teacherDir, log)
 	if err != nil {
 		return nil, err
 	}
-	student, err := clip.Load(studentDir)
+	student, err := openModelAs("--student", studentDir, log)
 	if err != nil {
 		return nil, err
 	}
-	data, err := loadDistillData(df.Data, df.TrainN, df.ValN, teacherDir, teacher.Config.Vision.ImageSize, log)
+	data, err := loadDistillData(df.Data, df.TrainN, df.ValN, teacherDir, teacher.ImageConfig(), log)
 	if err != nil {
 		return nil, err
 	}
+	noteTruncated(log, data.Tok, data.Train, teacher.Config.Text.MaxPositionEmbeddings)
 	o := df.Opt
 	o.Dir = filepath.Join(out, "checkpoint")
 	o.Log = log
@@ -178,30 +209,39 @@ func distillDirs(teacherDir, studentDir, out string, df distillFlags, keep bool,
 		student.Config.VisionMACs().GFLOPs(), teacherDir, float64(tn)/1e6, teacher.Config.VisionMACs().GFLOPs(), o.Signature())
 	res, err := mope.Distill(student, teacher, data, o)
 	if err != nil {
-		return res, err
+		return nil, err
 	}
 	if err := student.Save(out); err != nil {
-		return res, err
+		return nil, err
 	}
 	if err := clip.CopyTokenizer(teacherDir, out); err != nil {
-		return res, err
+		return nil, err
 	}
 	if err := res.Curve.Write(filepath.Join(out, "curve.csv")); err != nil {
-		return res, err
+		return nil, err
 	}
 	if err := train.PlotCurve(res.Curve, filepath.Join(out, "curve.png"), "distillation"); err != nil {
-		return res, err
+		return nil, err
 	}
-	mr := distillResult{Teacher: teacherDir, Student: studentDir, Settings: o.Signature(), Steps: o.Steps,
-		Seconds: res.Elapsed.Seconds(), Loss: res.Loss, Val: res.Val}
+	mr := &distillResult{Model: out, Teacher: teacherDir, Student: studentDir, Settings: o.Signature(), Steps: o.Steps,
+		Seconds: res.Elapsed.Seconds(), Loss: res.Loss}
+	mr.Val, _ = mope.RecallFromScalars(res.Val)
 	b, _ := json.MarshalIndent(mr, "", "  ")
 	if err := atomicfile.WriteFile(filepath.Join(out, "metrics.json"), append(b, '\n')); err != nil {
-		return res, err
+		return nil, err
 	}
 	if !keep {
 		os.RemoveAll(o.Dir)
 	}
 	fmt.Fprintf(log, "distilled %d steps in %s (this process: %d); student written to %s\n", o.Steps,
 		res.Elapsed.Round(time.Second), o.Steps-res.Start, out)
-	return res, nil
+	return mr, nil
+}
+
+// fmtRecall is ", val mean R@1 …" or "" without a validation.
+func fmtRecall(r *mope.Recall) string {
+	if r == nil {
+		return ""
+	}
+	return ", validation " + r.String()
 }

@@ -2,13 +2,9 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
-	"os"
-	"path/filepath"
 
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/clip/imageproc"
@@ -22,26 +18,6 @@ func init() {
 		usage:   "--model DIR [--image FILE]... [--text STR]... [--pixels FILE.npy]",
 		run:     runEmbed,
 	})
-}
-
-// loadModel loads a model directory with errors that say what is missing.
-func loadModel(dir string) (*clip.Model, error) {
-	if dir == "" {
-		return nil, fmt.Errorf("%w: need --model DIR", errUsage)
-	}
-	st, err := os.Stat(dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("model directory %s does not exist", dir)
-	case err != nil:
-		return nil, err
-	case !st.IsDir():
-		return nil, fmt.Errorf("--model %s is not a directory (want a Hugging Face CLIP model directory with config.json and model.safetensors)", dir)
-	}
-	if _, err := os.Stat(filepath.Join(dir, clip.ConfigFile)); errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%s has no %s (not a Hugging Face CLIP model directory; 'mope init' writes one)", dir, clip.ConfigFile)
-	}
-	return clip.Load(dir)
 }
 
 // embedOutput is what embed prints. Go's JSON encoder writes each float32
@@ -72,7 +48,7 @@ func rowsOf(t *tensor.Tensor) ([][]float32, error) {
 func runEmbed(args []string, stdout, stderr io.Writer) error {
 	c := commands["embed"]
 	fl := newFlags(c, stderr)
-	model := fl.String("model", "", "model `DIR` (Hugging Face layout: config.json, model.safetensors, vocab.json, merges.txt)")
+	model := modelFlag(fl, "model `DIR` (Hugging Face layout: config.json, model.safetensors, vocab.json, merges.txt)")
 	var images, texts stringList
 	fl.Var(&images, "image", "PNG or JPEG `FILE` to embed (repeatable), preprocessed as 'mope preprocess --model DIR' does")
 	fl.Var(&texts, "text", "`STR` to embed (repeatable); texts longer than the context are truncated")
@@ -82,9 +58,6 @@ func runEmbed(args []string, stdout, stderr io.Writer) error {
 	device := deviceFlag(fl)
 	engine := engineFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
-		return err
-	}
-	if _, _, err := parseDevice(*device); err != nil {
 		return err
 	}
 	switch {
@@ -104,7 +77,7 @@ func runEmbed(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: --mode %q: want resize-crop or squash", errUsage, *modeName)
 	}
 
-	m, err := loadModel(*model)
+	m, err := openModel(*model, stderr)
 	if err != nil {
 		return err
 	}

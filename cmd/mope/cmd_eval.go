@@ -1,80 +1,65 @@
 package main
 
 import (
-	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
-	"image"
 	"io"
 	"os"
+	"os/signal"
 	"slices"
 	"strings"
-	"time"
+	"syscall"
 
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/clip/imageproc"
 	"github.com/mopeclip/mopeclip/dataset"
 	"github.com/mopeclip/mopeclip/dataset/shapes"
+	"github.com/mopeclip/mopeclip/eval"
 )
 
 func init() {
 	register(&command{
 		name:    "eval",
-		summary: "zero-shot image–text retrieval (TR/IR@1,5,10) or classification (top-1/top-5) of a model",
-		usage: "--model DIR --data FILE [--task retrieval|zeroshot] [--split S] [--limit N] [--json]\n\n" +
-			"  --data: a Karpathy-split .json (COCO, Flickr30K), a .jsonl or .csv of (image, caption),\n" +
-			"  an image-folder tree root/<class>/*.jpg (zeroshot), or \"shapes\" for the built-in\n" +
-			"  shapes world (its test split by default, generated in memory, --limit 1000 by default).",
+		summary: "zero-shot image–text retrieval (TR/IR@1,5,10) or classification (top-1/top-5, mean per-class recall) of a model",
+		usage: "--model DIR --data SPEC [--task retrieval|zeroshot] [--split S] [--limit N] [--skip-bad] [--json]\n\n" +
+			"  --data: a Karpathy-split .json (COCO, Flickr30K), a .jsonl, a .csv/.tsv (open_clip's\n" +
+			"  filepath/title columns, tab-separated, or image/caption; see --csv-*), webdataset tar\n" +
+			"  shards (shards/{00000..00099}.tar, or a directory of .tar files), an image-folder tree\n" +
+			"  root/<class>/*.jpg (zeroshot), or \"shapes\" for the built-in shapes world (its test\n" +
+			"  split, generated in memory). See docs/data.md.",
 		run: runEval,
 	})
-}
-
-// evalReport is the --json output: retrieval fields (percent) or
-// classification fields, plus what was evaluated.
-type evalReport struct {
-	Task    string   `json:"task"`
-	Data    string   `json:"data"`
-	Split   string   `json:"split,omitempty"`
-	Images  int      `json:"images"`
-	Texts   int      `json:"captions,omitempty"`
-	Classes int      `json:"classes,omitempty"`
-	TR1     *float64 `json:"tr1,omitempty"`
-	TR5     *float64 `json:"tr5,omitempty"`
-	TR10    *float64 `json:"tr10,omitempty"`
-	IR1     *float64 `json:"ir1,omitempty"`
-	IR5     *float64 `json:"ir5,omitempty"`
-	IR10    *float64 `json:"ir10,omitempty"`
-	Mean    *float64 `json:"mean,omitempty"`
-	Top1    *float64 `json:"top1,omitempty"`
-	Top5    *float64 `json:"top5,omitempty"`
-	// Misses counts the caption→image top-1 misses by kind (shapes, --misses).
-	Misses  map[string]int `json:"misses,omitempty"`
-	Seconds float64        `json:"seconds"`
 }
 
 func runEval(args []string, stdout, stderr io.Writer) error {
 	c := commands["eval"]
 	fl := newFlags(c, stderr)
-	model := fl.String("model", "", "model `DIR` (Hugging Face layout, with vocab.json and merges.txt)")
-	data := fl.String("data", "", "dataset `FILE` (.json Karpathy, .jsonl, .csv), image-folder DIR, or shapes")
+	model := modelFlag(fl, "model `DIR` (Hugging Face layout, with vocab.json and merges.txt)")
+	data := dataFlag(fl, "", "dataset `SPEC`: a .json (Karpathy), .jsonl, .csv/.tsv file, tar shards, an image-folder DIR, or shapes")
 	task := fl.String("task", "", "retrieval or zeroshot (default: zeroshot for an image folder, else retrieval)")
-	split := fl.String("split", "test", "split to evaluate (names joined by , or +, or all)")
-	limit := fl.Int("limit", -1, "evaluate the first N images only (default: all; 1000 for shapes)")
+	split := splitFlag(fl, "test", "split to evaluate (names joined by , or +, or all; files with splits and shapes only)")
+	limit := limitFlag(fl, 0, "evaluate the first `N` images only")
 	root := fl.String("root", "", "base `DIR` of relative image paths (default: the dataset file's directory)")
-	asJSON := fl.Bool("json", false, "print the metrics as one JSON object")
+	asJSON := jsonFlag(fl)
 	batch := fl.Int("batch", clip.DefaultBatch, "forward batch size")
 	modeName := fl.String("mode", "resize-crop", "image preprocessing: resize-crop (CLIP) or squash (UPop)")
 	var templates stringList
-	fl.Var(&templates, "template", "zero-shot prompt template with {} for the class name (repeatable; default: CLIP's 7 ImageNet ensemble templates)")
+	fl.Var(&templates, "template", "zero-shot prompt template with {} or {c} for the class name (repeatable; default: CLIP's 7 ImageNet ensemble templates)")
+	templateSet := fl.String("templates", "", "zero-shot templates: a built-in set (openai-imagenet: OpenAI's 80; openai-imagenet-7; photo) or a `FILE` with one per line")
 	classFile := fl.String("classnames", "", "zeroshot: `FILE` with one class name per line, in the sorted order of the class folders (default: folder names, _ as space)")
-	quiet := fl.Bool("quiet", false, "no progress on stderr")
+	skipBad := fl.Bool("skip-bad", false, "skip bad records (missing or undecodable image, no captions, truncated tar) and count them, instead of stopping at the first")
+	imgKey := fl.String("csv-img-key", "", "CSV/TSV column of the image path (default: filepath, else image)")
+	capKey := fl.String("csv-caption-key", "", "CSV/TSV column of the caption (default: title, else caption)")
+	sep := fl.String("csv-separator", "", "CSV/TSV separator, one character or \\t (default: tab for .tsv or a header with a tab, else comma)")
+	quiet := quietFlag(fl)
 	misses := fl.Bool("misses", false, "shapes: also classify the caption→image top-1 misses: the hard-negative twin, the same objects placed otherwise, the same colours with other shapes, or other")
 	device := deviceFlag(fl)
 	engine := engineFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
-	if _, _, err := parseDevice(*device); err != nil {
+	if err := checkLimit(*limit); err != nil {
 		return err
 	}
 	switch {
@@ -83,47 +68,55 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	case *model == "":
 		return fmt.Errorf("%w: need --model DIR", errUsage)
 	case *data == "":
-		return fmt.Errorf("%w: need --data FILE (or --data shapes)", errUsage)
+		return fmt.Errorf("%w: need --data SPEC (or --data shapes)", errUsage)
 	case *batch < 1:
 		return fmt.Errorf("%w: --batch must be at least 1", errUsage)
-	case *limit < -1:
-		return fmt.Errorf("%w: --limit must not be negative", errUsage)
+	case len(templates) > 0 && *templateSet != "":
+		return fmt.Errorf("%w: give --template or --templates, not both", errUsage)
 	}
 	mode, err := imageproc.ParseMode(*modeName)
 	if err != nil {
 		return fmt.Errorf("%w: --mode %q: want resize-crop or squash", errUsage, *modeName)
 	}
-	isShapes := *data == "shapes"
-	isDir := false
-	if !isShapes {
-		st, err := os.Stat(*data)
-		if err != nil {
-			return fmt.Errorf("--data: %w", err)
+	var t eval.Task
+	if *task != "" {
+		if t, err = eval.ParseTask(*task); err != nil {
+			return fmt.Errorf("%w: --task %q: want retrieval or zeroshot", errUsage, *task)
 		}
-		isDir = st.IsDir()
 	}
-	switch *task {
-	case "":
-		*task = "retrieval"
-		if isDir {
-			*task = "zeroshot"
-		}
-	case "retrieval", "zeroshot":
-	default:
-		return fmt.Errorf("%w: --task %q: want retrieval or zeroshot", errUsage, *task)
+	separator, err := parseSeparator(*sep)
+	if err != nil {
+		return err
 	}
+	spec, err := dataset.ParseSpec(*data)
+	if err != nil {
+		return fmt.Errorf("--data: %w", err)
+	}
+	if spec.Format == dataset.Shapes && !slices.Contains(shapes.Splits, *split) {
+		return fmt.Errorf("%w: unknown split %q for shapes (want one of %s)", errUsage, *split, strings.Join(shapes.Splits, ", "))
+	}
+	isFolder := spec.Format == dataset.Folder
 	switch {
-	case *task == "retrieval" && isDir:
-		return fmt.Errorf("%w: --data %s is a directory: retrieval needs a .json, .jsonl or .csv file (a folder of class directories is for --task zeroshot)", errUsage, *data)
-	case *task == "zeroshot" && !isDir:
+	case t == eval.Retrieval && isFolder:
+		return fmt.Errorf("%w: --data %s is a directory of class folders: retrieval needs image–text data (a .json, .jsonl, .csv file or tar shards; the folder is for --task zeroshot)", errUsage, *data)
+	case t == eval.ZeroShot && !isFolder:
 		return fmt.Errorf("%w: --task zeroshot needs --data DIR, an image-folder tree DIR/<class name>/*.jpg", errUsage)
-	case *misses && !isShapes:
+	case *misses && spec.Format != dataset.Shapes:
 		return fmt.Errorf("%w: --misses needs --data shapes (it reads the scenes' objects)", errUsage)
-	case (len(templates) > 0 || *classFile != "") && *task != "zeroshot":
-		return fmt.Errorf("%w: --template and --classnames are for --task zeroshot", errUsage)
+	case (len(templates) > 0 || *templateSet != "" || *classFile != "") && !isFolder:
+		return fmt.Errorf("%w: --template, --templates and --classnames are for --task zeroshot on an image folder", errUsage)
+	}
+	opt := eval.Options{Task: t, Misses: *misses}
+	if len(templates) > 0 {
+		opt.Templates = templates
+	}
+	if *templateSet != "" {
+		if opt.Templates, err = eval.Templates(*templateSet); err != nil {
+			return err
+		}
 	}
 
-	m, err := loadModel(*model)
+	m, err := openModel(*model, stderr)
 	if err != nil {
 		return err
 	}
@@ -131,11 +124,20 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	pre, err := modelPreprocessConfig(*model)
+	if opt.Pre, err = modelPreprocessConfig(*model); err != nil {
+		return err
+	}
+	opt.Pre.Mode = mode
+	d, err := dataset.OpenSpec(spec, dataset.Options{Split: *split, Limit: *limit, Root: *root, SkipBad: *skipBad,
+		CSVImageKey: *imgKey, CSVCaptionKey: *capKey, CSVSeparator: separator})
 	if err != nil {
 		return err
 	}
-	pre.Mode = mode
+	if *classFile != "" {
+		if opt.ClassNames, err = eval.ClassNames(*classFile, len(d.Classes)); err != nil {
+			return err
+		}
+	}
 	enc := &clip.Encoder{Model: m, Tok: tok, Batch: *batch}
 	release, err := encoderDevice(*device, *engine, enc, true, true, stderr)
 	if err != nil {
@@ -143,92 +145,16 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	}
 	defer release()
 	if !*quiet {
-		enc.Progress = stderr
+		opt.Progress = stderr
+		describeData(stderr, d)
 	}
-	rep := evalReport{Task: *task, Data: *data}
-	t0 := time.Now()
-	switch {
-	case isShapes:
-		n := *limit
-		if n < 0 {
-			n = 1000
-		}
-		if !slices.Contains(shapes.Splits, *split) {
-			return fmt.Errorf("%w: unknown split %q for shapes (want one of %s)", errUsage, *split, strings.Join(shapes.Splits, ", "))
-		}
-		if n == 0 {
-			return fmt.Errorf("%w: --limit 0 leaves nothing to evaluate", errUsage)
-		}
-		exs, err := shapes.Generate(shapes.DefaultConfig(), *split, n)
-		if err != nil {
-			return err
-		}
-		imgs, caps, capImg := shapes.Flatten(exs)
-		rep.Split, rep.Images, rep.Texts = *split, len(imgs), len(caps)
-		fmt.Fprintf(progressW(enc), "shapes %s: %d images, %d captions\n", *split, len(imgs), len(caps))
-		if !*misses {
-			met, err := enc.RetrievalDecoded(len(imgs), func(i int) image.Image { return imgs[i] }, caps, capImg, pre)
-			if err != nil {
-				return err
-			}
-			rep.setRetrieval(met.TR1, met.TR5, met.TR10, met.IR1, met.IR5, met.IR10)
-			break
-		}
-		img, err := enc.DecodedImages(len(imgs), func(i int) image.Image { return imgs[i] }, pre)
-		if err != nil {
-			return err
-		}
-		txt, err := enc.Texts(caps)
-		if err != nil {
-			return err
-		}
-		met := clip.RetrievalMetrics(img, txt, capImg) // normalises img and txt
-		rep.setRetrieval(met.TR1, met.TR5, met.TR10, met.IR1, met.IR5, met.IR10)
-		counts := shapes.Misses(exs, capImg, topImages(clip.Similarity(txt, img), len(imgs)))
-		rep.Misses = map[string]int{}
-		for _, k := range shapes.MissKinds {
-			rep.Misses[string(k)] = counts[k]
-		}
-	case *task == "retrieval":
-		r, err := dataset.Open(*data, dataset.Options{Split: *split, Limit: max(*limit, 0), Root: *root})
-		if err != nil {
-			return err
-		}
-		rep.Split, rep.Images, rep.Texts = *split, len(r.Images), len(r.Captions)
-		fmt.Fprintf(progressW(enc), "%s: %d images, %d captions\n", *data, len(r.Images), len(r.Captions))
-		met, err := enc.Retrieval(r, pre)
-		if err != nil {
-			return err
-		}
-		rep.setRetrieval(met.TR1, met.TR5, met.TR10, met.IR1, met.IR5, met.IR10)
-	default: // zeroshot on an image folder
-		cls, err := dataset.ReadImageFolder(*data, max(*limit, 0))
-		if err != nil {
-			return err
-		}
-		names := make([]string, len(cls.Classes))
-		for i, n := range cls.Classes {
-			names[i] = strings.TrimSpace(strings.ReplaceAll(n, "_", " "))
-		}
-		if *classFile != "" {
-			if names, err = readClassNames(*classFile, len(cls.Classes)); err != nil {
-				return err
-			}
-		}
-		var tmpl []string
-		if len(templates) > 0 {
-			tmpl = templates
-		}
-		rep.Images, rep.Classes = len(cls.Items), len(cls.Classes)
-		fmt.Fprintf(progressW(enc), "%s: %d images, %d classes\n", *data, len(cls.Items), len(cls.Classes))
-		met, err := enc.ZeroShot(cls, names, tmpl, pre)
-		if err != nil {
-			return err
-		}
-		rep.Top1, rep.Top5 = &met.Top1, &met.Top5
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := eval.Run(ctx, enc, d, opt)
+	if err != nil {
+		return err
 	}
-	rep.Seconds = time.Since(t0).Seconds()
-
+	rep.Model, rep.Preprocess, rep.Batch, rep.Device, rep.Engine = *model, *modeName, *batch, *device, cpuEngine(*engine).String()
 	if *asJSON {
 		b, err := json.Marshal(rep)
 		if err != nil {
@@ -237,11 +163,46 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		_, err = fmt.Fprintf(stdout, "%s\n", b)
 		return err
 	}
+	printEvalReport(stdout, rep)
+	return nil
+}
+
+// describeData prints one line about the dataset before it is read.
+func describeData(w io.Writer, d *dataset.Dataset) {
+	name := d.Spec.Path
+	if s := d.Split(); s != "" {
+		name += " " + s
+	}
+	switch n := d.Len(); {
+	case d.Classes != nil:
+		fmt.Fprintf(w, "%s: %d images, %d classes\n", name, n, len(d.Classes))
+	case n >= 0:
+		fmt.Fprintf(w, "%s: %d images (%v)\n", name, n, d.Spec.Format)
+	default:
+		fmt.Fprintf(w, "%s: %d tar shards\n", name, len(d.Spec.Shards))
+	}
+}
+
+// parseSeparator reads --csv-separator: one character, or \t.
+func parseSeparator(s string) (rune, error) {
+	switch s {
+	case "":
+		return 0, nil
+	case `\t`, "tab", "\t":
+		return '\t', nil
+	}
+	if r := []rune(s); len(r) == 1 && r[0] != '"' && r[0] != '\n' && r[0] != '\r' {
+		return r[0], nil
+	}
+	return 0, fmt.Errorf("%w: --csv-separator %q: want one character (or \\t)", errUsage, s)
+}
+
+func printEvalReport(stdout io.Writer, rep *eval.Report) {
 	if rep.Task == "retrieval" {
 		fmt.Fprintf(stdout, "retrieval on %s (%d images, %d captions):\n", rep.Data, rep.Images, rep.Texts)
 		fmt.Fprintf(stdout, "  text retrieval  (image→text)  R@1 %6.2f  R@5 %6.2f  R@10 %6.2f\n", *rep.TR1, *rep.TR5, *rep.TR10)
 		fmt.Fprintf(stdout, "  image retrieval (text→image)  R@1 %6.2f  R@5 %6.2f  R@10 %6.2f\n", *rep.IR1, *rep.IR5, *rep.IR10)
-		fmt.Fprintf(stdout, "  mean recall %.2f  (%.1fs)\n", *rep.Mean, rep.Seconds)
+		fmt.Fprintf(stdout, "  mean R@1 %.2f  mean R@5 %.2f  mean of the six recalls %.2f  (%.1fs)\n", *rep.R1, *rep.R5, *rep.Mean, rep.Seconds)
 		if rep.Misses != nil {
 			n := 0
 			counts := map[shapes.MissKind]int{}
@@ -252,64 +213,10 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "  text→image top-1 misses: %d (%s)\n", n, shapes.FormatMisses(counts))
 		}
 	} else {
-		fmt.Fprintf(stdout, "zero-shot classification on %s (%d images, %d classes): top-1 %.2f  top-5 %.2f  (%.1fs)\n",
-			rep.Data, rep.Images, rep.Classes, *rep.Top1, *rep.Top5, rep.Seconds)
+		fmt.Fprintf(stdout, "zero-shot classification on %s (%d images, %d classes): top-1 %.2f  top-5 %.2f  mean per-class recall %.2f  (%.1fs)\n",
+			rep.Data, rep.Images, rep.Classes, *rep.Top1, *rep.Top5, *rep.MeanClassRecall, rep.Seconds)
 	}
-	return nil
-}
-
-// topImages returns, for each row of sim [rows, nImg], the column of its
-// largest value (the first one on ties).
-func topImages(sim []float32, nImg int) []int {
-	top := make([]int, len(sim)/nImg)
-	for r := range top {
-		row := sim[r*nImg : (r+1)*nImg]
-		for j, v := range row {
-			if v > row[top[r]] {
-				top[r] = j
-			}
-		}
+	if rep.Skipped > 0 {
+		fmt.Fprintf(stdout, "  skipped %d bad records\n", rep.Skipped)
 	}
-	return top
-}
-
-func (r *evalReport) setRetrieval(v ...float64) {
-	for i, p := range []**float64{&r.TR1, &r.TR5, &r.TR10, &r.IR1, &r.IR5, &r.IR10} {
-		x := v[i]
-		*p = &x
-	}
-	mean := (v[0] + v[1] + v[2] + v[3] + v[4] + v[5]) / 6
-	r.Mean = &mean
-}
-
-// progressW is where one-off progress lines go: the encoder's progress
-// writer, or nowhere.
-func progressW(e *clip.Encoder) io.Writer {
-	if e.Progress == nil {
-		return io.Discard
-	}
-	return e.Progress
-}
-
-// readClassNames reads one class name per non-empty line.
-func readClassNames(path string, want int) ([]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var names []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if s := strings.TrimSpace(sc.Text()); s != "" {
-			names = append(names, s)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(names) != want {
-		return nil, fmt.Errorf("%s: %d class names for %d class folders", path, len(names), want)
-	}
-	return names, nil
 }

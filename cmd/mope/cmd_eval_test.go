@@ -62,17 +62,30 @@ func TestEvalRetrievalFile(t *testing.T) {
 	m, _ := clip.Load(model)
 	tok, _ := clip.LoadTokenizer(model)
 	pre, _ := modelPreprocessConfig(model)
-	want, err := clip.EvalRetrieval(m, tok, r, pre, 3)
+	enc := &clip.Encoder{Model: m, Tok: tok, Batch: 3}
+	img, err := enc.ImageFiles(r.Images, pre)
 	if err != nil {
 		t.Fatal(err)
 	}
+	txt, err := enc.Texts(r.Captions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := clip.RetrievalMetrics(img, txt, r.CaptionImage)
 	for k, v := range map[string]float64{"tr1": want.TR1, "tr5": want.TR5, "tr10": want.TR10, "ir1": want.IR1, "ir5": want.IR5, "ir10": want.IR10} {
 		if g, ok := got[k].(float64); !ok || g != v {
 			t.Errorf("%s = %v, want %v", k, got[k], v)
 		}
 	}
-	if got["images"] != 10.0 || got["captions"] != 20.0 || got["task"] != "retrieval" {
+	if got["images"] != 10.0 || got["captions"] != 20.0 || got["task"] != "retrieval" || got["model"] != model {
 		t.Errorf("report: %v", got)
+	}
+	// r1 is the demo's mean R@1, mean the mean of the six recalls.
+	if g, w := got["r1"], (want.TR1+want.IR1)/2; g != w {
+		t.Errorf("r1 = %v, want %v", g, w)
+	}
+	if g, w := got["mean"], want.Mean(); g != w {
+		t.Errorf("mean = %v, want %v", g, w)
 	}
 	// The default split is test; --limit keeps the first N images.
 	got = evalJSON(t, "--model", model, "--data", jsonl)
@@ -85,7 +98,7 @@ func TestEvalRetrievalFile(t *testing.T) {
 	}
 	// Human-readable output.
 	code, out, errs := runMope("eval", "--model", model, "--data", jsonl, "--quiet")
-	if code != 0 || !strings.Contains(out, "R@1") || !strings.Contains(out, "mean recall") {
+	if code != 0 || !strings.Contains(out, "R@1") || !strings.Contains(out, "mean R@1") {
 		t.Fatalf("exit %d: %s %s", code, out, errs)
 	}
 }
@@ -153,10 +166,21 @@ func TestEvalZeroShotFolder(t *testing.T) {
 	tok, _ := clip.LoadTokenizer(model)
 	pre, _ := modelPreprocessConfig(model)
 	folder, _ := dataset.ReadImageFolder(root, 0)
-	want, err := clip.EvalZeroShot(m, tok, folder, []string{"blue square", "cat", "red circle"}, []string{"a {}", "the {}"}, pre, 4)
+	enc := &clip.Encoder{Model: m, Tok: tok, Batch: 4}
+	cls, err := enc.ClassEmbeddings([]string{"blue square", "cat", "red circle"}, []string{"a {}", "the {}"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	var paths []string
+	var labels []int
+	for _, it := range folder.Items {
+		paths, labels = append(paths, it.Image), append(labels, it.Label)
+	}
+	img, err := enc.ImageFiles(paths, pre)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := clip.ClassMetrics(img, cls, labels)
 	got = evalJSON(t, "--model", model, "--data", root, "--task", "zeroshot", "--template", "a {}", "--template", "the {}", "--quiet")
 	if got["top1"] != want.Top1 || got["top5"] != want.Top5 {
 		t.Errorf("got %v, want %+v", got, want)
@@ -203,7 +227,7 @@ func TestEvalErrors(t *testing.T) {
 		{[]string{"--model", model, "--data", folder, "--template", "no placeholder"}, 1, "{}"},
 		{[]string{"--model", model, "--data", folder, "--classnames", names}, 1, "1 class names for 2"},
 		{[]string{"--model", model, "--data", jsonl, "--template", "a {}"}, 2, "zeroshot"},
-		{[]string{"--model", model, "--data", "shapes", "--limit", "0"}, 2, "--limit"},
+		{[]string{"--model", model, "--data", "shapes", "--limit", "-1"}, 2, "--limit"},
 		{[]string{"--model", model, "--data", jsonl, "--batch", "0"}, 2, "--batch"},
 		{[]string{"--model", model, "--data", jsonl, "--misses"}, 2, "--misses"},
 	} {

@@ -11,19 +11,21 @@ import (
 	"syscall"
 
 	"github.com/mopeclip/mopeclip/export"
+	"github.com/mopeclip/mopeclip/mope"
 )
 
 func init() {
 	register(&command{
 		name:    "export",
 		summary: "export a (pruned) model as a Hugging Face directory stock transformers loads, or as ONNX encoders",
-		usage: "--model DIR --format hf|onnx --out OUT [--force] [--json]\n\n" +
+		usage: "--model DIR --format hf|onnx --out OUT [--force] [--vocab PATH] [--json]\n\n" +
 			"  hf:   OUT is a CLIPModel directory with one head count and one MLP width per tower; a pruned\n" +
 			"        layer's missing heads and neurons are zeros (same outputs, dense FLOPs: compatibility, not speed).\n" +
 			"  onnx: OUT/image_encoder.onnx (pixel_values [batch,3,S,S] → image_embeds [batch,E]) and\n" +
 			"        OUT/text_encoder.onnx (input_ids int64 [batch,T≤context] → text_embeds [batch,E]), the\n" +
 			"        embeddings 'mope embed' prints, with the pruned layers' real shapes (opset 17); OUT/export.json\n" +
-			"        describes the inputs. The tokenizer and preprocessor files are copied along in both formats.\n" +
+			"        describes the inputs. The tokenizer and preprocessor files are copied along in both formats\n" +
+			"        (the tokenizer from --vocab when the model dir has none).\n" +
 			"  The export is written to a temporary directory and renamed to OUT when complete.",
 		run: runExport,
 	})
@@ -36,6 +38,7 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 	formatName := fl.String("format", "", "export `FORMAT`: hf or onnx")
 	out := fl.String("out", "", "output `DIR` (must not exist, or be empty, unless --force)")
 	force := fl.Bool("force", false, "replace an existing --out once the new export is complete")
+	vocab := vocabFlag(fl, "tokenizer `PATH` written along when the model dir has none (e.g. open_clip): a dir with vocab.json+merges.txt or OpenAI's bpe .txt.gz")
 	asJSON := fl.Bool("json", false, "print a JSON summary (format, files, bytes, per-layer widths) instead of text")
 	if err := parseFlags(fl, args); err != nil {
 		return err
@@ -58,9 +61,15 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	opts := export.Options{Source: *model, Replace: *force}
+	if !export.HasTokenizer(*model) && *vocab != "" {
+		if opts.Tokenizer, err = mope.LoadTokenizer(*model, *vocab); err != nil {
+			return fmt.Errorf("--vocab: %w", err)
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	s, err := export.Write(ctx, m, *out, format, export.Options{Source: *model, Replace: *force})
+	s, err := export.Write(ctx, m, *out, format, opts)
 	if err != nil {
 		return err
 	}

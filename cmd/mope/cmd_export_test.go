@@ -245,3 +245,52 @@ func TestExportErrors(t *testing.T) {
 		t.Errorf("existing --out: exit %d, %s", code, errs)
 	}
 }
+
+// TestExportVocab: a model directory without a tokenizer (as open_clip
+// ones often are) gets the --vocab tokenizer written along; one of another
+// size is refused, naming both sizes.
+func TestExportVocab(t *testing.T) {
+	const teacher = "../../assets/shapes-teacher"
+	m, err := clip.Load(teacher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare := t.TempDir()
+	if err := m.Save(bare); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{clip.VocabFile, clip.MergesFile} {
+		os.Remove(filepath.Join(bare, f))
+	}
+	out := filepath.Join(t.TempDir(), "onnx")
+	if code, _, errs := runMope("export", "--model", bare, "--format", "onnx", "--out", out, "--vocab", teacher); code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, f := range []string{clip.VocabFile, clip.MergesFile} {
+		want, _ := os.ReadFile(filepath.Join(teacher, f))
+		got, err := os.ReadFile(filepath.Join(out, f))
+		if err != nil || len(got) == 0 || (f == clip.MergesFile && string(got) != string(want)) {
+			t.Errorf("%s not written from --vocab (%v)", f, err)
+		}
+	}
+	tiny, _ := clip.Preset("tiny")
+	tm, err := clip.New(tiny, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tdir := t.TempDir()
+	if err := tm.Save(tdir); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{clip.VocabFile, clip.MergesFile} {
+		os.Remove(filepath.Join(tdir, f))
+	}
+	bad := filepath.Join(t.TempDir(), "x")
+	code, _, errs := runMope("export", "--model", tdir, "--format", "hf", "--out", bad, "--vocab", teacher)
+	if code != 1 || !strings.Contains(errs, "768 tokens") || !strings.Contains(errs, "49408") {
+		t.Errorf("mismatched --vocab: exit %d, %s", code, errs)
+	}
+	if _, err := os.Stat(bad); err == nil {
+		t.Error("failed export left its --out")
+	}
+}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -9,9 +8,7 @@ import (
 	"strings"
 
 	"github.com/mopeclip/mopeclip/clip"
-	"github.com/mopeclip/mopeclip/clip/imageproc"
 	"github.com/mopeclip/mopeclip/clip/tokenizer"
-	"github.com/mopeclip/mopeclip/internal/atomicfile"
 )
 
 func init() {
@@ -30,9 +27,9 @@ func runInit(args []string, stdout, stderr io.Writer) error {
 	c := commands["init"]
 	fl := newFlags(c, stderr)
 	preset := fl.String("preset", "", "architecture `NAME`: "+strings.Join(clip.PresetNames(), ", "))
-	out := fl.String("out", "", "output model `DIR` (created)")
-	seed := fl.Uint64("seed", 0, "random seed of the weights")
-	vocab := fl.String("vocab", os.Getenv("MOPECLIP_VOCAB"), "OpenAI merges `FILE` (bpe_simple_vocab_16e6.txt.gz) to write vocab.json and merges.txt from (default $MOPECLIP_VOCAB)")
+	out := outFlag(fl, "", "output model `DIR` (created)")
+	seed := seedFlag(fl, 0, "random seed of the weights")
+	vocab := vocabFlag(fl, "OpenAI merges `FILE` (bpe_simple_vocab_16e6.txt.gz) to write vocab.json and merges.txt from")
 	force := fl.Bool("force", false, "overwrite an existing checkpoint in DIR")
 	if err := parseFlags(fl, args); err != nil {
 		return err
@@ -70,45 +67,15 @@ func runInit(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := m.Save(*out); err != nil {
-		return err
-	}
-	if err := writePreprocessorConfig(*out, cfg.Vision.ImageSize); err != nil {
+	if err := m.SaveWith(*out, clip.SaveOptions{Tokenizer: tok}); err != nil {
 		return err
 	}
 	what := "no tokenizer (give --vocab or set MOPECLIP_VOCAB to add vocab.json and merges.txt)"
 	if tok != nil {
-		if err := tok.SaveHF(*out); err != nil {
-			return err
-		}
 		what = fmt.Sprintf("tokenizer from %s", *vocab)
 	}
 	vis, txt, total := m.NumParams()
 	fmt.Fprintf(stdout, "wrote %s: random %s (seed %d), %.2fM parameters (vision %.2fM, text %.2fM), %s\n",
 		*out, *preset, *seed, float64(total)/1e6, float64(vis)/1e6, float64(txt)/1e6, what)
 	return nil
-}
-
-// writePreprocessorConfig writes Hugging Face's CLIPImageProcessor config
-// for size×size inputs with CLIP's mean and std.
-func writePreprocessorConfig(dir string, size int) error {
-	pc := map[string]any{
-		"image_processor_type": "CLIPImageProcessor",
-		"do_resize":            true,
-		"size":                 map[string]int{"shortest_edge": size},
-		"resample":             3, // bicubic
-		"do_center_crop":       true,
-		"crop_size":            map[string]int{"height": size, "width": size},
-		"do_rescale":           true,
-		"rescale_factor":       1.0 / 255,
-		"do_normalize":         true,
-		"image_mean":           imageproc.CLIPMean[:],
-		"image_std":            imageproc.CLIPStd[:],
-		"do_convert_rgb":       true,
-	}
-	b, err := json.MarshalIndent(pc, "", "  ")
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(filepath.Join(dir, "preprocessor_config.json"), append(b, '\n'))
 }

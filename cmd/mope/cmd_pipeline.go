@@ -2,19 +2,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/dataset"
 	"github.com/mopeclip/mopeclip/mope"
-	"github.com/mopeclip/mopeclip/train"
 )
 
 func init() {
@@ -34,13 +29,16 @@ func init() {
 
 // pipelineFlags are mope pipeline's options.
 type pipelineFlags struct {
-	Stage, Tower, Order, Metric string
-	Teacher, Out                string
-	Target, MinWidth            float64
-	CalibN, Groups              int
-	CalibSplit                  string
-	Seed                        uint64
-	D                           distillFlags
+	Stage            mope.Stage
+	Tower            *clip.TowerSet
+	Order            mope.Order
+	Metric           mope.Metric
+	Teacher, Out     string
+	Target, MinWidth float64
+	CalibN, Groups   int
+	CalibSplit       string
+	Seed             uint64
+	D                distillFlags
 }
 
 func runPipeline(args []string, stdout, stderr io.Writer) error {
@@ -48,10 +46,11 @@ func runPipeline(args []string, stdout, stderr io.Writer) error {
 	fl := newFlags(c, stderr)
 	var pf pipelineFlags
 	pf.D.register(fl)
-	fl.StringVar(&pf.Stage, "stage", "pretrain", "`finetune|pretrain`")
-	fl.StringVar(&pf.Tower, "tower", "vision", "tower pruned by the finetune stage (`vision|text`)")
-	fl.StringVar(&pf.Order, "order", mope.OrderWidthDepth, "`width-depth|depth-width|width`")
-	fl.StringVar(&pf.Metric, "metric", "mope", "importance metric: `mope|magnitude|taylor|random|unimodal`")
+	pf.Stage, pf.Order, pf.Metric = mope.StagePretrain, mope.OrderWidthDepth, mope.MetricMoPE
+	fl.Var(&pf.Stage, "stage", "`finetune|pretrain`")
+	pf.Tower = towerFlag(fl, clip.VisionOnly, "tower pruned by the finetune stage (`vision|text`; pretrain prunes both)")
+	fl.Var(&pf.Order, "order", "`width-depth|depth-width|width`")
+	fl.Var(&pf.Metric, "metric", "importance metric: `mope|magnitude|taylor|random|unimodal`")
 	fl.StringVar(&pf.Teacher, "teacher", "", "unpruned teacher model `DIR`")
 	fl.StringVar(&pf.Out, "out", "", "output `DIR` (steps, final model, pipeline.json)")
 	fl.Float64Var(&pf.Target, "target-flops", 0.5, "fraction `R` of the pruned towers' FLOPs to keep (0.5: 2×, 0.25: 4×)")
@@ -59,50 +58,95 @@ func runPipeline(args []string, stdout, stderr io.Writer) error {
 	fl.IntVar(&pf.CalibN, "calib-n", 250, "calibration images (their captions too) for MoPE scoring")
 	fl.StringVar(&pf.CalibSplit, "calib-split", "val", "dataset split of the calibration pairs (files; shapes uses its calib split)")
 	fl.IntVar(&pf.Groups, "groups", mope.DefaultGroups, "FFN neuron groups per layer")
+	asJSON := jsonFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
-	if fl.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, fl.Arg(0))
+	if err := noArgs(fl); err != nil {
+		return err
 	}
-	if pf.Teacher == "" || pf.Out == "" {
-		return fmt.Errorf("%w: need --teacher and --out", errUsage)
+	if err := requireFlags(fl, "teacher", "out"); err != nil {
+		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	pf.D.parsed()
+	pf.Seed = pf.D.Opt.Seed // one --seed: the data order and the random metric
+	if pf.Stage == mope.StageFinetune && (*pf.Tower == clip.BothTowers || *pf.Tower == 0) {
+		return fmt.Errorf("%w: --stage finetune prunes one tower: --tower vision or --tower text", errUsage)
+	}
+	unlock, err := lockOut(pf.Out)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	release, err := useDevice(*pf.D.Device, stderr)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if err := refuseSameDir(pf.Out, pf.Teacher, "--teacher", false); err != nil {
+		return err
+	}
+	ctx, stop := signalContext()
 	defer stop()
-	_, _, err := pipelineDirs(ctx, pf, stderr, stderr)
-	if errors.Is(err, train.ErrInterrupted) {
-		fmt.Fprintf(stderr, "run the same command again to resume\n")
+	log := progressTo(stderr, *pf.D.Quiet)
+	m, res, err := pipelineDirs(ctx, pf, log, log)
+	if err != nil {
+		return reportStop(err, stderr, "pipeline", args, "", pf.Out+" (finished steps are kept; the same command skips them)")
 	}
-	return err
+	final := filepath.Join(pf.Out, "final")
+	if *asJSON {
+		return writeJSON(stdout, pipelineReport{Model: final, Teacher: pf.Teacher, Data: pf.D.Data, Seed: pf.Seed,
+			Steps: pf.D.Opt.Steps, PipelineResult: res, Params: params(m)})
+	}
+	fmt.Fprintf(stdout, "%s: %s %s %s, width %.2f depth %.2f, %d parameters\n", final, res.Stage, res.Order, res.Metric,
+		res.Width, res.Depth, params(m))
+	return nil
+}
+
+// pipelineReport is pipeline --json: the final model, the settings and the
+// steps' records (pipeline.json).
+type pipelineReport struct {
+	Model   string `json:"model"`
+	Teacher string `json:"teacher"`
+	Data    string `json:"data"`
+	Seed    uint64 `json:"seed"`
+	Steps   int    `json:"distill_steps"`
+	Params  int    `json:"params"`
+	*mope.PipelineResult
+}
+
+// params is a model's parameter count.
+func params(m *clip.Model) int {
+	_, _, n := m.NumParams()
+	return n
 }
 
 // pipelineDirs loads the teacher, data and calibration set and runs the pipeline.
 func pipelineDirs(ctx context.Context, pf pipelineFlags, log, progress io.Writer) (*clip.Model, *mope.PipelineResult, error) {
-	teacher, err := clip.Load(pf.Teacher)
+	teacher, err := openModelAs("--teacher", pf.Teacher, log)
 	if err != nil {
 		return nil, nil, err
 	}
 	var towers []string
 	switch pf.Stage {
 	case mope.StageFinetune:
-		if pf.Tower != mope.Vision && pf.Tower != mope.Text {
+		if *pf.Tower != clip.VisionOnly && *pf.Tower != clip.TextOnly {
 			return nil, nil, fmt.Errorf("%w: --tower must be vision or text", errUsage)
 		}
-		towers = []string{pf.Tower}
+		towers = pf.Tower.Names()
 	case mope.StagePretrain:
 	default:
 		return nil, nil, fmt.Errorf("%w: --stage must be finetune or pretrain", errUsage)
 	}
-	data, err := loadDistillData(pf.D.Data, pf.D.TrainN, pf.D.ValN, pf.Teacher, teacher.Config.Vision.ImageSize, log)
+	data, err := loadDistillData(pf.D.Data, pf.D.TrainN, pf.D.ValN, pf.Teacher, teacher.ImageConfig(), log)
 	if err != nil {
 		return nil, nil, err
 	}
 	var cal *mope.Calib
-	if pf.Metric != "magnitude" && pf.Metric != "random" {
+	if pf.Metric.NeedsData() {
 		t := time.Now()
 		split := pf.CalibSplit
-		if strings.EqualFold(pf.D.Data, "shapes") {
+		if dataset.IsShapes(pf.D.Data) {
 			split = ""
 		}
 		if cal, err = mope.LoadCalib(teacher, pf.D.Data, split, pf.CalibN, data.Tok); err != nil {

@@ -2,17 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"image"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/mopeclip/mopeclip/clip"
@@ -20,6 +16,7 @@ import (
 	"github.com/mopeclip/mopeclip/clip/tokenizer"
 	"github.com/mopeclip/mopeclip/dataset"
 	"github.com/mopeclip/mopeclip/dataset/shapes"
+	"github.com/mopeclip/mopeclip/infer"
 	"github.com/mopeclip/mopeclip/internal/world"
 	"github.com/mopeclip/mopeclip/nn"
 	"github.com/mopeclip/mopeclip/ops"
@@ -33,7 +30,7 @@ func init() {
 		usage: "--data shapes|FILE --preset NAME --steps N --batch B --out DIR [--resume] [flags]\n\n" +
 			"  Writes DIR as a loadable model directory (config.json, model.safetensors, vocab.json,\n" +
 			"  merges.txt) plus curve.csv and curve.png. Checkpoints go to DIR/checkpoint/ every\n" +
-			"  --ckpt-every steps (atomically) and on Ctrl-C; --resume continues from there\n" +
+			"  --checkpoint-every steps (atomically) and on Ctrl-C; --resume continues from there\n" +
 			"  bit-identically (same flags and GOMAXPROCS). The batch of step s depends only on\n" +
 			"  (--seed, s).",
 		run: runPretrain,
@@ -85,9 +82,9 @@ func runPretrain(args []string, stdout, stderr io.Writer) error {
 	c := commands["pretrain"]
 	fl := newFlags(c, stderr)
 	o := defaultPretrain()
-	fl.StringVar(&o.Data, "data", o.Data, "\"shapes\" (the built-in world, generated in memory) or a dataset `FILE` (.json Karpathy, .jsonl, .csv)")
+	data := dataFlag(fl, o.Data, "\"shapes\" (the built-in world, generated in memory) or a dataset `FILE` (.json Karpathy, .jsonl, .csv)")
 	fl.StringVar(&o.Preset, "preset", o.Preset, "architecture `NAME` (one of "+strings.Join(clip.PresetNames(), ", ")+")")
-	fl.StringVar(&o.Out, "out", "", "output model `DIR`")
+	out := outFlag(fl, "", "output model `DIR`")
 	fl.IntVar(&o.Steps, "steps", o.Steps, "optimiser steps")
 	fl.IntVar(&o.Batch, "batch", o.Batch, "image–caption pairs per step (the contrastive batch)")
 	fl.IntVar(&o.Warmup, "warmup", o.Warmup, "linear warm-up steps before the cosine decay")
@@ -95,19 +92,23 @@ func runPretrain(args []string, stdout, stderr io.Writer) error {
 	fl.Float64Var(&o.MinLR, "min-lr", o.MinLR, "final learning rate of the cosine decay")
 	fl.Float64Var(&o.WD, "wd", o.WD, "AdamW weight decay (β = 0.9, 0.98, ε = 1e-6, as CLIP)")
 	fl.Float64Var(&o.ClipNorm, "clip", o.ClipNorm, "global gradient-norm clip (0: off)")
-	fl.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the initialisation and the data order")
+	seed := seedFlag(fl, o.Seed, "seed of the initialisation and the data order")
 	fl.IntVar(&o.ValEvery, "val-every", o.ValEvery, "validate every N steps (and at the end)")
 	fl.IntVar(&o.ValN, "val-n", o.ValN, "validation images (their captions too); 0: no validation")
-	fl.IntVar(&o.CkptEvery, "ckpt-every", o.CkptEvery, "write a checkpoint every N steps")
+	fl.IntVar(&o.CkptEvery, "checkpoint-every", o.CkptEvery, "write a checkpoint every `N` steps (training counts steps; scoring takes a duration)")
+	deprecatedFlag(fl, "ckpt-every", "checkpoint-every")
 	fl.IntVar(&o.TrainN, "train-n", 0, "training images (default: the whole train split)")
 	fl.StringVar(&o.Init, "init", "", "start from the weights of model `DIR` (same architecture) instead of a random initialisation")
 	fl.IntVar(&o.StopAt, "stop-at", 0, "stop (with a checkpoint) before step N, to continue later with --resume")
 	fl.BoolVar(&o.Resume, "resume", false, "continue from DIR/checkpoint if present")
 	fl.BoolVar(&o.KeepCheckpoint, "keep-checkpoint", false, "keep DIR/checkpoint after a finished run")
+	quiet := quietFlag(fl)
+	force := fl.Bool("force", false, "start over although DIR/checkpoint holds an unfinished run (it is discarded)")
 	device := deviceFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
+	o.Data, o.Out, o.Seed = *data, *out, *seed
 	if fl.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fl.Arg(0))
 	}
@@ -117,18 +118,26 @@ func runPretrain(args []string, stdout, stderr io.Writer) error {
 	if o.Steps <= 0 || o.Batch < 2 {
 		return fmt.Errorf("%w: need --steps > 0 and --batch >= 2", errUsage)
 	}
+	if o.Batch > maxBatch {
+		return fmt.Errorf("%w: --batch %d is more than %d pairs per step", errUsage, o.Batch, maxBatch)
+	}
+	if err := refuseCheckpoint(o.Out, o.Resume, *force); err != nil {
+		return err
+	}
+	unlock, err := lockOut(o.Out)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	release, err := useDevice(*device, stderr)
 	if err != nil {
 		return err
 	}
 	defer release()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
-	_, err = pretrain(ctx, o, stderr)
-	if errors.Is(err, train.ErrInterrupted) {
-		fmt.Fprintf(stderr, "resume with: %s --resume\n", o.command())
-	}
-	return err
+	_, err = pretrain(ctx, o, progressTo(stderr, *quiet))
+	return reportStop(err, stderr, "pretrain", args, "--resume", filepath.Join(o.Out, "checkpoint"))
 }
 
 // pretrainData is the training and validation data of a run.
@@ -137,10 +146,11 @@ type pretrainData struct {
 	Tok        *tokenizer.Tokenizer
 }
 
-func loadPretrainData(o pretrainOptions, size int, log io.Writer) (*pretrainData, error) {
+func loadPretrainData(o pretrainOptions, pc imageproc.Config, log io.Writer) (*pretrainData, error) {
+	size := pc.Size
 	t0 := time.Now()
 	d := &pretrainData{}
-	if o.Data == "shapes" {
+	if dataset.IsShapes(o.Data) {
 		sc := shapes.DefaultConfig()
 		tok, err := world.Tokenizer(sc)
 		if err != nil {
@@ -150,28 +160,21 @@ func loadPretrainData(o pretrainOptions, size int, log io.Writer) (*pretrainData
 		if d.Train, err = world.Split(sc, "train", o.TrainN, size); err != nil {
 			return nil, err
 		}
+		d.Train.Images.Pre = &pc
 		if o.ValN > 0 {
 			if d.Val, err = world.Split(sc, "val", o.ValN, size); err != nil {
 				return nil, err
 			}
+			d.Val.Images.Pre = &pc
 		}
 	} else {
-		r, err := dataset.Load(o.Data, "train", o.TrainN)
-		if err != nil {
+		var err error
+		if d.Train, d.Val, err = filePairs(o.Data, o.TrainN, o.ValN, pc); err != nil {
 			return nil, err
 		}
-		if d.Train, err = filePairs(r, size); err != nil {
+		caps, _ := d.Train.Flat()
+		if d.Tok, err = world.TokenizerFrom(caps, world.VocabSize); err != nil {
 			return nil, err
-		}
-		if d.Tok, err = world.TokenizerFrom(r.Captions, world.VocabSize); err != nil {
-			return nil, err
-		}
-		if o.ValN > 0 {
-			if v, err := dataset.Load(o.Data, "val", o.ValN); err == nil {
-				if d.Val, err = filePairs(v, size); err != nil {
-					return nil, err
-				}
-			}
 		}
 	}
 	fmt.Fprintf(log, "data %s: %d training images, %d validation images, vocabulary %d (%s)\n",
@@ -186,21 +189,36 @@ func lenPairs(p *world.Pairs) int {
 	return p.Len()
 }
 
-// filePairs decodes a retrieval set's images (CLIP preprocessing to size).
-func filePairs(r *dataset.Retrieval, size int) (*world.Pairs, error) {
-	imgs := make([]image.Image, len(r.Images))
-	for i, p := range r.Images {
-		im, err := imageproc.Load(p)
-		if err != nil {
-			return nil, err
+// noteTruncated says once how many training captions are longer than the
+// model's context (they are truncated as CLIP does, end-of-text kept).
+func noteTruncated(log io.Writer, tok *tokenizer.Tokenizer, p *dataset.Pairs, context int) {
+	if n := world.Truncated(tok, p, context); n > 0 {
+		fmt.Fprintf(log, "%d training captions are longer than the model's context of %d tokens: truncated as CLIP does (end-of-text kept)\n", n, context)
+	}
+}
+
+// filePairs reads the training pairs (split "train" where the data has
+// splits, the first trainN images; 0: all) and, when valN > 0 and the data
+// has a "val" split, the validation pairs, as 8-bit crops at size×size
+// (dataset.LoadPairs: images are decoded and cropped one at a time, never
+// held at full resolution).
+func filePairs(spec string, trainN, valN int, pc imageproc.Config) (train, val *dataset.Pairs, err error) {
+	ctx := context.Background()
+	d, err := dataset.Open(spec, dataset.Options{Split: "train", Limit: trainN})
+	if err != nil {
+		return nil, nil, err
+	}
+	if train, err = dataset.LoadPairsWith(ctx, d, pc); err != nil {
+		return nil, nil, err
+	}
+	if valN > 0 && d.Split() != "" {
+		if v, err := dataset.Open(spec, dataset.Options{Split: "val", Limit: valN}); err == nil {
+			if val, err = dataset.LoadPairsWith(ctx, v, pc); err != nil {
+				return nil, nil, err
+			}
 		}
-		imgs[i] = im
 	}
-	caps := make([][]string, len(r.Images))
-	for i, c := range r.Captions {
-		caps[r.CaptionImage[i]] = append(caps[r.CaptionImage[i]], c)
-	}
-	return &world.Pairs{Images: world.NewImages(imgs, size), Captions: caps}, nil
+	return train, val, nil
 }
 
 // pretrain runs a whole pretraining run and writes o.Out.
@@ -209,8 +227,21 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	data, err := loadPretrainData(o, cfg.Vision.ImageSize, log)
+	// The images are preprocessed as the --init model expects, if any.
+	pc := imageproc.DefaultConfig(cfg.Vision.ImageSize)
+	if o.Init != "" {
+		if pc, err = clip.LoadPreprocess(o.Init); err != nil {
+			return nil, err
+		}
+		if pc.Size != cfg.Vision.ImageSize {
+			return nil, fmt.Errorf("--init %s has image size %d, preset %s %d", o.Init, pc.Size, o.Preset, cfg.Vision.ImageSize)
+		}
+	}
+	data, err := loadPretrainData(o, pc, log)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkBatch(o.Batch, data.Train.Len()); err != nil {
 		return nil, err
 	}
 	if cfg.Text.VocabSize != data.Tok.VocabSize() || cfg.Text.EOSTokenID != data.Tok.EOT() {
@@ -222,8 +253,9 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 	if err != nil {
 		return nil, err
 	}
+	m.Preprocess = &pc
 	if o.Init != "" {
-		src, err := clip.Load(o.Init)
+		src, err := openModelAs("--init", o.Init, log)
 		if err != nil {
 			return nil, err
 		}
@@ -236,7 +268,8 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 		o.Preset, float64(total)/1e6, cfg.VisionMACs().GFLOPs(), cfg.TextMACs(world.Context).GFLOPs(), runtime.GOMAXPROCS(0))
 	ac := nn.AdamWConfig{Beta1: 0.9, Beta2: 0.98, Eps: 1e-6, WeightDecay: o.WD}
 	opt := nn.NewAdamW(m.Params(), ac)
-	sampler := &world.Sampler{Pairs: data.Train, Tok: data.Tok, Batch: o.Batch, Seed: o.Seed}
+	sampler := &world.Sampler{Pairs: data.Train, Tok: data.Tok, Batch: o.Batch, Seed: o.Seed, Context: cfg.Text.MaxPositionEmbeddings}
+	noteTruncated(log, data.Tok, data.Train, cfg.Text.MaxPositionEmbeddings)
 	tp := ops.NewTape()
 	step := func(s int) (float64, map[string]float64, error) {
 		b, err := sampler.Get(s)
@@ -249,7 +282,12 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 	var val train.ValFunc
 	if data.Val != nil {
 		val = func(int) (map[string]float64, error) {
-			r, err := world.Retrieval(m, data.Tok, data.Val)
+			enc, done, err := infer.NewEncoder(m, data.Tok)
+			if err != nil {
+				return nil, err
+			}
+			defer done()
+			r, err := world.Retrieval(enc, data.Val)
 			if err != nil {
 				return nil, err
 			}
@@ -266,10 +304,7 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 	if err != nil {
 		return res, err
 	}
-	if err := m.Save(o.Out); err != nil {
-		return res, err
-	}
-	if err := data.Tok.SaveHF(o.Out); err != nil {
+	if err := m.SaveWith(o.Out, clip.SaveOptions{Tokenizer: data.Tok}); err != nil {
 		return res, err
 	}
 	if err := res.Curve.Write(filepath.Join(o.Out, "curve.csv")); err != nil {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 
 	"github.com/mopeclip/mopeclip/clip"
@@ -20,7 +19,7 @@ func init() {
 		name:    "prune",
 		summary: "prune a model by importance scores: width (heads, FFN neurons) first, then depth (layers)",
 		usage: "--model DIR --scores scores.json (--width R --depth R | --target-flops R | --target-params R) --out DIR\n" +
-			"        [--global] [--towers vision,text] [--data FILE [--split S] [--limit N]] [--min-width 0.5]\n\n" +
+			"        [--global] [--tower vision|text|both] [--data FILE [--split S] [--limit N]] [--min-width 0.5]\n\n" +
 			"  Width keeps round(R·n) heads and FFN neurons per layer by their scores (--global: per tower).\n" +
 			"  Depth keeps round(R·L) layers: with --data (or a data-free metric: magnitude, random) the\n" +
 			"  layers of the width-pruned model are rescored with the file's metric; otherwise the file's\n" +
@@ -36,30 +35,37 @@ func init() {
 func runPrune(args []string, stdout, stderr io.Writer) error {
 	c := commands["prune"]
 	fl := newFlags(c, stderr)
-	model := fl.String("model", "", "model `DIR` the scores were computed on")
+	model := modelFlag(fl, "model `DIR` the scores were computed on")
 	scores := fl.String("scores", "", "scores `FILE` from mope score (merged if sharded)")
-	out := fl.String("out", "", "output model `DIR`")
+	out := outFlag(fl, "", "output model `DIR`")
 	width := fl.Float64("width", 0, "kept fraction `R` of heads and FFN neurons")
 	depth := fl.Float64("depth", 0, "kept fraction `R` of layers (default 1 with --width)")
 	targetF := fl.Float64("target-flops", 0, "keep this fraction `R` of the towers' FLOPs")
 	targetP := fl.Float64("target-params", 0, "keep this fraction `R` of the towers' parameters")
 	minWidth := fl.Float64("min-width", 0.5, "with a target: smallest width before layers are removed")
 	global := fl.Bool("global", false, "rank heads and neurons across the layers of a tower")
-	towersF := fl.String("towers", "", "towers to prune (default: those scored)")
-	data := fl.String("data", "", "calibration `FILE` or 'shapes' to rescore layers after width pruning")
-	split := fl.String("split", "", "dataset split(s) of --data")
-	limit := fl.Int("limit", 0, "first `N` images of --data")
+	towers := towerFlag(fl, 0, "towers to prune: `vision|text|both` (default: those scored)")
+	deprecatedFlag(fl, "towers", "tower")
+	data := dataFlag(fl, "", "calibration `FILE` or 'shapes' to rescore layers after width pruning")
+	split := splitFlag(fl, "", "dataset split(s) of --data")
+	limit := limitFlag(fl, 0, "first `N` images of --data")
 	batch := fl.Int("batch", 0, "items per forward batch when rescoring")
-	tokPath := fl.String("tokenizer", os.Getenv("MOPECLIP_VOCAB"), "tokenizer `PATH` when the model dir has none")
-	quiet := fl.Bool("quiet", false, "no progress bar")
+	tokPath := vocabFlag(fl, "tokenizer `PATH` when the model dir has none")
+	quiet := quietFlag(fl)
+	force := fl.Bool("force", false, "write --out although it is the source model")
+	device := deviceFlag(fl)
+	asJSON := jsonFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
-	if fl.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, fl.Arg(0))
+	if err := noArgs(fl); err != nil {
+		return err
 	}
-	if *model == "" || *scores == "" || *out == "" {
-		return fmt.Errorf("%w: --model, --scores and --out are required", errUsage)
+	if err := requireFlags(fl, "model", "scores", "out"); err != nil {
+		return err
+	}
+	if err := checkLimit(*limit); err != nil {
+		return err
 	}
 	targets := 0
 	for _, set := range []bool{*width > 0, *targetF > 0, *targetP > 0} {
@@ -76,6 +82,19 @@ func runPrune(args []string, stdout, stderr io.Writer) error {
 	if *width > 0 && *depth == 0 {
 		*depth = 1
 	}
+	if err := refuseSameDir(*out, *model, "--model", *force); err != nil {
+		return err
+	}
+	unlock, err := lockOut(*out)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	release, err := useDevice(*device, stderr)
+	if err != nil {
+		return err
+	}
+	defer release()
 	f, err := mope.ReadScores(*scores)
 	if err != nil {
 		return err
@@ -83,16 +102,14 @@ func runPrune(args []string, stdout, stderr io.Writer) error {
 	if !f.Complete || f.Shard != "" {
 		return fmt.Errorf("%s is a shard or an unfinished run: merge or resume it first", *scores)
 	}
-	m, err := clip.Load(*model)
+	m, err := openModel(*model, stderr)
 	if err != nil {
 		return err
 	}
 	o := mope.PruneOptions{Width: *width, Depth: *depth, Global: *global, TargetFLOPs: *targetF, TargetParams: *targetP,
 		MinWidth: *minWidth, Batch: *batch}
-	if *towersF != "" {
-		if o.Towers, err = mope.ParseTowers(*towersF); err != nil {
-			return fmt.Errorf("%w: --towers: %v", errUsage, err)
-		}
+	if *towers != 0 {
+		o.Towers = towers.Names()
 	}
 	if !*quiet {
 		o.Progress = stderr
@@ -110,23 +127,28 @@ func runPrune(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := pruned.Save(*out); err != nil {
+	if err := pruned.SaveWith(*out, clip.SaveOptions{From: *model}); err != nil {
 		return err
 	}
-	if err := clip.CopyTokenizer(*model, *out); err != nil {
-		return err
-	}
-	js, _ := json.MarshalIndent(struct {
-		Source string `json:"source_model"`
-		Scores string `json:"scores"`
-		Metric string `json:"metric"`
-		*mope.PruneReport
-	}{*model, *scores, f.Settings.Metric, rep}, "", "  ")
+	pr := pruneReport{Model: *out, Source: *model, Scores: *scores, Metric: f.Settings.Metric, PruneReport: rep}
+	js, _ := json.MarshalIndent(pr, "", "  ")
 	if err := atomicfile.WriteFile(filepath.Join(*out, PruneReportFile), append(js, '\n')); err != nil {
 		return err
+	}
+	if *asJSON {
+		return writeJSON(stdout, pr)
 	}
 	fmt.Fprintf(stdout, "%s: width %.2f depth %.2f (%s) towers %v: %.3f → %.3f GFLOPs (%.1f%%), %d → %d params (%.1f%%); depth scores: %s\n",
 		*out, rep.Width, rep.Depth, f.Settings.Metric, rep.Towers, rep.FLOPsBefore, rep.FLOPsAfter, 100*rep.FLOPsAfter/rep.FLOPsBefore,
 		rep.ParamsBefore, rep.ParamsAfter, 100*float64(rep.ParamsAfter)/float64(rep.ParamsBefore), rep.DepthScores)
 	return nil
+}
+
+// pruneReport is PruneReportFile and prune --json.
+type pruneReport struct {
+	Model  string      `json:"model"` // the pruned model (--out)
+	Source string      `json:"source_model"`
+	Scores string      `json:"scores"`
+	Metric mope.Metric `json:"metric"`
+	*mope.PruneReport
 }

@@ -40,43 +40,39 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 	}
 	c := commands["score"]
 	fl := newFlags(c, stderr)
-	model := fl.String("model", "", "model `DIR` (Hugging Face layout)")
-	data := fl.String("data", "", "calibration `FILE` (Karpathy .json, .jsonl, .csv) or 'shapes'")
-	split := fl.String("split", "", "dataset split(s) to use (default: all)")
-	tower := fl.String("tower", "both", "`vision|text|both`")
+	model := modelFlag(fl, "")
+	data := dataFlag(fl, "", "calibration `FILE` (Karpathy .json, .jsonl, .csv) or 'shapes'")
+	split := splitFlag(fl, "", "dataset split(s) to use (default: all)")
+	towers := towerFlag(fl, clip.BothTowers, "towers to score: `vision|text|both`")
 	modules := fl.String("modules", "heads,ffn,layers", "module kinds: `heads,ffn,layers`")
-	metric := fl.String("metric", "mope", "`mope|magnitude|taylor|random|unimodal`")
-	limit := fl.Int("limit", 0, "use the first `N` images and their captions (0: all; shapes: 1000)")
+	metric := mope.MetricMoPE
+	fl.Var(&metric, "metric", "importance metric: `mope|magnitude|taylor|random|unimodal`")
+	limit := limitFlag(fl, 0, "use the first `N` images and their captions (shapes: 1000)")
 	shard := fl.String("shard", "", "score shard `I/N` only (0 <= I < N)")
-	out := fl.String("out", "", "output scores `FILE` (JSON); also the checkpoint")
+	out := outFlag(fl, "", "output scores `FILE` (JSON); also the checkpoint")
 	groups := fl.Int("groups", mope.DefaultGroups, "FFN neuron groups per layer")
 	batch := fl.Int("batch", 0, "items per forward batch (0: 32 images / 128 captions)")
-	seed := fl.Uint64("seed", 0, "seed of the random metric")
+	seed := seedFlag(fl, 0, "seed of the random metric")
 	resume := fl.Bool("resume", false, "continue the run checkpointed in --out (same settings and shard)")
-	every := fl.Duration("checkpoint-every", time.Minute, "write the partial results to --out this often")
-	tokPath := fl.String("tokenizer", os.Getenv("MOPECLIP_VOCAB"), "tokenizer `PATH`: a dir with vocab.json+merges.txt or OpenAI's bpe .txt.gz (default: the model dir, then $MOPECLIP_VOCAB)")
-	quiet := fl.Bool("quiet", false, "no progress bar")
-	engine := fl.String("engine", "", "`fast|ref`: forward of the mope/unimodal evaluations: fast (package infer; default on the CPU) or ref (reference ops forward; default with --device cuda)")
-	threads := fl.Int("threads", 0, "fast engine workers (0: GOMAXPROCS)")
+	every := fl.Duration("checkpoint-every", time.Minute, "write the partial results to --out this often (a duration: scoring has no steps)")
+	tokPath := vocabFlag(fl, "tokenizer `PATH` when the model dir has none: a dir with vocab.json+merges.txt or OpenAI's bpe .txt.gz")
+	quiet := quietFlag(fl)
+	engine := engineFlag(fl)
+	threads := threadsFlag(fl, "fast engine workers")
 	dtype := fl.String("dtype", "f32", "`f32|bf16|int8`: weight type of the fast engine's GEMMs for the mope/unimodal evaluations (bf16, int8: faster, approximate scores)")
 	device := deviceFlag(fl)
+	asJSON := jsonFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
-	release, err := useDevice(*device, stderr)
-	if err != nil {
+	if err := noArgs(fl); err != nil {
 		return err
 	}
-	defer release()
-	if fl.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, fl.Arg(0))
+	if err := requireFlags(fl, "model", "out"); err != nil {
+		return err
 	}
-	if *model == "" || *out == "" {
-		return fmt.Errorf("%w: --model and --out are required", errUsage)
-	}
-	towers, err := mope.ParseTowers(*tower)
-	if err != nil {
-		return fmt.Errorf("%w: --tower: %v", errUsage, err)
+	if err := checkLimit(*limit); err != nil {
+		return err
 	}
 	kinds, err := mope.ParseKinds(*modules)
 	if err != nil {
@@ -89,16 +85,28 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 	if _, _, err := mope.ParseShard(*shard); err != nil {
 		return fmt.Errorf("%w: --shard: %v", errUsage, err)
 	}
-	needData := *metric == "mope" || *metric == "taylor" || *metric == "unimodal"
-	if needData && *data == "" {
-		return fmt.Errorf("%w: --metric %s needs --data FILE (or --data shapes)", errUsage, *metric)
+	if metric.NeedsData() && *data == "" {
+		return fmt.Errorf("%w: --metric %s needs --data FILE (or --data shapes)", errUsage, metric)
 	}
-	m, err := clip.Load(*model)
+	if err := checkOutFile(*out); err != nil {
+		return err
+	}
+	unlock, err := lockOut(*out)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	release, err := useDevice(*device, stderr)
+	if err != nil {
+		return err
+	}
+	defer release()
+	m, err := openModel(*model, stderr)
 	if err != nil {
 		return err
 	}
 	var cal *mope.Calib
-	if needData {
+	if metric.NeedsData() {
 		tok, err := scoreTokenizer(*model, *tokPath)
 		if err != nil {
 			return err
@@ -111,7 +119,7 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stderr, "calibration: %d images, %d captions (text length %d) in %s\n", cal.NImg, cal.NTxt, cal.T, time.Since(start).Round(time.Millisecond))
 		}
 	}
-	o := mope.Options{Metric: *metric, Towers: towers, Kinds: kinds, Groups: *groups, Batch: *batch, Seed: *seed,
+	o := mope.Options{Metric: metric, Towers: towers.Names(), Kinds: kinds, Groups: *groups, Batch: *batch, Seed: *seed,
 		Shard: *shard, Data: *data, Split: *split, Limit: *limit, Checkpoint: *out, CheckpointEvery: *every,
 		Engine: *engine, Threads: *threads, DType: dt}
 	if !*quiet {
@@ -129,12 +137,17 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stderr, "resuming: %d modules already scored\n", len(prev.Scores))
 		}
 	}
-	f, err := mope.Score(m, cal, o)
+	ctx, stop := signalContext()
+	defer stop()
+	f, err := mope.ScoreContext(ctx, m, cal, o)
 	if err != nil {
-		return err
+		return reportStop(err, stderr, "score", args, "--resume", *out)
 	}
-	fmt.Fprintf(stdout, "%s: %d of %d modules scored (%s", *out, len(f.Scores), f.Total, *metric)
-	if *metric == "mope" {
+	if *asJSON {
+		return writeJSON(stdout, scoreReport{Out: *out, ModelDir: *model, Scored: len(f.Scores), ScoreFile: f})
+	}
+	fmt.Fprintf(stdout, "%s: %d of %d modules scored (%s", *out, len(f.Scores), f.Total, metric)
+	if metric == mope.MetricMoPE {
 		fmt.Fprintf(stdout, ", baseline Z %.2f", f.Baseline)
 	}
 	if f.Shard != "" {
@@ -150,7 +163,7 @@ func scoreTokenizer(model, path string) (*tokenizer.Tokenizer, error) {
 		return mope.LoadTokenizer(model, "")
 	}
 	if path == "" {
-		return nil, fmt.Errorf("%s has no %s/%s: pass --tokenizer (a dir with them, or bpe_simple_vocab_16e6.txt.gz)", model, clip.VocabFile, clip.MergesFile)
+		return nil, fmt.Errorf("%s has no %s/%s: pass --vocab (a dir with them, or bpe_simple_vocab_16e6.txt.gz) or set $%s", model, clip.VocabFile, clip.MergesFile, VocabEnv)
 	}
 	return mope.LoadTokenizer(model, path)
 }
@@ -158,7 +171,8 @@ func scoreTokenizer(model, path string) (*tokenizer.Tokenizer, error) {
 func runScoreMerge(args []string, stdout, stderr io.Writer) error {
 	c := &command{name: "score merge", summary: "merge the shard files of one scoring run into the file a single run writes", usage: "A.json B.json ... --out scores.json"}
 	fl := newFlags(c, stderr)
-	out := fl.String("out", "", "merged scores `FILE`")
+	out := outFlag(fl, "", "merged scores `FILE`")
+	asJSON := jsonFlag(fl)
 	pos, err := parseMixed(fl, args)
 	if err != nil {
 		return err
@@ -181,6 +195,18 @@ func runScoreMerge(args []string, stdout, stderr io.Writer) error {
 	if err := mope.WriteScores(*out, merged); err != nil {
 		return err
 	}
+	if *asJSON {
+		return writeJSON(stdout, scoreReport{Out: *out, Scored: len(merged.Scores), ScoreFile: merged})
+	}
 	fmt.Fprintf(stdout, "%s: %d modules from %d files\n", *out, len(merged.Scores), len(files))
 	return nil
+}
+
+// scoreReport is score --json and score merge --json: the file written
+// (its settings name the model by path and fingerprint) and its scores.
+type scoreReport struct {
+	Out      string `json:"out"`
+	ModelDir string `json:"model_dir,omitempty"` // settings.model is its fingerprint
+	Scored   int    `json:"scored"`
+	*mope.ScoreFile
 }

@@ -4,8 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"path/filepath"
 
+	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/clip/tokenizer"
 )
 
@@ -23,9 +23,9 @@ func init() {
 func runTokenize(args []string, stdout, stderr io.Writer) error {
 	c := commands["tokenize"]
 	fs := newFlags(c, stderr)
-	model := fs.String("model", "", "Hugging Face tokenizer directory (`DIR`/vocab.json and DIR/merges.txt)")
-	vocab := fs.String("vocab", "", "CLIP merges `FILE` (bpe_simple_vocab_16e6.txt.gz, gzip or plain)")
-	context := fs.Int("context", tokenizer.DefaultContext, "context length: longer texts are an error unless --truncate")
+	model := modelFlag(fs, "model `DIR`: its vocab.json + merges.txt (or tokenizer.json) and its text context")
+	vocab := vocabFlag(fs, "CLIP merges `FILE` (bpe_simple_vocab_16e6.txt.gz, gzip or plain)")
+	context := fs.Int("context", 0, "context length: longer texts are an error unless --truncate (default: the --model's text context, else 77)")
 	truncate := fs.Bool("truncate", false, "cut texts longer than --context, keeping <|endoftext|> last")
 
 	var texts []string
@@ -45,10 +45,13 @@ func runTokenize(args []string, stdout, stderr io.Writer) error {
 		args = rest[1:]
 	}
 
+	if *model != "" && !flagSet(fs, "vocab") {
+		*vocab = "" // --model wins over $MOPECLIP_VOCAB
+	}
 	if (*model == "") == (*vocab == "") {
 		return fmt.Errorf("%w: give exactly one of --model DIR and --vocab FILE", errUsage)
 	}
-	if *context < 2 {
+	if flagSet(fs, "context") && *context < 2 {
 		return fmt.Errorf("%w: --context must be at least 2, got %d", errUsage, *context)
 	}
 	if len(texts) == 0 {
@@ -59,12 +62,17 @@ func runTokenize(args []string, stdout, stderr io.Writer) error {
 		err error
 	)
 	if *model != "" {
-		tok, err = tokenizer.LoadHF(filepath.Join(*model, "vocab.json"), filepath.Join(*model, "merges.txt"))
+		tok, err = clip.LoadTokenizer(*model)
 	} else {
 		tok, err = tokenizer.LoadOpenAI(*vocab)
 	}
 	if err != nil {
 		return err
+	}
+	if !flagSet(fs, "context") {
+		if *context, err = modelContext(*model); err != nil {
+			return err
+		}
 	}
 	for _, text := range texts {
 		ids, err := tok.Tokenize(text, *context, *truncate)
@@ -80,4 +88,22 @@ func runTokenize(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// modelContext is the text context of model directory dir
+// (text_config.max_position_embeddings, or open_clip's context_length),
+// or the CLIP default when dir is "" or has no config (a tokenizer-only
+// directory).
+func modelContext(dir string) (int, error) {
+	if dir == "" {
+		return tokenizer.DefaultContext, nil
+	}
+	if _, err := clip.DetectLayout(dir); err != nil {
+		return tokenizer.DefaultContext, nil
+	}
+	cfg, _, err := clip.LoadModelConfig(dir)
+	if err != nil {
+		return 0, err
+	}
+	return cfg.Text.MaxPositionEmbeddings, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -135,6 +136,12 @@ func TestDataInspect(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "4 images, 20 captions") || !strings.Contains(out, "shapes-test-000000.png") {
 		t.Fatalf("exit %d: %s%s", code, out, errs)
 	}
+	code, out, errs = dataRun(t, "data", "inspect", filepath.Join(dir, "dataset.json"), "--split", "test", "--examples", "1", "--json")
+	var rep inspectReport
+	if err := json.Unmarshal([]byte(out), &rep); code != 0 || err != nil || rep.Images != 4 || rep.Captions != 20 || rep.Split != "test" ||
+		len(rep.Examples) != 1 || len(rep.Examples[0].Captions) != 5 || !strings.HasSuffix(rep.Examples[0].Image, "shapes-test-000000.png") {
+		t.Fatalf("--json: exit %d, %v: %s%s", code, err, out, errs)
+	}
 	code, _, errs = dataRun(t, "data", "inspect", filepath.Join(dir, "dataset.json"), "--split", "train")
 	if code != 1 || !strings.Contains(errs, `no images in split "train"`) {
 		t.Errorf("empty split: exit %d, %s", code, errs)
@@ -153,8 +160,8 @@ func TestDataInspect(t *testing.T) {
 
 func TestDataHelp(t *testing.T) {
 	for _, sub := range []string{"export", "preview", "inspect"} {
-		code, _, errs := dataRun(t, "data", sub, "--help")
-		if code != 0 || !strings.Contains(errs, "usage: mope data "+sub) {
+		code, out, errs := dataRun(t, "data", sub, "--help")
+		if code != 0 || !strings.Contains(out, "usage: mope data "+sub) {
 			t.Errorf("data %s --help: exit %d, %q", sub, code, errs)
 		}
 	}

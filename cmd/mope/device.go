@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -10,18 +9,10 @@ import (
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/cuda"
 	"github.com/mopeclip/mopeclip/infer"
+	"github.com/mopeclip/mopeclip/mope"
 	"github.com/mopeclip/mopeclip/ops"
 	"github.com/mopeclip/mopeclip/tensor"
 )
-
-// deviceFlag adds --device to fs. The value is "cpu" (default), "cuda"
-// (fp32 on the GPU) or "cuda:tf32" (matrix products on tensor cores).
-// Inference (embed, eval, bench) runs the towers device-resident
-// (openGPUTowers, encoderDevice); training and scoring swap the ops backend
-// (useDevice).
-func deviceFlag(fs *flag.FlagSet) *string {
-	return fs.String("device", "cpu", "where it runs: cpu, cuda (fp32) or cuda:tf32 (embed/eval/bench: GPU-resident towers; pretrain/score: every op on the GPU); cuda needs a binary built with -tags cuda (make mope-cuda)")
-}
 
 // parseDevice splits a --device value: onGPU is false for "cpu".
 func parseDevice(name string) (onGPU bool, prec cuda.Precision, err error) {
@@ -182,29 +173,22 @@ func (g *gpuTowers) benchFuncs(pixels []float32, B int, tb *clip.TextBatch, errp
 	return image, text
 }
 
-// engineFlag registers --engine, the CPU forward of embed and eval.
-func engineFlag(fs *flag.FlagSet) *string {
-	return fs.String("engine", "fast", "forward on the CPU: fast (package infer: packed weights, fused kernels; outputs equal ref's to ≤ 1e-5) or ref (the reference ops forward)")
-}
-
 // encoderDevice routes the batches of enc through GPU-resident towers
 // (enc.Device) when --device name is a GPU, uploading the image and/or the
 // text tower of enc.Model for batches of enc.Batch; on the CPU through the
-// fast inference engine unless engine is "ref". It returns the function
+// fast inference engine unless engine is mope.EngineRef. It returns the function
 // that frees them.
-func encoderDevice(name, engine string, enc *clip.Encoder, image, text bool, log io.Writer) (release func(), err error) {
+func encoderDevice(name string, engine mope.Engine, enc *clip.Encoder, image, text bool, log io.Writer) (release func(), err error) {
 	onGPU, _, err := parseDevice(name)
 	if err != nil {
 		return nil, err
 	}
-	if engine != "fast" && engine != "ref" {
-		return nil, fmt.Errorf("%w: --engine %q (want fast or ref)", errUsage, engine)
-	}
+	engine = cpuEngine(engine)
 	if !image && !text {
 		return func() {}, nil
 	}
 	if !onGPU {
-		if engine == "ref" {
+		if engine == mope.EngineRef {
 			return func() {}, nil
 		}
 		e, err := infer.New(enc.Model, infer.Options{})

@@ -61,7 +61,7 @@ func TestDistillCommand(t *testing.T) {
 	}
 	var mr distillResult
 	b, err := os.ReadFile(filepath.Join(out, "metrics.json"))
-	if err != nil || json.Unmarshal(b, &mr) != nil || mr.Val["mean"] <= 0 {
+	if err != nil || json.Unmarshal(b, &mr) != nil || mr.Val == nil || mr.Val.Mean <= 0 || mr.Model != out {
 		t.Errorf("metrics.json: %v %s", err, b)
 	}
 	for _, f := range []string{"curve.csv", "curve.png", "vocab.json"} {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -40,27 +41,58 @@ func register(c *command) {
 var errUsage = errors.New("usage error")
 
 // newFlags returns a flag set for command c that reports errors instead of
-// exiting, with a help text that states the synopsis.
+// exiting. Its output (stderr) receives deprecation warnings; the help text
+// (usage line, summary, flags) goes to stdout through parseFlags.
 func newFlags(c *command, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("mope "+c.name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: mope %s %s\n\n%s\n\nflags:\n", c.name, c.usage, c.summary)
-		fs.PrintDefaults()
+		w := fs.Output()
+		fmt.Fprintf(w, "usage: mope %s %s\n\n%s\n\nflags:\n", c.name, c.usage, c.summary)
+		printFlags(fs, w)
 	}
 	return fs
 }
 
-// parseFlags parses args and maps flag errors to errUsage (help already printed).
+// helpError is returned by parseFlags for --help (-h): it carries the help
+// text, which run prints on stdout with exit status 0.
+type helpError struct{ text string }
+
+func (h *helpError) Error() string { return "help requested" }
+func (h *helpError) Unwrap() error { return flag.ErrHelp }
+
+// parseHook, when set (by tests), sees every flag set after parsing.
+var parseHook func(fs *flag.FlagSet)
+
+// parseFlags parses args. It returns a *helpError (wrapping flag.ErrHelp)
+// for --help, and a usage error (errUsage) naming the flag for bad flags;
+// it prints nothing itself.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return flag.ErrHelp
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+	out, usage := fs.Output(), fs.Usage
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	fs.SetOutput(out)
+	fs.Usage = usage
+	if parseHook != nil {
+		parseHook(fs)
 	}
-	return nil
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		var b strings.Builder
+		fs.SetOutput(&b)
+		fs.Usage()
+		fs.SetOutput(out)
+		return &helpError{b.String()}
+	}
+	// The flag package names flags with one dash; the help uses two.
+	return fmt.Errorf("%w: %s", errUsage, flagDash.ReplaceAllString(err.Error(), "$1--$2"))
 }
+
+// flagDash finds "-name" in the flag package's error messages.
+var flagDash = regexp.MustCompile(`(flag |for |: )-([[:alnum:]])`)
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "mope: structured pruning of CLIP with the MoPE metric (CVPR 2024), in Go.")
@@ -80,39 +112,57 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// Exit statuses.
+const (
+	exitOK          = 0
+	exitFailure     = 1
+	exitUsage       = 2   // bad command line
+	exitInterrupted = 130 // SIGINT/SIGTERM (128 + SIGINT), after a checkpoint where there is one
+)
+
 // run is main without the process exit, for tests.
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		if len(args) > 1 {
-			if c, ok := commands[args[1]]; ok {
-				c.run([]string{"--help"}, stdout, stderr)
-				return 0
-			}
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help" {
+		if len(args) == 1 {
+			usage(stdout)
+			return exitOK
 		}
-		usage(stdout)
-		if len(args) == 0 {
-			return 2
+		// mope help X [sub]: X's help, as mope X [sub] --help prints it.
+		if _, ok := commands[args[1]]; !ok {
+			fmt.Fprintf(stderr, "mope help: unknown command %q (run 'mope help' for the list)\n", args[1])
+			return exitUsage
 		}
-		return 0
+		return run(append(append([]string{args[1]}, args[2:]...), "--help"), stdout, stderr)
 	}
 	c, ok := commands[args[0]]
 	if !ok {
 		fmt.Fprintf(stderr, "mope: unknown command %q\n\n", args[0])
 		usage(stderr)
-		return 2
+		return exitUsage
 	}
 	err := c.run(args[1:], stdout, stderr)
+	var help *helpError
 	switch {
 	case err == nil:
-		return 0
+		return exitOK
+	case errors.As(err, &help):
+		fmt.Fprint(stdout, help.text)
+		return exitOK
 	case errors.Is(err, flag.ErrHelp):
-		return 0
+		return exitOK
 	case errors.Is(err, errUsage):
 		msg := strings.TrimPrefix(err.Error(), errUsage.Error()+": ")
 		fmt.Fprintf(stderr, "mope %s: %s\n(run 'mope %s --help' for usage)\n", c.name, msg, c.name)
-		return 2
+		return exitUsage
+	case isInterrupted(err):
+		fmt.Fprintf(stderr, "mope %s: %v\n", c.name, err)
+		return exitInterrupted
 	default:
 		fmt.Fprintf(stderr, "mope %s: %v\n", c.name, err)
-		return 1
+		return exitFailure
 	}
 }

@@ -76,7 +76,7 @@ func TestPretrainResumeMatchesStraightRun(t *testing.T) {
 	a, b := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
 	mopeRun(t, args(a)...)
 	var out, errb bytes.Buffer
-	if code := run(append(args(b), "--stop-at", "4"), &out, &errb); code == 0 || !strings.Contains(errb.String(), "--resume") {
+	if code := run(append(args(b), "--stop-at", "4"), &out, &errb); code != 0 || !strings.Contains(errb.String(), "continue with") || !strings.Contains(errb.String(), "--resume") || strings.Contains(errb.String(), "--stop-at 4") {
 		t.Fatalf("stopped run: exit %d\n%s", code, errb.String())
 	}
 	if s := mopeRun(t, append(args(b), "--resume")...); !strings.Contains(s, "resuming from") || !strings.Contains(s, "step 4/7") {

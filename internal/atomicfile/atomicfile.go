@@ -15,7 +15,7 @@ import (
 // error the temporary file is removed and the old file, if any, is untouched.
 func Write(path string, write func(w io.Writer) error) (err error) {
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	f, err := os.CreateTemp(dir, tempPrefix(path)+"*")
 	if err != nil {
 		return fmt.Errorf("atomic write %s: %w", path, err)
 	}
@@ -59,3 +59,23 @@ func WriteFile(path string, data []byte) error {
 		return err
 	})
 }
+
+// RemoveStale removes the temporary files that writers of path killed in
+// the middle of a write (kill -9, power loss) left behind, and returns how
+// many there were. Call it where no other writer of path can be running
+// (e.g. under Lock, or at the start of the run that owns path).
+func RemoveStale(path string) (int, error) {
+	matches, err := filepath.Glob(filepath.Join(filepath.Dir(path), tempPrefix(path)+"*"))
+	if err != nil {
+		return 0, err
+	}
+	for _, m := range matches {
+		if err := os.Remove(m); err != nil && !os.IsNotExist(err) {
+			return 0, err
+		}
+	}
+	return len(matches), nil
+}
+
+// tempPrefix is the name prefix of Write's temporary files for path.
+func tempPrefix(path string) string { return "." + filepath.Base(path) + ".tmp-" }

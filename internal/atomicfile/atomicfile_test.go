@@ -44,3 +44,25 @@ func TestWriteMissingDir(t *testing.T) {
 		t.Fatal("want error for missing directory")
 	}
 }
+
+func TestRemoveStale(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "checkpoint.safetensors")
+	for _, name := range []string{".checkpoint.safetensors.tmp-1", ".checkpoint.safetensors.tmp-2", ".other.tmp-1", "checkpoint.safetensors"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := RemoveStale(path)
+	if err != nil || n != 2 {
+		t.Fatalf("RemoveStale = %d, %v; want 2", n, err)
+	}
+	left, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range left {
+		names = append(names, e.Name())
+	}
+	if len(names) != 2 || names[0] != ".other.tmp-1" || names[1] != "checkpoint.safetensors" {
+		t.Errorf("left %v", names)
+	}
+}

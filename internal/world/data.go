@@ -5,16 +5,13 @@ import (
 
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/clip/tokenizer"
+	"github.com/mopeclip/mopeclip/dataset"
 	"github.com/mopeclip/mopeclip/dataset/shapes"
 	"github.com/mopeclip/mopeclip/tensor"
 )
 
-// Pairs is an image–caption set kept in memory: images as 8-bit RGB and each
-// image's captions.
-type Pairs struct {
-	Images   *Images
-	Captions [][]string // per image
-}
+// Pairs is the in-memory image–caption set of package dataset.
+type Pairs = dataset.Pairs
 
 // FromExamples builds Pairs from shapes examples, images at size×size.
 func FromExamples(exs []shapes.Example, size int) *Pairs {
@@ -37,20 +34,6 @@ func Split(cfg shapes.Config, split string, n, size int) (*Pairs, error) {
 	return FromExamples(exs, size), nil
 }
 
-// Len is the number of images.
-func (p *Pairs) Len() int { return len(p.Captions) }
-
-// Flat returns all captions in order and the image of each.
-func (p *Pairs) Flat() (captions []string, captionImage []int) {
-	for i, cs := range p.Captions {
-		for _, c := range cs {
-			captions = append(captions, c)
-			captionImage = append(captionImage, i)
-		}
-	}
-	return captions, captionImage
-}
-
 // Sampler draws training batches: batch s holds the images at positions
 // s·B … s·B+B−1 of an endless sequence of epochs, each a permutation of the
 // images seeded by (Seed, epoch), with one of the image's captions chosen by
@@ -61,9 +44,27 @@ type Sampler struct {
 	Tok   *tokenizer.Tokenizer
 	Batch int
 	Seed  uint64
+	// Context is the text context of the model being trained (its
+	// max_position_embeddings; 0: the shapes world's Context). Longer
+	// captions are truncated as CLIP does.
+	Context int
 
 	epoch int
 	perm  []int
+}
+
+// Truncated counts the captions of p longer than context tokens (with
+// start and end of text), which training truncates.
+func Truncated(tok *tokenizer.Tokenizer, p *Pairs, context int) int {
+	n := 0
+	for _, cs := range p.Captions {
+		for _, c := range cs {
+			if len(tok.Encode(c))+2 > context {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // Batch is one training batch.
@@ -103,7 +104,11 @@ func (s *Sampler) Get(step int) (*Batch, error) {
 	for k, i := range imgs {
 		texts[k] = s.Pairs.Captions[i][caps[k]]
 	}
-	tb, err := TextBatch(s.Tok, texts)
+	ctx := s.Context
+	if ctx <= 0 {
+		ctx = Context
+	}
+	tb, err := TextBatchContext(s.Tok, texts, ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -115,6 +120,11 @@ func (s *Sampler) Get(step int) (*Batch, error) {
 // causal mask, padding never reaches the EOT position, so the embeddings are
 // those of the full context at less cost.
 func TextBatch(tok *tokenizer.Tokenizer, texts []string) (*clip.TextBatch, error) {
+	return TextBatchContext(tok, texts, Context)
+}
+
+// TextBatchContext is TextBatch with the context length of the model.
+func TextBatchContext(tok *tokenizer.Tokenizer, texts []string, Context int) (*clip.TextBatch, error) {
 	ids, eot, err := tok.Batch(texts, Context, true)
 	if err != nil {
 		return nil, err

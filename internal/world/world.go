@@ -12,14 +12,11 @@ package world
 import (
 	"fmt"
 	"image"
-	"runtime"
-	"sync"
 
 	"github.com/mopeclip/mopeclip/clip"
-	"github.com/mopeclip/mopeclip/clip/imageproc"
 	"github.com/mopeclip/mopeclip/clip/tokenizer"
+	"github.com/mopeclip/mopeclip/dataset"
 	"github.com/mopeclip/mopeclip/dataset/shapes"
-	"github.com/mopeclip/mopeclip/tensor"
 )
 
 const (
@@ -106,59 +103,8 @@ func TokenizerFrom(corpus []string, vocabSize int) (*tokenizer.Tokenizer, error)
 	return tok, nil
 }
 
-// Images holds n images of one size as packed 8-bit RGB, the CLIP input
-// before normalisation (64×64×3 bytes each; 20,000 images are 245 MB).
-type Images struct {
-	Size int
-	Pix  []uint8 // [n, S, S, 3]
-	N    int
-}
+// Images is the 8-bit image store of package dataset.
+type Images = dataset.Images
 
-// NewImages converts images to size×size RGB8 (resizing with the CLIP
-// pipeline when they are of another size).
-func NewImages(imgs []image.Image, size int) *Images {
-	st := 3 * size * size
-	out := &Images{Size: size, N: len(imgs), Pix: make([]uint8, len(imgs)*st)}
-	pc := imageproc.DefaultConfig(size)
-	parallelFor(len(imgs), func(i int) {
-		copy(out.Pix[i*st:(i+1)*st], imageproc.Prepare(imgs[i], pc).Pix)
-	})
-	return out
-}
-
-// Pixels returns the normalised [len(idx), 3, S, S] tensor of images idx.
-func (im *Images) Pixels(idx []int) *tensor.Tensor {
-	S := im.Size
-	n := S * S
-	t := tensor.New(len(idx), 3, S, S)
-	pc := imageproc.DefaultConfig(S)
-	mean, std := pc.Mean, pc.Std
-	for b, i := range idx {
-		src := im.Pix[i*3*n : (i+1)*3*n]
-		dst := t.Data[b*3*n : (b+1)*3*n]
-		for c := range 3 {
-			m, s := mean[c], std[c]
-			d := dst[c*n : (c+1)*n]
-			for k := range d {
-				d[k] = (float32(src[3*k+c])/255 - m) / s
-			}
-		}
-	}
-	return t
-}
-
-// parallelFor runs f(0..n-1) on GOMAXPROCS goroutines.
-func parallelFor(n int, f func(i int)) {
-	w := min(runtime.GOMAXPROCS(0), n)
-	var wg sync.WaitGroup
-	for g := range w {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := g; i < n; i += w {
-				f(i)
-			}
-		}()
-	}
-	wg.Wait()
-}
+// NewImages converts images to size×size RGB8 (dataset.NewImages).
+func NewImages(imgs []image.Image, size int) *Images { return dataset.NewImages(imgs, size) }

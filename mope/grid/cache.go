@@ -40,17 +40,10 @@ type scoreCache struct {
 	teacher *clip.Model
 	cal     *mope.Calib
 	limit   int
-	stdout  io.Writer
-	outMu   *sync.Mutex // guards stdout
+	say     func(format string, a ...any)
 
 	mu    sync.Mutex
 	files map[string]*mope.ScoreFile
-}
-
-func (s *scoreCache) say(format string, a ...any) {
-	s.outMu.Lock()
-	defer s.outMu.Unlock()
-	printf(s.stdout, format, a...)
 }
 
 // get returns the teacher's scores with metric, from memory, from the
@@ -68,7 +61,7 @@ func (s *scoreCache) get(metric string) (*mope.ScoreFile, error) {
 		return f, nil
 	}
 	t := time.Now()
-	f, err := mope.Score(s.teacher, s.cal, mope.Options{Metric: metric, Towers: []string{mope.Vision, mope.Text},
+	f, err := mope.Score(s.teacher, s.cal, mope.Options{Metric: mope.Metric(metric), Towers: []string{mope.Vision, mope.Text},
 		Kinds: []string{mope.KindHead, mope.KindFFN, mope.KindLayer}, Data: calibData, Limit: s.limit, Seed: 1})
 	if err != nil {
 		return nil, err

@@ -55,10 +55,7 @@ func RunDemo(ctx context.Context, c DemoConfig) (*Demo, error) {
 	d := &Demo{World: w, GridWorld: w}
 	save := func(name string, m *clip.Model) (string, error) {
 		dir := filepath.Join(c.Out, name)
-		if err := m.Save(dir); err != nil {
-			return "", err
-		}
-		return dir, clip.CopyTokenizer(c.TeacherDir, dir)
+		return dir, m.SaveWith(dir, clip.SaveOptions{From: c.TeacherDir})
 	}
 	printf(c.Stdout, "evaluating teacher ...\n")
 	tr, err := Evaluate("teacher", c.Teacher, c.Tok, w)

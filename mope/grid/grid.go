@@ -37,10 +37,10 @@ const (
 
 // Case is one model of the grid.
 type Case struct {
-	Towers string  // TowersBoth or TowersVision
-	Target float64 // fraction of the teacher's FLOPs kept (0.5: 2× fewer)
-	Method string  // an importance metric (mope.Metrics) or MethodScratch
-	Order  string  // mope.OrderWidthDepth, OrderDepthWidth or OrderWidth
+	Towers string     // TowersBoth or TowersVision
+	Target float64    // fraction of the teacher's FLOPs kept (0.5: 2× fewer)
+	Method string     // an importance metric (mope.Metrics) or MethodScratch
+	Order  mope.Order // mope.OrderWidthDepth, OrderDepthWidth or OrderWidth
 }
 
 // Name is the case's name: its output directory and row name, such as
@@ -48,7 +48,7 @@ type Case struct {
 func (c Case) Name() string {
 	s := fmt.Sprintf("%s-%gx-%s", c.Towers, 1/c.Target, c.Method)
 	if c.Order != mope.OrderWidthDepth && c.Method != MethodScratch {
-		s += "-" + c.Order
+		s += "-" + string(c.Order)
 	}
 	return s
 }
@@ -87,7 +87,7 @@ func Cases(quick bool) []Case {
 	for _, tw := range []string{TowersBoth, TowersVision} {
 		for _, t := range []float64{0.5, 0.25} {
 			for _, m := range mope.Metrics {
-				cs = append(cs, Case{tw, t, m, mope.OrderWidthDepth})
+				cs = append(cs, Case{tw, t, string(m), mope.OrderWidthDepth})
 			}
 			cs = append(cs, Case{tw, t, "mope", mope.OrderDepthWidth}, Case{tw, t, "mope", mope.OrderWidth},
 				Case{tw, t, MethodScratch, mope.OrderWidthDepth})
@@ -133,20 +133,20 @@ func (o *Options) cacheKey(teacherFingerprint string) string {
 
 // Row is one model of the grid (story.json).
 type Row struct {
-	Name    string  `json:"name"`
-	Towers  string  `json:"towers"` // "both", "vision", "-" (teacher)
-	Target  float64 `json:"target_flops"`
-	Method  string  `json:"method"` // metric, "scratch" or "teacher"
-	Order   string  `json:"order"`
-	Width   float64 `json:"width,omitempty"`
-	Depth   float64 `json:"depth,omitempty"`
-	Params  int     `json:"params"`
-	GFLOPsI float64 `json:"image_gflops"`
-	GFLOPsT float64 `json:"text_gflops"`
-	ImgPerS float64 `json:"images_per_s"`
-	R1      float64 `json:"mean_r1"`
-	R5      float64 `json:"mean_r5"`
-	Mean    float64 `json:"mean_recall"`
+	Name    string     `json:"name"`
+	Towers  string     `json:"towers"` // "both", "vision", "-" (teacher)
+	Target  float64    `json:"target_flops"`
+	Method  string     `json:"method"` // metric, "scratch" or "teacher"
+	Order   mope.Order `json:"order"`
+	Width   float64    `json:"width,omitempty"`
+	Depth   float64    `json:"depth,omitempty"`
+	Params  int        `json:"params"`
+	GFLOPsI float64    `json:"image_gflops"`
+	GFLOPsT float64    `json:"text_gflops"`
+	ImgPerS float64    `json:"images_per_s"`
+	R1      float64    `json:"mean_r1"`
+	R5      float64    `json:"mean_r5"`
+	Mean    float64    `json:"mean_recall"`
 	// PrunedR1 is mean R@1 of the pruned model before distillation.
 	PrunedR1 *float64 `json:"pruned_mean_r1,omitempty"`
 	Steps    int      `json:"train_steps"`
@@ -157,7 +157,6 @@ type Row struct {
 	// its recall before distillation); the row's other numbers stand.
 	Errors []string `json:"errors,omitempty"`
 
-	setting   setting
 	prunedDir string
 }
 

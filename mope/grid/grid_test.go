@@ -60,10 +60,17 @@ func toyOptions() Options {
 // models as building two at once.
 func TestRun(t *testing.T) {
 	env, stdout := tinyEnv(t)
+	var log bytes.Buffer
+	env.Log = &log
 	o := toyOptions()
 	rep, err := Run(context.Background(), env, o)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stdout)
+	}
+	// The rows' logs arrive whole, prefixed with the row's name, as
+	// timestamped progress lines without carriage returns.
+	if l := log.String(); !strings.Contains(l, "both-2x-scratch: 20") || !strings.Contains(l, "step 3/3 (100%)") || strings.ContainsRune(l, '\r') {
+		t.Errorf("log:\n%s", l)
 	}
 	rows := rep.Rows
 	if len(rows) != 1+len(Cases(true)) || len(rep.Results) != len(Cases(true)) {
@@ -83,7 +90,7 @@ func TestRun(t *testing.T) {
 	if err := rep.Write(env.Out); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{StoryJSON, PlotBase + ".svg", ReportFile} {
+	for _, f := range []string{StoryJSON, PlotBase + ".svg", PlotBase + ".png", ReportFile} {
 		if st, err := os.Stat(filepath.Join(env.Out, f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s: %v", f, err)
 		}
@@ -169,7 +176,7 @@ func TestMeasurementErrorsOnRow(t *testing.T) {
 
 // TestClaims checks the verdicts against rows written out by hand.
 func TestClaims(t *testing.T) {
-	mk := func(name, method, order string, r1 float64) *Row {
+	mk := func(name, method string, order mope.Order, r1 float64) *Row {
 		return &Row{Name: name, Towers: TowersBoth, Target: 0.5, Method: method, Order: order, R1: r1}
 	}
 	rows := []*Row{

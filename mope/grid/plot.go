@@ -2,69 +2,134 @@ package grid
 
 import (
 	"fmt"
-	"html"
-	"math"
-	"sort"
-	"strings"
+	"image/color"
 
-	"github.com/mopeclip/mopeclip/internal/atomicfile"
+	"gonum.org/v1/plot/vg/draw"
+
+	"github.com/mopeclip/mopeclip/internal/chart"
 	"github.com/mopeclip/mopeclip/mope"
 )
 
-// PlotBase is the plots' file name without extension (story.svg).
+// PlotBase is the plots' file name without extension (story.png,
+// story.svg).
 const PlotBase = "story"
 
-// WritePlots writes base.svg: mean R@1 against image GFLOPs.
-func WritePlots(base string, rows []*Row) error {
-	return atomicfile.WriteFile(base+".svg", storySVG(rows))
+// methodColor gives each method one colour in every panel.
+var methodColor = map[string]color.Color{
+	"mope": chart.Palette[1], "magnitude": chart.Palette[0], "taylor": chart.Palette[2], "unimodal": chart.Palette[3],
+	"random": chart.Palette[6], MethodScratch: chart.Palette[8],
 }
 
-// storySVG plots mean R@1 against image GFLOPs, one marker per model.
-func storySVG(rows []*Row) []byte {
-	const W, H, L, R, T, B = 900, 520, 70, 260, 40, 50
-	maxX, maxY := 0.0, 0.0
+// orderGlyph gives each pruning order one marker shape.
+var orderGlyph = map[mope.Order]draw.GlyphDrawer{
+	mope.OrderWidthDepth: draw.CircleGlyph{}, mope.OrderDepthWidth: draw.BoxGlyph{}, mope.OrderWidth: draw.TriangleGlyph{},
+}
+
+// WritePlots writes base.png and base.svg: mean R@1 against GFLOPs per
+// image (log scale), one panel per tower scope and FLOPs reduction, the
+// teacher's cost as a dashed line and its recall in each panel's title;
+// colours are the importance methods, shapes the pruning orders (legend on
+// the right).
+func WritePlots(base string, rows []*Row) error {
+	return Figure(rows).Save(base)
+}
+
+// Figure is the grid's plot.
+func Figure(rows []*Row) *chart.Figure {
+	var teacher *Row
+	var keys []setting
+	groups := map[setting][]*Row{}
 	for _, r := range rows {
-		maxX, maxY = math.Max(maxX, r.GFLOPsI), math.Max(maxY, r.R1)
-	}
-	maxX *= 1.1
-	maxY = math.Max(10, math.Ceil(maxY/10)*10)
-	px := func(x float64) float64 { return L + x/maxX*(W-L-R) }
-	py := func(y float64) float64 { return H - B - y/maxY*(H-T-B) }
-	colors := map[string]string{"teacher": "#000000", "mope": "#d62728", "magnitude": "#1f77b4", "taylor": "#2ca02c",
-		"unimodal": "#9467bd", "random": "#7f7f7f", "scratch": "#ff7f0e"}
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", W, H)
-	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", W, H)
-	fmt.Fprintf(&b, `<text x="%d" y="24" font-size="15">mean R@1 (%%) vs image-tower GFLOPs — shapes test split</text>`+"\n", L)
-	for i := 0; i <= 5; i++ {
-		y := maxY * float64(i) / 5
-		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#ddd"/><text x="%d" y="%.1f" text-anchor="end">%.0f</text>`+"\n",
-			L, W-R, py(y), py(y), L-6, py(y)+4, y)
-		x := maxX * float64(i) / 5
-		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="#ddd"/><text x="%.1f" y="%d" text-anchor="middle">%.4f</text>`+"\n",
-			px(x), px(x), T, H-B, px(x), H-B+16, x)
-	}
-	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle">GFLOPs per image</text>`+"\n", (L+W-R)/2, H-12)
-	sorted := append([]*Row(nil), rows...)
-	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].R1 > sorted[j].R1 })
-	for i, r := range sorted {
-		c := colors[r.Method]
-		if c == "" {
-			c = "#333"
+		if r.Method == MethodTeacher {
+			teacher = r
+			continue
 		}
-		shape := fmt.Sprintf(`<circle cx="%.1f" cy="%.1f" r="6" fill="%s"/>`, px(r.GFLOPsI), py(r.R1), c)
-		switch r.Order {
-		case mope.OrderDepthWidth:
-			shape = fmt.Sprintf(`<rect x="%.1f" y="%.1f" width="11" height="11" fill="%s"/>`, px(r.GFLOPsI)-5.5, py(r.R1)-5.5, c)
-		case mope.OrderWidth:
-			shape = fmt.Sprintf(`<polygon points="%.1f,%.1f %.1f,%.1f %.1f,%.1f" fill="%s"/>`, px(r.GFLOPsI), py(r.R1)-7, px(r.GFLOPsI)-6, py(r.R1)+5,
-				px(r.GFLOPsI)+6, py(r.R1)+5, c)
+		if groups[r.setting()] == nil {
+			keys = append(keys, r.setting())
 		}
-		b.WriteString(shape + "\n")
-		ly := T + 14 + 16*i
-		fmt.Fprintf(&b, `<circle cx="%d" cy="%d" r="5" fill="%s"/><text x="%d" y="%d">%s (%.1f)</text>`+"\n", W-R+15, ly-4, c, W-R+25, ly,
-			html.EscapeString(r.Name), r.R1)
+		groups[r.setting()] = append(groups[r.setting()], r)
 	}
-	b.WriteString("</svg>\n")
-	return []byte(b.String())
+	f := &chart.Figure{Title: "Mean R@1 against GFLOPs per image, shapes world", Cols: 2}
+	for _, k := range keys {
+		f.Panels = append(f.Panels, panel(k, groups[k], teacher))
+	}
+	f.Cols = min(2, len(f.Panels))
+	f.Legend = legend(rows, teacher != nil)
+	return f
+}
+
+// setting of a row (the teacher's is its own).
+func (r *Row) setting() setting { return setting{r.Towers, r.Target} }
+
+// panel plots one setting's rows. The y axis spans the rows' recall (from
+// 0), so the differences stay visible where every model is far below the
+// teacher; the teacher's recall is in the title and its cost is the dashed
+// vertical line (the x axis keeps it in view).
+func panel(k setting, rows []*Row, teacher *Row) chart.Panel {
+	what := "both towers pruned"
+	if k.towers == TowersVision {
+		what = "vision tower pruned"
+	}
+	p := chart.Panel{Title: fmt.Sprintf("%s, %g× fewer FLOPs", what, 1/k.target), XLabel: "GFLOPs per image (log scale)",
+		YLabel: "mean R@1 (%)", LogX: true, ZeroY: true}
+	hi := 0.0
+	for _, r := range rows {
+		hi = max(hi, r.R1)
+		p.Series = append(p.Series, chart.Series{Name: r.Name, X: []float64{r.GFLOPsI}, Y: []float64{r.R1},
+			Color: methodColor[r.Method], Glyph: glyphOf(r)})
+	}
+	if teacher != nil {
+		p.Title += fmt.Sprintf("; teacher %.1f", teacher.R1)
+		p.Series = append(p.Series, chart.Series{Name: "teacher", X: []float64{teacher.GFLOPsI, teacher.GFLOPsI}, Y: []float64{0, max(hi, 1)},
+			Color: color.Black, Line: true, Dashed: true})
+	}
+	return p
+}
+
+func glyphOf(r *Row) draw.GlyphDrawer {
+	if r.Method == MethodScratch {
+		return draw.CrossGlyph{}
+	}
+	if g := orderGlyph[r.Order]; g != nil {
+		return g
+	}
+	return draw.RingGlyph{}
+}
+
+// legend lists the methods and orders present in rows.
+func legend(rows []*Row, teacher bool) []chart.Series {
+	var l []chart.Series
+	seen := map[string]bool{}
+	for _, m := range append(append([]string{}, metricNames()...), MethodScratch) {
+		for _, r := range rows {
+			if r.Method == m && !seen[m] {
+				seen[m] = true
+				g := draw.GlyphDrawer(draw.CircleGlyph{})
+				if m == MethodScratch {
+					g = draw.CrossGlyph{}
+				}
+				l = append(l, chart.Series{Name: m, Color: methodColor[m], Glyph: g})
+			}
+		}
+	}
+	for _, o := range []mope.Order{mope.OrderWidthDepth, mope.OrderDepthWidth, mope.OrderWidth} {
+		for _, r := range rows {
+			if r.Order == o && r.Method != MethodScratch && !seen["order "+string(o)] {
+				seen["order "+string(o)] = true
+				l = append(l, chart.Series{Name: "order " + string(o), Color: color.Black, Glyph: orderGlyph[o]})
+			}
+		}
+	}
+	if teacher {
+		l = append(l, chart.Series{Name: "teacher's GFLOPs", Color: color.Black, Line: true, Dashed: true})
+	}
+	return l
+}
+
+func metricNames() []string {
+	var s []string
+	for _, m := range mope.Metrics {
+		s = append(s, string(m))
+	}
+	return s
 }

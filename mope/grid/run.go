@@ -15,6 +15,8 @@ import (
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/clip/tokenizer"
 	"github.com/mopeclip/mopeclip/dataset/shapes"
+	"github.com/mopeclip/mopeclip/infer"
+	"github.com/mopeclip/mopeclip/internal/progress"
 	"github.com/mopeclip/mopeclip/internal/world"
 	"github.com/mopeclip/mopeclip/mope"
 )
@@ -77,6 +79,7 @@ func Run(ctx context.Context, env Env, o Options) (*Report, error) {
 		return nil, err
 	}
 	rows, results, models, err := r.buildAll(ctx)
+	r.meter.Finish("")
 	if err != nil {
 		return nil, err
 	}
@@ -119,8 +122,14 @@ type runner struct {
 	// shapes: the pruned config of each setting's MoPE width-then-depth
 	// row, which that setting's scratch row trains.
 	shapes map[setting]*shape
-	outMu  sync.Mutex
-	logMu  sync.Mutex
+	// meter counts the finished models on env.Log; the rows' logs go
+	// through it (above its bar on a terminal).
+	meter *progress.Meter
+	// narrate prints the grid's own lines through the meter when stdout
+	// and the log are both terminals (so they do not break the bar).
+	narrate bool
+	outMu   sync.Mutex
+	logMu   sync.Mutex
 }
 
 // shape is a pruned config, published once by closing done.
@@ -131,6 +140,8 @@ type shape struct {
 
 func newRunner(env Env, o Options, dir string) (*runner, error) {
 	r := &runner{env: env, o: o, dir: dir, cases: Cases(o.Quick), shapes: map[setting]*shape{}}
+	r.meter = progress.New(env.Log, "story", len(r.cases), progress.Options{Unit: "models/min", Scale: 60})
+	r.narrate = r.meter.Mode() == progress.Bar && progress.IsTerminal(env.Stdout)
 	printf(env.Stdout, "\nMoPE-CLIP story: %d pruned/scratch models, %d at a time; budget per model %d steps × %d pairs (%d training images), calibration %d pairs\n",
 		len(r.cases), o.JobCount(), o.Steps, o.Batch, o.TrainN, o.CalibN)
 	t := time.Now()
@@ -148,7 +159,7 @@ func newRunner(env Env, o Options, dir string) (*runner, error) {
 	r.data = mope.DistillData{Train: r.train, Tok: env.Tok, TeacherCache: mope.NewTeacherCache(env.Teacher, teacherCacheBytes)}
 	r.dopt = mope.DefaultDistillOptions()
 	r.dopt.Steps, r.dopt.Batch, r.dopt.LR, r.dopt.Warmup, r.dopt.ValEvery, r.dopt.CkptEvery = o.Steps, o.Batch, o.LR, max(1, o.Steps/10), 0, 50
-	r.scores = &scoreCache{dir: dir, teacher: env.Teacher, cal: r.cal, limit: o.CalibN, stdout: env.Stdout, outMu: &r.outMu, files: map[string]*mope.ScoreFile{}}
+	r.scores = &scoreCache{dir: dir, teacher: env.Teacher, cal: r.cal, limit: o.CalibN, say: r.say, files: map[string]*mope.ScoreFile{}}
 	for _, c := range r.cases {
 		if c.isShapeSource() {
 			r.shapes[c.setting()] = &shape{done: make(chan struct{})}
@@ -175,6 +186,10 @@ func calibration(m *clip.Model, tok *tokenizer.Tokenizer, n int) (*mope.Calib, e
 }
 
 func (r *runner) say(format string, a ...any) {
+	if r.narrate {
+		r.meter.Print(fmt.Sprintf(format, a...))
+		return
+	}
 	r.outMu.Lock()
 	defer r.outMu.Unlock()
 	printf(r.env.Stdout, format, a...)
@@ -222,9 +237,12 @@ func (r *runner) build(ctx context.Context, i int) (*Row, *Result, *clip.Model, 
 	c := r.cases[i]
 	name := c.Name()
 	r.say("[%d/%d] %s ...\n", i+1, len(r.cases), name)
-	log := newPrefixWriter(r.env.Log, &r.logMu, name+": ")
+	var log io.Writer
+	if r.env.Log != nil {
+		log = newPrefixWriter(r.meter.Writer(), &r.logMu, name+": ")
+	}
 	t := time.Now()
-	row := &Row{Name: name, Towers: c.Towers, Target: c.Target, Method: c.Method, Order: c.Order, Steps: r.o.Steps, setting: c.setting()}
+	row := &Row{Name: name, Towers: c.Towers, Target: c.Target, Method: c.Method, Order: c.Order, Steps: r.o.Steps}
 	var m *clip.Model
 	var err error
 	if c.Method == MethodScratch {
@@ -249,6 +267,7 @@ func (r *runner) build(ctx context.Context, i int) (*Row, *Result, *clip.Model, 
 		r.measurePruned(row)
 	}
 	row.fill(res)
+	r.meter.Add(1, name+" done")
 	r.say("    %s: %.2fM params, %.4f GFLOPs/image, mean R@1 %.1f, R@5 %.1f (%s%s)\n", name, float64(row.Params)/1e6,
 		row.GFLOPsI, row.R1, row.R5, time.Duration(row.Seconds*float64(time.Second)).Round(time.Second), cachedNote(row.Cached))
 	return row, res, m, nil
@@ -279,7 +298,7 @@ func (r *runner) buildPruned(ctx context.Context, c Case, row *Row, log io.Write
 	if err != nil {
 		return nil, err
 	}
-	po := mope.PipelineOptions{Stage: mope.StagePretrain, Order: c.Order, Metric: c.Method, TargetFLOPs: c.Target,
+	po := mope.PipelineOptions{Stage: mope.StagePretrain, Order: c.Order, Metric: mope.Metric(c.Method), TargetFLOPs: c.Target,
 		Calib: r.cal, CalibData: calibData, CalibLimit: r.o.CalibN, TeacherScores: ts, Seed: 1,
 		Distill: r.dopt, Data: r.data, TeacherDir: r.env.TeacherDir, Dir: filepath.Join(r.dir, name), Log: log, Context: ctx}
 	if c.Towers == TowersVision {
@@ -313,7 +332,13 @@ func (r *runner) measurePruned(row *Row) {
 		row.fail("R@1 before distillation", err)
 		return
 	}
-	m, err := world.Retrieval(pm, r.env.Tok, r.env.World.Test)
+	enc, done, err := infer.NewEncoder(pm, r.env.Tok)
+	if err != nil {
+		row.fail("R@1 before distillation", err)
+		return
+	}
+	defer done()
+	m, err := world.Retrieval(enc, r.env.World.Test)
 	if err != nil {
 		row.fail("R@1 before distillation", err)
 		return

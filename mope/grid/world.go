@@ -7,6 +7,7 @@ import (
 	"github.com/mopeclip/mopeclip/clip/tokenizer"
 	"github.com/mopeclip/mopeclip/clip/zeroshot"
 	"github.com/mopeclip/mopeclip/dataset/shapes"
+	"github.com/mopeclip/mopeclip/infer"
 	"github.com/mopeclip/mopeclip/internal/world"
 )
 
@@ -92,17 +93,17 @@ func colorPrompts() (classes, templates []string) {
 // classification, size and FLOPs. The result's Dir is left empty.
 func Evaluate(name string, m *clip.Model, tok *tokenizer.Tokenizer, d *World) (*Result, error) {
 	t0 := time.Now()
-	r, err := world.Retrieval(m, tok, d.Test)
-	if err != nil {
-		return nil, err
-	}
-	res := &Result{Name: name, RetrievalMetrics: r, R1: (r.TR1 + r.IR1) / 2}
-	img := clip.Normalize(world.EmbedImages(m, d.Single.Images))
-	enc, done, err := world.Encoder(m, tok)
+	enc, done, err := infer.NewEncoder(m, tok)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
+	r, err := world.Retrieval(enc, d.Test)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Name: name, RetrievalMetrics: r, R1: (r.TR1 + r.IR1) / 2}
+	img := clip.Normalize(world.EmbedImages(enc, d.Single.Images))
 	for _, task := range []struct {
 		prompts func() ([]string, []string)
 		labels  []int

@@ -1,0 +1,57 @@
+package clip
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestParseTowerSet(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want TowerSet
+		ok   bool
+		str  string
+	}{
+		{"vision", VisionOnly, true, "vision"},
+		{"text", TextOnly, true, "text"},
+		{"both", BothTowers, true, "both"},
+		{"vision,text", BothTowers, true, "both"},
+		{" text , vision ", BothTowers, true, "both"},
+		{"image", VisionOnly, true, "vision"},
+		{"image,text", BothTowers, true, "both"},
+		{"", 0, false, ""},
+		{"audio", 0, false, ""},
+		{"vision,", 0, false, ""},
+	} {
+		got, err := ParseTowerSet(c.in)
+		if (err == nil) != c.ok || got != c.want || got.String() != c.str {
+			t.Errorf("ParseTowerSet(%q) = %v (%q), %v; want %v (%q), ok %v", c.in, got, got.String(), err, c.want, c.str, c.ok)
+		}
+		if c.ok {
+			back, err := ParseTowerSet(got.String())
+			if err != nil || back != got {
+				t.Errorf("round trip of %q: %v, %v", c.in, back, err)
+			}
+		}
+	}
+	if got := BothTowers.Names(); !slices.Equal(got, []string{"vision", "text"}) {
+		t.Errorf("Names = %v", got)
+	}
+	if !TowerSetOf(TextTower).Has(TextTower) || TowerSetOf(TextTower).Has(VisionTower) {
+		t.Error("TowerSetOf/Has")
+	}
+}
+
+func TestParseTower(t *testing.T) {
+	for in, want := range map[string]Tower{"vision": VisionTower, "text": TextTower, "image": VisionTower} {
+		var got Tower
+		if err := got.Set(in); err != nil || got != want {
+			t.Errorf("Set(%q) = %v, %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"", "both", "Vision", "img"} {
+		if _, err := ParseTower(bad); err == nil {
+			t.Errorf("ParseTower(%q) accepted", bad)
+		}
+	}
+}
