@@ -73,6 +73,11 @@ func readWeights(dir string) (map[string]*safetensors.Tensor, error) {
 	sort.Strings(names)
 	all := map[string]*safetensors.Tensor{}
 	for _, s := range names {
+		if _, err := os.Stat(filepath.Join(dir, s)); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s: shard %s, named for tensor %q (and %d more), does not exist", idxPath, s, firstMappedTo(idx.WeightMap, s), countMappedTo(idx.WeightMap, s)-1)
+		}
+	}
+	for _, s := range names {
 		f, err := safetensors.Load(filepath.Join(dir, s))
 		if err != nil {
 			return nil, err
@@ -338,3 +343,25 @@ func DetectLayout(dir string) (Layout, error) {
 }
 
 var _ = tensor.New
+
+// firstMappedTo returns the first tensor (sorted) the index maps to shard.
+func firstMappedTo(weightMap map[string]string, shard string) string {
+	first := ""
+	for n, s := range weightMap {
+		if s == shard && (first == "" || n < first) {
+			first = n
+		}
+	}
+	return first
+}
+
+// countMappedTo counts the tensors the index maps to shard.
+func countMappedTo(weightMap map[string]string, shard string) int {
+	n := 0
+	for _, s := range weightMap {
+		if s == shard {
+			n++
+		}
+	}
+	return n
+}

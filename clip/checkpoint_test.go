@@ -186,7 +186,8 @@ func TestLoadSharded(t *testing.T) {
 	delete(bad.WeightMap, "extra.weight")
 	bad.WeightMap["logit_scale"] = "model-00003-of-00002.safetensors"
 	writeIndex(bad)
-	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "model-00003-of-00002.safetensors") {
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "model-00003-of-00002.safetensors") ||
+		!strings.Contains(err.Error(), `"logit_scale"`) || !strings.Contains(err.Error(), WeightsIndex) {
 		t.Errorf("missing shard file: %v", err)
 	}
 	bad.WeightMap["logit_scale"] = "../model.safetensors"

@@ -219,3 +219,53 @@ func TestParsePreprocessorConfig(t *testing.T) {
 		}
 	}
 }
+
+// Concurrent saves of different models to one directory leave one of them,
+// whole: config and weights always agree (issue: two prunes to one --out).
+func TestConcurrentSavesDoNotMix(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "out")
+	models := make([]*Model, 4)
+	for i := range models {
+		m := tinyModel(t, uint64(40+i))
+		if i%2 == 1 {
+			cfg := m.Config.Clone()
+			cfg.Vision.NumHiddenLayers = 1
+			var err error
+			if m, err = New(cfg, uint64(40+i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		models[i] = m
+	}
+	errs := make(chan error, 3*len(models))
+	done := make(chan bool)
+	for _, m := range models {
+		go func() {
+			for range 3 {
+				errs <- m.Save(dir)
+			}
+			done <- true
+		}()
+	}
+	for range models {
+		<-done
+	}
+	for range 3 * len(models) {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := Load(dir)
+	if err != nil {
+		t.Fatalf("the directory does not load after concurrent saves: %v", err)
+	}
+	ok := false
+	for _, m := range models {
+		if sameBitsF32(got.Params()[0].Value.Data, m.Params()[0].Value.Data) && got.Config.Vision.NumHiddenLayers == m.Config.Vision.NumHiddenLayers {
+			ok = true
+		}
+	}
+	if !ok {
+		t.Fatal("the directory holds none of the saved models")
+	}
+}

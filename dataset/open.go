@@ -378,9 +378,9 @@ func (s *Skips) Get() (int, []string) {
 	return s.n, slices.Clone(s.first)
 }
 
-// bad handles a bad record: an error by default, counted and nil with
-// SkipBad.
-func (d *Dataset) bad(err error) error {
+// Bad handles a bad record: its error by default; with Options.SkipBad it
+// is counted (Skipped) and Bad returns nil.
+func (d *Dataset) Bad(err error) error {
 	if d.opt.SkipBad {
 		d.skips.Add(err)
 		return nil

@@ -83,7 +83,7 @@ func Stream[T any](ctx context.Context, d *Dataset, so StreamOptions, prep func(
 			continue // draining after a failure
 		}
 		if j.err != nil {
-			if err = d.bad(j.err); err != nil {
+			if err = d.Bad(j.err); err != nil {
 				cancel()
 			}
 			continue

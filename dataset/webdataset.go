@@ -170,7 +170,7 @@ func (d *Dataset) eachInShard(ctx context.Context, shard string, idx *int, fn fu
 			s.bad = fmt.Errorf("dataset: %s: no captions (want %s.txt lines or %s.json \"caption\"/\"captions\")", s.where(), path.Base(s.key), path.Base(s.key))
 		}
 		if s.bad != nil {
-			return d.bad(s.bad)
+			return d.Bad(s.bad)
 		}
 		if d.opt.Limit > 0 && *idx >= d.opt.Limit {
 			return errStop
@@ -191,7 +191,7 @@ func (d *Dataset) eachInShard(ctx context.Context, shard string, idx *int, fn fu
 			// The sample in progress and the rest of the shard are lost:
 			// one error (or, with SkipBad, one skip) names the shard and
 			// the last member read.
-			return d.bad(&truncatedError{shard: shard, after: last, err: err})
+			return d.Bad(&truncatedError{shard: shard, after: last, err: err})
 		}
 		if h.Typeflag != tar.TypeReg && h.Typeflag != tar.TypeRegA {
 			continue
@@ -223,7 +223,7 @@ func (d *Dataset) eachInShard(ctx context.Context, shard string, idx *int, fn fu
 		}
 		data, err := io.ReadAll(tr)
 		if err != nil {
-			return d.bad(&truncatedError{shard: shard, after: h.Name, err: err})
+			return d.Bad(&truncatedError{shard: shard, after: h.Name, err: err})
 		}
 		switch {
 		case isImage:

@@ -4,8 +4,9 @@
 // graphs of both towers that keep the pruned shapes (ImageEncoder,
 // TextEncoder), encoded with a small protowire writer (onnxpb.go).
 //
-// It sits above clip: it reads a *clip.Model and writes through
-// (*clip.Model).Save and clip.CopyTokenizer.
+// It sits above clip: it reads a *clip.Model, builds the ONNX graphs from
+// its lowering (clip/lower) and writes model directories through
+// (*clip.Model).SaveWith.
 package export
 
 import (
@@ -113,18 +114,20 @@ func Write(ctx context.Context, m *clip.Model, out string, f Format, o Options) 
 		return nil, fmt.Errorf("export: %w", err)
 	}
 	defer os.RemoveAll(tmp) // a no-op once renamed
+	if o.Tokenizer != nil {
+		if n, want := o.Tokenizer.VocabSize(), m.Config.Text.VocabSize; n != want {
+			return nil, fmt.Errorf("export: the tokenizer has %d tokens but the model's text_config.vocab_size is %d", n, want)
+		}
+	}
 	var written *clip.Model
 	switch f {
 	case HF:
-		written, err = writeHF(ctx, m, tmp)
+		written, err = writeHF(ctx, m, tmp, o)
 	case ONNX:
 		written, err = m, writeONNX(ctx, m, tmp)
-	}
-	if err == nil && o.Source != "" {
-		err = clip.CopyTokenizer(o.Source, tmp)
-	}
-	if err == nil {
-		err = writeTokenizer(m, tmp, o.Tokenizer)
+		if err == nil {
+			err = completeDir(m, tmp, o)
+		}
 	}
 	if err == nil {
 		err = ctx.Err()
@@ -217,15 +220,38 @@ func replaceDir(tmp, out string) error {
 	return os.Rename(tmp, out)
 }
 
-// writeTokenizer writes tok into dir when dir has no tokenizer yet.
-func writeTokenizer(m *clip.Model, dir string, tok *tokenizer.Tokenizer) error {
-	if tok == nil || hasTokenizer(dir) {
-		return nil
+// completeDir adds the tokenizer and preprocessing files of a model
+// directory to an ONNX export: those of o.Source, the ones it lacks filled
+// in (tokenizer_config.json, special_tokens_map.json from the tokenizer;
+// preprocessor_config.json from the model's preprocessing), the tokenizer
+// o.Tokenizer when o.Source has none.
+func completeDir(m *clip.Model, dir string, o Options) error {
+	if o.Source != "" {
+		if err := clip.CopyTokenizer(o.Source, dir); err != nil {
+			return err
+		}
 	}
-	if n, want := tok.VocabSize(), m.Config.Text.VocabSize; n != want {
-		return fmt.Errorf("the tokenizer has %d tokens but the model's text_config.vocab_size is %d", n, want)
+	tok := o.Tokenizer
+	if hasTokenizer(dir) {
+		t, err := clip.LoadTokenizer(dir)
+		if err != nil {
+			return err
+		}
+		tok = t
 	}
-	return tok.SaveHF(dir)
+	exists := func(name string) bool {
+		_, err := os.Stat(filepath.Join(dir, name))
+		return err == nil
+	}
+	if tok != nil && !(hasTokenizer(dir) && exists(clip.TokenizerConfigFile) && exists(clip.SpecialTokensFile)) {
+		if err := clip.WriteTokenizerFiles(dir, tok, m.Config.Text.MaxPositionEmbeddings); err != nil {
+			return err
+		}
+	}
+	if !exists(clip.PreprocessorFile) {
+		return clip.WritePreprocessorConfig(dir, m.ImageConfig())
+	}
+	return nil
 }
 
 // hasTokenizer reports whether dir holds a tokenizer (vocab.json and
@@ -242,16 +268,19 @@ func hasTokenizer(dir string) bool {
 // (vocab.json and merges.txt, or tokenizer.json).
 func HasTokenizer(dir string) bool { return hasTokenizer(dir) }
 
-// writeHF saves Dense(m) with Save; it returns the padded model.
-func writeHF(ctx context.Context, m *clip.Model, dir string) (*clip.Model, error) {
+// writeHF saves Dense(m) as a complete Hugging Face directory (SaveWith:
+// the tokenizer and preprocessor files of o.Source, or o.Tokenizer, the
+// missing ones filled in); it returns the padded model.
+func writeHF(ctx context.Context, m *clip.Model, dir string, o Options) (*clip.Model, error) {
 	d, err := Dense(m)
 	if err != nil {
 		return nil, err
 	}
+	d.Preprocess = m.Preprocess
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return d, d.Save(dir)
+	return d, d.SaveWith(dir, clip.SaveOptions{From: o.Source, Tokenizer: o.Tokenizer})
 }
 
 // writeONNX writes image_encoder.onnx and text_encoder.onnx.

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/clip/imageproc"
 	"github.com/mopeclip/mopeclip/clip/tokenizer"
 	"github.com/mopeclip/mopeclip/dataset"
 	"github.com/mopeclip/mopeclip/infer"
@@ -31,7 +32,6 @@ type DistillOptions struct {
 	CkptEvery, ValEvery int
 	Resume              bool
 	Log                 io.Writer
-	Context             context.Context
 	// Extra is stored in the checkpoint and checked on resume.
 	Extra map[string]string
 }
@@ -54,11 +54,22 @@ func (o DistillOptions) Signature() string {
 		f(w.ITC), f(w.KD), f(w.Feat), f(w.Hidden), f(w.Temp), o.Steps, o.Batch, o.Warmup, f(o.LR), f(o.MinLR), f(o.WD), f(o.ClipNorm), o.Seed)
 }
 
-// DistillData is the data of a distillation run: training pairs, optional
-// validation pairs, and the tokenizer of teacher and student.
+// DistillData is the data of a distillation run: training pairs (in memory,
+// or a stream), optional validation pairs, and the tokenizer of teacher and
+// student.
 type DistillData struct {
 	Train, Val *dataset.Pairs
-	Tok        *tokenizer.Tokenizer
+	// Stream, when Train is nil, is read as a stream instead (for data too
+	// large to hold, such as tar shards): epochs in a seeded order through
+	// a shuffle buffer of ShuffleBuffer records (0: 1000); the position is
+	// stored in checkpoints, and a resumed run reads what a straight one
+	// reads.
+	Stream        *dataset.Dataset
+	ShuffleBuffer int
+	// StreamPre is the preprocessing of streamed images (nil: CLIP's
+	// default at the student's image size).
+	StreamPre *imageproc.Config
+	Tok       *tokenizer.Tokenizer
 	// TeacherCache, when set and made for the teacher being distilled
 	// from, supplies the teacher's outputs of batches an earlier run
 	// computed (results are bit-identical with and without it).
@@ -91,31 +102,42 @@ func RetrievalScalars(m *clip.Model, tok *tokenizer.Tokenizer, p *dataset.Pairs)
 
 // Distill trains student (in place) to imitate teacher on data. The batch of
 // step s depends only on (o.Seed, s), so a resumed run matches a straight
-// one bit for bit (same GOMAXPROCS).
-func Distill(student, teacher *clip.Model, data DistillData, o DistillOptions) (*train.Result, error) {
+// one bit for bit (same GOMAXPROCS). Cancelling ctx stops it with a
+// checkpoint and train.ErrInterrupted.
+func Distill(ctx context.Context, student, teacher *clip.Model, data DistillData, o DistillOptions) (*train.Result, error) {
 	if err := o.Weights.Validate(); err != nil {
 		return nil, err
 	}
 	if o.Steps <= 0 || o.Batch < 2 {
 		return nil, fmt.Errorf("mope: distillation needs steps > 0 and batch ≥ 2 (got %d, %d)", o.Steps, o.Batch)
 	}
-	if data.Train == nil || data.Tok == nil {
+	if (data.Train == nil && data.Stream == nil) || data.Tok == nil {
 		return nil, fmt.Errorf("mope: distillation needs training data and a tokenizer")
 	}
 	if v := data.Tok.VocabSize(); v != student.Config.Text.VocabSize || v != teacher.Config.Text.VocabSize {
 		return nil, fmt.Errorf("mope: tokenizer has %d tokens, student %d, teacher %d", v, student.Config.Text.VocabSize, teacher.Config.Text.VocabSize)
 	}
 	opt := nn.NewAdamW(student.Params(), nn.AdamWConfig{Beta1: 0.9, Beta2: 0.98, Eps: 1e-6, WeightDecay: o.WD})
-	sampler := &world.Sampler{Pairs: data.Train, Tok: data.Tok, Batch: o.Batch, Seed: o.Seed,
-		Context: min(student.Config.Text.MaxPositionEmbeddings, teacher.Config.Text.MaxPositionEmbeddings)}
+	textCtx := min(student.Config.Text.MaxPositionEmbeddings, teacher.Config.Text.MaxPositionEmbeddings)
+	var get func(s int) (*world.Batch, error)
+	var stream *world.StreamSampler
+	if data.Train != nil {
+		sampler := &world.Sampler{Pairs: data.Train, Tok: data.Tok, Batch: o.Batch, Seed: o.Seed, Context: textCtx}
+		get = sampler.Get
+	} else {
+		stream = &world.StreamSampler{Data: data.Stream, Tok: data.Tok, Batch: o.Batch, Seed: o.Seed,
+			Size: student.Config.Vision.ImageSize, Pre: data.StreamPre, Context: textCtx, Buffer: data.ShuffleBuffer}
+		defer stream.Close()
+		get = func(s int) (*world.Batch, error) { return stream.Get(ctx, s) }
+	}
 	tp := ops.NewTape()
 	step := func(s int) (float64, map[string]float64, error) {
-		b, err := sampler.Get(s)
+		b, err := get(s)
 		if err != nil {
 			return 0, nil, err
 		}
 		var to *teacherOut
-		if c := data.TeacherCache; c != nil && c.teacher == teacher {
+		if c := data.TeacherCache; c != nil && c.teacher == teacher && data.Train != nil {
 			k := teacherKey{pairs: data.Train, tok: data.Tok, batch: o.Batch, seed: o.Seed, step: s}
 			hidden := o.Weights.Hidden > 0
 			to = c.get(k, hidden, func() *teacherOut { return forwardTeacher(teacher, b.Pixels, b.Text, hidden) })
@@ -131,6 +153,15 @@ func Distill(student, teacher *clip.Model, data DistillData, o DistillOptions) (
 		extra[k] = v
 	}
 	tc := train.Config{Steps: o.Steps, Warmup: o.Warmup, LR: o.LR, MinLR: o.MinLR, ClipNorm: o.ClipNorm, Items: o.Batch,
-		Dir: o.Dir, CkptEvery: o.CkptEvery, ValEvery: o.ValEvery, Resume: o.Resume, Log: o.Log, Context: o.Context, Extra: extra}
-	return train.Run(tc, student.Params(), opt, step, val)
+		Dir: o.Dir, CkptEvery: o.CkptEvery, ValEvery: o.ValEvery, Resume: o.Resume, Log: o.Log, Extra: extra}
+	if stream != nil {
+		tc.Data = stream
+	}
+	res, err := train.Run(ctx, tc, student.Params(), opt, step, val)
+	if stream != nil && o.Log != nil {
+		if n, first := data.Stream.Skipped(); n > 0 {
+			fmt.Fprintf(o.Log, "skipped %d bad training records (first: %s)\n", n, first[0])
+		}
+	}
+	return res, err
 }

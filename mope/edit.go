@@ -2,7 +2,6 @@ package mope
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/mopeclip/mopeclip/clip"
@@ -369,11 +368,4 @@ func Mask(m *clip.Model, p *Plan) (*clip.Model, error) {
 		}
 	}
 	return out, nil
-}
-
-// sortedCopy returns xs sorted ascending.
-func sortedCopy(xs []int) []int {
-	out := append([]int{}, xs...)
-	sort.Ints(out)
-	return out
 }

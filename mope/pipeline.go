@@ -68,7 +68,6 @@ type PipelineOptions struct {
 	Dir      string // output directory ("" : nothing saved, no resume)
 	Log      io.Writer
 	Progress io.Writer // scoring progress bars
-	Context  context.Context
 }
 
 // StepRecord is one step's step.json.
@@ -302,7 +301,7 @@ func (p *pipe) prune(m *clip.Model, name string, plan func() (*Plan, error), w, 
 }
 
 // distill distils m (in place) for steps steps (a step: the model in its dir).
-func (p *pipe) distill(m *clip.Model, name string, steps int) (*clip.Model, error) {
+func (p *pipe) distill(ctx context.Context, m *clip.Model, name string, steps int) (*clip.Model, error) {
 	dir := p.stepDir(name)
 	if r, ok := done(dir); ok {
 		if dm, err := clip.Load(dir); err == nil {
@@ -319,11 +318,11 @@ func (p *pipe) distill(m *clip.Model, name string, steps int) (*clip.Model, erro
 	o := p.o.Distill
 	o.Steps = steps
 	o.Warmup = min(o.Warmup, steps/5)
-	o.Log, o.Context = p.o.Log, p.o.Context
+	o.Log = p.o.Log
 	if dir != "" {
 		o.Dir, o.Resume = filepath.Join(dir, "checkpoint"), true
 	}
-	res, err := Distill(m, p.teacher, p.o.Data, o)
+	res, err := Distill(ctx, m, p.teacher, p.o.Data, o)
 	if err != nil {
 		return nil, err
 	}
@@ -388,8 +387,9 @@ func hasKinds(f *ScoreFile, towers, kinds []string) bool {
 }
 
 // Pipeline prunes a copy of teacher as o says and distils it from teacher.
-// It returns the final model and the record of every step.
-func Pipeline(teacher *clip.Model, o PipelineOptions) (*clip.Model, *PipelineResult, error) {
+// It returns the final model and the record of every step. Cancelling ctx
+// stops the distillation under way with a checkpoint (rerun to resume).
+func Pipeline(ctx context.Context, teacher *clip.Model, o PipelineOptions) (*clip.Model, *PipelineResult, error) {
 	if err := o.defaults(); err != nil {
 		return nil, nil, err
 	}
@@ -448,7 +448,7 @@ func Pipeline(teacher *clip.Model, o PipelineOptions) (*clip.Model, *PipelineRes
 			return nil, nil, err
 		}
 		if d < 1 {
-			if m, err = p.distill(m, "distill-width", first); err != nil {
+			if m, err = p.distill(ctx, m, "distill-width", first); err != nil {
 				return nil, nil, err
 			}
 			ls, err := p.score(m, "layer-scores", []string{KindLayer})
@@ -466,7 +466,7 @@ func Pipeline(teacher *clip.Model, o PipelineOptions) (*clip.Model, *PipelineRes
 			if m, err = p.prune(cur, "depth", func() (*Plan, error) { return DepthPlan(cur, ts.Lookup(), d, o.Towers) }, 1, d); err != nil {
 				return nil, nil, err
 			}
-			if m, err = p.distill(m, "distill-depth", first); err != nil {
+			if m, err = p.distill(ctx, m, "distill-depth", first); err != nil {
 				return nil, nil, err
 			}
 			ws, err := p.score(m, "width-scores", []string{KindHead, KindFFN})
@@ -483,7 +483,7 @@ func Pipeline(teacher *clip.Model, o PipelineOptions) (*clip.Model, *PipelineRes
 	if m == teacher {
 		m = CloneModel(teacher)
 	}
-	if m, err = p.distill(m, "distill", second); err != nil {
+	if m, err = p.distill(ctx, m, "distill", second); err != nil {
 		return nil, nil, err
 	}
 	if err := p.writeSummary(); err != nil {

@@ -1,6 +1,7 @@
 package mope
 
 import (
+	"context"
 	"path/filepath"
 	"testing"
 )
@@ -31,7 +32,7 @@ func TestPipelineResume(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), string(c.stage)+string(c.order))
 		o := PipelineOptions{Stage: c.stage, Order: c.order, Metric: c.metric, Towers: c.towers, TargetFLOPs: c.target,
 			Calib: cal, Distill: d, Data: data, Dir: dir, MinWidth: 0.4}
-		m1, r1, err := Pipeline(teacher, o)
+		m1, r1, err := Pipeline(context.Background(), teacher, o)
 		if err != nil {
 			t.Fatalf("%s/%s: %v", c.stage, c.order, err)
 		}
@@ -54,7 +55,7 @@ func TestPipelineResume(t *testing.T) {
 		if c.order == OrderWidth && m1.Config.Vision.NumHiddenLayers != teacher.Config.Vision.NumHiddenLayers {
 			t.Errorf("width-only dropped layers")
 		}
-		m2, r2, err := Pipeline(teacher, o)
+		m2, r2, err := Pipeline(context.Background(), teacher, o)
 		if err != nil {
 			t.Fatal(err)
 		}

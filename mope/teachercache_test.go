@@ -1,6 +1,7 @@
 package mope
 
 import (
+	"context"
 	"sync"
 	"testing"
 )
@@ -16,7 +17,7 @@ func TestTeacherCache(t *testing.T) {
 	o.Steps, o.Batch, o.Warmup, o.CkptEvery, o.ValEvery, o.LR = 4, 8, 1, 0, 0, 2e-3
 
 	plain := CloneModel(student)
-	if _, err := Distill(plain, teacher, data, o); err != nil {
+	if _, err := Distill(context.Background(), plain, teacher, data, o); err != nil {
 		t.Fatal(err)
 	}
 	want := Fingerprint(plain)
@@ -29,7 +30,7 @@ func TestTeacherCache(t *testing.T) {
 	for i := range 2 {
 		wg.Go(func() {
 			s := CloneModel(student)
-			if _, err := Distill(s, teacher, cached, o); err != nil {
+			if _, err := Distill(context.Background(), s, teacher, cached, o); err != nil {
 				t.Error(err)
 			}
 			got[i] = Fingerprint(s)
@@ -41,7 +42,7 @@ func TestTeacherCache(t *testing.T) {
 		t.Fatalf("cache holds %d batches (%d bytes) after runs of %d steps", n, bytes, o.Steps)
 	}
 	s := CloneModel(student)
-	if _, err := Distill(s, teacher, cached, o); err != nil {
+	if _, err := Distill(context.Background(), s, teacher, cached, o); err != nil {
 		t.Fatal(err)
 	}
 	got[2] = Fingerprint(s)
@@ -58,7 +59,7 @@ func TestTeacherCache(t *testing.T) {
 	other := CloneModel(teacher)
 	other.LogitScale.Value.Data[0] += 0.5
 	s = CloneModel(student)
-	if _, err := Distill(s, other, cached, o); err != nil {
+	if _, err := Distill(context.Background(), s, other, cached, o); err != nil {
 		t.Fatal(err)
 	}
 	if n3, _ := cached.TeacherCache.Len(); n3 != n {
@@ -72,7 +73,7 @@ func TestTeacherCache(t *testing.T) {
 	small := data
 	small.TeacherCache = NewTeacherCache(teacher, bytes/int64(n))
 	s = CloneModel(student)
-	if _, err := Distill(s, teacher, small, o); err != nil {
+	if _, err := Distill(context.Background(), s, teacher, small, o); err != nil {
 		t.Fatal(err)
 	}
 	if k, b := small.TeacherCache.Len(); k != 1 || b > bytes/int64(n) {

@@ -1,7 +1,6 @@
 package ops
 
 import (
-	"fmt"
 	"math"
 	"testing"
 
@@ -330,5 +329,3 @@ func refInfoNCE(img, txt []float64, s float64, N, D int) float64 {
 	}
 	return loss / float64(2*N)
 }
-
-func shapeStr(s []int) string { return fmt.Sprint(s) }

@@ -63,19 +63,6 @@ func (t *Tensor) Clone() *Tensor {
 	return &Tensor{Shape: append([]int(nil), t.Shape...), Data: append([]float32(nil), t.Data...)}
 }
 
-// SameShape reports whether a and b have equal shapes.
-func SameShape(a, b *Tensor) bool {
-	if len(a.Shape) != len(b.Shape) {
-		return false
-	}
-	for i := range a.Shape {
-		if a.Shape[i] != b.Shape[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // Reshape returns a view with a new shape and the same data. One dimension
 // may be -1 and is then inferred.
 func (t *Tensor) Reshape(shape ...int) (*Tensor, error) {

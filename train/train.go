@@ -36,6 +36,17 @@ const CheckpointFile = "checkpoint.safetensors"
 // CurveFile is the name of the training curve (CSV) inside Config.Dir.
 const CurveFile = "curve.csv"
 
+// DataState is the position of a training data stream (Config.Data).
+type DataState interface {
+	// State returns the position after the batches drawn so far.
+	State() map[string]string
+	// Restore returns to a position State returned, before step step.
+	Restore(ctx context.Context, state map[string]string, step int) error
+}
+
+// dataPrefix marks the checkpoint entries of Config.Data.
+const dataPrefix = "train.data."
+
 // accPrefix marks the checkpoint entries holding the curve's running means.
 const accPrefix = "train.acc."
 
@@ -87,6 +98,12 @@ type Config struct {
 	LogEvery int
 	// Resume continues from Dir's checkpoint if there is one.
 	Resume bool
+	// Data, when set, is the position of a streaming data source: its
+	// State is stored in every checkpoint and, on resume, handed back to
+	// Restore before the first step (for sources that are read in order
+	// and cannot seek by step alone, such as tar shards through a shuffle
+	// buffer).
+	Data DataState
 	// Extra is stored in the checkpoint; on resume the stored values must be
 	// equal (it guards against resuming with other hyper-parameters).
 	Extra map[string]string
@@ -98,9 +115,6 @@ type Config struct {
 	// StopAt, when > 0, stops the run before step StopAt with a checkpoint
 	// and ErrStopped, to train in several sittings.
 	StopAt int
-	// Context cancels the run (e.g. on SIGINT): the loop writes a checkpoint
-	// of the last completed step and returns ErrInterrupted.
-	Context context.Context
 }
 
 // Result summarises a finished run.
@@ -113,15 +127,16 @@ type Result struct {
 	Skipped      int // steps whose gradient was not finite (not applied)
 }
 
-// Run trains params with opt (which must optimise params) for cfg.Steps steps.
-func Run(cfg Config, params []*nn.Param, opt *nn.AdamW, step StepFunc, val ValFunc) (*Result, error) {
+// Run trains params with opt (which must optimise params) for cfg.Steps
+// steps. Cancelling ctx (e.g. on SIGINT) stops the run: the loop writes a
+// checkpoint of the last completed step and returns ErrInterrupted.
+func Run(ctx context.Context, cfg Config, params []*nn.Param, opt *nn.AdamW, step StepFunc, val ValFunc) (*Result, error) {
 	if cfg.Steps <= 0 {
 		return nil, fmt.Errorf("train: %d steps", cfg.Steps)
 	}
 	if cfg.LogEvery <= 0 {
 		cfg.LogEvery = 10
 	}
-	ctx := cfg.Context
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -161,6 +176,17 @@ func Run(cfg Config, params []*nn.Param, opt *nn.AdamW, step StepFunc, val ValFu
 				return nil, fmt.Errorf("train: checkpoint %s is at step %d, beyond the %d steps of this run", ckpt, s, cfg.Steps)
 			}
 			start = s
+			if cfg.Data != nil {
+				state := map[string]string{}
+				for k, v := range extra {
+					if name, ok := strings.CutPrefix(k, dataPrefix); ok {
+						state[name] = v
+					}
+				}
+				if err := cfg.Data.Restore(ctx, state, s); err != nil {
+					return nil, fmt.Errorf("train: resuming %s: %w", ckpt, err)
+				}
+			}
 			n, _ = strconv.Atoi(extra[accPrefix+"n"])
 			sum, _ = strconv.ParseFloat(extra[accPrefix+"loss"], 64)
 			for k, v := range extra {
@@ -185,6 +211,11 @@ func Run(cfg Config, params []*nn.Param, opt *nn.AdamW, step StepFunc, val ValFu
 		extra := map[string]string{}
 		for k, v := range cfg.Extra {
 			extra[k] = v
+		}
+		if cfg.Data != nil {
+			for k, v := range cfg.Data.State() {
+				extra[dataPrefix+k] = v
+			}
 		}
 		extra[accPrefix+"n"] = strconv.Itoa(n)
 		extra[accPrefix+"loss"] = strconv.FormatFloat(sum, 'g', -1, 64)

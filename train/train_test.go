@@ -119,7 +119,7 @@ func TestResumeAfterInterruptIsBitIdentical(t *testing.T) {
 	dirA, dirB := t.TempDir(), t.TempDir()
 	a := newToy(1)
 	before := snapshot(a.params())
-	res, err := Run(cfgFor(dirA, N), a.params(), a.opt, a.step, a.val)
+	res, err := Run(context.Background(), cfgFor(dirA, N), a.params(), a.opt, a.step, a.val)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,18 +130,17 @@ func TestResumeAfterInterruptIsBitIdentical(t *testing.T) {
 	b := newToy(1)
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg := cfgFor(dirB, N)
-	cfg.Context = ctx
 	stepB := func(s int) (float64, map[string]float64, error) {
 		if s == k-1 {
 			cancel() // interrupt after step k-1 completes
 		}
 		return b.step(s)
 	}
-	if _, err := Run(cfg, b.params(), b.opt, stepB, b.val); !errors.Is(err, ErrInterrupted) {
+	if _, err := Run(ctx, cfg, b.params(), b.opt, stepB, b.val); !errors.Is(err, ErrInterrupted) {
 		t.Fatalf("interrupted run returned %v", err)
 	}
 	c := newToy(2) // other weights: everything must come from the checkpoint
-	res, err = Run(cfgFor(dirB, N), c.params(), c.opt, c.step, c.val)
+	res, err = Run(context.Background(), cfgFor(dirB, N), c.params(), c.opt, c.step, c.val)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +156,7 @@ func TestResumeAfterCrashIsBitIdentical(t *testing.T) {
 	const N = 11
 	dirA, dirB := t.TempDir(), t.TempDir()
 	a := newToy(3)
-	if _, err := Run(cfgFor(dirA, N), a.params(), a.opt, a.step, a.val); err != nil {
+	if _, err := Run(context.Background(), cfgFor(dirA, N), a.params(), a.opt, a.step, a.val); err != nil {
 		t.Fatal(err)
 	}
 	b := newToy(3)
@@ -167,11 +166,11 @@ func TestResumeAfterCrashIsBitIdentical(t *testing.T) {
 		}
 		return b.step(s)
 	}
-	if _, err := Run(cfgFor(dirB, N), b.params(), b.opt, crash, b.val); err == nil || !strings.Contains(err.Error(), "killed") {
+	if _, err := Run(context.Background(), cfgFor(dirB, N), b.params(), b.opt, crash, b.val); err == nil || !strings.Contains(err.Error(), "killed") {
 		t.Fatalf("crashing run returned %v", err)
 	}
 	c := newToy(4)
-	res, err := Run(cfgFor(dirB, N), c.params(), c.opt, c.step, c.val)
+	res, err := Run(context.Background(), cfgFor(dirB, N), c.params(), c.opt, c.step, c.val)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,12 +183,12 @@ func TestResumeAfterCrashIsBitIdentical(t *testing.T) {
 func TestResumeRefusesOtherRun(t *testing.T) {
 	dir := t.TempDir()
 	a := newToy(1)
-	if _, err := Run(cfgFor(dir, 4), a.params(), a.opt, a.step, nil); err != nil {
+	if _, err := Run(context.Background(), cfgFor(dir, 4), a.params(), a.opt, a.step, nil); err != nil {
 		t.Fatal(err)
 	}
 	cfg := cfgFor(dir, 8)
 	cfg.Extra = map[string]string{"run": "other"}
-	if _, err := Run(cfg, a.params(), a.opt, a.step, nil); err == nil || !strings.Contains(err.Error(), "other") {
+	if _, err := Run(context.Background(), cfg, a.params(), a.opt, a.step, nil); err == nil || !strings.Contains(err.Error(), "other") {
 		t.Fatalf("want a refusal naming the mismatch, got %v", err)
 	}
 }
@@ -200,7 +199,7 @@ func TestProgressAndPlot(t *testing.T) {
 	var log bytes.Buffer
 	cfg := cfgFor(dir, 6)
 	cfg.Log = &log
-	res, err := Run(cfg, a.params(), a.opt, a.step, a.val)
+	res, err := Run(context.Background(), cfg, a.params(), a.opt, a.step, a.val)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +236,7 @@ func TestCheckpointTempFilesRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := newToy(1)
-	if _, err := Run(cfgFor(dir, 4), a.params(), a.opt, a.step, nil); err != nil {
+	if _, err := Run(context.Background(), cfgFor(dir, 4), a.params(), a.opt, a.step, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(stale); !os.IsNotExist(err) {
@@ -251,7 +250,7 @@ func TestCheckpointTempFilesRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := newToy(1)
-	if _, err := Run(cfgFor(bad, 8), b.params(), b.opt, b.step, nil); err == nil {
+	if _, err := Run(context.Background(), cfgFor(bad, 8), b.params(), b.opt, b.step, nil); err == nil {
 		t.Fatal("a checkpoint write into a directory succeeded")
 	}
 	if left, _ := filepath.Glob(filepath.Join(bad, ".*.tmp-*")); len(left) > 0 {
@@ -270,7 +269,7 @@ func TestNonFiniteLossStops(t *testing.T) {
 		}
 		return loss, sc, err
 	}
-	res, err := Run(cfgFor("", 3+MaxNonFinite+5), a.params(), a.opt, nan, nil)
+	res, err := Run(context.Background(), cfgFor("", 3+MaxNonFinite+5), a.params(), a.opt, nan, nil)
 	if !errors.Is(err, ErrNotFinite) || res.Skipped != 1+MaxNonFinite {
 		t.Fatalf("err %v, %d skipped", err, res.Skipped)
 	}
@@ -280,7 +279,7 @@ func TestStopAtIsNotAnInterruption(t *testing.T) {
 	a := newToy(1)
 	cfg := cfgFor(t.TempDir(), 8)
 	cfg.StopAt = 3
-	if _, err := Run(cfg, a.params(), a.opt, a.step, nil); !errors.Is(err, ErrStopped) || errors.Is(err, ErrInterrupted) {
+	if _, err := Run(context.Background(), cfg, a.params(), a.opt, a.step, nil); !errors.Is(err, ErrStopped) || errors.Is(err, ErrInterrupted) {
 		t.Fatalf("err %v", err)
 	}
 }

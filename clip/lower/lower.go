@@ -191,29 +191,6 @@ type Tower struct {
 // Embed returns the projection dimension E.
 func (t *Tower) Embed() int { return t.Proj.Out }
 
-// MaxInner returns the widest attention output H·D over the blocks (0 when
-// none attends).
-func (t *Tower) MaxInner() int {
-	n := 0
-	for i := range t.Blocks {
-		if a := t.Blocks[i].Attn; a != nil {
-			n = max(n, a.Inner())
-		}
-	}
-	return n
-}
-
-// MaxHidden returns the widest MLP over the blocks (0 when none has one).
-func (t *Tower) MaxHidden() int {
-	n := 0
-	for i := range t.Blocks {
-		if m := t.Blocks[i].MLP; m != nil {
-			n = max(n, m.Hidden)
-		}
-	}
-	return n
-}
-
 // Vision is the image tower: patch embedding (a bias-free convolution with
 // stride = kernel = PatchSize, as a [C, Channels·P·P] matrix), class token,
 // position embedding [SeqLen, C] and pre_layrnorm, then the Tower.
@@ -227,9 +204,6 @@ type Vision struct {
 	Pos     []float32
 	PreLN   LayerNorm
 }
-
-// InputLen returns the number of pixel values per image (Channels·S·S).
-func (v *Vision) InputLen() int { return v.Channels * v.ImageSize * v.ImageSize }
 
 // Text is the text tower: token embedding [Vocab, C] and position embedding
 // [SeqLen, C] (SeqLen is the context length), then the causal Tower.

@@ -50,15 +50,6 @@ func baseVocab() []string {
 	return v
 }
 
-// byteString is a piece's bytes written with the vocabulary's byte runes.
-func byteString(piece string) string {
-	rs := make([]rune, len(piece))
-	for i := 0; i < len(piece); i++ {
-		rs[i] = byteRune[piece[i]]
-	}
-	return string(rs)
-}
-
 type mergeRule struct {
 	rank   int32
 	result int32

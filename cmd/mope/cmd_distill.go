@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -38,6 +39,7 @@ func init() {
 type distillFlags struct {
 	Data         string
 	TrainN, ValN int
+	SkipBad      bool
 	Opt          mope.DistillOptions
 	Device       *string // --device
 	Quiet        *bool   // --quiet
@@ -51,7 +53,8 @@ func (d *distillFlags) register(fl *flag.FlagSet) {
 	d.Opt = o
 	d.Data = "shapes"
 	d.TrainN, d.ValN = 4000, 250
-	d.DataPtr = dataFlag(fl, d.Data, "\"shapes\" (built-in world) or a dataset `FILE` (Karpathy .json, .jsonl, .csv; train/val splits)")
+	d.DataPtr = dataFlag(fl, d.Data, "\"shapes\" (built-in world) or a dataset `SPEC` (Karpathy .json, .jsonl, .csv/.tsv with train/val splits; webdataset tar shards, streamed; docs/data.md)")
+	fl.BoolVar(&d.SkipBad, "skip-bad", false, "skip bad records (missing or undecodable image, no captions, truncated tar) and count them, instead of stopping at the first")
 	fl.IntVar(&d.TrainN, "train-n", d.TrainN, "training images (0: the whole train split)")
 	fl.IntVar(&d.ValN, "val-n", d.ValN, "validation images (0: no validation)")
 	fl.IntVar(&d.Opt.Steps, "steps", o.Steps, "distillation steps")
@@ -81,7 +84,7 @@ func (d *distillFlags) parsed() {
 
 // loadDistillData loads training and validation pairs at the model's image
 // size; the tokenizer is the teacher's (from its directory).
-func loadDistillData(data string, trainN, valN int, teacherDir string, pc imageproc.Config, log io.Writer) (mope.DistillData, error) {
+func loadDistillData(data string, trainN, valN int, skipBad bool, teacherDir string, pc imageproc.Config, log io.Writer) (mope.DistillData, error) {
 	size := pc.Size
 	t0 := time.Now()
 	var d mope.DistillData
@@ -102,10 +105,14 @@ func loadDistillData(data string, trainN, valN int, teacherDir string, pc imagep
 			}
 			d.Val.Images.Pre = &pc
 		}
-	} else {
-		if d.Train, d.Val, err = filePairs(data, trainN, valN, pc); err != nil {
-			return d, err
-		}
+	} else if d.Stream, err = streamData(data, trainN, skipBad); err != nil {
+		return d, err
+	} else if d.Stream != nil {
+		d.StreamPre = &pc
+		fmt.Fprintf(log, "data %s: streamed from %d tar shards (shuffle buffer 1000)\n", data, len(d.Stream.Spec.Shards))
+		return d, nil
+	} else if d.Train, d.Val, err = filePairs(data, trainN, valN, pc, skipBad, log); err != nil {
+		return d, err
 	}
 	fmt.Fprintf(log, "data %s: %d training images, %d validation images (%s)\n", data, d.Train.Len(), lenPairs(d.Val),
 		time.Since(t0).Round(time.Millisecond))
@@ -159,9 +166,8 @@ func runDistill(args []string, stdout, stderr io.Writer) error {
 	defer release()
 	ctx, stop := signalContext()
 	defer stop()
-	df.Opt.Context = ctx
 	df.Opt.Resume = resume
-	mr, err := distillDirs(teacherDir, studentDir, out, df, keep, progressTo(stderr, *df.Quiet))
+	mr, err := distillDirs(ctx, teacherDir, studentDir, out, df, keep, progressTo(stderr, *df.Quiet))
 	if err != nil {
 		return reportStop(err, stderr, "distill", args, "--resume", filepath.Join(out, "checkpoint"))
 	}
@@ -185,7 +191,7 @@ type distillResult struct {
 }
 
 // distillDirs loads teacher and student, distils, and writes out.
-func distillDirs(teacherDir, studentDir, out string, df distillFlags, keep bool, log io.Writer) (*distillResult, error) {
+func distillDirs(ctx context.Context, teacherDir, studentDir, out string, df distillFlags, keep bool, log io.Writer) (*distillResult, error) {
 	teacher, err := openModelAs("--teacher", teacherDir, log)
 	if err != nil {
 		return nil, err
@@ -194,11 +200,13 @@ func distillDirs(teacherDir, studentDir, out string, df distillFlags, keep bool,
 	if err != nil {
 		return nil, err
 	}
-	data, err := loadDistillData(df.Data, df.TrainN, df.ValN, teacherDir, teacher.ImageConfig(), log)
+	data, err := loadDistillData(df.Data, df.TrainN, df.ValN, df.SkipBad, teacherDir, teacher.ImageConfig(), log)
 	if err != nil {
 		return nil, err
 	}
-	noteTruncated(log, data.Tok, data.Train, teacher.Config.Text.MaxPositionEmbeddings)
+	if data.Train != nil {
+		noteTruncated(log, data.Tok, data.Train, teacher.Config.Text.MaxPositionEmbeddings)
+	}
 	o := df.Opt
 	o.Dir = filepath.Join(out, "checkpoint")
 	o.Log = log
@@ -207,14 +215,11 @@ func distillDirs(teacherDir, studentDir, out string, df distillFlags, keep bool,
 	_, _, sn := student.NumParams()
 	fmt.Fprintf(log, "distilling %s (%.2fM params, %.3f GFLOPs/image) from %s (%.2fM, %.3f): %s\n", studentDir, float64(sn)/1e6,
 		student.Config.VisionMACs().GFLOPs(), teacherDir, float64(tn)/1e6, teacher.Config.VisionMACs().GFLOPs(), o.Signature())
-	res, err := mope.Distill(student, teacher, data, o)
+	res, err := mope.Distill(ctx, student, teacher, data, o)
 	if err != nil {
 		return nil, err
 	}
-	if err := student.Save(out); err != nil {
-		return nil, err
-	}
-	if err := clip.CopyTokenizer(teacherDir, out); err != nil {
+	if err := student.SaveWith(out, clip.SaveOptions{From: teacherDir, Tokenizer: data.Tok}); err != nil {
 		return nil, err
 	}
 	if err := res.Curve.Write(filepath.Join(out, "curve.csv")); err != nil {

@@ -48,7 +48,8 @@ func rowsOf(t *tensor.Tensor) ([][]float32, error) {
 func runEmbed(args []string, stdout, stderr io.Writer) error {
 	c := commands["embed"]
 	fl := newFlags(c, stderr)
-	model := modelFlag(fl, "model `DIR` (Hugging Face layout: config.json, model.safetensors, vocab.json, merges.txt)")
+	model := modelFlag(fl, "model `DIR` (Hugging Face layout: config.json, model.safetensors, vocab.json, merges.txt; or open_clip's)")
+	vocab := vocabFlag(fl, "tokenizer `PATH` for --text when the model dir has none (e.g. open_clip): a dir with vocab.json+merges.txt or OpenAI's bpe .txt.gz")
 	var images, texts stringList
 	fl.Var(&images, "image", "PNG or JPEG `FILE` to embed (repeatable), preprocessed as 'mope preprocess --model DIR' does")
 	fl.Var(&texts, "text", "`STR` to embed (repeatable); texts longer than the context are truncated")
@@ -116,7 +117,7 @@ func runEmbed(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if len(texts) > 0 {
-		tok, err := clip.LoadTokenizer(*model)
+		tok, err := modelTokenizer(*model, *vocab)
 		if err != nil {
 			return err
 		}

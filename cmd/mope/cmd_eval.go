@@ -35,7 +35,8 @@ func init() {
 func runEval(args []string, stdout, stderr io.Writer) error {
 	c := commands["eval"]
 	fl := newFlags(c, stderr)
-	model := modelFlag(fl, "model `DIR` (Hugging Face layout, with vocab.json and merges.txt)")
+	model := modelFlag(fl, "model `DIR` (Hugging Face or open_clip layout, with vocab.json and merges.txt or tokenizer.json)")
+	vocab := vocabFlag(fl, "tokenizer `PATH` when the model dir has none (e.g. open_clip): a dir with vocab.json+merges.txt or OpenAI's bpe .txt.gz")
 	data := dataFlag(fl, "", "dataset `SPEC`: a .json (Karpathy), .jsonl, .csv/.tsv file, tar shards, an image-folder DIR, or shapes")
 	task := fl.String("task", "", "retrieval or zeroshot (default: zeroshot for an image folder, else retrieval)")
 	split := splitFlag(fl, "test", "split to evaluate (names joined by , or +, or all; files with splits and shapes only)")
@@ -120,7 +121,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	tok, err := clip.LoadTokenizer(*model)
+	tok, err := modelTokenizer(*model, *vocab)
 	if err != nil {
 		return err
 	}

@@ -120,7 +120,8 @@ func TestExportONNXMatchesEmbed(t *testing.T) {
 	if s.Format != "onnx" || s.Vision.Layers != 3 || s.Text.Heads[0] != 0 || s.Vision.Intermediate[1] != 37 {
 		t.Errorf("summary %s", so)
 	}
-	for _, f := range []string{export.ImageEncoderFile, export.TextEncoderFile, export.InfoFile, clip.VocabFile} {
+	for _, f := range []string{export.ImageEncoderFile, export.TextEncoderFile, export.InfoFile, clip.VocabFile, clip.MergesFile,
+		clip.TokenizerConfigFile, clip.SpecialTokensFile, clip.PreprocessorFile} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Errorf("export lacks %s: %v", f, err)
 		}
@@ -176,6 +177,11 @@ func TestExportHF(t *testing.T) {
 	}
 	if !strings.Contains(so, "wrote hf export") {
 		t.Errorf("output: %s", so)
+	}
+	for _, f := range []string{clip.WeightsFile, clip.VocabFile, clip.MergesFile, clip.TokenizerConfigFile, clip.SpecialTokensFile, clip.PreprocessorFile} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("HF export lacks %s: %v", f, err)
+		}
 	}
 	cfg, err := os.ReadFile(filepath.Join(out, clip.ConfigFile))
 	if err != nil {
@@ -266,7 +272,7 @@ func TestExportVocab(t *testing.T) {
 	if code, _, errs := runMope("export", "--model", bare, "--format", "onnx", "--out", out, "--vocab", teacher); code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	for _, f := range []string{clip.VocabFile, clip.MergesFile} {
+	for _, f := range []string{clip.VocabFile, clip.MergesFile, clip.TokenizerConfigFile} {
 		want, _ := os.ReadFile(filepath.Join(teacher, f))
 		got, err := os.ReadFile(filepath.Join(out, f))
 		if err != nil || len(got) == 0 || (f == clip.MergesFile && string(got) != string(want)) {

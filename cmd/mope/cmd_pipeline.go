@@ -138,7 +138,7 @@ func pipelineDirs(ctx context.Context, pf pipelineFlags, log, progress io.Writer
 	default:
 		return nil, nil, fmt.Errorf("%w: --stage must be finetune or pretrain", errUsage)
 	}
-	data, err := loadDistillData(pf.D.Data, pf.D.TrainN, pf.D.ValN, pf.Teacher, teacher.ImageConfig(), log)
+	data, err := loadDistillData(pf.D.Data, pf.D.TrainN, pf.D.ValN, pf.D.SkipBad, pf.Teacher, teacher.ImageConfig(), log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -156,8 +156,8 @@ func pipelineDirs(ctx context.Context, pf pipelineFlags, log, progress io.Writer
 	}
 	o := mope.PipelineOptions{Stage: pf.Stage, Towers: towers, Order: pf.Order, Metric: pf.Metric, TargetFLOPs: pf.Target,
 		MinWidth: pf.MinWidth, Groups: pf.Groups, Seed: pf.Seed, Calib: cal, CalibData: pf.D.Data, CalibLimit: pf.CalibN,
-		Distill: pf.D.Opt, Data: data, TeacherDir: pf.Teacher, Dir: pf.Out, Log: log, Progress: progress, Context: ctx}
-	m, res, err := mope.Pipeline(teacher, o)
+		Distill: pf.D.Opt, Data: data, TeacherDir: pf.Teacher, Dir: pf.Out, Log: log, Progress: progress}
+	m, res, err := mope.Pipeline(ctx, teacher, o)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -48,6 +49,7 @@ type pretrainOptions struct {
 	CkptEvery               int
 	Resume, KeepCheckpoint  bool
 	TrainN, StopAt          int
+	SkipBad                 bool
 }
 
 func defaultPretrain() pretrainOptions {
@@ -82,7 +84,7 @@ func runPretrain(args []string, stdout, stderr io.Writer) error {
 	c := commands["pretrain"]
 	fl := newFlags(c, stderr)
 	o := defaultPretrain()
-	data := dataFlag(fl, o.Data, "\"shapes\" (the built-in world, generated in memory) or a dataset `FILE` (.json Karpathy, .jsonl, .csv)")
+	data := dataFlag(fl, o.Data, "\"shapes\" (the built-in world, generated in memory) or a dataset `SPEC` (.json Karpathy, .jsonl, .csv/.tsv, webdataset tar shards, streamed; docs/data.md)")
 	fl.StringVar(&o.Preset, "preset", o.Preset, "architecture `NAME` (one of "+strings.Join(clip.PresetNames(), ", ")+")")
 	out := outFlag(fl, "", "output model `DIR`")
 	fl.IntVar(&o.Steps, "steps", o.Steps, "optimiser steps")
@@ -102,6 +104,7 @@ func runPretrain(args []string, stdout, stderr io.Writer) error {
 	fl.IntVar(&o.StopAt, "stop-at", 0, "stop (with a checkpoint) before step N, to continue later with --resume")
 	fl.BoolVar(&o.Resume, "resume", false, "continue from DIR/checkpoint if present")
 	fl.BoolVar(&o.KeepCheckpoint, "keep-checkpoint", false, "keep DIR/checkpoint after a finished run")
+	fl.BoolVar(&o.SkipBad, "skip-bad", false, "skip bad records (missing or undecodable image, no captions, truncated tar) and count them, instead of stopping at the first")
 	quiet := quietFlag(fl)
 	force := fl.Bool("force", false, "start over although DIR/checkpoint holds an unfinished run (it is discarded)")
 	device := deviceFlag(fl)
@@ -143,6 +146,7 @@ func runPretrain(args []string, stdout, stderr io.Writer) error {
 // pretrainData is the training and validation data of a run.
 type pretrainData struct {
 	Train, Val *world.Pairs
+	Stream     *dataset.Dataset // tar shards, read as a stream (Train nil)
 	Tok        *tokenizer.Tokenizer
 }
 
@@ -169,12 +173,25 @@ func loadPretrainData(o pretrainOptions, pc imageproc.Config, log io.Writer) (*p
 		}
 	} else {
 		var err error
-		if d.Train, d.Val, err = filePairs(o.Data, o.TrainN, o.ValN, pc); err != nil {
+		if d.Stream, err = streamData(o.Data, o.TrainN, o.SkipBad); err != nil {
 			return nil, err
 		}
-		caps, _ := d.Train.Flat()
+		var caps []string
+		if d.Stream != nil {
+			caps, err = firstCaptions(d.Stream, world.VocabImages)
+		} else if d.Train, d.Val, err = filePairs(o.Data, o.TrainN, o.ValN, pc, o.SkipBad, log); err == nil {
+			caps, _ = d.Train.Flat()
+		}
+		if err != nil {
+			return nil, err
+		}
 		if d.Tok, err = world.TokenizerFrom(caps, world.VocabSize); err != nil {
 			return nil, err
+		}
+		if d.Stream != nil {
+			fmt.Fprintf(log, "data %s: streamed from %d tar shards (shuffle buffer 1000), vocabulary %d from the first %d images' captions (%s)\n",
+				o.Data, len(d.Stream.Spec.Shards), d.Tok.VocabSize(), world.VocabImages, time.Since(t0).Round(time.Millisecond))
+			return d, nil
 		}
 	}
 	fmt.Fprintf(log, "data %s: %d training images, %d validation images, vocabulary %d (%s)\n",
@@ -197,22 +214,53 @@ func noteTruncated(log io.Writer, tok *tokenizer.Tokenizer, p *dataset.Pairs, co
 	}
 }
 
+// streamData opens spec for streaming when it is webdataset tar shards
+// (too large to hold, read in order): nil for other data.
+func streamData(spec string, limit int, skipBad bool) (*dataset.Dataset, error) {
+	s, err := dataset.ParseSpec(spec)
+	if err != nil || s.Format != dataset.WebDataset {
+		return nil, nil // other formats (and errors) go through filePairs
+	}
+	return dataset.OpenSpec(s, dataset.Options{Limit: limit, SkipBad: skipBad})
+}
+
+// firstCaptions returns the captions of the first n records of d.
+func firstCaptions(d *dataset.Dataset, n int) ([]string, error) {
+	var caps []string
+	seen := 0
+	errEnough := errors.New("enough")
+	err := d.Each(context.Background(), func(r dataset.Record) error {
+		caps = append(caps, r.Captions...)
+		if seen++; seen >= n {
+			return errEnough
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errEnough) {
+		return nil, err
+	}
+	return caps, nil
+}
+
 // filePairs reads the training pairs (split "train" where the data has
 // splits, the first trainN images; 0: all) and, when valN > 0 and the data
 // has a "val" split, the validation pairs, as 8-bit crops at size×size
 // (dataset.LoadPairs: images are decoded and cropped one at a time, never
 // held at full resolution).
-func filePairs(spec string, trainN, valN int, pc imageproc.Config) (train, val *dataset.Pairs, err error) {
+func filePairs(spec string, trainN, valN int, pc imageproc.Config, skipBad bool, log io.Writer) (train, val *dataset.Pairs, err error) {
 	ctx := context.Background()
-	d, err := dataset.Open(spec, dataset.Options{Split: "train", Limit: trainN})
+	d, err := dataset.Open(spec, dataset.Options{Split: "train", Limit: trainN, SkipBad: skipBad})
 	if err != nil {
 		return nil, nil, err
 	}
 	if train, err = dataset.LoadPairsWith(ctx, d, pc); err != nil {
 		return nil, nil, err
 	}
+	if n, first := d.Skipped(); n > 0 {
+		fmt.Fprintf(log, "skipped %d bad training records (first: %s)\n", n, first[0])
+	}
 	if valN > 0 && d.Split() != "" {
-		if v, err := dataset.Open(spec, dataset.Options{Split: "val", Limit: valN}); err == nil {
+		if v, err := dataset.Open(spec, dataset.Options{Split: "val", Limit: valN, SkipBad: skipBad}); err == nil {
 			if val, err = dataset.LoadPairsWith(ctx, v, pc); err != nil {
 				return nil, nil, err
 			}
@@ -241,8 +289,10 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 	if err != nil {
 		return nil, err
 	}
-	if err := checkBatch(o.Batch, data.Train.Len()); err != nil {
-		return nil, err
+	if data.Train != nil {
+		if err := checkBatch(o.Batch, data.Train.Len()); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.Text.VocabSize != data.Tok.VocabSize() || cfg.Text.EOSTokenID != data.Tok.EOT() {
 		// Presets not made for the world (e.g. tiny) take its vocabulary.
@@ -268,11 +318,21 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 		o.Preset, float64(total)/1e6, cfg.VisionMACs().GFLOPs(), cfg.TextMACs(world.Context).GFLOPs(), runtime.GOMAXPROCS(0))
 	ac := nn.AdamWConfig{Beta1: 0.9, Beta2: 0.98, Eps: 1e-6, WeightDecay: o.WD}
 	opt := nn.NewAdamW(m.Params(), ac)
-	sampler := &world.Sampler{Pairs: data.Train, Tok: data.Tok, Batch: o.Batch, Seed: o.Seed, Context: cfg.Text.MaxPositionEmbeddings}
-	noteTruncated(log, data.Tok, data.Train, cfg.Text.MaxPositionEmbeddings)
+	var get func(s int) (*world.Batch, error)
+	var stream *world.StreamSampler
+	if data.Train != nil {
+		sampler := &world.Sampler{Pairs: data.Train, Tok: data.Tok, Batch: o.Batch, Seed: o.Seed, Context: cfg.Text.MaxPositionEmbeddings}
+		noteTruncated(log, data.Tok, data.Train, cfg.Text.MaxPositionEmbeddings)
+		get = sampler.Get
+	} else {
+		stream = &world.StreamSampler{Data: data.Stream, Tok: data.Tok, Batch: o.Batch, Seed: o.Seed,
+			Size: cfg.Vision.ImageSize, Pre: &pc, Context: cfg.Text.MaxPositionEmbeddings}
+		defer stream.Close()
+		get = func(s int) (*world.Batch, error) { return stream.Get(ctx, s) }
+	}
 	tp := ops.NewTape()
 	step := func(s int) (float64, map[string]float64, error) {
-		b, err := sampler.Get(s)
+		b, err := get(s)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -297,10 +357,18 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 	ckDir := filepath.Join(o.Out, "checkpoint")
 	tc := train.Config{
 		Steps: o.Steps, Warmup: o.Warmup, LR: o.LR, MinLR: o.MinLR, ClipNorm: o.ClipNorm, Items: o.Batch,
-		Dir: ckDir, CkptEvery: o.CkptEvery, ValEvery: o.ValEvery, Resume: o.Resume, StopAt: o.StopAt, Log: log, Context: ctx,
+		Dir: ckDir, CkptEvery: o.CkptEvery, ValEvery: o.ValEvery, Resume: o.Resume, StopAt: o.StopAt, Log: log,
 		Extra: map[string]string{"command": o.command(), "gomaxprocs": strconv.Itoa(runtime.GOMAXPROCS(0))},
 	}
-	res, err := train.Run(tc, m.Params(), opt, step, val)
+	if stream != nil {
+		tc.Data = stream
+	}
+	res, err := train.Run(ctx, tc, m.Params(), opt, step, val)
+	if stream != nil {
+		if n, first := data.Stream.Skipped(); n > 0 {
+			fmt.Fprintf(log, "skipped %d bad training records (first: %s)\n", n, first[0])
+		}
+	}
 	if err != nil {
 		return res, err
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/clip/tokenizer"
 	"github.com/mopeclip/mopeclip/internal/atomicfile"
 	"github.com/mopeclip/mopeclip/mope"
 )
@@ -114,9 +115,9 @@ func runPrune(args []string, stdout, stderr io.Writer) error {
 	if !*quiet {
 		o.Progress = stderr
 	}
+	var tok *tokenizer.Tokenizer // also written into --out when the model directory has none
 	if *data != "" {
-		tok, err := scoreTokenizer(*model, *tokPath)
-		if err != nil {
+		if tok, err = scoreTokenizer(*model, *tokPath); err != nil {
 			return err
 		}
 		if o.Calib, err = mope.LoadCalib(m, *data, *split, *limit, tok); err != nil {
@@ -127,7 +128,7 @@ func runPrune(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := pruned.SaveWith(*out, clip.SaveOptions{From: *model}); err != nil {
+	if err := pruned.SaveWith(*out, clip.SaveOptions{From: *model, Tokenizer: tok}); err != nil {
 		return err
 	}
 	pr := pruneReport{Model: *out, Source: *model, Scores: *scores, Metric: f.Settings.Metric, PruneReport: rep}

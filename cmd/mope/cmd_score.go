@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -159,13 +157,7 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 
 // scoreTokenizer loads the tokenizer of a model dir, or the one at path.
 func scoreTokenizer(model, path string) (*tokenizer.Tokenizer, error) {
-	if _, err := os.Stat(filepath.Join(model, clip.VocabFile)); err == nil {
-		return mope.LoadTokenizer(model, "")
-	}
-	if path == "" {
-		return nil, fmt.Errorf("%s has no %s/%s: pass --vocab (a dir with them, or bpe_simple_vocab_16e6.txt.gz) or set $%s", model, clip.VocabFile, clip.MergesFile, VocabEnv)
-	}
-	return mope.LoadTokenizer(model, path)
+	return modelTokenizer(model, path)
 }
 
 func runScoreMerge(args []string, stdout, stderr io.Writer) error {

@@ -300,11 +300,11 @@ func (r *runner) buildPruned(ctx context.Context, c Case, row *Row, log io.Write
 	}
 	po := mope.PipelineOptions{Stage: mope.StagePretrain, Order: c.Order, Metric: mope.Metric(c.Method), TargetFLOPs: c.Target,
 		Calib: r.cal, CalibData: calibData, CalibLimit: r.o.CalibN, TeacherScores: ts, Seed: 1,
-		Distill: r.dopt, Data: r.data, TeacherDir: r.env.TeacherDir, Dir: filepath.Join(r.dir, name), Log: log, Context: ctx}
+		Distill: r.dopt, Data: r.data, TeacherDir: r.env.TeacherDir, Dir: filepath.Join(r.dir, name), Log: log}
 	if c.Towers == TowersVision {
 		po.Stage, po.Towers = mope.StageFinetune, []string{mope.Vision}
 	}
-	m, res, err := mope.Pipeline(r.env.Teacher, po)
+	m, res, err := mope.Pipeline(ctx, r.env.Teacher, po)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}

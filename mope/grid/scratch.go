@@ -39,9 +39,9 @@ func trainScratch(ctx context.Context, pruned *clip.Config, pairs *world.Pairs, 
 		return loss, nil, err
 	}
 	tc := train.Config{Steps: o.Steps, Warmup: max(1, o.Steps/10), LR: o.ScratchLR, MinLR: 1e-5, ClipNorm: 1, Items: o.Batch,
-		Dir: filepath.Join(dir, "checkpoint"), CkptEvery: 50, Resume: true, Log: log, Context: ctx,
+		Dir: filepath.Join(dir, "checkpoint"), CkptEvery: 50, Resume: true, Log: log,
 		Extra: map[string]string{"scratch": fmt.Sprintf("steps=%d batch=%d lr=%g", o.Steps, o.Batch, o.ScratchLR)}}
-	if _, err := train.Run(tc, m.Params(), opt, step, nil); err != nil {
+	if _, err := train.Run(ctx, tc, m.Params(), opt, step, nil); err != nil {
 		return nil, false, err
 	}
 	if err := m.Save(dir); err != nil {
