@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 var backticked = regexp.MustCompile("`([a-z0-9_/.]+)`")
@@ -94,9 +96,7 @@ func known() map[string]int {
 // against Order.
 func TestArchitectureTable(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(root(t), "docs", "architecture.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	rows := tableRows(string(b), "## Package layers", known())
 	if len(rows) < 5 {
 		t.Fatalf("docs/architecture.md: no layer table under \"## Package layers\" (%d rows)", len(rows))
@@ -110,9 +110,7 @@ func TestArchitectureTable(t *testing.T) {
 // of Order, this test says so and skips).
 func TestReadmeLayout(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(root(t), "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	text := string(b)
 	rows := tableRows(text, "## Layout", known())
 	found := false
