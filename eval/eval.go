@@ -122,8 +122,26 @@ type Report struct {
 	// Skipped counts bad records left out (dataset.Options.SkipBad).
 	Skipped int `json:"skipped,omitempty"`
 	// Misses counts the caption→image top-1 misses by kind (shapes, Misses).
-	Misses  map[string]int `json:"misses,omitempty"`
-	Seconds float64        `json:"seconds"`
+	Misses map[string]int `json:"misses,omitempty"`
+	// Seconds is the wall time of the whole run. ImageSeconds is the wall
+	// time of the image part (reading, decoding and preprocessing in the
+	// pool, overlapped with the image tower, from the first record to the
+	// last embedding), ImagesPerSecond the images over it: the rate to
+	// compare with `mope bench --tower vision`. TextSeconds is the text
+	// tower's wall time (retrieval: the captions; zero-shot: the class
+	// prompts).
+	Seconds         float64 `json:"seconds"`
+	ImageSeconds    float64 `json:"image_seconds"`
+	ImagesPerSecond float64 `json:"images_per_s"`
+	TextSeconds     float64 `json:"text_seconds"`
+}
+
+// setImageTime records the image part's wall time since t0 for n images.
+func (r *Report) setImageTime(t0 time.Time, n int) {
+	r.ImageSeconds = time.Since(t0).Seconds()
+	if r.ImageSeconds > 0 {
+		r.ImagesPerSecond = float64(n) / r.ImageSeconds
+	}
 }
 
 // RetrievalMetrics returns the report's retrieval recalls.
@@ -261,6 +279,7 @@ func runRetrieval(ctx context.Context, enc *clip.Encoder, d *dataset.Dataset, o 
 		nImg     int
 		exs      []shapes.Example
 	)
+	t0 := time.Now()
 	prog := newProgress(o.Progress, "images", d.Len())
 	sink := newImageSink(enc, func(t *tensor.Tensor) error {
 		embs = append(embs, t.Data...)
@@ -282,6 +301,7 @@ func runRetrieval(ctx context.Context, enc *clip.Encoder, d *dataset.Dataset, o 
 		return err
 	}
 	prog.finish()
+	rep.setImageTime(t0, nImg)
 	if nImg == 0 || len(captions) == 0 {
 		return fmt.Errorf("eval: %s: no images with captions to evaluate", d.Spec.Path)
 	}
@@ -292,10 +312,12 @@ func runRetrieval(ctx context.Context, enc *clip.Encoder, d *dataset.Dataset, o 
 	if err != nil {
 		return err
 	}
+	t1 := time.Now()
 	txt, err := enc.Texts(captions)
 	if err != nil {
 		return err
 	}
+	rep.TextSeconds = time.Since(t1).Seconds()
 	r := clip.RetrievalRanker(img, txt, capImg, o.Misses)
 	rep.setRetrieval(r.Metrics())
 	if o.Misses {
@@ -336,13 +358,16 @@ func runZeroShot(ctx context.Context, enc *clip.Encoder, d *dataset.Dataset, o O
 	if len(names) != len(d.Classes) {
 		return fmt.Errorf("eval: %d class names for %d classes", len(names), len(d.Classes))
 	}
+	t1 := time.Now()
 	cls, err := enc.ClassEmbeddings(names, o.Templates)
 	if err != nil {
 		return err
 	}
+	rep.TextSeconds = time.Since(t1).Seconds()
 	counter := zeroshot.NewClassCounter(len(names))
 	var labels []int
 	n := 0
+	t0 := time.Now()
 	prog := newProgress(o.Progress, "images", d.Len())
 	sink := newImageSink(enc, func(t *tensor.Tensor) error {
 		clip.ClassRows(counter, t, cls, labels[:t.Shape[0]])
@@ -362,6 +387,7 @@ func runZeroShot(ctx context.Context, enc *clip.Encoder, d *dataset.Dataset, o O
 		return err
 	}
 	prog.finish()
+	rep.setImageTime(t0, n)
 	if n == 0 {
 		return fmt.Errorf("eval: %s: no images to classify", d.Spec.Path)
 	}

@@ -191,6 +191,20 @@ func TestSameRecordsSameMetricsInEveryFormat(t *testing.T) {
 		if rep.Benchmark["text_retrieval_recall@1"] != want.TR1/100 || rep.Benchmark["image_retrieval_recall@5"] != want.IR5/100 {
 			t.Errorf("%s: CLIP_benchmark names %v", name, rep.Benchmark)
 		}
+		checkTimes(t, name, rep)
+	}
+}
+
+// checkTimes checks the timing fields of a report: the image and text parts
+// take some time, lie within the whole run, and the image rate is the
+// images over the image part's time.
+func checkTimes(t *testing.T, name string, rep *Report) {
+	t.Helper()
+	if rep.ImageSeconds <= 0 || rep.TextSeconds <= 0 || rep.ImageSeconds+rep.TextSeconds > rep.Seconds {
+		t.Errorf("%s: image part %vs, text part %vs, whole run %vs", name, rep.ImageSeconds, rep.TextSeconds, rep.Seconds)
+	}
+	if want := float64(rep.Images) / rep.ImageSeconds; rep.ImagesPerSecond != want {
+		t.Errorf("%s: %v images/s, want %d images / %vs = %v", name, rep.ImagesPerSecond, rep.Images, rep.ImageSeconds, want)
 	}
 }
 
@@ -252,6 +266,7 @@ func TestZeroShotFolderWithTemplates(t *testing.T) {
 	if rep.Task != "zeroshot" || rep.Images != 9 || rep.Classes != 3 || *rep.Top5 != 100 {
 		t.Fatalf("report %+v", rep)
 	}
+	checkTimes(t, "zeroshot", rep)
 	if rep.Benchmark["acc1"] != *rep.Top1/100 || rep.Benchmark["mean_per_class_recall"] != *rep.MeanClassRecall/100 {
 		t.Errorf("benchmark names %v", rep.Benchmark)
 	}

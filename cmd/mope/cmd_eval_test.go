@@ -80,6 +80,10 @@ func TestEvalRetrievalFile(t *testing.T) {
 	if got["images"] != 10.0 || got["captions"] != 20.0 || got["task"] != "retrieval" || got["model"] != model {
 		t.Errorf("report: %v", got)
 	}
+	// The image part's rate (to compare with mope bench --tower vision).
+	if is, ips := got["image_seconds"].(float64), got["images_per_s"].(float64); is <= 0 || ips != 10/is || got["text_seconds"].(float64) <= 0 {
+		t.Errorf("image part %vs at %v images/s, text part %vs", got["image_seconds"], got["images_per_s"], got["text_seconds"])
+	}
 	// r1 is the demo's mean R@1, mean the mean of the six recalls.
 	if g, w := got["r1"], (want.TR1+want.IR1)/2; g != w {
 		t.Errorf("r1 = %v, want %v", g, w)
@@ -98,7 +102,7 @@ func TestEvalRetrievalFile(t *testing.T) {
 	}
 	// Human-readable output.
 	code, out, errs := runMope("eval", "--model", model, "--data", jsonl, "--quiet")
-	if code != 0 || !strings.Contains(out, "R@1") || !strings.Contains(out, "mean R@1") {
+	if code != 0 || !strings.Contains(out, "R@1") || !strings.Contains(out, "mean R@1") || !strings.Contains(out, "images: 4 in ") {
 		t.Fatalf("exit %d: %s %s", code, out, errs)
 	}
 }
