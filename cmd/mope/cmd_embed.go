@@ -83,7 +83,7 @@ func runEmbed(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	enc := &clip.Encoder{Model: m, Batch: *batch, Progress: stderr}
-	release, err := encoderDevice(*device, *engine, enc, len(images) > 0 || *pixels != "", len(texts) > 0, stderr)
+	release, err := encoderDevice(*device, *engine, enc, len(images) > 0 || *pixels != "", len(texts) > 0, false, stderr)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"runtime/debug"
 	"strings"
 	"sync"
 
@@ -176,9 +177,11 @@ func (g *gpuTowers) benchFuncs(pixels []float32, B int, tb *clip.TextBatch, errp
 // encoderDevice routes the batches of enc through GPU-resident towers
 // (enc.Device) when --device name is a GPU, uploading the image and/or the
 // text tower of enc.Model for batches of enc.Batch; on the CPU through the
-// fast inference engine unless engine is mope.EngineRef. It returns the function
-// that frees them.
-func encoderDevice(name string, engine mope.Engine, enc *clip.Encoder, image, text bool, log io.Writer) (release func(), err error) {
+// fast inference engine unless engine is mope.EngineRef. With releaseWeights
+// the engine drops enc.Model's copies of the matrices it packs
+// (infer.Options.ReleaseWeights) and the model's gradient buffers: the caller
+// must not run the model's own forward, train or save it afterwards. It returns the function that frees them.
+func encoderDevice(name string, engine mope.Engine, enc *clip.Encoder, image, text, releaseWeights bool, log io.Writer) (release func(), err error) {
 	onGPU, _, err := parseDevice(name)
 	if err != nil {
 		return nil, err
@@ -191,11 +194,14 @@ func encoderDevice(name string, engine mope.Engine, enc *clip.Encoder, image, te
 		if engine == mope.EngineRef {
 			return func() {}, nil
 		}
-		e, err := infer.New(enc.Model, infer.Options{})
+		e, err := infer.New(enc.Model, infer.Options{ReleaseWeights: releaseWeights})
 		if err != nil {
 			return nil, err
 		}
 		enc.Device, enc.Workers = e.BatchEncoder(), 1
+		if releaseWeights {
+			dropGrads(enc.Model)
+		}
 		return func() {
 			enc.Device = nil
 			e.Close()
@@ -211,6 +217,17 @@ func encoderDevice(name string, engine mope.Engine, enc *clip.Encoder, image, te
 		enc.Device = nil
 		g.Close()
 	}, nil
+}
+
+// dropGrads drops the gradient buffers a loaded model carries (as large as
+// its weights): a model whose weights the engine has released never trains.
+// The Go heap then holds the weights once, which also halves how much
+// garbage the collector lets accumulate before it runs (GOGC).
+func dropGrads(m *clip.Model) {
+	for _, p := range m.Params() {
+		p.Grad = nil
+	}
+	debug.FreeOSMemory() // and the released weights go back to the OS now
 }
 
 // encodeImages is enc.Images returning a device's error (enc.Images panics
