@@ -130,9 +130,14 @@ type Report struct {
 	// compare with `mope bench --tower vision`. TextSeconds is the text
 	// tower's wall time (retrieval: the captions; zero-shot: the class
 	// prompts).
+	// EncodeSeconds is the part of ImageSeconds spent in the image tower:
+	// the rest is time the encoder waited for decoded images (or copied
+	// them), so EncodeSeconds/ImageSeconds near 1 means decoding never
+	// starved the encoder.
 	Seconds         float64 `json:"seconds"`
 	ImageSeconds    float64 `json:"image_seconds"`
 	ImagesPerSecond float64 `json:"images_per_s"`
+	EncodeSeconds   float64 `json:"image_encode_seconds"`
 	TextSeconds     float64 `json:"text_seconds"`
 }
 
@@ -230,6 +235,7 @@ type imageSink struct {
 	n     int
 	emit  func(emb *tensor.Tensor) error
 	prog  *progress
+	busy  time.Duration // wall time inside the encoder
 }
 
 func newImageSink(enc *clip.Encoder, emit func(*tensor.Tensor) error, prog *progress) *imageSink {
@@ -261,7 +267,9 @@ func (s *imageSink) flush() error {
 	if s.n == 0 {
 		return nil
 	}
+	t0 := time.Now()
 	emb, err := s.enc.EncodePixels(s.buf[:s.n*s.per], s.n)
+	s.busy += time.Since(t0)
 	if err != nil {
 		return err
 	}
@@ -302,6 +310,7 @@ func runRetrieval(ctx context.Context, enc *clip.Encoder, d *dataset.Dataset, o 
 	}
 	prog.finish()
 	rep.setImageTime(t0, nImg)
+	rep.EncodeSeconds = sink.busy.Seconds()
 	if nImg == 0 || len(captions) == 0 {
 		return fmt.Errorf("eval: %s: no images with captions to evaluate", d.Spec.Path)
 	}
@@ -388,6 +397,7 @@ func runZeroShot(ctx context.Context, enc *clip.Encoder, d *dataset.Dataset, o O
 	}
 	prog.finish()
 	rep.setImageTime(t0, n)
+	rep.EncodeSeconds = sink.busy.Seconds()
 	if n == 0 {
 		return fmt.Errorf("eval: %s: no images to classify", d.Spec.Path)
 	}

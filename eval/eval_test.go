@@ -196,12 +196,16 @@ func TestSameRecordsSameMetricsInEveryFormat(t *testing.T) {
 }
 
 // checkTimes checks the timing fields of a report: the image and text parts
-// take some time, lie within the whole run, and the image rate is the
-// images over the image part's time.
+// take some time, lie within the whole run, the image tower's time within
+// the image part, and the image rate is the images over the image part's
+// time.
 func checkTimes(t *testing.T, name string, rep *Report) {
 	t.Helper()
 	if rep.ImageSeconds <= 0 || rep.TextSeconds <= 0 || rep.ImageSeconds+rep.TextSeconds > rep.Seconds {
 		t.Errorf("%s: image part %vs, text part %vs, whole run %vs", name, rep.ImageSeconds, rep.TextSeconds, rep.Seconds)
+	}
+	if rep.EncodeSeconds <= 0 || rep.EncodeSeconds > rep.ImageSeconds {
+		t.Errorf("%s: %vs in the image tower, image part %vs", name, rep.EncodeSeconds, rep.ImageSeconds)
 	}
 	if want := float64(rep.Images) / rep.ImageSeconds; rep.ImagesPerSecond != want {
 		t.Errorf("%s: %v images/s, want %d images / %vs = %v", name, rep.ImagesPerSecond, rep.Images, rep.ImageSeconds, want)

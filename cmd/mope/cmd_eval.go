@@ -221,8 +221,8 @@ func printEvalReport(stdout io.Writer, rep *eval.Report) {
 		fmt.Fprintf(stdout, "zero-shot classification on %s (%d images, %d classes): top-1 %.2f  top-5 %.2f  mean per-class recall %.2f  (%.1fs)\n",
 			rep.Data, rep.Images, rep.Classes, *rep.Top1, *rep.Top5, *rep.MeanClassRecall, rep.Seconds)
 	}
-	fmt.Fprintf(stdout, "  images: %d in %.1fs (%.1f/s, reading and decoding overlapped with the image tower); text tower %.1fs\n",
-		rep.Images, rep.ImageSeconds, rep.ImagesPerSecond, rep.TextSeconds)
+	fmt.Fprintf(stdout, "  images: %d in %.1fs (%.1f/s; %.1fs of it in the image tower, the rest waiting for decoding); text tower %.1fs\n",
+		rep.Images, rep.ImageSeconds, rep.ImagesPerSecond, rep.EncodeSeconds, rep.TextSeconds)
 	if rep.Skipped > 0 {
 		fmt.Fprintf(stdout, "  skipped %d bad records\n", rep.Skipped)
 	}
