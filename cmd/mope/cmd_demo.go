@@ -68,6 +68,7 @@ func registerGridFlags(fl *flag.FlagSet) (o *grid.Options, noGrid *bool) {
 	fl.Float64Var(&o.ScratchLR, "scratch-lr", d.ScratchLR, "peak learning rate of from-scratch training (pretraining's)")
 	fl.IntVar(&o.N, "story-n", d.N, "test images (5 captions each) the story's models are evaluated on")
 	fl.IntVar(&o.Jobs, "story-jobs", 0, "models built at once (0: 2 on two or more cores); results are the same for any value")
+	fl.IntVar(&o.Seeds, "seeds", 1, "seeds per model (1, 2, …, N): N ≥ 2 reports mean ± sd per case and paired comparisons of the claims")
 	fl.BoolVar(&o.Fresh, "fresh", false, "delete the story's cached pipeline steps first (otherwise finished steps are reused and marked cached)")
 	return o, noGrid
 }
@@ -103,6 +104,9 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	defer release()
 	if err := checkLimit(*n); err != nil {
 		return err
+	}
+	if gridOpts.Seeds < 1 || gridOpts.Seeds > grid.MaxSeeds {
+		return fmt.Errorf("%w: --seeds must be 1 to %d, got %d", errUsage, grid.MaxSeeds, gridOpts.Seeds)
 	}
 	if *n == 0 {
 		*n = 1000
@@ -149,6 +153,9 @@ func printDemo(w io.Writer, d *grid.Demo, out string, took time.Duration) error 
 	if d.Grid != nil {
 		fmt.Fprintln(w)
 		if err := grid.PrintTable(w, d.Grid.Rows); err != nil {
+			return err
+		}
+		if err := grid.PrintClaims(w, d.Grid.Rows); err != nil {
 			return err
 		}
 		fmt.Fprintf(w, "story: %s; report %s\n", d.Grid.Took.Round(time.Second), filepath.Join(out, grid.ReportFile))

@@ -18,10 +18,29 @@ import (
 const (
 	StoryJSON  = "story.json"
 	ReportFile = "REPORT.md"
+	// ClaimsJSON holds every case over its seeds and the paired
+	// comparisons of the claims (ClaimsFile).
+	ClaimsJSON = "claims.json"
 )
 
-// Write writes story.json, the plots (story.png, story.svg) and REPORT.md
-// into out.
+// ClaimsFile is claims.json: the cases over their seeds (mean and
+// standard deviation) and the paired comparisons with their verdicts.
+type ClaimsFile struct {
+	Seeds       []uint64     `json:"seeds"`
+	Confidence  float64      `json:"confidence"`
+	Rule        string       `json:"rule"`
+	Summaries   []*Summary   `json:"cases"`
+	Comparisons []Comparison `json:"comparisons"`
+}
+
+// Claims is the report's ClaimsFile.
+func (r *Report) Claims() *ClaimsFile {
+	return &ClaimsFile{Seeds: SeedList(r.Options.Seeds), Confidence: Confidence, Rule: VerdictRule,
+		Summaries: Summarize(r.Rows), Comparisons: Compare(r.Rows)}
+}
+
+// Write writes story.json, claims.json, the plots (story.png, story.svg)
+// and REPORT.md into out.
 func (r *Report) Write(out string) error {
 	js, err := json.MarshalIndent(r.Rows, "", "  ")
 	if err != nil {
@@ -30,10 +49,46 @@ func (r *Report) Write(out string) error {
 	if err := atomicfile.WriteFile(filepath.Join(out, StoryJSON), append(js, '\n')); err != nil {
 		return err
 	}
-	if err := WritePlots(filepath.Join(out, PlotBase), r.Rows); err != nil {
+	if js, err = json.MarshalIndent(r.Claims(), "", "  "); err != nil {
+		return err
+	}
+	if err := atomicfile.WriteFile(filepath.Join(out, ClaimsJSON), append(js, '\n')); err != nil {
+		return err
+	}
+	if err := WritePlots(filepath.Join(out, PlotBase), plotRows(r.Rows)); err != nil {
 		return err
 	}
 	return atomicfile.WriteFile(filepath.Join(out, ReportFile), []byte(r.Markdown()))
+}
+
+// seedCount is the number of seeds of rows' models.
+func seedCount(rows []*Row) int {
+	seen := map[uint64]bool{}
+	for _, r := range rows {
+		if r.Method != MethodTeacher {
+			seen[r.seed()] = true
+		}
+	}
+	return len(seen)
+}
+
+// plotRows are the rows the plot shows: every model with one seed, each
+// case's mean over its seeds with several.
+func plotRows(rows []*Row) []*Row {
+	if seedCount(rows) < 2 {
+		return rows
+	}
+	var out []*Row
+	for _, r := range rows {
+		if r.Method == MethodTeacher {
+			out = append(out, r)
+		}
+	}
+	for _, s := range Summarize(rows) {
+		out = append(out, &Row{Name: s.Name, Towers: s.Towers, Target: s.Target, Method: s.Method, Order: s.Order,
+			Params: s.Params, GFLOPsI: s.GFLOPsI, GFLOPsT: s.GFLOPsT, R1: s.R1.Mean, R5: s.R5.Mean})
+	}
+	return out
 }
 
 // Markdown is REPORT.md: the budgets, one table row per model, the plot
@@ -54,20 +109,15 @@ func (r *Report) Markdown() string {
 		"Models are built %d at a time (the results do not depend on it). images/s: image tower on the fast inference engine (package infer), "+
 		"batch 64, best of 3 passes over 256 images, this machine, this run, measured after every model was built, one model at a time.\n\n",
 		o.CalibN, o.Steps, o.Batch, o.TrainN, o.LR, o.ScratchLR, o.N, o.JobCount())
-	b.WriteString("| model | towers | FLOPs | method | order | width | depth | params | GFLOPs/img | GFLOPs/txt | images/s | mean R@1 | mean R@5 | mean R@1 before distillation |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-	for _, row := range r.Rows {
-		star := ""
-		if row.Cached {
-			star = "*"
+	if seedCount(r.Rows) >= 2 {
+		r.seededMarkdown(&b)
+	} else {
+		modelTable(&b, r.Rows)
+		fmt.Fprintf(&b, "\n![mean R@1 against GFLOPs, one panel per tower scope](%s.svg)\n\n", PlotBase)
+		b.WriteString("## The paper's claims in this run\n\n")
+		for _, l := range Claims(r.Rows) {
+			b.WriteString("- " + l + "\n")
 		}
-		fmt.Fprintf(&b, "| %s%s | %s | %s | %s | %s | %s | %s | %.3fM | %.4f | %.4f | %s | %.1f | %.1f | %s |\n", row.Name, star, row.Towers, fmtTarget(row.Target),
-			row.Method, row.Order, fmtRatio(row.Width), fmtRatio(row.Depth), float64(row.Params)/1e6, row.GFLOPsI, row.GFLOPsT, fmtSpeed(row), row.R1, row.R5, fmtPruned(row))
-	}
-	fmt.Fprintf(&b, "\n![mean R@1 against GFLOPs, one panel per tower scope](%s.svg)\n\n", PlotBase)
-	b.WriteString("## The paper's claims in this run\n\n")
-	for _, l := range Claims(r.Rows) {
-		b.WriteString("- " + l + "\n")
 	}
 	var failed []string
 	for _, row := range r.Rows {
@@ -80,6 +130,116 @@ func (r *Report) Markdown() string {
 		b.WriteString(strings.Join(failed, ""))
 	}
 	return b.String()
+}
+
+// modelTable writes one table row per model.
+func modelTable(b *strings.Builder, rows []*Row) {
+	b.WriteString("| model | towers | FLOPs | method | order | width | depth | params | GFLOPs/img | GFLOPs/txt | images/s | mean R@1 | mean R@5 | mean R@1 before distillation |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, row := range rows {
+		star := ""
+		if row.Cached {
+			star = "*"
+		}
+		fmt.Fprintf(b, "| %s%s | %s | %s | %s | %s | %s | %s | %.3fM | %.4f | %.4f | %s | %.1f | %.1f | %s |\n", row.Name, star, row.Towers, fmtTarget(row.Target),
+			row.Method, row.Order, fmtRatio(row.Width), fmtRatio(row.Depth), float64(row.Params)/1e6, row.GFLOPsI, row.GFLOPsT, fmtSpeed(row), row.R1, row.R5, fmtPruned(row))
+	}
+}
+
+// seededMarkdown writes the report's body for several seeds: the cases
+// over their seeds, the plot of their means, the paired comparisons of the
+// claims and every model's row.
+func (r *Report) seededMarkdown(b *strings.Builder) {
+	cf := r.Claims()
+	fmt.Fprintf(b, "Every case was built with %d seeds (%s). A seed sets the order of the distillation batches, the random metric's scores and "+
+		"a from-scratch model's initialisation and batches; pruning with the other metrics does not depend on it (docs/grid.md). "+
+		"Recall is mean ± standard deviation over the seeds.\n\n", len(cf.Seeds), fmtSeeds(cf.Seeds))
+	b.WriteString("| case | towers | FLOPs | method | order | seeds | params | GFLOPs/img | GFLOPs/txt | images/s | mean R@1 | mean R@5 | mean R@1 before distillation |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, row := range r.Rows {
+		if row.Method == MethodTeacher {
+			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | - | %.3fM | %.4f | %.4f | %s | %.1f | %.1f | - |\n", row.Name, row.Towers, fmtTarget(row.Target),
+				row.Method, row.Order, float64(row.Params)/1e6, row.GFLOPsI, row.GFLOPsT, fmtSpeed(row), row.R1, row.R5)
+		}
+	}
+	for _, s := range cf.Summaries {
+		pr := "-"
+		if s.PrunedR1 != nil {
+			pr = s.PrunedR1.String()
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %d | %.3fM | %.4f | %.4f | %.0f | %s | %s | %s |\n", s.Name, s.Towers, fmtTarget(s.Target),
+			s.Method, s.Order, len(s.Seeds), float64(s.Params)/1e6, s.GFLOPsI, s.GFLOPsT, s.ImgPerS, s.R1, s.R5, pr)
+	}
+	fmt.Fprintf(b, "\n![mean R@1 (mean over the seeds) against GFLOPs, one panel per tower scope](%s.svg)\n\n", PlotBase)
+	b.WriteString("## The paper's claims, paired by seed\n\n")
+	b.WriteString("Rule: " + VerdictRule + "\n\n")
+	b.WriteString("| setting | claim | MoPE width→depth | compared with | its mean R@1 | d per seed | mean d | sd d | 95 % interval | verdict |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
+	sums := map[string]*Summary{}
+	for _, s := range cf.Summaries {
+		sums[s.Name] = s
+	}
+	for _, c := range cf.Comparisons {
+		fmt.Fprintf(b, "| %s %s | %s | %s | %s | %s | %s | %+.1f | %.1f | %s | **%s** |\n", c.Towers, fmtTarget(c.Target), c.Claim,
+			sums[c.Ref].R1, c.Other, sums[c.Other].R1, fmtDiffs(c.Diffs), c.Mean, c.SD, fmtInterval(c), c.Verdict)
+	}
+	b.WriteString("\n## Every model\n\n")
+	modelTable(b, r.Rows)
+}
+
+func fmtSeeds(s []uint64) string {
+	var p []string
+	for _, x := range s {
+		p = append(p, strconv.FormatUint(x, 10))
+	}
+	return strings.Join(p, ", ")
+}
+
+func fmtDiffs(d []float64) string {
+	var p []string
+	for _, x := range d {
+		p = append(p, fmt.Sprintf("%+.1f", x))
+	}
+	return strings.Join(p, ", ")
+}
+
+func fmtInterval(c Comparison) string {
+	if c.Verdict == VerdictUntested {
+		return "-"
+	}
+	return fmt.Sprintf("[%+.1f, %+.1f]", c.Lo, c.Hi)
+}
+
+// PrintClaims prints the cases over their seeds and the paired
+// comparisons as aligned text tables (nothing with fewer than 2 seeds).
+func PrintClaims(w io.Writer, rows []*Row) error {
+	if seedCount(rows) < 2 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "case\tseeds\tmean R@1\tmean R@5\tR@1 pruned\t")
+	for _, s := range Summarize(rows) {
+		pr := "-"
+		if s.PrunedR1 != nil {
+			pr = s.PrunedR1.String()
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t\n", s.Name, len(s.Seeds), s.R1, s.R5, pr)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "setting\tclaim\tcompared with\tmean d\tsd d\t95% interval\tverdict")
+	for _, c := range Compare(rows) {
+		fmt.Fprintf(tw, "%s %s\t%s\t%s\t%+.1f\t%.1f\t%s\t%s\n", c.Towers, fmtTarget(c.Target), c.Claim, c.Other, c.Mean, c.SD, fmtInterval(c), c.Verdict)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(w, "d = mean R@1 of MoPE width→depth − the other model's, paired by seed; verdict from the 95% t-interval of mean d (REPORT.md states the rule)")
+	return err
 }
 
 // PrintTable prints the rows as an aligned text table.
