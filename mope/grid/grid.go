@@ -15,6 +15,8 @@ package grid
 import (
 	"fmt"
 	"runtime"
+	"slices"
+	"strings"
 
 	"github.com/mopeclip/mopeclip/mope"
 )
@@ -114,6 +116,37 @@ type Options struct {
 	// 0 or 1: seed 1 only, the grid of earlier releases). seeds.go says
 	// what a seed controls.
 	Seeds int
+	// Targets keeps only the cases with these FLOPs targets (0.5: 2×
+	// fewer; nil: every case of the grid).
+	Targets []float64
+}
+
+// Cases are the cases of o: Cases(o.Quick) with o.Targets.
+func (o *Options) Cases() []Case {
+	var cs []Case
+	for _, c := range Cases(o.Quick) {
+		if len(o.Targets) == 0 || slices.Contains(o.Targets, c.Target) {
+			cs = append(cs, c)
+		}
+	}
+	return cs
+}
+
+// ParseReductions parses a comma-separated list of FLOPs reductions of
+// the grid ("2", "2,4") into Options.Targets.
+func ParseReductions(s string) ([]float64, error) {
+	var ts []float64
+	for f := range strings.SplitSeq(s, ",") {
+		switch strings.TrimSpace(f) {
+		case "2":
+			ts = append(ts, 0.5)
+		case "4":
+			ts = append(ts, 0.25)
+		default:
+			return nil, fmt.Errorf("grid: FLOPs reduction %q is not one of the grid's (2, 4)", f)
+		}
+	}
+	return ts, nil
 }
 
 // DefaultOptions are the demo's budgets (≤ 10 minutes on 2 cores).

@@ -163,12 +163,12 @@ func jobs(cases []Case, seeds []uint64) []job {
 
 func newRunner(env Env, o Options, dir string) (*runner, error) {
 	seeds := SeedList(o.Seeds)
-	r := &runner{env: env, o: o, dir: dir, jobs: jobs(Cases(o.Quick), seeds), shapes: map[setting]*shape{}}
+	r := &runner{env: env, o: o, dir: dir, jobs: jobs(o.Cases(), seeds), shapes: map[setting]*shape{}}
 	r.meter = progress.New(env.Log, "story", len(r.jobs), progress.Options{Unit: "models/min", Scale: 60})
 	r.narrate = r.meter.Mode() == progress.Bar && progress.IsTerminal(env.Stdout)
 	seedNote := ""
 	if len(seeds) > 1 {
-		seedNote = fmt.Sprintf(" (%d cases × %d seeds)", len(Cases(o.Quick)), len(seeds))
+		seedNote = fmt.Sprintf(" (%d cases × %d seeds)", len(o.Cases()), len(seeds))
 	}
 	printf(env.Stdout, "\nMoPE-CLIP story: %d pruned/scratch models%s, %d at a time; budget per model %d steps × %d pairs (%d training images), calibration %d pairs\n",
 		len(r.jobs), seedNote, o.JobCount(), o.Steps, o.Batch, o.TrainN, o.CalibN)
