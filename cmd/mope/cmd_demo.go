@@ -82,7 +82,7 @@ func deepTeacherRecipe(out string) pretrainOptions {
 // deepTeacherTime is deepTeacherRecipe's estimated training time: the
 // committed teacher's 2 h 18 min (alone) times the measured step-cost
 // ratio of the two presets (docs/claims-2026-12-06.md).
-const deepTeacherTime = "about 2 h 50 min"
+const deepTeacherTime = "about 2 h 45 min"
 
 func init() {
 	register(&command{
