@@ -42,6 +42,25 @@ type namedTeacher struct {
 	reductions string
 }
 
+// gridDefaults sets o's seeds and FLOPs targets: the flags given on the
+// command line (set), otherwise t's defaults.
+func (t namedTeacher) gridDefaults(o *grid.Options, set map[string]bool, reductions string) error {
+	if !set["seeds"] {
+		o.Seeds = t.seeds
+	}
+	if !set["reductions"] {
+		reductions = t.reductions
+	}
+	if reductions == "" {
+		return nil
+	}
+	var err error
+	if o.Targets, err = grid.ParseReductions(reductions); err != nil {
+		return fmt.Errorf("%w: --reductions: %v", errUsage, err)
+	}
+	return nil
+}
+
 // namedTeachers are the teachers --teacher accepts by name.
 var namedTeachers = map[string]namedTeacher{
 	"shapes": {dir: DefaultTeacherDir, recipe: teacherRecipe, took: "about 2 h 20 min", autoTrain: true, seeds: 1},
@@ -169,16 +188,8 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	teacherDir := &teach.dir
 	set := map[string]bool{}
 	fl.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if !set["seeds"] {
-		gridOpts.Seeds = teach.seeds
-	}
-	if !set["reductions"] {
-		*reductions = teach.reductions
-	}
-	if *reductions != "" {
-		if gridOpts.Targets, err = grid.ParseReductions(*reductions); err != nil {
-			return fmt.Errorf("%w: --reductions: %v", errUsage, err)
-		}
+	if err := teach.gridDefaults(gridOpts, set, *reductions); err != nil {
+		return err
 	}
 	start := time.Now()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

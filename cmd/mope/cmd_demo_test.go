@@ -6,10 +6,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/mope/grid"
 )
 
 // TestDemoNoStoryFullDeprecated: demo --no-story evaluates the committed
@@ -90,5 +92,34 @@ func TestDemoGridFlagErrors(t *testing.T) {
 		if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), c.args[0]) {
 			t.Errorf("%v: %v", c.args, err)
 		}
+	}
+}
+
+// TestTeacherGridDefaults: --teacher deep defaults to 3 seeds at 2×, a
+// directory to the grid's own (1 seed, every reduction); flags given win.
+func TestTeacherGridDefaults(t *testing.T) {
+	for _, c := range []struct {
+		teacher    string
+		set        map[string]bool
+		reductions string
+		seeds      int
+		targets    []float64
+	}{
+		{"deep", nil, "", 3, []float64{0.5}},
+		{"deep", map[string]bool{"seeds": true, "reductions": true}, "2,4", 5, []float64{0.5, 0.25}},
+		{"shapes", nil, "", 1, nil},
+		{"some/dir", map[string]bool{"reductions": true}, "4", 1, []float64{0.25}},
+	} {
+		o := grid.DefaultOptions()
+		o.Seeds = 5
+		if err := resolveTeacher(c.teacher).gridDefaults(&o, c.set, c.reductions); err != nil {
+			t.Fatal(err)
+		}
+		if o.Seeds != c.seeds || !slices.Equal(o.Targets, c.targets) {
+			t.Errorf("%s %v: seeds %d targets %v, want %d %v", c.teacher, c.set, o.Seeds, o.Targets, c.seeds, c.targets)
+		}
+	}
+	if d := resolveTeacher("some/dir"); d.dir != "some/dir" || !d.autoTrain {
+		t.Errorf("a directory: %+v", d)
 	}
 }

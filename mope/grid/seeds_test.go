@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -77,7 +78,7 @@ func seededRows() []*Row {
 		if c.Method == MethodScratch {
 			order = "-"
 		}
-		return &Row{Name: c.Name() + SeedSuffix(seed), Towers: c.Towers, Target: c.Target, Method: c.Method, Order: order, Seed: seed, R1: r1, R5: 2 * r1}
+		return &Row{Name: c.Name() + SeedSuffix(seed), Towers: c.Towers, Target: c.Target, Method: c.Method, Order: order, Seed: seed, R1: r1, R5: 2 * r1, GFLOPsI: 0.015}
 	}
 	ref := Case{TowersBoth, 0.5, "mope", mope.OrderWidthDepth}
 	mag := Case{TowersBoth, 0.5, "magnitude", mope.OrderWidthDepth}
@@ -86,7 +87,7 @@ func seededRows() []*Row {
 	w := Case{TowersBoth, 0.5, "mope", mope.OrderWidth}
 	sc := Case{TowersBoth, 0.5, MethodScratch, mope.OrderWidthDepth}
 	vis := Case{TowersVision, 0.5, "magnitude", mope.OrderWidthDepth}
-	rows := []*Row{{Name: "teacher", Method: MethodTeacher, Towers: "-", Target: 1, Order: "-", R1: 80}}
+	rows := []*Row{{Name: "teacher", Method: MethodTeacher, Towers: "-", Target: 1, Order: "-", R1: 80, GFLOPsI: 0.03}}
 	for i, s := range []uint64{1, 2, 3} {
 		rows = append(rows,
 			mk(ref, s, []float64{30, 32, 34}[i]),
@@ -181,6 +182,18 @@ func TestSeededReport(t *testing.T) {
 	if err := json.Unmarshal(js, &back); err != nil || len(back.Comparisons) != 5 || back.Comparisons[0].Verdict != "holds" ||
 		back.Comparisons[2].Claim != "width-then-depth ≥ other orders" {
 		t.Errorf("claims.json: %v %s", err, js)
+	}
+	out := t.TempDir()
+	if err := rep.Write(out); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{StoryJSON, ClaimsJSON, ReportFile, PlotBase + ".svg", PlotBase + ".png"} {
+		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	if n := len(plotRows(rep.Rows)); n != 1+7 {
+		t.Errorf("the plot shows %d rows, want the teacher and 7 cases", n)
 	}
 	var b bytes.Buffer
 	if err := PrintClaims(&b, rep.Rows); err != nil || !strings.Contains(b.String(), "both-2x-mope-depth-width  -10.0") {
