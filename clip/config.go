@@ -7,6 +7,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/mopeclip/mopeclip/nn"
 )
 
 // TowerConfig describes one CLIP encoder (vision or text) in Hugging Face
@@ -265,7 +267,10 @@ func (t *TowerConfig) validate(n string) error {
 }
 
 // supportedAct reports whether the encoder implements hidden_act name.
-func supportedAct(name string) bool { return name == "quick_gelu" || name == "gelu" }
+func supportedAct(name string) bool {
+	_, err := nn.ParseActivation(name) // the one list of activation names
+	return err == nil
+}
 
 // JSON returns the config as Hugging Face config.json bytes (indented).
 func (c *Config) JSON() ([]byte, error) {

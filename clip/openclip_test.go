@@ -34,7 +34,7 @@ func writeOpenCLIP(t *testing.T, m *Model, edit func(cfg map[string]any)) string
 			"heads": tx.NumAttentionHeads, "layers": tx.NumHiddenLayers, "mlp_ratio": float64(tx.IntermediateSize) / float64(tx.HiddenSize)},
 	}
 	doc := map[string]any{"model_cfg": model, "preprocess_cfg": map[string]any{
-		"mean": []float64{0.48145466, 0.4578275, 0.40821073}, "std": []float64{0.26862954, 0.26130258, 0.27577711},
+		"mean": []float64{0.25, 0.5, 0.75}, "std": []float64{0.26862954, 0.26130258, 0.27577711},
 		"interpolation": "bicubic", "resize_mode": "shortest"}}
 	if edit != nil {
 		edit(doc)
@@ -144,6 +144,16 @@ func TestLoadOpenCLIPMatchesHF(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "hf")
 			if err := got.Save(out); err != nil {
 				t.Fatal(err)
+			}
+			// A model derived from it (no preprocessing of its own) takes
+			// the source's preprocess_cfg into preprocessor_config.json.
+			derived, _ := New(got.Config, 1)
+			out2 := filepath.Join(t.TempDir(), "derived")
+			if err := derived.SaveWith(out2, SaveOptions{From: dir}); err != nil {
+				t.Fatal(err)
+			}
+			if pc, err := LoadPreprocess(out2); err != nil || pc.Mean != [3]float32{0.25, 0.5, 0.75} {
+				t.Fatalf("derived model's preprocessing %+v, %v", pc, err)
 			}
 			back, err := Load(out)
 			if err != nil {

@@ -100,7 +100,14 @@ func (m *Model) SaveWith(dir string, o SaveOptions) error {
 		if o.From != "" && fileExists(filepath.Join(o.From, PreprocessorFile)) {
 			return copyFileTo(filepath.Join(o.From, PreprocessorFile), filepath.Join(tmp, PreprocessorFile))
 		}
-		return WritePreprocessorConfig(tmp, m.ImageConfig())
+		pc := m.ImageConfig()
+		if m.Preprocess == nil && o.From != "" {
+			// e.g. open_clip's preprocess_cfg, for a model pruned from it
+			if p, err := LoadPreprocess(o.From); err == nil && p.Size == pc.Size {
+				pc = p
+			}
+		}
+		return WritePreprocessorConfig(tmp, pc)
 	}
 	keep := func(name string) bool {
 		switch {

@@ -6,26 +6,29 @@ import (
 )
 
 // BenchmarkViTB32 measures the image and text towers of a random ViT-B/32 at
-// batch 1 on one thread (go test -bench ViTB32 -run X ./infer/).
+// batch 1 on one thread, per weight type (go test -bench ViTB32 -run X
+// ./infer/; -bench ViTB32/f32 for the float32 engine only).
 func BenchmarkViTB32(b *testing.B) {
 	m := randomModel(b, preset(b, "ViT-B/32"), 7)
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	e, err := New(m, Options{Threads: 1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer e.Close()
 	in := makeInputs(m, 1, 77, 1)
-	img := make([]float32, e.EmbedDim())
-	txt := make([]float32, e.EmbedDim())
-	b.Run("image", func(b *testing.B) {
-		for b.Loop() {
-			e.EncodeImages(in.pixels, 1, img)
+	for _, dt := range []DType{F32, BF16, INT8} {
+		e, err := New(m, Options{Threads: 1, DType: dt})
+		if err != nil {
+			b.Fatal(err)
 		}
-	})
-	b.Run("text", func(b *testing.B) {
-		for b.Loop() {
-			e.EncodeTexts(in.ids, in.eot, 1, 77, txt)
-		}
-	})
+		img := make([]float32, e.EmbedDim())
+		txt := make([]float32, e.EmbedDim())
+		b.Run(dt.String()+"/image", func(b *testing.B) {
+			for b.Loop() {
+				e.EncodeImages(in.pixels, 1, img)
+			}
+		})
+		b.Run(dt.String()+"/text", func(b *testing.B) {
+			for b.Loop() {
+				e.EncodeTexts(in.ids, in.eot, 1, 77, txt)
+			}
+		})
+		e.Close()
+	}
 }

@@ -6,8 +6,10 @@ import (
 	"testing"
 
 	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/internal/testutil"
 	"github.com/mopeclip/mopeclip/ops"
 	"github.com/mopeclip/mopeclip/tensor"
+	"github.com/stretchr/testify/require"
 )
 
 // randomModel returns a model of preset name (or cfg) with every parameter
@@ -16,23 +18,8 @@ import (
 func randomModel(t testing.TB, cfg *clip.Config, seed uint64) *clip.Model {
 	t.Helper()
 	m, err := clip.New(cfg, seed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rng := tensor.NewRNG(seed + 100)
-	for _, p := range m.Params() {
-		v := p.Value
-		switch {
-		case len(v.Shape) == 1 && len(v.Data) > 0 && v.Data[0] == 1: // layer norm gain
-			for i := range v.Data {
-				v.Data[i] = 1 + 0.1*float32(rng.NormFloat64())
-			}
-		case len(v.Shape) == 1:
-			for i := range v.Data {
-				v.Data[i] += 0.02 * float32(rng.NormFloat64())
-			}
-		}
-	}
+	require.NoError(t, err)
+	testutil.RandomizeParams(m, seed+100)
 	return m
 }
 
@@ -89,14 +76,7 @@ func run(e *Engine, in inputs) (img, txt []float32) {
 }
 
 // relErr is ‖got−want‖∞ / ‖want‖∞.
-func relErr(got, want []float32) float64 {
-	var d, n float64
-	for i := range want {
-		d = math.Max(d, math.Abs(float64(got[i])-float64(want[i])))
-		n = math.Max(n, math.Abs(float64(want[i])))
-	}
-	return d / n
-}
+var relErr = testutil.MaxRelErr
 
 func check(t *testing.T, m *clip.Model, opts Options, Bs []int, T int) {
 	t.Helper()

@@ -157,5 +157,11 @@ func Distill(ctx context.Context, student, teacher *clip.Model, data DistillData
 	if stream != nil {
 		tc.Data = stream
 	}
-	return train.Run(ctx, tc, student.Params(), opt, step, val)
+	res, err := train.Run(ctx, tc, student.Params(), opt, step, val)
+	if stream != nil && o.Log != nil {
+		if n, first := data.Stream.Skipped(); n > 0 {
+			fmt.Fprintf(o.Log, "skipped %d bad training records (first: %s)\n", n, first[0])
+		}
+	}
+	return res, err
 }

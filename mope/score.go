@@ -33,6 +33,11 @@ type Options struct {
 	Engine Engine
 	// Threads is the fast engine's number of workers (0: GOMAXPROCS).
 	Threads int
+	// DType is the weight type of the fast engine's GEMMs (infer.F32,
+	// infer.BF16 or infer.INT8; see infer.Options.DType): reduced-precision
+	// scoring, recorded in the settings unless F32. It needs the fast
+	// engine and the mope or unimodal metric.
+	DType infer.DType
 
 	// Data, Split and Limit describe the calibration set in the settings.
 	Data, Split string
@@ -53,6 +58,9 @@ type Options struct {
 func (o *Options) settings(m *clip.Model, cal *Calib) Settings {
 	s := Settings{Metric: o.Metric, Towers: o.Towers, Kinds: o.Kinds, Groups: o.Groups, GroupRule: GroupRule,
 		Data: o.Data, Split: o.Split, Limit: o.Limit, Batch: o.Batch, Seed: o.Seed, Engine: o.Engine, Model: Fingerprint(m)}
+	if o.DType != infer.F32 {
+		s.DType = o.DType.String()
+	}
 	if cal != nil {
 		s.Images, s.Captions = cal.NImg, cal.NTxt
 	}
@@ -93,6 +101,9 @@ func ScoreContext(ctx context.Context, m *clip.Model, cal *Calib, o Options) (*S
 		return nil, err
 	}
 	o.Engine = eng
+	if o.DType != infer.F32 && eng != EngineFast {
+		return nil, fmt.Errorf("mope: scoring in %v needs the fast engine and the mope or unimodal metric (metric %s, engine %q)", o.DType, o.Metric, eng)
+	}
 	si, sn, err := ParseShard(o.Shard)
 	if err != nil {
 		return nil, err
@@ -201,7 +212,7 @@ func scoreForward(m *clip.Model, cal *Calib, o Options, f *ScoreFile, todo []Mod
 	var eng *infer.Engine
 	if f.Settings.Engine == EngineFast {
 		var err error
-		if eng, err = infer.New(m, infer.Options{Threads: o.Threads}); err != nil {
+		if eng, err = infer.New(m, infer.Options{Threads: o.Threads, DType: o.DType}); err != nil {
 			return fmt.Errorf("mope: fast scoring engine: %w", err)
 		}
 		defer eng.Close()

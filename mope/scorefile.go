@@ -38,6 +38,9 @@ type Settings struct {
 	// Engine is the scoring engine of the mope and unimodal metrics
 	// (EngineFast or EngineRef; absent for the other metrics).
 	Engine Engine `json:"engine,omitempty"`
+	// DType is the fast engine's weight type when not float32 ("bf16",
+	// "int8": Options.DType).
+	DType string `json:"dtype,omitempty"`
 	// Model is a SHA-256 fingerprint of the config and every parameter.
 	Model string `json:"model"`
 }

@@ -43,6 +43,11 @@ func TestLinearMatMul(t *testing.T) {
 		opCase{name: "Linear/dX-only", in: []*tensor.Tensor{randT(4, 9, 4), randT(5, 3, 4), randT(6, 3)}, grad: []bool{true, false, false},
 			build: func(tp *Tape, v []*Var) *Var { return Linear(tp, v[0], v[1], v[2]) },
 			ref:   func(x [][]float64) []float64 { return refLinear(x[0], x[1], x[2], 9, 4, 3) }},
+		// No inputs (an MLP pruned to zero neurons feeds fc2 nothing): the
+		// output is the bias, and the bias still gets its gradient.
+		opCase{name: "Linear/in=0", in: []*tensor.Tensor{randT(7, 2, 3, 0), randT(8, 5, 0), randT(9, 5)}, grad: []bool{true, true, true},
+			build: func(tp *Tape, v []*Var) *Var { return Linear(tp, v[0], v[1], v[2]) },
+			ref:   func(x [][]float64) []float64 { return refLinear(x[0], x[1], x[2], 6, 0, 5) }},
 	)
 	const m, k, n = 5, 7, 3
 	for _, ta := range []bool{false, true} {

@@ -1,7 +1,9 @@
 // Command fmapeak measures the register-only multiply-add peak of one core
 // (and of every core, one goroutine each): 512- and 256-bit FMA in GFLOP/s
 // and 512-bit VPDPBUSD (int8) in GOP/s, the yardstick of the GEMM tables in
-// bench/README.md. It needs an amd64 CPU with AVX-512 F and VNNI.
+// bench/README.md, per wall second and per CPU second of the process (the
+// steadier figure on a shared machine, comparable with the benchmarks'
+// cpuGFLOP/s). It needs an amd64 CPU with AVX-512 F and VNNI.
 //
 //	go run ./bench/fmapeak [-secs 0.5] [-rounds 7]
 package main
@@ -12,8 +14,18 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 )
+
+// cpuSeconds is the CPU time this process has used (user + system).
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
 
 func fmaZ(n int)
 func fmaY(n int)
@@ -47,19 +59,23 @@ func main() {
 				n *= 4
 			}
 			rates := make([]float64, *rounds)
+			cpuRates := make([]float64, *rounds)
 			for r := range rates {
 				var wg sync.WaitGroup
-				t0 := time.Now()
+				t0, c0 := time.Now(), cpuSeconds()
 				for range threads {
 					wg.Add(1)
 					go func() { defer wg.Done(); k.fn(n) }()
 				}
 				wg.Wait()
-				rates[r] = k.ops * float64(n) * float64(threads) / time.Since(t0).Seconds() / 1e9
+				ops := k.ops * float64(n) * float64(threads)
+				rates[r] = ops / time.Since(t0).Seconds() / 1e9
+				cpuRates[r] = ops / (cpuSeconds() - c0) / 1e9
 			}
 			slices.Sort(rates)
-			fmt.Printf("%d thread(s) %-17s median %7.1f %s (min %.1f, max %.1f, %d rounds)\n",
-				threads, k.name, rates[len(rates)/2], k.unit, rates[0], rates[len(rates)-1], len(rates))
+			slices.Sort(cpuRates)
+			fmt.Printf("%d thread(s) %-17s wall: median %7.1f max %7.1f; per CPU second: median %7.1f max %7.1f %s (%d rounds)\n",
+				threads, k.name, rates[len(rates)/2], rates[len(rates)-1], cpuRates[len(rates)/2], cpuRates[len(rates)-1], k.unit, len(rates))
 		}
 	}
 }

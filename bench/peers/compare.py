@@ -8,7 +8,7 @@ compares passes taken seconds apart.
              [--batches 1,32] [--threads 1,2] [--rounds 5] [--towers image,text]
              [--ref-max-batch 32] [--mopeworker BIN] [--json OUT.jsonl]
 
-A variant is ENGINE:MODEL (ENGINE fast, gemm, items (mopeworker), ref or ort; MODEL an index into
+A variant is ENGINE:MODEL (ENGINE fast, gemm, items, bf16, int8 (mopeworker), ref or ort; MODEL an index into
 --models, or into --onnx for ort). For each thread count it starts one
 mopeworker (all --models) and, if an ort variant is asked for, one
 `node run_ort.js --serve`; then for each batch and tower it runs one untimed

@@ -457,3 +457,23 @@ func BenchmarkPreprocess1080p(b *testing.B) {
 		Preprocess(m, cfg)
 	}
 }
+
+// TestYCCToRGBTableIsExact checks the range-limit table lookup of yccToRGB
+// against plain clamping of libjpeg's fixed-point sums, for every (Y, Cb,
+// Cr): the masked index never wraps.
+func TestYCCToRGBTableIsExact(t *testing.T) {
+	for y := 0; y < 256; y++ {
+		for cb := 0; cb < 256; cb++ {
+			for cr := 0; cr < 256; cr++ {
+				r, g, b := yccToRGB(uint8(y), uint8(cb), uint8(cr))
+				Y := int32(y)
+				wr := clamp255(Y + crRTab[cr])
+				wg := clamp255(Y + ((cbGTab[cb] + crGTab[cr]) >> yccScaleBits))
+				wb := clamp255(Y + cbBTab[cb])
+				if r != wr || g != wg || b != wb {
+					t.Fatalf("ycc(%d,%d,%d) = %d,%d,%d, want %d,%d,%d", y, cb, cr, r, g, b, wr, wg, wb)
+				}
+			}
+		}
+	}
+}

@@ -20,7 +20,12 @@ var crRTab, cbBTab, crGTab, cbGTab [256]int32
 // for every v that Y + chroma terms can produce.
 const rangeOff = 512
 
-var rangeLimit [1024 + 256]uint8
+// rangeLimit is sized to a power of two so that an index masked with
+// rangeMask needs no bounds check and no division; every index the
+// conversion forms is below 1024+256, so the mask never changes it.
+var rangeLimit [2048]uint8
+
+const rangeMask = len(rangeLimit) - 1
 
 func init() {
 	for i := range rangeLimit {
@@ -48,9 +53,9 @@ func clamp255(v int32) uint8 {
 // yccToRGB is libjpeg's ycc_rgb_convert for one pixel.
 func yccToRGB(y, cb, cr uint8) (uint8, uint8, uint8) {
 	Y := int32(y) + rangeOff
-	return rangeLimit[uint32(Y+crRTab[cr])%uint32(len(rangeLimit))],
-		rangeLimit[uint32(Y+((cbGTab[cb]+crGTab[cr])>>yccScaleBits))%uint32(len(rangeLimit))],
-		rangeLimit[uint32(Y+cbBTab[cb])%uint32(len(rangeLimit))]
+	return rangeLimit[int(Y+crRTab[cr])&rangeMask],
+		rangeLimit[int(Y+((cbGTab[cb]+crGTab[cr])>>yccScaleBits))&rangeMask],
+		rangeLimit[int(Y+cbBTab[cb])&rangeMask]
 }
 
 // YCbCrToRGB8 converts a YCbCr image to RGB the way libjpeg(-turbo) does

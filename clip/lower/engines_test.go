@@ -11,9 +11,11 @@ import (
 	"github.com/mopeclip/mopeclip/clip/lower"
 	"github.com/mopeclip/mopeclip/cuda"
 	"github.com/mopeclip/mopeclip/infer"
+	"github.com/mopeclip/mopeclip/internal/testutil"
 	"github.com/mopeclip/mopeclip/nn"
 	"github.com/mopeclip/mopeclip/ops"
 	"github.com/mopeclip/mopeclip/tensor"
+	"github.com/stretchr/testify/require"
 )
 
 // modelCase is one model of the engine table: a tiny CLIP (random weights,
@@ -30,33 +32,12 @@ type modelCase struct {
 func tinyConfig(t *testing.T) *clip.Config {
 	t.Helper()
 	c, err := clip.Preset("tiny")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	c.Text.VocabSize = 512
 	c.Text.EOSTokenID = 511
 	c.Text.BOSTokenID = 510
 	c.Text.MaxPositionEmbeddings = 12
 	return c
-}
-
-// randomise sets every parameter (biases and layer norms too: their
-// defaults would hide bias bugs) to random values.
-func randomise(m *clip.Model, seed uint64) {
-	rng := tensor.NewRNG(seed)
-	for _, p := range m.Params() {
-		v := p.Value
-		switch {
-		case len(v.Shape) == 1 && len(v.Data) > 0 && v.Data[0] == 1:
-			for i := range v.Data {
-				v.Data[i] = 1 + 0.1*float32(rng.NormFloat64())
-			}
-		case len(v.Shape) == 1:
-			for i := range v.Data {
-				v.Data[i] += 0.05 * float32(rng.NormFloat64())
-			}
-		}
-	}
 }
 
 func layer(m *clip.Model, tower string, l int) *nn.Block {
@@ -176,10 +157,8 @@ func buildModel(t *testing.T, mc modelCase) *clip.Model {
 		mc.cfg(cfg)
 	}
 	m, err := clip.New(cfg, 5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	randomise(m, 6)
+	require.NoError(t, err)
+	testutil.RandomizeParams(m, 6)
 	if mc.edit != nil {
 		mc.edit(t, m)
 	}
@@ -382,14 +361,7 @@ func compare(t *testing.T, what string, got, want []float32, B int, tol float64)
 	if tol < 0 {
 		E := len(want) / B
 		for b := 0; b < B; b++ {
-			g, w := got[b*E:(b+1)*E], want[b*E:(b+1)*E]
-			var gw, gg, ww float64
-			for i := range g {
-				gw += float64(g[i]) * float64(w[i])
-				gg += float64(g[i]) * float64(g[i])
-				ww += float64(w[i]) * float64(w[i])
-			}
-			if c := gw / math.Sqrt(gg*ww); !(c >= 1+tol) {
+			if c := testutil.Cosine(got[b*E:(b+1)*E], want[b*E:(b+1)*E]); !(c >= 1+tol) {
 				t.Errorf("%s: item %d has cosine %.6f to the reference, want ≥ %.6f", what, b, c, 1+tol)
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"github.com/mopeclip/mopeclip/nn"
 	"github.com/mopeclip/mopeclip/ops"
 	"github.com/mopeclip/mopeclip/tensor"
+	"github.com/stretchr/testify/require"
 	"gonum.org/v1/gonum/blas"
 )
 
@@ -113,13 +114,9 @@ func TestAttnLayout(t *testing.T) {
 func TestActivation(t *testing.T) {
 	for _, name := range []string{"quick_gelu", "gelu"} {
 		a, err := nn.ParseActivation(name)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		ta, err := activation(a)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		// The epilogue's activation computes what the reference's does.
 		x := []float32{-3, -0.5, 0, 0.7, 2.5}
 		want := make([]float32, len(x))
@@ -146,9 +143,7 @@ func TestActivation(t *testing.T) {
 
 func TestModelErrors(t *testing.T) {
 	cfg, err := clip.Preset("tiny")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for _, c := range []struct {
 		name string
 		edit func(m *clip.Model)

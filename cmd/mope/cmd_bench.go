@@ -1,17 +1,14 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"runtime"
-	"slices"
-	"time"
 
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/infer"
-	"github.com/mopeclip/mopeclip/ops"
-	"github.com/mopeclip/mopeclip/tensor"
 )
 
 func init() {
@@ -116,99 +113,43 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg := m.Config
-	T := *textLen
-	if T == 0 {
-		T = cfg.Text.MaxPositionEmbeddings
+	if *textLen != 0 && (*textLen < 2 || *textLen > m.Config.Text.MaxPositionEmbeddings) {
+		return fmt.Errorf("%w: --text-len %d outside [2, %d]", errUsage, *textLen, m.Config.Text.MaxPositionEmbeddings)
 	}
-	if T < 2 || T > cfg.Text.MaxPositionEmbeddings {
-		return fmt.Errorf("%w: --text-len %d outside [2, %d]", errUsage, T, cfg.Text.MaxPositionEmbeddings)
-	}
-	if *threads > 0 {
-		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(*threads))
-	}
-	B := *batch
-	rep := benchReport{Model: *model, Batch: B, Threads: runtime.GOMAXPROCS(0), TextLen: T, Rounds: *rounds, GOARCH: runtime.GOARCH,
-		ImageGFLOP: cfg.VisionMACs().GFLOPs(), TextGFLOP: cfg.TextMACs(T).GFLOPs(), Engine: *engine, DType: *dtype}
-
-	// Inputs: random pixels, and random texts SOT … EOT filling T tokens.
-	rng := tensor.NewRNG(1)
-	S := cfg.Vision.ImageSize
-	pixels := ops.Const(tensor.New(B, 3, S, S).Normal(rng, 0, 1))
-	tb := &clip.TextBatch{IDs: make([]int, B*T), B: B, T: T}
-	V, eos := cfg.Text.VocabSize, cfg.Text.EOSTokenID
-	for b := 0; b < B; b++ {
-		row := tb.IDs[b*T : (b+1)*T]
-		for j := range row {
-			row[j] = rng.IntN(max(1, min(V, eos)))
-		}
-		row[T-1] = eos
-	}
-	tb.EOTPos = clip.EOTPositions(tb.IDs, B, T, eos)
-	if err := m.Text.Check(tb); err != nil {
-		return err
-	}
-
-	measure := func(name string, f func()) float64 {
-		for range *warmup {
-			f()
-		}
-		secs := make([]float64, *rounds)
-		for i := range secs {
-			t0 := time.Now()
-			f()
-			secs[i] = time.Since(t0).Seconds()
-		}
-		slices.Sort(secs)
-		med := secs[len(secs)/2]
-		if len(secs)%2 == 0 {
-			med = (secs[len(secs)/2-1] + secs[len(secs)/2]) / 2
-		}
-		if !*asJSON {
+	o := infer.BenchOptions{Batch: *batch, Rounds: *rounds, Warmup: *warmup, TextLen: *textLen, Towers: *towers,
+		Threads: *threads, Ref: *engine == "ref",
+		// The engine keeps its own packed copy of the weight matrices.
+		Engine: infer.Options{Split: split, Chunk: *chunk, ReleaseWeights: true, DType: dt}}
+	if !*asJSON {
+		o.Report = func(name string, secs []float64, med float64) {
 			fmt.Fprintf(stderr, "%s: rounds %.3f–%.3f s, median %.3f s\n", name, secs[0], secs[len(secs)-1], med)
 		}
-		return float64(B) / med
 	}
-	vis, txt, _ := m.NumParams() // before the fast engine releases the model's matrices
-	encImage := func() { m.EncodeImage(nil, pixels) }
-	encText := func() { m.EncodeText(nil, tb) }
-	if *engine == "fast" {
-		// The engine keeps its own packed copy of the weight matrices.
-		e, err := infer.New(m, infer.Options{Split: split, Chunk: *chunk, ReleaseWeights: true, DType: dt})
-		if err != nil {
-			return err
-		}
-		defer e.Close()
-		e.Warm(B)
-		rep.Split = e.SplitFor(B).String()
-		imgOut := make([]float32, B*e.EmbedDim())
-		txtOut := make([]float32, B*e.EmbedDim())
-		encImage = func() { e.EncodeImages(pixels.Value.Data, B, imgOut) }
-		encText = func() { e.EncodeTexts(tb.IDs, tb.EOTPos, B, T, txtOut) }
-	}
-	var gpuErr error
+	var gpuDesc string
 	if onGPU {
-		g, err := openGPUTowers(*device, m, B, towers.Has(clip.VisionTower), towers.Has(clip.TextTower))
-		if err != nil {
-			return err
+		o.Funcs = func(pixels []float32, tb *clip.TextBatch) (image, text func() error, done func(), err error) {
+			g, err := openGPUTowers(*device, m, *batch, towers.Has(clip.VisionTower), towers.Has(clip.TextTower))
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			gpuDesc = *device + ": " + g.Desc
+			var gpuErr error
+			img, txt := g.benchFuncs(pixels, *batch, tb, &gpuErr)
+			image = func() error { img(); return gpuErr }
+			text = func() error { txt(); return gpuErr }
+			return image, text, g.Close, nil
 		}
-		defer g.Close()
-		rep.Device = *device + ": " + g.Desc
-		encImage, encText = g.benchFuncs(pixels.Value.Data, B, tb, &gpuErr)
 	}
-	if towers.Has(clip.VisionTower) {
-		rep.ImagePerS = measure("image", encImage)
-		rep.ImageGFLOPs = rep.ImagePerS * rep.ImageGFLOP
+	res, err := infer.Bench(context.Background(), m, o)
+	if err != nil {
+		return err
 	}
-	if towers.Has(clip.TextTower) {
-		rep.TextPerS = measure("text", encText)
-		rep.TextGFLOPs = rep.TextPerS * rep.TextGFLOP
-	}
-	if gpuErr != nil {
-		return gpuErr
-	}
-	rep.Kernels = tensor.KernelReport()
-
+	rep := benchReport{Model: *model, Batch: res.Batch, Threads: res.Threads, TextLen: res.TextLen, Rounds: res.Rounds,
+		ImagePerS: res.ImagePerS, TextPerS: res.TextPerS, ImageGFLOPs: res.ImageGFLOPs, TextGFLOPs: res.TextGFLOPs,
+		ImageGFLOP: res.ImageGFLOP, TextGFLOP: res.TextGFLOP, Kernels: res.Kernels, Engine: *engine, DType: *dtype,
+		Split: res.Split, GOARCH: runtime.GOARCH, Device: gpuDesc}
+	vis, txt := res.VisionParams, res.TextParams
+	B := rep.Batch
 	if *asJSON {
 		b, err := json.Marshal(rep)
 		if err != nil {
@@ -232,7 +173,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	if towers.Has(clip.TextTower) {
 		fmt.Fprintf(stdout, "  text encoder:  %8.2f texts/s   %7.1f GFLOP/s  (%.3g GFLOP/text of %d tokens, %.1fM params)\n",
-			rep.TextPerS, rep.TextGFLOPs, rep.TextGFLOP, T, float64(txt)/1e6)
+			rep.TextPerS, rep.TextGFLOPs, rep.TextGFLOP, rep.TextLen, float64(txt)/1e6)
 	}
 	fmt.Fprintf(stdout, "  kernels: %s\n", rep.Kernels)
 	return nil

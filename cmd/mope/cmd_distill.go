@@ -39,6 +39,7 @@ func init() {
 type distillFlags struct {
 	Data         string
 	TrainN, ValN int
+	SkipBad      bool
 	Opt          mope.DistillOptions
 	Device       *string // --device
 	Quiet        *bool   // --quiet
@@ -52,7 +53,8 @@ func (d *distillFlags) register(fl *flag.FlagSet) {
 	d.Opt = o
 	d.Data = "shapes"
 	d.TrainN, d.ValN = 4000, 250
-	d.DataPtr = dataFlag(fl, d.Data, "\"shapes\" (built-in world) or a dataset `FILE` (Karpathy .json, .jsonl, .csv; train/val splits)")
+	d.DataPtr = dataFlag(fl, d.Data, "\"shapes\" (built-in world) or a dataset `SPEC` (Karpathy .json, .jsonl, .csv/.tsv with train/val splits; webdataset tar shards, streamed; docs/data.md)")
+	fl.BoolVar(&d.SkipBad, "skip-bad", false, "skip bad records (missing or undecodable image, no captions, truncated tar) and count them, instead of stopping at the first")
 	fl.IntVar(&d.TrainN, "train-n", d.TrainN, "training images (0: the whole train split)")
 	fl.IntVar(&d.ValN, "val-n", d.ValN, "validation images (0: no validation)")
 	fl.IntVar(&d.Opt.Steps, "steps", o.Steps, "distillation steps")
@@ -82,7 +84,7 @@ func (d *distillFlags) parsed() {
 
 // loadDistillData loads training and validation pairs at the model's image
 // size; the tokenizer is the teacher's (from its directory).
-func loadDistillData(data string, trainN, valN int, teacherDir string, pc imageproc.Config, log io.Writer) (mope.DistillData, error) {
+func loadDistillData(data string, trainN, valN int, skipBad bool, teacherDir string, pc imageproc.Config, log io.Writer) (mope.DistillData, error) {
 	size := pc.Size
 	t0 := time.Now()
 	var d mope.DistillData
@@ -103,13 +105,13 @@ func loadDistillData(data string, trainN, valN int, teacherDir string, pc imagep
 			}
 			d.Val.Images.Pre = &pc
 		}
-	} else if d.Stream, err = streamData(data, trainN); err != nil {
+	} else if d.Stream, err = streamData(data, trainN, skipBad); err != nil {
 		return d, err
 	} else if d.Stream != nil {
 		d.StreamPre = &pc
 		fmt.Fprintf(log, "data %s: streamed from %d tar shards (shuffle buffer 1000)\n", data, len(d.Stream.Spec.Shards))
 		return d, nil
-	} else if d.Train, d.Val, err = filePairs(data, trainN, valN, pc); err != nil {
+	} else if d.Train, d.Val, err = filePairs(data, trainN, valN, pc, skipBad, log); err != nil {
 		return d, err
 	}
 	fmt.Fprintf(log, "data %s: %d training images, %d validation images (%s)\n", data, d.Train.Len(), lenPairs(d.Val),
@@ -198,7 +200,7 @@ func distillDirs(ctx context.Context, teacherDir, studentDir, out string, df dis
 	if err != nil {
 		return nil, err
 	}
-	data, err := loadDistillData(df.Data, df.TrainN, df.ValN, teacherDir, teacher.ImageConfig(), log)
+	data, err := loadDistillData(df.Data, df.TrainN, df.ValN, df.SkipBad, teacherDir, teacher.ImageConfig(), log)
 	if err != nil {
 		return nil, err
 	}

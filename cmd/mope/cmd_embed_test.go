@@ -111,6 +111,7 @@ func TestEmbed(t *testing.T) {
 }
 
 func TestEmbedErrors(t *testing.T) {
+	t.Setenv(VocabEnv, "") // a model without a tokenizer must fail, not fall back to $MOPECLIP_VOCAB (CI sets it)
 	model := embedTinyModel(t)
 	dir, a, _ := preprocessFixture(t)
 	bad := filepath.Join(dir, "bad.npy")

@@ -138,7 +138,7 @@ func pipelineDirs(ctx context.Context, pf pipelineFlags, log, progress io.Writer
 	default:
 		return nil, nil, fmt.Errorf("%w: --stage must be finetune or pretrain", errUsage)
 	}
-	data, err := loadDistillData(pf.D.Data, pf.D.TrainN, pf.D.ValN, pf.Teacher, teacher.ImageConfig(), log)
+	data, err := loadDistillData(pf.D.Data, pf.D.TrainN, pf.D.ValN, pf.D.SkipBad, pf.Teacher, teacher.ImageConfig(), log)
 	if err != nil {
 		return nil, nil, err
 	}

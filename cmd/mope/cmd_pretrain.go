@@ -49,6 +49,7 @@ type pretrainOptions struct {
 	CkptEvery               int
 	Resume, KeepCheckpoint  bool
 	TrainN, StopAt          int
+	SkipBad                 bool
 }
 
 func defaultPretrain() pretrainOptions {
@@ -85,7 +86,7 @@ func runPretrain(args []string, stdout, stderr io.Writer) error {
 	c := commands["pretrain"]
 	fl := newFlags(c, stderr)
 	o := defaultPretrain()
-	data := dataFlag(fl, o.Data, "\"shapes\" (the built-in world, generated in memory) or a dataset `FILE` (.json Karpathy, .jsonl, .csv)")
+	data := dataFlag(fl, o.Data, "\"shapes\" (the built-in world, generated in memory) or a dataset `SPEC` (.json Karpathy, .jsonl, .csv/.tsv, webdataset tar shards, streamed; docs/data.md)")
 	fl.StringVar(&o.Preset, "preset", o.Preset, "architecture `NAME` (one of "+strings.Join(clip.PresetNames(), ", ")+")")
 	out := outFlag(fl, "", "output model `DIR`")
 	fl.IntVar(&o.Steps, "steps", o.Steps, "optimiser steps")
@@ -105,6 +106,7 @@ func runPretrain(args []string, stdout, stderr io.Writer) error {
 	fl.IntVar(&o.StopAt, "stop-at", 0, "stop (with a checkpoint) before step N, to continue later with --resume")
 	fl.BoolVar(&o.Resume, "resume", false, "continue from DIR/checkpoint if present")
 	fl.BoolVar(&o.KeepCheckpoint, "keep-checkpoint", false, "keep DIR/checkpoint after a finished run")
+	fl.BoolVar(&o.SkipBad, "skip-bad", false, "skip bad records (missing or undecodable image, no captions, truncated tar) and count them, instead of stopping at the first")
 	quiet := quietFlag(fl)
 	force := fl.Bool("force", false, "start over although DIR/checkpoint holds an unfinished run (it is discarded)")
 	device := deviceFlag(fl)
@@ -173,13 +175,13 @@ func loadPretrainData(o pretrainOptions, pc imageproc.Config, log io.Writer) (*p
 		}
 	} else {
 		var err error
-		if d.Stream, err = streamData(o.Data, o.TrainN); err != nil {
+		if d.Stream, err = streamData(o.Data, o.TrainN, o.SkipBad); err != nil {
 			return nil, err
 		}
 		var caps []string
 		if d.Stream != nil {
 			caps, err = firstCaptions(d.Stream, world.VocabImages)
-		} else if d.Train, d.Val, err = filePairs(o.Data, o.TrainN, o.ValN, pc); err == nil {
+		} else if d.Train, d.Val, err = filePairs(o.Data, o.TrainN, o.ValN, pc, o.SkipBad, log); err == nil {
 			caps, _ = d.Train.Flat()
 		}
 		if err != nil {
@@ -216,12 +218,12 @@ func noteTruncated(log io.Writer, tok *tokenizer.Tokenizer, p *dataset.Pairs, co
 
 // streamData opens spec for streaming when it is webdataset tar shards
 // (too large to hold, read in order): nil for other data.
-func streamData(spec string, limit int) (*dataset.Dataset, error) {
+func streamData(spec string, limit int, skipBad bool) (*dataset.Dataset, error) {
 	s, err := dataset.ParseSpec(spec)
 	if err != nil || s.Format != dataset.WebDataset {
 		return nil, nil // other formats (and errors) go through filePairs
 	}
-	return dataset.OpenSpec(s, dataset.Options{Limit: limit})
+	return dataset.OpenSpec(s, dataset.Options{Limit: limit, SkipBad: skipBad})
 }
 
 // firstCaptions returns the captions of the first n records of d.
@@ -247,17 +249,20 @@ func firstCaptions(d *dataset.Dataset, n int) ([]string, error) {
 // has a "val" split, the validation pairs, as 8-bit crops at size×size
 // (dataset.LoadPairs: images are decoded and cropped one at a time, never
 // held at full resolution).
-func filePairs(spec string, trainN, valN int, pc imageproc.Config) (train, val *dataset.Pairs, err error) {
+func filePairs(spec string, trainN, valN int, pc imageproc.Config, skipBad bool, log io.Writer) (train, val *dataset.Pairs, err error) {
 	ctx := context.Background()
-	d, err := dataset.Open(spec, dataset.Options{Split: "train", Limit: trainN})
+	d, err := dataset.Open(spec, dataset.Options{Split: "train", Limit: trainN, SkipBad: skipBad})
 	if err != nil {
 		return nil, nil, err
 	}
 	if train, err = dataset.LoadPairsWith(ctx, d, pc); err != nil {
 		return nil, nil, err
 	}
+	if n, first := d.Skipped(); n > 0 {
+		fmt.Fprintf(log, "skipped %d bad training records (first: %s)\n", n, first[0])
+	}
 	if valN > 0 && d.Split() != "" {
-		if v, err := dataset.Open(spec, dataset.Options{Split: "val", Limit: valN}); err == nil {
+		if v, err := dataset.Open(spec, dataset.Options{Split: "val", Limit: valN, SkipBad: skipBad}); err == nil {
 			if val, err = dataset.LoadPairsWith(ctx, v, pc); err != nil {
 				return nil, nil, err
 			}
@@ -361,6 +366,11 @@ func pretrain(ctx context.Context, o pretrainOptions, log io.Writer) (*train.Res
 		tc.Data = stream
 	}
 	res, err := train.Run(ctx, tc, m.Params(), opt, step, val)
+	if stream != nil {
+		if n, first := data.Stream.Skipped(); n > 0 {
+			fmt.Fprintf(log, "skipped %d bad training records (first: %s)\n", n, first[0])
+		}
+	}
 	if err != nil {
 		return res, err
 	}

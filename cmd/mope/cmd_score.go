@@ -10,6 +10,7 @@ import (
 
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/clip/tokenizer"
+	"github.com/mopeclip/mopeclip/infer"
 	"github.com/mopeclip/mopeclip/mope"
 )
 
@@ -21,7 +22,7 @@ func init() {
 		name:    "score",
 		summary: "score heads, FFN neuron groups and layers by MoPE or a baseline metric (sharded, resumable); 'score merge' joins shards",
 		usage: "--model DIR --data FILE --tower vision|text|both --modules heads,ffn,layers\n" +
-			"        --metric mope|magnitude|taylor|random|unimodal [--limit N] [--shard I/N] --out scores.json\n" +
+			"        --metric mope|magnitude|taylor|random|unimodal [--limit N] [--shard I/N] [--dtype f32|bf16|int8] --out scores.json\n" +
 			"  mope score merge A.json B.json ... --out scores.json\n\n" +
 			"  --data shapes scores on the built-in shapes world's calib split (in memory).\n" +
 			"  FFN groups: " + mope.GroupRule + ".\n" +
@@ -56,6 +57,7 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 	quiet := quietFlag(fl)
 	engine := engineFlag(fl)
 	threads := threadsFlag(fl, "fast engine workers")
+	dtype := fl.String("dtype", "f32", "`f32|bf16|int8`: weight type of the fast engine's GEMMs for the mope/unimodal evaluations (bf16, int8: faster, approximate scores)")
 	device := deviceFlag(fl)
 	asJSON := jsonFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
@@ -73,6 +75,10 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 	kinds, err := mope.ParseKinds(*modules)
 	if err != nil {
 		return fmt.Errorf("%w: --modules: %v", errUsage, err)
+	}
+	dt, err := infer.ParseDType(*dtype)
+	if err != nil {
+		return fmt.Errorf("%w: --dtype: %v", errUsage, err)
 	}
 	if _, _, err := mope.ParseShard(*shard); err != nil {
 		return fmt.Errorf("%w: --shard: %v", errUsage, err)
@@ -113,7 +119,7 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 	}
 	o := mope.Options{Metric: metric, Towers: towers.Names(), Kinds: kinds, Groups: *groups, Batch: *batch, Seed: *seed,
 		Shard: *shard, Data: *data, Split: *split, Limit: *limit, Checkpoint: *out, CheckpointEvery: *every,
-		Engine: *engine, Threads: *threads}
+		Engine: *engine, Threads: *threads, DType: dt}
 	if !*quiet {
 		o.Progress = stderr
 	}

@@ -302,7 +302,7 @@ func commandReference(t *testing.T) string {
 	for _, inv := range invocations() {
 		_, out, _ := runMope(append(slices.Clone(inv.args), "--help")...)
 		if v := os.Getenv(VocabEnv); v != "" {
-			out = strings.ReplaceAll(out, fmt.Sprintf("(default %q)", v), "")
+			out = strings.ReplaceAll(out, fmt.Sprintf(" (default %q)", v), "")
 		}
 		fmt.Fprintf(&b, "### mope %s\n\n```\n%s```\n\n", inv.name, out)
 	}

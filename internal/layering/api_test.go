@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // APIExceptions are exported declarations (package.Name) that still show an
@@ -76,9 +78,7 @@ func TestNoInternalTypesInAPI(t *testing.T) {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	keys := make([]string, 0, len(found))
 	for k := range found {
 		keys = append(keys, k)

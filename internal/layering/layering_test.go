@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 const module = "github.com/mopeclip/mopeclip"
@@ -23,6 +25,7 @@ var Order = []string{
 	// Foundations: no model knowledge.
 	"internal/layering",
 	"internal/atomicfile",
+	"internal/cputime",
 	"internal/progress",
 	"internal/chart",
 	"internal/safetensors",
@@ -36,6 +39,7 @@ var Order = []string{
 	"clip/zeroshot",
 	"clip",
 	"clip/lower",
+	"internal/testutil",
 	// Data, above the model it feeds, and evaluation on it.
 	"dataset/shapes",
 	"dataset",
@@ -104,9 +108,7 @@ func imports(t *testing.T, root string) map[string][]string {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	delete(out, ".") // no package at the root
 	return out
 }
@@ -114,9 +116,7 @@ func imports(t *testing.T, root string) map[string][]string {
 func root(t *testing.T) string {
 	t.Helper()
 	r, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	if b, err := os.ReadFile(filepath.Join(r, "go.mod")); err != nil || !strings.Contains(string(b), "module "+module+"\n") {
 		t.Fatalf("%s is not the module root (%v)", r, err)
 	}

@@ -8,7 +8,8 @@
 //
 // stdin, one request per line: "ENGINE MODEL TOWER BATCH", ENGINE fast (the
 // engine with --split), gemm or items (the engine with that split, built on
-// first use), or ref (the reference forward), MODEL the index of a model directory, TOWER image or text, BATCH
+// first use), bf16 or int8 (the engine with --split and that weight type,
+// built on first use), or ref (the reference forward), MODEL the index of a model directory, TOWER image or text, BATCH
 // the number of items (random inputs as mope bench makes them, texts of the
 // full context). stdout: the seconds the pass took, one line per request.
 // It prints "ready" once loaded.
@@ -56,11 +57,13 @@ func main() {
 		if e := bySplit[key]; e != nil {
 			return e
 		}
-		s, err := infer.ParseSplit(name)
-		if err != nil {
+		s, dt := sp, infer.F32
+		if d, err := infer.ParseDType(name); err == nil {
+			dt = d
+		} else if s, err = infer.ParseSplit(name); err != nil {
 			fatal(err)
 		}
-		e, err := infer.New(models[mi], infer.Options{Threads: *threads, Split: s, Chunk: *chunk})
+		e, err := infer.New(models[mi], infer.Options{Threads: *threads, Split: s, Chunk: *chunk, DType: dt})
 		if err != nil {
 			fatal(err)
 		}
@@ -117,11 +120,11 @@ func main() {
 		m := models[mi]
 		var f func()
 		switch eng + " " + tower {
-		case "fast image", "gemm image", "items image":
+		case "fast image", "gemm image", "items image", "bf16 image", "int8 image":
 			e := engineFor(eng, mi)
 			e.Warm(B)
 			f = func() { e.EncodeImages(in.pixels.Value.Data, B, in.img) }
-		case "fast text", "gemm text", "items text":
+		case "fast text", "gemm text", "items text", "bf16 text", "int8 text":
 			e := engineFor(eng, mi)
 			e.Warm(B)
 			f = func() { e.EncodeTexts(in.tb.IDs, in.tb.EOTPos, B, in.tb.T, in.txt) }
