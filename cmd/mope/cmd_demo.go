@@ -107,7 +107,7 @@ func init() {
 	register(&command{
 		name:    "demo",
 		summary: "the whole story on the built-in shapes world: teacher, MoPE pruning, distillation, baselines",
-		usage: "[--out DIR] [--teacher DIR] [--limit 1000] [--quick | --no-story] [story flags]\n\n" +
+		usage: "[--out DIR] [--teacher DIR|shapes|deep] [--limit 1000] [--quick | --no-story] [--seeds N] [story flags]\n\n" +
 			"  Loads the shapes teacher (" + DefaultTeacherDir + "; trained first when missing, about\n" +
 			"  2 h 20 min), generates the shapes test split, evaluates image–text retrieval\n" +
 			"  (TR/IR@1/5/10) and zero-shot classification of single-object images by shape and by\n" +
@@ -118,6 +118,9 @@ func init() {
 			"  trained from scratch: 32 models. Prints the tables and writes DIR/results.json,\n" +
 			"  DIR/story.json, DIR/REPORT.md with DIR/story.svg and DIR/story.png, and each evaluated\n" +
 			"  model as DIR/<name>. A re-run with the same DIR reuses the finished steps (DIR/story).\n" +
+			"  --seeds N builds every model with seeds 1…N and decides each claim by a paired\n" +
+			"  comparison with a 95% t-interval (DIR/claims.json). --teacher deep: the 12-layer\n" +
+			"  teacher (" + DeepTeacherDir + "; prints how to train it when missing).\n" +
 			"  docs/grid.md describes the grid and how to read the report.",
 		run: runDemo,
 	})
