@@ -25,6 +25,7 @@ vet:
 	$(GO) vet $(PKGS)
 	$(GO) vet -tags noasm $(PKGS)
 	GOARCH=arm64 $(GO) vet ./tensor/...
+	CGO_ENABLED=1 $(GO) vet -tags cuda,cudaemu ./cuda/ ./clip/lower/ ./cmd/mope/
 
 test-native:
 	$(GO) test -count=1 $(PKGS)
@@ -47,11 +48,13 @@ generate-check:
 		cmp -s $$f tensor/$$b || { echo "tensor/$$b differs from what go generate writes: run go generate ./tensor/ and commit"; fail=1; }; \
 	done && test $$n -gt 0 && test $$fail -eq 0 && echo "generate: $$n generated files in tensor/ up to date"
 
-## test-engines-emu: the engine table of clip/lower (reference, infer f32/bf16, the
-## MoPE scorer's path) with the CUDA towers on the CPU emulator (cgo, g++).
+## test-engines-emu: the engine table of clip/lower (reference, infer f32/bf16/int8,
+## the MoPE scorer's path) with the CUDA towers on the CPU emulator, and the
+## CLI's --device cuda tests there (cgo, g++).
 test-engines-emu:
 	@command -v g++ >/dev/null || (echo "g++ missing: apt-get install g++ (the CUDA emulator is C++)"; exit 1)
 	CGO_ENABLED=1 $(GO) test -count=1 -tags cuda,cudaemu -run 'TestEngines' ./clip/lower/
+	CGO_ENABLED=1 $(GO) test -count=1 -tags cuda,cudaemu -run 'TestDevice' ./cmd/mope/
 
 test-fuzz:
 	@for t in $$($(GO) test -list '^Fuzz' ./internal/safetensors 2>/dev/null | grep '^Fuzz'); do \

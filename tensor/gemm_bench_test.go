@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/mopeclip/mopeclip/internal/cputime"
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
 )
@@ -67,11 +68,11 @@ func benchData(sh benchShape) (a []float32, lda int, b []float32, ldb int, c []f
 // cpuGFLOP/s of this process's CPU time: on a shared machine the second is
 // the steadier measure of the code (with -cpu 2 it is per core).
 func benchLoop(b *testing.B, sh benchShape, f func()) {
-	cpu0 := processCPUNanos()
+	cpu0 := int64(cputime.Process())
 	for b.Loop() {
 		f()
 	}
-	cpu := processCPUNanos() - cpu0
+	cpu := int64(cputime.Process()) - cpu0
 	flops := 2 * float64(sh.m) * float64(sh.n) * float64(sh.k) * float64(b.N)
 	b.ReportMetric(flops/float64(b.Elapsed().Nanoseconds()), "GFLOP/s")
 	if cpu > 0 {

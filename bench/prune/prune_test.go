@@ -9,6 +9,7 @@ import (
 
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/infer"
+	"github.com/mopeclip/mopeclip/internal/cputime"
 	"github.com/mopeclip/mopeclip/mope"
 	"github.com/mopeclip/mopeclip/nn"
 	"github.com/mopeclip/mopeclip/ops"
@@ -85,7 +86,7 @@ func BenchmarkBlock(b *testing.B) {
 				flops := 2 * float64(clip.LayerMACs(T, width, v.h, headDim, v.i)) * float64(B)
 				v.blk.Forward(nil, ops.Const(x), B, T, nn.AttnMask{}) // warm up
 				b.ResetTimer()
-				cpu0 := cpuSeconds()
+				cpu0 := cputime.Process().Seconds()
 				for n := 0; n < b.N; n++ {
 					v.blk.Forward(nil, ops.Const(x), B, T, nn.AttnMask{})
 				}
@@ -134,7 +135,7 @@ func BenchmarkBlockFast(b *testing.B) {
 					b.Fatal(err)
 				}
 				b.ResetTimer()
-				cpu0 := cpuSeconds()
+				cpu0 := cputime.Process().Seconds()
 				for n := 0; n < b.N; n++ {
 					e.RunLayers(infer.TowerVision, x.Data, B, T, ls, dst)
 				}
@@ -149,7 +150,7 @@ func BenchmarkBlockFast(b *testing.B) {
 // reportCPU reports the process's CPU time per op and the GFLOP/s over it
 // (steadier than the wall clock on a shared machine; run with -cpu 1).
 func reportCPU(b *testing.B, flops, cpu0 float64) {
-	if c := cpuSeconds() - cpu0; c > 0 {
+	if c := cputime.Process().Seconds() - cpu0; c > 0 {
 		b.ReportMetric(c/float64(b.N)*1e9, "cpu-ns/op")
 		b.ReportMetric(flops*float64(b.N)/c/1e9, "cpuGFLOP/s")
 	}
@@ -201,19 +202,19 @@ func BenchmarkScoreLayers(b *testing.B) {
 	L := m.Config.Vision.NumHiddenLayers
 	for _, eng := range []mope.Engine{mope.EngineRef, mope.EngineFast} {
 		b.Run("prefix-"+string(eng), func(b *testing.B) {
-			cpu0 := cpuSeconds()
+			cpu0 := cputime.Process().Seconds()
 			for n := 0; n < b.N; n++ {
 				if _, err := mope.Score(m, cal, mope.Options{Metric: "mope", Towers: []string{mope.Vision}, Kinds: []string{mope.KindLayer}, Engine: eng}); err != nil {
 					b.Fatal(err)
 				}
 			}
 			b.ReportMetric(float64(L*b.N)/b.Elapsed().Seconds(), "evals/s")
-			b.ReportMetric((cpuSeconds()-cpu0)/float64(L*b.N), "cpu-s/eval")
+			b.ReportMetric((cputime.Process().Seconds()-cpu0)/float64(L*b.N), "cpu-s/eval")
 		})
 	}
 	b.Run("naive", func(b *testing.B) {
-		cpu0 := cpuSeconds()
-		defer func() { b.ReportMetric((cpuSeconds()-cpu0)/float64(L*b.N), "cpu-s/eval") }()
+		cpu0 := cputime.Process().Seconds()
+		defer func() { b.ReportMetric((cputime.Process().Seconds()-cpu0)/float64(L*b.N), "cpu-s/eval") }()
 		px := tensor.New(cal.NImg, 3, cal.Size, cal.Size)
 		cal.PixelsInto(px.Data, 0, cal.NImg)
 		for n := 0; n < b.N; n++ {
@@ -265,7 +266,7 @@ func BenchmarkScoreModules(b *testing.B) {
 		b.Run("engine="+string(eng), func(b *testing.B) {
 			o := mope.Options{Metric: "mope", Towers: []string{mope.Vision}, Kinds: []string{mope.KindHead, mope.KindFFN, mope.KindLayer}, Shard: shard, Engine: eng}
 			n := 0
-			cpu0 := cpuSeconds()
+			cpu0 := cputime.Process().Seconds()
 			for i := 0; i < b.N; i++ {
 				f, err := mope.Score(m, cal, o)
 				if err != nil {
@@ -278,7 +279,7 @@ func BenchmarkScoreModules(b *testing.B) {
 			b.ReportMetric(348/rate*1000/float64(cal.NImg)/3600, "target-h")
 			// On a shared machine the process's CPU time is steadier than
 			// the wall clock: cpu-s/eval is CPU seconds per evaluation.
-			b.ReportMetric((cpuSeconds()-cpu0)/float64(n), "cpu-s/eval")
+			b.ReportMetric((cputime.Process().Seconds()-cpu0)/float64(n), "cpu-s/eval")
 		})
 	}
 }

@@ -3,6 +3,7 @@ package train
 import (
 	"testing"
 
+	"github.com/mopeclip/mopeclip/internal/cputime"
 	"github.com/mopeclip/mopeclip/nn"
 	"github.com/mopeclip/mopeclip/ops"
 	"github.com/mopeclip/mopeclip/tensor"
@@ -58,14 +59,14 @@ func BenchmarkTrainStep(b *testing.B) {
 	s.step(b) // warm the tape's buffer pool
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := cpuSeconds()
+	cpu0 := cputime.Process().Seconds()
 	for i := 0; i < b.N; i++ {
 		s.step(b)
 	}
 	b.StopTimer()
 	n := float64(batch * tokens * b.N)
 	b.ReportMetric(n/b.Elapsed().Seconds(), "tokens/s")
-	if cpu := cpuSeconds() - cpu0; cpu > 0 {
+	if cpu := cputime.Process().Seconds() - cpu0; cpu > 0 {
 		b.ReportMetric(n/cpu, "tokens/cpu-s")
 	}
 }

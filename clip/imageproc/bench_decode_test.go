@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/mopeclip/mopeclip/internal/cputime"
 )
 
 // BenchmarkDecodePreprocessJPEG measures the whole per-image path of
@@ -33,7 +35,7 @@ func BenchmarkDecodePreprocessJPEG(b *testing.B) {
 	cfg := DefaultConfig(224)
 	out := make([]float32, 3*224*224)
 	b.ResetTimer()
-	cpu0 := processCPU()
+	cpu0 := cputime.Process()
 	for i := 0; i < b.N; i++ {
 		img, err := Decode(data[i%len(data)])
 		if err != nil {
@@ -42,7 +44,7 @@ func BenchmarkDecodePreprocessJPEG(b *testing.B) {
 		normalizeInto(out, Prepare(img, cfg), cfg.Mean, cfg.Std)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "images/s")
-	if cpu := processCPU() - cpu0; cpu > 0 {
+	if cpu := cputime.Process() - cpu0; cpu > 0 {
 		// Per CPU-second: what one core does, however loaded the machine.
 		b.ReportMetric(float64(b.N)/cpu.Seconds(), "images/cpu-s")
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mopeclip/mopeclip/internal/cputime"
 )
 
 // syntheticCaptions makes n caption-like texts: 5-20 words drawn with a
@@ -73,11 +75,11 @@ func TestThroughput(t *testing.T) {
 	tok := openAI(t).withEmptyCache()
 	captions := syntheticCaptions(tok, 100_000)
 	for _, pass := range []string{"cold cache", "warm cache"} {
-		start, cpu0 := time.Now(), processCPU()
+		start, cpu0 := time.Now(), cputime.Process()
 		if _, _, err := tok.Batch(captions, DefaultContext, true); err != nil {
 			t.Fatal(err)
 		}
-		d, cpu := time.Since(start), processCPU()-cpu0
+		d, cpu := time.Since(start), cputime.Process()-cpu0
 		t.Logf("Batch of 100k captions, %s: %v wall (%.0f captions/s), %v CPU (%.1f µs/caption), GOMAXPROCS=%d",
 			pass, d.Round(time.Millisecond), 1e5/d.Seconds(), cpu.Round(time.Millisecond), cpu.Seconds()*1e6/1e5, runtime.GOMAXPROCS(0))
 		if d > 30*time.Second {

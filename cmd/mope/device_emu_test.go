@@ -4,7 +4,6 @@ package main
 
 import (
 	"encoding/json"
-	"math"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,24 +13,7 @@ import (
 // (go test -tags cuda,cudaemu -run Device ./cmd/mope/): the GPU-resident
 // towers give the CPU embeddings to 1e-5 (normwise) in mope embed and the
 // same metrics in mope eval, and mope bench reports both towers.
-
-func maxRelErr(t *testing.T, got, want [][]float32) float64 {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("%d rows, want %d", len(got), len(want))
-	}
-	var num, den float64
-	for i := range want {
-		if len(got[i]) != len(want[i]) {
-			t.Fatalf("row %d: %d values, want %d", i, len(got[i]), len(want[i]))
-		}
-		for j := range want[i] {
-			num = math.Max(num, math.Abs(float64(got[i][j])-float64(want[i][j])))
-			den = math.Max(den, math.Abs(float64(want[i][j])))
-		}
-	}
-	return num / den
-}
+// (maxRelErr is cmd_export_test.go's.)
 
 func TestDeviceEmbed(t *testing.T) {
 	model := embedTinyModel(t)
@@ -51,10 +33,10 @@ func TestDeviceEmbed(t *testing.T) {
 		t.Errorf("no device line: %q", errs)
 	}
 	got := parseEmbed(t, out)
-	if e := maxRelErr(t, got.ImageEmbeds, want.ImageEmbeds); !(e <= 1e-5) {
+	if e := maxRelErr(got.ImageEmbeds, want.ImageEmbeds); !(e <= 1e-5) {
 		t.Errorf("image embeddings: relative error %.3g", e)
 	}
-	if e := maxRelErr(t, got.TextEmbeds, want.TextEmbeds); !(e <= 1e-5) {
+	if e := maxRelErr(got.TextEmbeds, want.TextEmbeds); !(e <= 1e-5) {
 		t.Errorf("text embeddings: relative error %.3g", e)
 	}
 
@@ -67,7 +49,7 @@ func TestDeviceEmbed(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("--pixels: exit %d: %s", code, errs)
 	}
-	if e := maxRelErr(t, parseEmbed(t, out).ImageEmbeds, want.ImageEmbeds); !(e <= 1e-5) {
+	if e := maxRelErr(parseEmbed(t, out).ImageEmbeds, want.ImageEmbeds); !(e <= 1e-5) {
 		t.Errorf("--pixels image embeddings: relative error %.3g", e)
 	}
 	// TF32 needs cuBLAS, which the emulator does not have: a clean error.

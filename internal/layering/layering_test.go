@@ -25,6 +25,7 @@ var Order = []string{
 	// Foundations: no model knowledge.
 	"internal/layering",
 	"internal/atomicfile",
+	"internal/cputime",
 	"internal/progress",
 	"internal/chart",
 	"internal/safetensors",

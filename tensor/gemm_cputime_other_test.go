@@ -1,5 +1,0 @@
-//go:build !unix
-
-package tensor
-
-func processCPUNanos() int64 { return 0 }
