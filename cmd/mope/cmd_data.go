@@ -255,6 +255,9 @@ func runDataPreview(args []string, stdout, stderr io.Writer) error {
 	if *out == "" {
 		return fmt.Errorf("%w: --out FILE.png is required", errUsage)
 	}
+	if err := checkPNGOut(*out); err != nil {
+		return err
+	}
 	if *n < 1 || *n > 1024 || *scale < 1 || *scale > 16 || *start < 0 {
 		return fmt.Errorf("%w: want 1 <= --limit <= 1024, 1 <= --scale <= 16, --start >= 0", errUsage)
 	}

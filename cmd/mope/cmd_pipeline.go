@@ -70,6 +70,15 @@ func runPipeline(args []string, stdout, stderr io.Writer) error {
 	}
 	pf.D.parsed()
 	pf.Seed = pf.D.Opt.Seed // one --seed: the data order and the random metric
+	if err := pf.D.check(0); err != nil {
+		return err
+	}
+	if err := checkInts(intAtLeast{"calib-n", pf.CalibN, 0}, intAtLeast{"groups", pf.Groups, 0}); err != nil {
+		return err
+	}
+	if err := checkFloats(floatFlag{"target-flops", pf.Target, ratio}, floatFlag{"min-width", pf.MinWidth, ratio}); err != nil {
+		return err
+	}
 	if pf.Stage == mope.StageFinetune && (*pf.Tower == clip.BothTowers || *pf.Tower == 0) {
 		return fmt.Errorf("%w: --stage finetune prunes one tower: --tower vision or --tower text", errUsage)
 	}

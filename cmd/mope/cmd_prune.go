@@ -68,6 +68,10 @@ func runPrune(args []string, stdout, stderr io.Writer) error {
 	if err := checkLimit(*limit); err != nil {
 		return err
 	}
+	if err := checkFloats(floatFlag{"width", *width, ratio}, floatFlag{"depth", *depth, ratio}, floatFlag{"target-flops", *targetF, ratio},
+		floatFlag{"target-params", *targetP, ratio}, floatFlag{"min-width", *minWidth, ratio}); err != nil {
+		return err
+	}
 	targets := 0
 	for _, set := range []bool{*width > 0, *targetF > 0, *targetP > 0} {
 		if set {

@@ -86,7 +86,13 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 	if metric.NeedsData() && *data == "" {
 		return fmt.Errorf("%w: --metric %s needs --data FILE (or --data shapes)", errUsage, metric)
 	}
+	if err := checkInts(intAtLeast{"groups", *groups, 0}, intAtLeast{"batch", *batch, 0}); err != nil {
+		return err
+	}
 	if err := checkOutFile(*out); err != nil {
+		return err
+	}
+	if err := refuseOverwritingInput(*out, map[string]string{"--data": *data, "--vocab": *tokPath}, map[string]string{"--model": *model}); err != nil {
 		return err
 	}
 	unlock, err := lockOut(*out)
