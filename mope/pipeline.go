@@ -333,7 +333,9 @@ func (p *pipe) distill(ctx context.Context, m *clip.Model, name string, steps in
 		if err := res.Curve.Write(filepath.Join(dir, "curve.csv")); err != nil {
 			return nil, err
 		}
-		_ = train.PlotCurve(res.Curve, filepath.Join(dir, "curve.png"), name)
+		if err := train.PlotCurve(res.Curve, filepath.Join(dir, "curve.png"), name); err != nil {
+			return nil, fmt.Errorf("mope: distill %s: %w", name, err)
+		}
 		os.RemoveAll(o.Dir)
 	}
 	p.res.DistillSeconds += time.Since(t).Seconds()
