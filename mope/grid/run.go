@@ -302,7 +302,7 @@ func (r *runner) buildPruned(ctx context.Context, c Case, row *Row, log io.Write
 		Calib: r.cal, CalibData: calibData, CalibLimit: r.o.CalibN, TeacherScores: ts, Seed: 1,
 		Distill: r.dopt, Data: r.data, TeacherDir: r.env.TeacherDir, Dir: filepath.Join(r.dir, name), Log: log}
 	if c.Towers == TowersVision {
-		po.Stage, po.Towers = mope.StageFinetune, []string{mope.Vision}
+		po.Stage, po.Towers = mope.StageFinetune, clip.VisionOnly
 	}
 	m, res, err := mope.Pipeline(ctx, r.env.Teacher, po)
 	if err != nil {
