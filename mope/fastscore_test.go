@@ -35,7 +35,7 @@ func TestFastScorerMatchesRef(t *testing.T) {
 				if len(a) != len(b) {
 					t.Fatalf("%s: %d vs %d values", what, len(a), len(b))
 				}
-				err := relErr(b, a)
+				err := relL2Err(b, a)
 				worst = math.Max(worst, err)
 				if err > 1e-5 {
 					t.Errorf("threads %d %s: fast vs ref rel err %.3g", threads, what, err)

@@ -83,7 +83,9 @@ func encode(m *clip.Model, cal *Calib) (img, txt []float32) {
 	return
 }
 
-func relErr(a, b []float32) float64 {
+// relL2Err is ‖a−b‖₂/‖b‖₂ (normwise; testutil.MaxRelErr is the largest
+// difference over the largest value).
+func relL2Err(a, b []float32) float64 {
 	var num, den float64
 	for i := range a {
 		d := float64(a[i] - b[i])
@@ -120,10 +122,10 @@ func TestEditMatchesMask(t *testing.T) {
 	}
 	ei, et := encode(ed, cal)
 	mi, mt := encode(mk, cal)
-	if e := relErr(ei, mi); e > 1e-5 {
+	if e := relL2Err(ei, mi); e > 1e-5 {
 		t.Errorf("vision: edited vs masked relative error %g", e)
 	}
-	if e := relErr(et, mt); e > 1e-5 {
+	if e := relL2Err(et, mt); e > 1e-5 {
 		t.Errorf("text: edited vs masked relative error %g", e)
 	}
 	// Config.
