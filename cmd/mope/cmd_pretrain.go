@@ -75,6 +75,8 @@ func (o pretrainOptions) command() string {
 	add(o.ClipNorm != d.ClipNorm, "--clip "+f(o.ClipNorm))
 	add(o.Seed != d.Seed, "--seed "+strconv.FormatUint(o.Seed, 10))
 	add(o.TrainN != 0, "--train-n "+strconv.Itoa(o.TrainN))
+	add(o.ValEvery != d.ValEvery, "--val-every "+strconv.Itoa(o.ValEvery))
+	add(o.CkptEvery != d.CkptEvery, "--checkpoint-every "+strconv.Itoa(o.CkptEvery))
 	add(o.Init != "", "--init "+o.Init)
 	parts = append(parts, "--out "+o.Out)
 	return strings.Join(parts, " ")

@@ -15,6 +15,8 @@ package grid
 import (
 	"fmt"
 	"runtime"
+	"slices"
+	"strings"
 
 	"github.com/mopeclip/mopeclip/mope"
 )
@@ -110,6 +112,41 @@ type Options struct {
 	// Jobs is the number of models built at once (0: min(2, GOMAXPROCS)).
 	// The results do not depend on it.
 	Jobs int
+	// Seeds is the number of seeds every case is built with (seeds 1…Seeds;
+	// 0 or 1: seed 1 only, the grid of earlier releases). seeds.go says
+	// what a seed controls.
+	Seeds int
+	// Targets keeps only the cases with these FLOPs targets (0.5: 2×
+	// fewer; nil: every case of the grid).
+	Targets []float64
+}
+
+// Cases are the cases of o: Cases(o.Quick) with o.Targets.
+func (o *Options) Cases() []Case {
+	var cs []Case
+	for _, c := range Cases(o.Quick) {
+		if len(o.Targets) == 0 || slices.Contains(o.Targets, c.Target) {
+			cs = append(cs, c)
+		}
+	}
+	return cs
+}
+
+// ParseReductions parses a comma-separated list of FLOPs reductions of
+// the grid ("2", "2,4") into Options.Targets.
+func ParseReductions(s string) ([]float64, error) {
+	var ts []float64
+	for f := range strings.SplitSeq(s, ",") {
+		switch strings.TrimSpace(f) {
+		case "2":
+			ts = append(ts, 0.5)
+		case "4":
+			ts = append(ts, 0.25)
+		default:
+			return nil, fmt.Errorf("grid: FLOPs reduction %q is not one of the grid's (2, 4)", f)
+		}
+	}
+	return ts, nil
 }
 
 // DefaultOptions are the demo's budgets (≤ 10 minutes on 2 cores).
@@ -133,20 +170,23 @@ func (o *Options) cacheKey(teacherFingerprint string) string {
 
 // Row is one model of the grid (story.json).
 type Row struct {
-	Name    string     `json:"name"`
-	Towers  string     `json:"towers"` // "both", "vision", "-" (teacher)
-	Target  float64    `json:"target_flops"`
-	Method  string     `json:"method"` // metric, "scratch" or "teacher"
-	Order   mope.Order `json:"order"`
-	Width   float64    `json:"width,omitempty"`
-	Depth   float64    `json:"depth,omitempty"`
-	Params  int        `json:"params"`
-	GFLOPsI float64    `json:"image_gflops"`
-	GFLOPsT float64    `json:"text_gflops"`
-	ImgPerS float64    `json:"images_per_s"`
-	R1      float64    `json:"mean_r1"`
-	R5      float64    `json:"mean_r5"`
-	Mean    float64    `json:"mean_recall"`
+	Name   string     `json:"name"`
+	Towers string     `json:"towers"` // "both", "vision", "-" (teacher)
+	Target float64    `json:"target_flops"`
+	Method string     `json:"method"` // metric, "scratch" or "teacher"
+	Order  mope.Order `json:"order"`
+	// Seed is the seed the model was built with (0 in story.json files of
+	// earlier releases: seed 1).
+	Seed    uint64  `json:"seed,omitempty"`
+	Width   float64 `json:"width,omitempty"`
+	Depth   float64 `json:"depth,omitempty"`
+	Params  int     `json:"params"`
+	GFLOPsI float64 `json:"image_gflops"`
+	GFLOPsT float64 `json:"text_gflops"`
+	ImgPerS float64 `json:"images_per_s"`
+	R1      float64 `json:"mean_r1"`
+	R5      float64 `json:"mean_r5"`
+	Mean    float64 `json:"mean_recall"`
 	// PrunedR1 is mean R@1 of the pruned model before distillation.
 	PrunedR1 *float64 `json:"pruned_mean_r1,omitempty"`
 	Steps    int      `json:"train_steps"`
