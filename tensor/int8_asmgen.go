@@ -4,7 +4,7 @@
 //
 //	go run int8_asmgen.go   (in tensor/)
 //
-// producing int8_avx512_amd64.s (14×32, AVX-512 VNNI) and
+// producing int8_avx512_amd64.s (10×32, AVX-512 VNNI) and
 // int8_avxvnni_amd64.s (6×16, AVX-VNNI: the VEX-encoded VPDPBUSD, written
 // as BYTEs because Go's assembler only knows the EVEX form). Both read
 // packed panels of 4-byte groups (see int8.go), sum with VPDPBUSD (biased
@@ -42,8 +42,8 @@ type kernel struct {
 }
 
 var (
-	avx512 = kernel{name: "int8KernelAVX512", reg: "Z", vw: 64, mr: 14, mov: "VMOVDQU32", xor: "VPXORD",
-		comment: "AVX-512 VNNI 14×32: 28 accumulators Z0–Z27 (row i in Z(2i), Z(2i+1)),\n// one group row of the B panel (32 columns × 4 bytes) in Z28–Z29, the\n// broadcast group of A alternating in Z30/Z31."}
+	avx512 = kernel{name: "int8KernelAVX512", reg: "Z", vw: 64, mr: 10, mov: "VMOVDQU32", xor: "VPXORD",
+		comment: "AVX-512 VNNI 10×32: 20 accumulators Z0–Z19 (row i in Z(2i), Z(2i+1)),\n// one group row of the B panel (32 columns × 4 bytes) in Z20–Z21, the\n// broadcast group of A alternating in Z22/Z23. Ten rows rather than 14:\n// the A panel (10 rows × all of K) stays in L1 up to K = 3072, and 50- and\n// 77-row products pad less; measured up to 23% faster on the CLIP shapes\n// (bench/README.md)."}
 	avxvnni = kernel{name: "int8KernelAVXVNNI", reg: "Y", vw: 32, mr: 6, mov: "VMOVDQU", xor: "VPXOR", vex: true,
 		comment: "AVX-VNNI 6×16: 12 accumulators Y0–Y11 (row i in Y(2i), Y(2i+1)), one\n// group row of the B panel (16 columns × 4 bytes) in Y12–Y13, the\n// broadcast group of A alternating in Y14/Y15. Go's assembler encodes\n// VPDPBUSD only as EVEX (AVX-512 VL), which an AVX-VNNI-only CPU lacks:\n// each one is five BYTEs of its VEX encoding (vexDPBUSD in int8_asmgen.go),\n// preceded by a comment with the instruction."}
 )

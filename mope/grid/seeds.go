@@ -102,8 +102,6 @@ type Summary struct {
 	Errors []string `json:"errors,omitempty"`
 }
 
-func (s *Summary) setting() setting { return setting{s.Towers, s.Target} }
-
 // caseName is a row's case name: its name without the seed suffix.
 func caseName(r *Row) string {
 	return r.Name[:len(r.Name)-len(SeedSuffix(r.seed()))]
