@@ -142,7 +142,7 @@ func TestOpenCLIPUnsupportedSettings(t *testing.T) {
 		{"no model_cfg", del("model_cfg"), nil, "model_cfg is missing"},
 		{"embed_dim missing", del("model_cfg.embed_dim"), nil, "model_cfg.embed_dim is missing"},
 		{"width disagrees with the weights", set("model_cfg.vision_cfg.width", 128), nil, "visual"},
-		{"missing tensor", nil, func(f *safetensors.File) { deleteTensor(f, "visual.ln_post.bias") }, "vision_model.post_layernorm.bias"},
+		{"missing tensor", nil, func(f *safetensors.File) { clip.DeleteTensor(f, "visual.ln_post.bias") }, "vision_model.post_layernorm.bias"},
 		{"unknown tensor", nil, func(f *safetensors.File) {
 			f.Add("visual.attn_pool.query", &safetensors.Tensor{DType: safetensors.F32, Shape: []int{1}, F32: []float32{1}})
 		}, "visual.attn_pool.query"},
@@ -192,9 +192,4 @@ func saveST(t *testing.T, path string, f *safetensors.File) {
 	if err := safetensors.Save(path, f); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func deleteTensor(f *safetensors.File, name string) {
-	delete(f.Tensors, name)
-	f.Names = slices.DeleteFunc(f.Names, func(n string) bool { return n == name })
 }

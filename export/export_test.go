@@ -14,6 +14,7 @@ import (
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/clip/imageproc"
 	"github.com/mopeclip/mopeclip/internal/ortnode"
+	"github.com/mopeclip/mopeclip/internal/testutil"
 	"github.com/mopeclip/mopeclip/ops"
 	"github.com/mopeclip/mopeclip/tensor"
 )
@@ -88,18 +89,6 @@ func textRows(rng *tensor.RNG, cfg *clip.TowerConfig, B, T int) (padded, full *c
 	return padded, full
 }
 
-func relErr(got, want []float32) float64 {
-	if len(got) != len(want) {
-		return math.Inf(1)
-	}
-	var num, den float64
-	for i := range got {
-		num = math.Max(num, math.Abs(float64(got[i])-float64(want[i])))
-		den = math.Max(den, math.Abs(float64(want[i])))
-	}
-	return num / den
-}
-
 func TestFormatParseString(t *testing.T) {
 	for _, f := range []Format{HF, ONNX} {
 		g, err := ParseFormat(f.String())
@@ -153,7 +142,7 @@ func TestDenseMatchesPruned(t *testing.T) {
 				{"image", d.EncodeImage(nil, ops.Const(pix)).Value.Data, m.EncodeImage(nil, ops.Const(pix)).Value.Data},
 				{"text", d.EncodeText(nil, tb).Value.Data, m.EncodeText(nil, tb).Value.Data},
 			} {
-				e := relErr(c.got, c.want)
+				e := testutil.MaxRelErr(c.got, c.want)
 				t.Logf("%s: padded vs pruned relative error %.2e", c.name, e)
 				if !(e <= 1e-5) {
 					t.Errorf("%s: padded model differs from the pruned one: %.3e > 1e-5", c.name, e)
@@ -261,7 +250,7 @@ func TestHFExportTorch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e := relErr(got, c.want)
+		e := testutil.MaxRelErr(got, c.want)
 		t.Logf("%s: PyTorch on the HF export vs our pruned model: relative error %.2e", c.name, e)
 		if !(e <= 1e-5) {
 			t.Errorf("%s: HF export in PyTorch differs from the pruned model: %.3e > 1e-5", c.name, e)
@@ -327,7 +316,7 @@ func TestONNXRuntime(t *testing.T) {
 					{"text (padded after EOT)", got.TextEmbeds, m.EncodeText(nil, padded).Value.Data},
 					{"text vs zero-padded full context", got.TextEmbeds, m.EncodeText(nil, full).Value.Data},
 				} {
-					e := relErr(c.got, c.want)
+					e := testutil.MaxRelErr(c.got, c.want)
 					t.Logf("batch %d %s: ONNX Runtime vs ours relative error %.2e", B, c.name, e)
 					if !(e <= 1e-5) {
 						t.Errorf("batch %d %s: ONNX Runtime differs: %.3e > 1e-5", B, c.name, e)
@@ -342,7 +331,7 @@ func TestONNXRuntime(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if e := relErr(got.TextEmbeds, m.EncodeText(nil, tb).Value.Data); !(e <= 1e-5) {
+				if e := testutil.MaxRelErr(got.TextEmbeds, m.EncodeText(nil, tb).Value.Data); !(e <= 1e-5) {
 					t.Errorf("row without EOT: ONNX Runtime differs: %.3e > 1e-5", e)
 				}
 			}
@@ -399,7 +388,7 @@ func TestONNXMaskedModel(t *testing.T) {
 		{"image", got.ImageEmbeds, m.EncodeImage(nil, ops.Const(pix)).Value.Data},
 		{"text", got.TextEmbeds, m.EncodeText(nil, padded).Value.Data},
 	} {
-		e := relErr(c.got, c.want)
+		e := testutil.MaxRelErr(c.got, c.want)
 		t.Logf("masked %s: ONNX Runtime vs ours relative error %.2e", c.name, e)
 		if !(e <= 1e-5) {
 			t.Errorf("masked %s: ONNX Runtime differs: %.3e > 1e-5", c.name, e)

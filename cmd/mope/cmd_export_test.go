@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/mopeclip/mopeclip/clip/imageproc"
 	"github.com/mopeclip/mopeclip/export"
 	"github.com/mopeclip/mopeclip/internal/ortnode"
+	"github.com/mopeclip/mopeclip/internal/testutil"
 	"github.com/mopeclip/mopeclip/mope"
 	"github.com/mopeclip/mopeclip/tensor"
 )
@@ -50,23 +50,6 @@ func prunedTeacher(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return dir
-}
-
-func maxRelErr(got, want [][]float32) float64 {
-	if len(got) != len(want) {
-		return math.Inf(1)
-	}
-	var num, den float64
-	for i := range got {
-		if len(got[i]) != len(want[i]) {
-			return math.Inf(1)
-		}
-		for j := range got[i] {
-			num = math.Max(num, math.Abs(float64(got[i][j])-float64(want[i][j])))
-			den = math.Max(den, math.Abs(float64(want[i][j])))
-		}
-	}
-	return num / den
 }
 
 func rows(flat []float32, n int) [][]float32 {
@@ -158,7 +141,7 @@ func TestExportONNXMatchesEmbed(t *testing.T) {
 		name      string
 		got, want [][]float32
 	}{{"image", rows(got.ImageEmbeds, 3), want.ImageEmbeds}, {"text", rows(got.TextEmbeds, len(exportTexts)), want.TextEmbeds}} {
-		e := maxRelErr(c.got, c.want)
+		e := testutil.MaxRelErrRows(c.got, c.want)
 		t.Logf("%s: ONNX Runtime vs mope embed relative error %.2e", c.name, e)
 		if !(e <= 1e-5) {
 			t.Errorf("%s: ONNX Runtime differs from mope embed: %.3e > 1e-5", c.name, e)
@@ -207,7 +190,7 @@ func TestExportHF(t *testing.T) {
 		name      string
 		got, want [][]float32
 	}{{"image", got.ImageEmbeds, want.ImageEmbeds}, {"text", got.TextEmbeds, want.TextEmbeds}} {
-		if e := maxRelErr(c.got, c.want); !(e <= 1e-5) {
+		if e := testutil.MaxRelErrRows(c.got, c.want); !(e <= 1e-5) {
 			t.Errorf("%s: padded export embeds differently: %.3e > 1e-5", c.name, e)
 		}
 	}

@@ -127,13 +127,13 @@ func pipelineDirs(ctx context.Context, pf pipelineFlags, log, progress io.Writer
 	if err != nil {
 		return nil, nil, err
 	}
-	var towers []string
+	var towers clip.TowerSet
 	switch pf.Stage {
 	case mope.StageFinetune:
 		if *pf.Tower != clip.VisionOnly && *pf.Tower != clip.TextOnly {
 			return nil, nil, fmt.Errorf("%w: --tower must be vision or text", errUsage)
 		}
-		towers = pf.Tower.Names()
+		towers = *pf.Tower
 	case mope.StagePretrain:
 	default:
 		return nil, nil, fmt.Errorf("%w: --stage must be finetune or pretrain", errUsage)

@@ -110,7 +110,7 @@ func runPrune(args []string, stdout, stderr io.Writer) error {
 	o := mope.PruneOptions{Width: *width, Depth: *depth, Global: *global, TargetFLOPs: *targetF, TargetParams: *targetP,
 		MinWidth: *minWidth, Batch: *batch}
 	if *towers != 0 {
-		o.Towers = towers.Names()
+		o.Towers = *towers
 	}
 	if !*quiet {
 		o.Progress = stderr
@@ -140,7 +140,7 @@ func runPrune(args []string, stdout, stderr io.Writer) error {
 		return writeJSON(stdout, pr)
 	}
 	fmt.Fprintf(stdout, "%s: width %.2f depth %.2f (%s) towers %v: %.3f → %.3f GFLOPs (%.1f%%), %d → %d params (%.1f%%); depth scores: %s\n",
-		*out, rep.Width, rep.Depth, f.Settings.Metric, rep.Towers, rep.FLOPsBefore, rep.FLOPsAfter, 100*rep.FLOPsAfter/rep.FLOPsBefore,
+		*out, rep.Width, rep.Depth, f.Settings.Metric, rep.Towers.Names(), rep.FLOPsBefore, rep.FLOPsAfter, 100*rep.FLOPsAfter/rep.FLOPsBefore,
 		rep.ParamsBefore, rep.ParamsAfter, 100*float64(rep.ParamsAfter)/float64(rep.ParamsBefore), rep.DepthScores)
 	return nil
 }

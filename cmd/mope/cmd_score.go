@@ -117,7 +117,7 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stderr, "calibration: %d images, %d captions (text length %d) in %s\n", cal.NImg, cal.NTxt, cal.T, time.Since(start).Round(time.Millisecond))
 		}
 	}
-	o := mope.Options{Metric: metric, Towers: towers.Names(), Kinds: kinds, Groups: *groups, Batch: *batch, Seed: *seed,
+	o := mope.Options{Metric: metric, Towers: *towers, Kinds: kinds, Groups: *groups, Batch: *batch, Seed: *seed,
 		Shard: *shard, Data: *data, Split: *split, Limit: *limit, Checkpoint: *out, CheckpointEvery: *every,
 		Engine: *engine, Threads: *threads, DType: dt}
 	if !*quiet {

@@ -104,9 +104,9 @@ func TestOpenCLIPDirectoryThroughCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	want, got := embedOf(t, hf, pixPath), embedOf(t, oc, pixPath)
-	if !sameRows(got.ImageEmbeds, want.ImageEmbeds) || !sameRows(got.TextEmbeds, want.TextEmbeds) {
+	if !testutil.SameBits(got.ImageEmbeds, want.ImageEmbeds) || !testutil.SameBits(got.TextEmbeds, want.TextEmbeds) {
 		t.Fatalf("open_clip embeddings differ from the HF layout's: image %.3g, text %.3g",
-			maxRelErr(got.ImageEmbeds, want.ImageEmbeds), maxRelErr(got.TextEmbeds, want.TextEmbeds))
+			testutil.MaxRelErrRows(got.ImageEmbeds, want.ImageEmbeds), testutil.MaxRelErrRows(got.TextEmbeds, want.TextEmbeds))
 	}
 	// From image files, the open_clip directory's preprocess_cfg is used.
 	_, a, b := preprocessFixture(t)
@@ -118,7 +118,7 @@ func TestOpenCLIPDirectoryThroughCommands(t *testing.T) {
 		return parseEmbed(t, out)
 	}
 	ocFiles := fromFiles(oc)
-	if sameRows(ocFiles.ImageEmbeds, fromFiles(hf).ImageEmbeds) {
+	if testutil.SameBits(ocFiles.ImageEmbeds, fromFiles(hf).ImageEmbeds) {
 		t.Error("embed --image on the open_clip directory ignored its preprocess_cfg (the same as CLIP's defaults)")
 	}
 
@@ -132,13 +132,13 @@ func TestOpenCLIPDirectoryThroughCommands(t *testing.T) {
 		t.Errorf("the HF export holds %s", clip.OpenCLIPConfigFile)
 	}
 	ex := embedOf(t, hfOut, pixPath)
-	if !sameRows(ex.ImageEmbeds, want.ImageEmbeds) || !sameRows(ex.TextEmbeds, want.TextEmbeds) {
+	if !testutil.SameBits(ex.ImageEmbeds, want.ImageEmbeds) || !testutil.SameBits(ex.TextEmbeds, want.TextEmbeds) {
 		t.Errorf("the HF export embeds differently: image %.3g, text %.3g",
-			maxRelErr(ex.ImageEmbeds, want.ImageEmbeds), maxRelErr(ex.TextEmbeds, want.TextEmbeds))
+			testutil.MaxRelErrRows(ex.ImageEmbeds, want.ImageEmbeds), testutil.MaxRelErrRows(ex.TextEmbeds, want.TextEmbeds))
 	}
-	if ef := fromFiles(hfOut); !sameRows(ef.ImageEmbeds, ocFiles.ImageEmbeds) {
+	if ef := fromFiles(hfOut); !testutil.SameBits(ef.ImageEmbeds, ocFiles.ImageEmbeds) {
 		t.Errorf("the HF export preprocesses image files differently from its open_clip source: %.3g",
-			maxRelErr(ef.ImageEmbeds, ocFiles.ImageEmbeds))
+			testutil.MaxRelErrRows(ef.ImageEmbeds, ocFiles.ImageEmbeds))
 	}
 
 	// export --format onnx: the encoders and the tokenizer, and (where
@@ -184,10 +184,10 @@ func TestOpenCLIPDirectoryThroughCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := maxRelErr(rows(res.ImageEmbeds, 2), want.ImageEmbeds); !(e <= 1e-5) {
+	if e := testutil.MaxRelErrRows(rows(res.ImageEmbeds, 2), want.ImageEmbeds); !(e <= 1e-5) {
 		t.Errorf("ONNX image embeddings differ from mope embed's: %.3e > 1e-5", e)
 	}
-	if e := maxRelErr(rows(res.TextEmbeds, len(exportTexts)), want.TextEmbeds); !(e <= 1e-5) {
+	if e := testutil.MaxRelErrRows(rows(res.TextEmbeds, len(exportTexts)), want.TextEmbeds); !(e <= 1e-5) {
 		t.Errorf("ONNX text embeddings differ from mope embed's: %.3e > 1e-5", e)
 	}
 }

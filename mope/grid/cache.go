@@ -67,7 +67,7 @@ func (s *scoreCache) get(metric string, seed uint64) (*mope.ScoreFile, error) {
 		return f, nil
 	}
 	t := time.Now()
-	f, err := mope.Score(s.teacher, s.cal, mope.Options{Metric: mope.Metric(metric), Towers: []string{mope.Vision, mope.Text},
+	f, err := mope.Score(s.teacher, s.cal, mope.Options{Metric: mope.Metric(metric), Towers: clip.BothTowers,
 		Kinds: []string{mope.KindHead, mope.KindFFN, mope.KindLayer}, Data: calibData, Limit: s.limit, Seed: seed})
 	if err != nil {
 		return nil, err

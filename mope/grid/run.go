@@ -336,7 +336,7 @@ func (r *runner) buildPruned(ctx context.Context, j job, row *Row, log io.Writer
 		Calib: r.cal, CalibData: calibData, CalibLimit: r.o.CalibN, TeacherScores: ts, Seed: j.seed,
 		Distill: dopt, Data: r.data, TeacherDir: r.env.TeacherDir, Dir: filepath.Join(r.dir, name), Log: log}
 	if c.Towers == TowersVision {
-		po.Stage, po.Towers = mope.StageFinetune, []string{mope.Vision}
+		po.Stage, po.Towers = mope.StageFinetune, clip.VisionOnly
 	}
 	m, res, err := mope.Pipeline(ctx, r.env.Teacher, po)
 	if err != nil {
