@@ -123,7 +123,7 @@ func (o *PipelineOptions) defaults() error {
 		}
 	case StageFinetune:
 		if len(o.Towers.Towers()) != 1 {
-			return fmt.Errorf("mope: the finetune stage prunes one tower (vision or text), got %v", o.Towers)
+			return fmt.Errorf("mope: the finetune stage prunes one tower (vision or text), got %q", o.Towers.String())
 		}
 	default:
 		return fmt.Errorf("mope: unknown stage %q (finetune, pretrain)", o.Stage)

@@ -166,11 +166,18 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	deprecatedFlag(fl, "n", "limit")
 	gridOpts, noGrid := registerGridFlags(fl)
 	device := deviceFlag(fl)
+	asJSON := jsonFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
 	if err := noArgs(fl); err != nil {
 		return err
+	}
+	// With --json, stdout carries one JSON document: the tables and the
+	// run's narration go to stderr.
+	human := stdout
+	if *asJSON {
+		human = stderr
 	}
 	release, err := useDevice(*device, stderr)
 	if err != nil {
@@ -197,8 +204,8 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	start := time.Now()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	fmt.Fprintln(stdout, "mope demo: MoPE-CLIP on the built-in shapes world")
-	if err := ensureTeacher(ctx, teach, stdout, stderr); err != nil {
+	fmt.Fprintln(human, "mope demo: MoPE-CLIP on the built-in shapes world")
+	if err := ensureTeacher(ctx, teach, human, stderr); err != nil {
 		return err
 	}
 	teacher, err := openModelAs("--teacher", *teacherDir, stderr)
@@ -210,11 +217,46 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	d, err := grid.RunDemo(ctx, grid.DemoConfig{Teacher: teacher, TeacherDir: *teacherDir, Tok: tok, Out: *out, N: *n,
-		NoGrid: *noGrid, Grid: *gridOpts, Stdout: stdout, Log: stderr})
+		NoGrid: *noGrid, Grid: *gridOpts, Stdout: human, Log: stderr})
 	if err != nil {
 		return err
 	}
-	return printDemo(stdout, d, *out, time.Since(start))
+	took := time.Since(start)
+	if err := printDemo(human, d, *out, took); err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(stdout, demoSummary(d, *teacherDir, *out, *n, *noGrid, *gridOpts, took))
+	}
+	return nil
+}
+
+// demoJSON is what mope demo --json prints: the teacher, the settings, every
+// evaluated model (results.json's rows), the grid's rows with their
+// per-case summaries and the claims' paired comparisons.
+type demoJSON struct {
+	Model       string            `json:"model"`
+	Out         string            `json:"out"`
+	Limit       int               `json:"limit"`
+	NoStory     bool              `json:"no_story"`
+	Settings    *grid.Options     `json:"settings,omitempty"`
+	Results     []*grid.Result    `json:"results"`
+	Rows        []*grid.Row       `json:"rows,omitempty"`
+	Summaries   []*grid.Summary   `json:"summaries,omitempty"`
+	Comparisons []grid.Comparison `json:"comparisons,omitempty"`
+	Seconds     float64           `json:"seconds"`
+}
+
+// demoSummary collects demoJSON from a finished run.
+func demoSummary(d *grid.Demo, teacher, out string, n int, noGrid bool, o grid.Options, took time.Duration) demoJSON {
+	j := demoJSON{Model: teacher, Out: out, Limit: n, NoStory: noGrid, Results: d.Results, Seconds: took.Seconds()}
+	if d.Grid != nil {
+		j.Settings = &o
+		j.Rows = d.Grid.Rows
+		j.Summaries = grid.Summarize(d.Grid.Rows)
+		j.Comparisons = grid.Compare(d.Grid.Rows)
+	}
+	return j
 }
 
 // ensureTeacher trains the teacher with its recipe when its directory has

@@ -123,3 +123,34 @@ func TestTeacherGridDefaults(t *testing.T) {
 		t.Errorf("a directory: %+v", d)
 	}
 }
+
+// TestDemoJSON: with --json, stdout is one JSON document naming the teacher
+// and the settings, with every evaluated model; the tables go to stderr.
+func TestDemoJSON(t *testing.T) {
+	out := t.TempDir()
+	teacher := filepath.Join("..", "..", DefaultTeacherDir)
+	var stdout, stderr bytes.Buffer
+	if err := runDemo([]string{"--no-story", "--limit", "16", "--json", "--out", out, "--teacher", teacher}, &stdout, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	var doc struct {
+		Model   string `json:"model"`
+		Out     string `json:"out"`
+		Limit   int    `json:"limit"`
+		NoStory bool   `json:"no_story"`
+		Results []struct {
+			Name string  `json:"name"`
+			R1   float64 `json:"r1"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &doc); err != nil {
+		t.Fatalf("stdout is not one JSON document: %v\n%s", err, stdout.String())
+	}
+	if doc.Model != teacher || doc.Out != out || doc.Limit != 16 || !doc.NoStory || len(doc.Results) != 1 ||
+		doc.Results[0].Name != "teacher" || doc.Results[0].R1 <= 0 {
+		t.Errorf("demo --json: %+v", doc)
+	}
+	if !strings.Contains(stderr.String(), "mean R@1") {
+		t.Errorf("the results table should go to stderr with --json:\n%s", stderr.String())
+	}
+}

@@ -112,7 +112,7 @@ var (
 	resultCommands = []string{"bench", "data inspect", "demo", "distill", "embed", "eval", "info", "pipeline",
 		"prune", "score", "score merge", "tokenize", "version"}
 	jsonNative  = []string{"embed", "tokenize"}
-	pendingJSON = []string{"demo"}
+	pendingJSON = []string{}
 )
 
 func TestFlagVocabulary(t *testing.T) {

@@ -100,25 +100,28 @@ func Cases(quick bool) []Case {
 
 // Options are the grid's budgets (the demo's story flags).
 type Options struct {
-	Quick          bool // Cases(true) instead of the whole grid
-	Steps, Batch   int  // distillation (and from-scratch) steps and pairs per step
-	TrainN, CalibN int  // training images; calibration pairs for scoring
-	LR, ScratchLR  float64
+	Quick     bool    `json:"quick"`      // Cases(true) instead of the whole grid
+	Steps     int     `json:"steps"`      // distillation (and from-scratch) steps per model
+	Batch     int     `json:"batch"`      // pairs per step
+	TrainN    int     `json:"train_n"`    // training images
+	CalibN    int     `json:"calib_n"`    // calibration pairs for scoring
+	LR        float64 `json:"lr"`         // peak learning rate of distillation
+	ScratchLR float64 `json:"scratch_lr"` // peak learning rate of from-scratch training
 	// N is the number of test images the grid's models are evaluated on
 	// (the caller's Env.World holds them; reported only).
-	N int
+	N int `json:"n"`
 	// Fresh deletes the cached pipeline steps first.
-	Fresh bool
+	Fresh bool `json:"fresh"`
 	// Jobs is the number of models built at once (0: min(2, GOMAXPROCS)).
 	// The results do not depend on it.
-	Jobs int
+	Jobs int `json:"jobs"`
 	// Seeds is the number of seeds every case is built with (seeds 1…Seeds;
 	// 0 or 1: seed 1 only, the grid of earlier releases). seeds.go says
 	// what a seed controls.
-	Seeds int
+	Seeds int `json:"seeds"`
 	// Targets keeps only the cases with these FLOPs targets (0.5: 2×
 	// fewer; nil: every case of the grid).
-	Targets []float64
+	Targets []float64 `json:"targets,omitempty"`
 }
 
 // Cases are the cases of o: Cases(o.Quick) with o.Targets.
