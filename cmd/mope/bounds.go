@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/train"
 )
 
 // Bounds on the numeric flags a user can get absurdly wrong (a negative
@@ -137,4 +139,21 @@ func checkPNGOut(out string) error {
 		return fmt.Errorf("%w: --out %s: want a .png file name", errUsage, out)
 	}
 	return nil
+}
+
+// exists reports whether path exists.
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
+// removeEmptyRun undoes the empty directories a training run that failed
+// (err, not an interruption or a --stop-at) made in an --out that did not
+// exist before it (fresh): out/checkpoint and out, each only if empty.
+func removeEmptyRun(out string, fresh bool, err error) {
+	if err == nil || !fresh || isInterrupted(err) || errors.Is(err, train.ErrStopped) {
+		return
+	}
+	os.Remove(filepath.Join(out, "checkpoint")) // fails, harmlessly, unless empty
+	os.Remove(out)
 }

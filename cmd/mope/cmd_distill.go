@@ -187,8 +187,10 @@ func runDistill(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signalContext()
 	defer stop()
 	df.Opt.Resume = resume
+	fresh := !exists(out)
 	mr, err := distillDirs(ctx, teacherDir, studentDir, out, df, keep, progressTo(stderr, *df.Quiet))
 	if err != nil {
+		removeEmptyRun(out, fresh, err)
 		return reportStop(err, stderr, "distill", args, "--resume", filepath.Join(out, "checkpoint"))
 	}
 	if *asJSON {

@@ -92,7 +92,7 @@ func runPipeline(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer release()
-	if err := refuseSameDir(pf.Out, pf.Teacher, "--teacher", false); err != nil {
+	if err := refuseSource(pf.Out, pf.Teacher, "--teacher", ""); err != nil {
 		return err
 	}
 	ctx, stop := signalContext()

@@ -151,7 +151,9 @@ func runPretrain(args []string, stdout, stderr io.Writer) error {
 	defer release()
 	ctx, stop := signalContext()
 	defer stop()
+	fresh := !exists(o.Out)
 	_, err = pretrain(ctx, o, progressTo(stderr, *quiet))
+	removeEmptyRun(o.Out, fresh, err)
 	return reportStop(err, stderr, "pretrain", args, "--resume", filepath.Join(o.Out, "checkpoint"))
 }
 

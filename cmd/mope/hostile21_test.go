@@ -1,6 +1,9 @@
 package main
 
 import (
+	"archive/tar"
+	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -127,5 +130,46 @@ func TestExportLocked(t *testing.T) {
 	}
 	if code, _, errs := runMope("export", "--model", model, "--format", "hf", "--out", out); code != 0 {
 		t.Errorf("after the lock: exit %d: %s", code, errs)
+	}
+}
+
+// TestFailedRunLeavesNoDirectory: a distillation that fails at its first
+// step (a tar with only .txt members, found when streaming starts) leaves
+// no empty --out/checkpoint behind, and says what is wrong in one line.
+func TestFailedRunLeavesNoDirectory(t *testing.T) {
+	const model = "../../assets/shapes-teacher"
+	tmp := t.TempDir()
+	shard := filepath.Join(tmp, "txt-only.tar")
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for i := range 3 {
+		b := []byte(fmt.Sprintf("caption %d\n", i))
+		if err := tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("%05d.txt", i), Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(b)
+	}
+	tw.Close()
+	if err := os.WriteFile(shard, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(tmp, "student")
+	code, _, errs := runMope("distill", "--teacher", model, "--student", model, "--data", shard, "--steps", "1", "--batch", "2",
+		"--val-n", "0", "--out", out, "--quiet")
+	if code != 1 || !strings.Contains(errs, "has no image") || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
+		t.Errorf("exit %d, stderr %q", code, errs)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Errorf("the failed run left %s", out)
+	}
+}
+
+// TestPipelineSourceHint: pipeline has no --force, so refusing its
+// teacher as --out does not suggest one.
+func TestPipelineSourceHint(t *testing.T) {
+	model := tinyModelDir(t)
+	code, _, errs := runMope("pipeline", "--teacher", model, "--out", model, "--metric", "magnitude")
+	if code != 2 || !strings.Contains(errs, "would destroy the source") || strings.Contains(errs, "--force") {
+		t.Errorf("exit %d, stderr %q", code, errs)
 	}
 }

@@ -108,11 +108,17 @@ func refuseCheckpoint(dir string, resume, force bool) error {
 // refuseSameDir refuses an --out that is the source directory src (named
 // by flag), which writing would destroy, unless force is set.
 func refuseSameDir(out, src, flag string, force bool) error {
-	if force || src == "" {
+	if force {
 		return nil
 	}
-	if sameFile(out, src) {
-		return fmt.Errorf("%w: --out %s is %s %s: writing it would destroy the source; choose another --out (or pass --force)", errUsage, out, flag, src)
+	return refuseSource(out, src, flag, " (or pass --force)")
+}
+
+// refuseSource refuses an --out that is the source directory src, with
+// hint after the message (for a command without --force: "").
+func refuseSource(out, src, flag, hint string) error {
+	if src != "" && sameFile(out, src) {
+		return fmt.Errorf("%w: --out %s is %s %s: writing it would destroy the source; choose another --out%s", errUsage, out, flag, src, hint)
 	}
 	return nil
 }
