@@ -174,12 +174,7 @@ func runDistill(args []string, stdout, stderr io.Writer) error {
 	if err := refuseCheckpoint(out, resume, *force); err != nil {
 		return err
 	}
-	unlock, err := lockOut(out)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	release, err := useDevice(*df.Device, stderr)
+	release, err := claimOut(out, *df.Device, stderr)
 	if err != nil {
 		return err
 	}

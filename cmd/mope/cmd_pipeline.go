@@ -82,12 +82,7 @@ func runPipeline(args []string, stdout, stderr io.Writer) error {
 	if pf.Stage == mope.StageFinetune && (*pf.Tower == clip.BothTowers || *pf.Tower == 0) {
 		return fmt.Errorf("%w: --stage finetune prunes one tower: --tower vision or --tower text", errUsage)
 	}
-	unlock, err := lockOut(pf.Out)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	release, err := useDevice(*pf.D.Device, stderr)
+	release, err := claimOut(pf.Out, *pf.D.Device, stderr)
 	if err != nil {
 		return err
 	}

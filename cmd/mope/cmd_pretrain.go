@@ -139,12 +139,7 @@ func runPretrain(args []string, stdout, stderr io.Writer) error {
 	if err := refuseCheckpoint(o.Out, o.Resume, *force); err != nil {
 		return err
 	}
-	unlock, err := lockOut(o.Out)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	release, err := useDevice(*device, stderr)
+	release, err := claimOut(o.Out, *device, stderr)
 	if err != nil {
 		return err
 	}

@@ -90,12 +90,7 @@ func runPrune(args []string, stdout, stderr io.Writer) error {
 	if err := refuseSameDir(*out, *model, "--model", *force); err != nil {
 		return err
 	}
-	unlock, err := lockOut(*out)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	release, err := useDevice(*device, stderr)
+	release, err := claimOut(*out, *device, stderr)
 	if err != nil {
 		return err
 	}

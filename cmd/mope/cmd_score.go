@@ -95,12 +95,7 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 	if err := refuseOverwritingInput(*out, map[string]string{"--data": *data, "--vocab": *tokPath}, map[string]string{"--model": *model}); err != nil {
 		return err
 	}
-	unlock, err := lockOut(*out)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	release, err := useDevice(*device, stderr)
+	release, err := claimOut(*out, *device, stderr)
 	if err != nil {
 		return err
 	}

@@ -166,6 +166,25 @@ func lockOut(path string) (release func(), err error) {
 	return atomicfile.Lock(filepath.Clean(path))
 }
 
+// claimOut takes the lock of --out (lockOut) and then the --device
+// (useDevice), the way every command that trains or writes a model starts;
+// release gives back both, the device first.
+func claimOut(out, device string, log io.Writer) (release func(), err error) {
+	unlock, err := lockOut(out)
+	if err != nil {
+		return nil, err
+	}
+	free, err := useDevice(device, log)
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	return func() {
+		free()
+		unlock()
+	}, nil
+}
+
 // progressTo is where a command's progress goes: stderr, or nowhere with
 // --quiet (errors are returned, and the resume hints go to stderr anyway).
 func progressTo(stderr io.Writer, quiet bool) io.Writer {
