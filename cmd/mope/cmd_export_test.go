@@ -80,6 +80,44 @@ func embedOf(t *testing.T, dir, pixels string) embedOutput {
 	return parseEmbed(t, out)
 }
 
+// exportSummary runs 'mope export --json' of model in format to out and
+// returns the summary it prints, and the text of it.
+func exportSummary(t *testing.T, model, format, out string) (export.Summary, string) {
+	t.Helper()
+	code, so, errs := runMope("export", "--model", model, "--format", format, "--out", out, "--json")
+	if code != 0 {
+		t.Fatalf("export %s: exit %d: %s", format, code, errs)
+	}
+	var s export.Summary
+	if err := json.Unmarshal([]byte(so), &s); err != nil {
+		t.Fatalf("export --json output: %v\n%s", err, so)
+	}
+	return s, so
+}
+
+// runORT runs the ONNX export in onnxDir in ONNX Runtime on pix and on
+// exportTexts, tokenized with model's tokenizer at T tokens.
+func runORT(t *testing.T, model, onnxDir string, T int, pix *tensor.Tensor) *ortnode.Outputs {
+	t.Helper()
+	tok, err := clip.LoadTokenizer(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, _, err := tok.Batch(exportTexts, T, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &ortnode.Inputs{Pixels: pix.Data, PixelsShape: pix.Shape, IDsShape: []int{len(exportTexts), T}}
+	for _, id := range ids {
+		in.IDs = append(in.IDs, int64(id))
+	}
+	res, err := ortnode.Run(context.Background(), onnxDir, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
 // TestExportONNXMatchesEmbed: 'mope export --format onnx' of a pruned model
 // runs in ONNX Runtime with the embeddings 'mope embed' prints (≤ 1e-5
 // relative), texts fed at the full context with zeros after EOT.
@@ -92,14 +130,7 @@ func TestExportONNXMatchesEmbed(t *testing.T) {
 	}
 	model := prunedTeacher(t)
 	out := filepath.Join(t.TempDir(), "onnx")
-	code, so, errs := runMope("export", "--model", model, "--format", "onnx", "--out", out, "--json")
-	if code != 0 {
-		t.Fatalf("export: exit %d: %s", code, errs)
-	}
-	var s export.Summary
-	if err := json.Unmarshal([]byte(so), &s); err != nil {
-		t.Fatalf("--json output: %v\n%s", err, so)
-	}
+	s, so := exportSummary(t, model, "onnx", out)
 	if s.Format != "onnx" || s.Vision.Layers != 3 || s.Text.Heads[0] != 0 || s.Vision.Intermediate[1] != 37 {
 		t.Errorf("summary %s", so)
 	}
@@ -120,23 +151,7 @@ func TestExportONNXMatchesEmbed(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := embedOf(t, model, pixPath)
-	tok, err := clip.LoadTokenizer(model)
-	if err != nil {
-		t.Fatal(err)
-	}
-	T := m.Config.Text.MaxPositionEmbeddings
-	ids, _, err := tok.Batch(exportTexts, T, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := &ortnode.Inputs{Pixels: pix.Data, PixelsShape: pix.Shape, IDsShape: []int{len(exportTexts), T}}
-	for _, id := range ids {
-		in.IDs = append(in.IDs, int64(id))
-	}
-	got, err := ortnode.Run(context.Background(), out, in)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := runORT(t, model, out, m.Config.Text.MaxPositionEmbeddings, pix)
 	for _, c := range []struct {
 		name      string
 		got, want [][]float32

@@ -144,14 +144,7 @@ func TestOpenCLIPDirectoryThroughCommands(t *testing.T) {
 	// export --format onnx: the encoders and the tokenizer, and (where
 	// ONNX Runtime is installed) the same embeddings.
 	onnxOut := filepath.Join(t.TempDir(), "export-onnx")
-	code, so, errs := runMope("export", "--model", oc, "--format", "onnx", "--out", onnxOut, "--json")
-	if code != 0 {
-		t.Fatalf("export onnx: exit %d: %s", code, errs)
-	}
-	var s export.Summary
-	if err := json.Unmarshal([]byte(so), &s); err != nil {
-		t.Fatalf("export --json: %v\n%s", err, so)
-	}
+	s, so := exportSummary(t, oc, "onnx", onnxOut)
 	if s.Format != "onnx" || s.Vision.Layers != m.Config.Vision.NumHiddenLayers || s.Text.Layers != m.Config.Text.NumHiddenLayers {
 		t.Errorf("export summary %s", so)
 	}
@@ -167,23 +160,7 @@ func TestOpenCLIPDirectoryThroughCommands(t *testing.T) {
 		t.Logf("ONNX Runtime not run: %v", err)
 		return
 	}
-	tok, err := clip.LoadTokenizer(oc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	T := m.Config.Text.MaxPositionEmbeddings
-	ids, _, err := tok.Batch(exportTexts, T, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := &ortnode.Inputs{Pixels: pix.Data, PixelsShape: pix.Shape, IDsShape: []int{len(exportTexts), T}}
-	for _, id := range ids {
-		in.IDs = append(in.IDs, int64(id))
-	}
-	res, err := ortnode.Run(context.Background(), onnxOut, in)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := runORT(t, oc, onnxOut, m.Config.Text.MaxPositionEmbeddings, pix)
 	if e := testutil.MaxRelErrRows(rows(res.ImageEmbeds, 2), want.ImageEmbeds); !(e <= 1e-5) {
 		t.Errorf("ONNX image embeddings differ from mope embed's: %.3e > 1e-5", e)
 	}
