@@ -252,6 +252,20 @@ func (s *imageSink) flush() error {
 	return s.emit(emb)
 }
 
+// stream preprocesses d's images (o.Pre) and feeds them to the sink in
+// order, calling each on every record first, and flushes the sink at the end.
+func (s *imageSink) stream(ctx context.Context, d *dataset.Dataset, o Options, each func(dataset.Record)) error {
+	err := dataset.Stream(ctx, d, o.Stream, func(r *dataset.Record) ([]float32, error) { return dataset.Preprocessed(r, o.Pre) },
+		func(r dataset.Record, px []float32) error {
+			each(r)
+			return s.add(px)
+		})
+	if err != nil {
+		return err
+	}
+	return s.flush()
+}
+
 func runRetrieval(ctx context.Context, enc *clip.Encoder, d *dataset.Dataset, o Options, rep *Report) error {
 	var (
 		embs     []float32
@@ -266,18 +280,13 @@ func runRetrieval(ctx context.Context, enc *clip.Encoder, d *dataset.Dataset, o 
 		embs = append(embs, t.Data...)
 		return nil
 	}, prog)
-	err := dataset.Stream(ctx, d, o.Stream, func(r *dataset.Record) ([]float32, error) { return dataset.Preprocessed(r, o.Pre) },
-		func(r dataset.Record, px []float32) error {
-			for _, c := range r.Captions {
-				captions = append(captions, c)
-				capImg = append(capImg, nImg)
-			}
-			nImg++
-			return sink.add(px)
-		})
-	if err == nil {
-		err = sink.flush()
-	}
+	err := sink.stream(ctx, d, o, func(r dataset.Record) {
+		for _, c := range r.Captions {
+			captions = append(captions, c)
+			capImg = append(capImg, nImg)
+		}
+		nImg++
+	})
 	if err != nil {
 		return err
 	}
@@ -349,15 +358,10 @@ func runZeroShot(ctx context.Context, enc *clip.Encoder, d *dataset.Dataset, o O
 		labels = labels[t.Shape[0]:]
 		return nil
 	}, prog)
-	err = dataset.Stream(ctx, d, o.Stream, func(r *dataset.Record) ([]float32, error) { return dataset.Preprocessed(r, o.Pre) },
-		func(r dataset.Record, px []float32) error {
-			labels = append(labels, r.Label)
-			n++
-			return sink.add(px)
-		})
-	if err == nil {
-		err = sink.flush()
-	}
+	err = sink.stream(ctx, d, o, func(r dataset.Record) {
+		labels = append(labels, r.Label)
+		n++
+	})
 	if err != nil {
 		return err
 	}
