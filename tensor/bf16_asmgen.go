@@ -2,7 +2,7 @@
 
 // bf16_asmgen writes the bfloat16 GEMM micro-kernels:
 //
-//	go run bf16_asmgen.go   (in tensor/)
+//	go run bf16_asmgen.go x86_asmgen.go   (in tensor/)
 //
 // producing bf16_avx512_amd64.s (14×32, VDPBF16PS), bf16_avx2_amd64.s
 // (5×16) and bf16_avx512w_amd64.s (12×32, AVX-512F without BF16), the last
@@ -121,71 +121,9 @@ func avx512() string {
 			}
 		}
 	}
-	p("\tMOVQ CX, DX")
-	p("\tSHRQ $2, DX")
-	p("\tJZ tail")
-	p("loop4:")
-	for off := 0; off < unroll*aStep; off += 64 {
-		p("\tPREFETCHT0 %d(AX)", 16*aStep+off)
-	}
-	for u := 0; u < unroll; u++ {
-		step(u)
-	}
-	p("\tADDQ $%d, AX", unroll*aStep)
-	p("\tADDQ $%d, BX", unroll*bStep)
-	p("\tDECQ DX")
-	p("\tJNZ loop4")
-	p("tail:")
-	p("\tANDQ $3, CX")
-	p("\tJZ store")
-	p("loop1:")
-	step(0)
-	p("\tADDQ $%d, AX", aStep)
-	p("\tADDQ $%d, BX", bStep)
-	p("\tDECQ CX")
-	p("\tJNZ loop1")
-	p("store:")
+	loopX86(p, step, unroll, aStep, bStep)
 	storeX86(p, "Z", 64, mr, nv, acc, bc(0), bc(1), bReg(0))
 	return w.String()
-}
-
-// storeX86 writes C = alpha·acc, or float32(alpha·acc) + float32(beta·C)
-// unless beta is 0 (either sign). Registers alpha, beta and tmp are free.
-func storeX86(p func(string, ...any), reg string, vw, rows, nv int, acc func(i, v int) int, alpha, beta, tmp int) {
-	p("\tVBROADCASTSS alpha+40(FP), %s%d", reg, alpha)
-	for i := 0; i < rows; i++ {
-		for v := 0; v < nv; v++ {
-			p("\tVMULPS %s%d, %s%d, %s%d", reg, alpha, reg, acc(i, v), reg, acc(i, v))
-		}
-	}
-	p("\t// beta == 0 (either sign): C is write-only.")
-	p("\tMOVL beta+44(FP), DX")
-	p("\tANDL $0x7fffffff, DX")
-	p("\tJZ nobeta")
-	p("\tVBROADCASTSS beta+44(FP), %s%d", reg, beta)
-	for i := 0; i < rows; i++ {
-		for v := 0; v < nv; v++ {
-			p("\tVMULPS %d(DI), %s%d, %s%d", v*vw, reg, beta, reg, tmp)
-			p("\tVADDPS %s%d, %s%d, %s%d", reg, tmp, reg, acc(i, v), reg, acc(i, v))
-			p("\tVMOVUPS %s%d, %d(DI)", reg, acc(i, v), v*vw)
-		}
-		if i < rows-1 {
-			p("\tADDQ R8, DI")
-		}
-	}
-	p("\tVZEROUPPER")
-	p("\tRET")
-	p("nobeta:")
-	for i := 0; i < rows; i++ {
-		for v := 0; v < nv; v++ {
-			p("\tVMOVUPS %s%d, %d(DI)", reg, acc(i, v), v*vw)
-		}
-		if i < rows-1 {
-			p("\tADDQ R8, DI")
-		}
-	}
-	p("\tVZEROUPPER")
-	p("\tRET")
 }
 
 // widenKernel describes a kernel that widens bfloat16 to float32 and uses
@@ -286,30 +224,7 @@ func widen(k widenKernel) string {
 			}
 		}
 	}
-	p("\tMOVQ CX, DX")
-	p("\tSHRQ $2, DX")
-	p("\tJZ tail")
-	p("loop4:")
-	for off := 0; off < unroll*aStep; off += 64 {
-		p("\tPREFETCHT0 %d(AX)", 16*aStep+off)
-	}
-	for u := 0; u < unroll; u++ {
-		step(u)
-	}
-	p("\tADDQ $%d, AX", unroll*aStep)
-	p("\tADDQ $%d, BX", unroll*bStep)
-	p("\tDECQ DX")
-	p("\tJNZ loop4")
-	p("tail:")
-	p("\tANDQ $3, CX")
-	p("\tJZ store")
-	p("loop1:")
-	step(0)
-	p("\tADDQ $%d, AX", aStep)
-	p("\tADDQ $%d, BX", bStep)
-	p("\tDECQ CX")
-	p("\tJNZ loop1")
-	p("store:")
+	loopX86(p, step, unroll, aStep, bStep)
 	storeX86(p, R, k.vw, mr, nv, acc, aHi, aLo, bHi(0))
 	return w.String()
 }

@@ -2,7 +2,7 @@
 
 // int8_asmgen writes the int8 GEMM micro-kernels:
 //
-//	go run int8_asmgen.go   (in tensor/)
+//	go run int8_asmgen.go x86_asmgen.go   (in tensor/)
 //
 // producing int8_avx512_amd64.s (10×32, AVX-512 VNNI) and
 // int8_avxvnni_amd64.s (6×16, AVX-VNNI: the VEX-encoded VPDPBUSD, written
@@ -122,30 +122,7 @@ func gen(k kernel) string {
 			}
 		}
 	}
-	p("\tMOVQ CX, DX")
-	p("\tSHRQ $2, DX")
-	p("\tJZ tail")
-	p("loop4:")
-	for off := 0; off < unroll*aStep; off += 64 {
-		p("\tPREFETCHT0 %d(AX)", 16*aStep+off)
-	}
-	for u := 0; u < unroll; u++ {
-		step(u)
-	}
-	p("\tADDQ $%d, AX", unroll*aStep)
-	p("\tADDQ $%d, BX", unroll*bStep)
-	p("\tDECQ DX")
-	p("\tJNZ loop4")
-	p("tail:")
-	p("\tANDQ $3, CX")
-	p("\tJZ store")
-	p("loop1:")
-	step(0)
-	p("\tADDQ $%d, AX", aStep)
-	p("\tADDQ $%d, BX", bStep)
-	p("\tDECQ CX")
-	p("\tJNZ loop1")
-	p("store:")
+	loopX86(p, step, unroll, aStep, bStep)
 	// Dequantise in registers: acc − corr[i] → float32 → ·ra[i] → ·sw[j].
 	tmp, beta, prod := bc(0), bc(1), bReg(0)
 	for i := 0; i < mr; i++ {
@@ -160,33 +137,6 @@ func gen(k kernel) string {
 			p("\tVMULPS %d(R10), %s%d, %s%d", v*k.vw, R, acc(i, v), R, acc(i, v))
 		}
 	}
-	p("\t// beta == 0 (either sign): C is write-only.")
-	p("\tMOVL beta+64(FP), DX")
-	p("\tANDL $0x7fffffff, DX")
-	p("\tJZ nobeta")
-	p("\tVBROADCASTSS beta+64(FP), %s%d", R, beta)
-	for i := 0; i < mr; i++ {
-		for v := 0; v < nv; v++ {
-			p("\tVMULPS %d(DI), %s%d, %s%d", v*k.vw, R, beta, R, prod)
-			p("\tVADDPS %s%d, %s%d, %s%d", R, prod, R, acc(i, v), R, acc(i, v))
-			p("\tVMOVUPS %s%d, %d(DI)", R, acc(i, v), v*k.vw)
-		}
-		if i < mr-1 {
-			p("\tADDQ R8, DI")
-		}
-	}
-	p("\tVZEROUPPER")
-	p("\tRET")
-	p("nobeta:")
-	for i := 0; i < mr; i++ {
-		for v := 0; v < nv; v++ {
-			p("\tVMOVUPS %s%d, %d(DI)", R, acc(i, v), v*k.vw)
-		}
-		if i < mr-1 {
-			p("\tADDQ R8, DI")
-		}
-	}
-	p("\tVZEROUPPER")
-	p("\tRET")
+	storeBetaX86(p, R, k.vw, mr, nv, acc, "beta+64(FP)", beta, prod)
 	return w.String()
 }
