@@ -14,7 +14,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"strings"
 )
 
@@ -81,13 +80,6 @@ func edgeDecls(sets []edgeSet) string {
 		}
 	}
 	return w.String()
-}
-
-func write(name string, body string) {
-	if err := os.WriteFile(name, []byte(header+body), 0o644); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
 }
 
 type x86Kernel struct {

@@ -6,6 +6,19 @@
 
 package main
 
+import (
+	"fmt"
+	"os"
+)
+
+// write writes the file name: the generator's header, then body.
+func write(name, body string) {
+	if err := os.WriteFile(name, []byte(header+body), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
 // loopX86 emits the K loop of an x86 micro-kernel: CX steps, unroll (4) at
 // a time with the A panel prefetched 16 steps ahead, then one at a time;
 // step(u) emits step u of A (aStep bytes a step) and B (bStep), and the
