@@ -19,6 +19,14 @@ import (
 	"github.com/mopeclip/mopeclip/tensor"
 )
 
+// prunedCases are the EOS conventions and activations the pruned test
+// models come in (prunedConfig).
+var prunedCases = []struct {
+	name string
+	eos  int
+	act  string
+}{{"eos-first-gelu", 497, "gelu"}, {"eos2-legacy-quickgelu", 2, "quick_gelu"}}
+
 // prunedConfig is a small CLIP with uneven per-layer widths: layers with
 // every head or every neuron removed, odd widths, and a text tower with a
 // different activation. eos selects the text pooling rule (2: legacy argmax).
@@ -107,11 +115,7 @@ func TestFormatParseString(t *testing.T) {
 // one does, has one width per tower and every tensor in the shape
 // transformers' CLIPModel allocates for its config.
 func TestDenseMatchesPruned(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		eos  int
-		act  string
-	}{{"eos-first-gelu", 497, "gelu"}, {"eos2-legacy-quickgelu", 2, "quick_gelu"}} {
+	for _, tc := range prunedCases {
 		t.Run(tc.name, func(t *testing.T) {
 			m := randomModel(t, prunedConfig(tc.eos, tc.act), 3)
 			d, err := Dense(m)
@@ -276,11 +280,7 @@ func requireORT(t *testing.T) {
 // the batch axis is dynamic.
 func TestONNXRuntime(t *testing.T) {
 	requireORT(t)
-	for _, tc := range []struct {
-		name string
-		eos  int
-		act  string
-	}{{"eos-first-gelu", 497, "gelu"}, {"eos2-legacy-quickgelu", 2, "quick_gelu"}} {
+	for _, tc := range prunedCases {
 		t.Run(tc.name, func(t *testing.T) {
 			m := randomModel(t, prunedConfig(tc.eos, tc.act), 4)
 			out := filepath.Join(t.TempDir(), "onnx")
