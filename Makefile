@@ -25,6 +25,7 @@ vet:
 	$(GO) vet $(PKGS)
 	$(GO) vet -tags noasm $(PKGS)
 	GOARCH=arm64 $(GO) vet ./tensor/...
+	GOARCH=arm64 $(GO) build ./...
 	CGO_ENABLED=1 $(GO) vet -tags cuda,cudaemu ./cuda/ ./clip/lower/ ./cmd/mope/
 
 test-native:

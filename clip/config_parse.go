@@ -376,25 +376,34 @@ func lookup(m map[string]json.RawMessage, key, path string, defaults map[string]
 	return raw, nil, nil
 }
 
-func setInt(p *int, m map[string]json.RawMessage, key, path string, defaults map[string]any, notes *ConfigNotes) error {
+// setValue sets *p to the value of key, decoded by decode, or to its
+// default; a value decode refuses is an error naming path.
+func setValue[T any](p *T, m map[string]json.RawMessage, key, path string, defaults map[string]any, notes *ConfigNotes,
+	decode func(json.RawMessage) (T, error)) error {
 	raw, d, err := lookup(m, key, path, defaults, notes)
 	if err != nil {
 		return err
 	}
 	if raw == nil {
-		*p = d.(int)
+		*p = d.(T)
 		return nil
 	}
-	var n json.Number
-	if err := json.Unmarshal(raw, &n); err != nil {
-		return fmt.Errorf("config: %s: want an integer, got %s", path, abbrevJSON(raw))
-	}
-	v, err := parseInt(n)
+	v, err := decode(raw)
 	if err != nil {
 		return fmt.Errorf("config: %s: %v", path, err)
 	}
 	*p = v
 	return nil
+}
+
+func setInt(p *int, m map[string]json.RawMessage, key, path string, defaults map[string]any, notes *ConfigNotes) error {
+	return setValue(p, m, key, path, defaults, notes, func(raw json.RawMessage) (int, error) {
+		var n json.Number
+		if err := json.Unmarshal(raw, &n); err != nil {
+			return 0, fmt.Errorf("want an integer, got %s", abbrevJSON(raw))
+		}
+		return parseInt(n)
+	})
 }
 
 // parseInt accepts integers and integral floats (1e3) within ±2^40: config
@@ -414,33 +423,22 @@ func parseInt(n json.Number) (int, error) {
 }
 
 func setFloat(p *float64, m map[string]json.RawMessage, key, path string, defaults map[string]any, notes *ConfigNotes) error {
-	raw, d, err := lookup(m, key, path, defaults, notes)
-	if err != nil {
-		return err
-	}
-	if raw == nil {
-		*p = d.(float64)
-		return nil
-	}
-	if err := json.Unmarshal(raw, p); err != nil {
-		return fmt.Errorf("config: %s: want a number, got %s", path, abbrevJSON(raw))
-	}
-	return nil
+	return setValue(p, m, key, path, defaults, notes, decodeAs[float64]("a number"))
 }
 
 func setString(p *string, m map[string]json.RawMessage, key, path string, defaults map[string]any, notes *ConfigNotes) error {
-	raw, d, err := lookup(m, key, path, defaults, notes)
-	if err != nil {
-		return err
+	return setValue(p, m, key, path, defaults, notes, decodeAs[string]("a string"))
+}
+
+// decodeAs decodes a raw value as a T; want names a T in the error.
+func decodeAs[T any](want string) func(json.RawMessage) (T, error) {
+	return func(raw json.RawMessage) (T, error) {
+		var v T
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return v, fmt.Errorf("want %s, got %s", want, abbrevJSON(raw))
+		}
+		return v, nil
 	}
-	if raw == nil {
-		*p = d.(string)
-		return nil
-	}
-	if err := json.Unmarshal(raw, p); err != nil {
-		return fmt.Errorf("config: %s: want a string, got %s", path, abbrevJSON(raw))
-	}
-	return nil
 }
 
 // abbrevJSON shortens a raw value for an error message.

@@ -1,6 +1,7 @@
 package clip
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 )
@@ -138,5 +139,34 @@ func (s *TowerSet) Set(v string) error {
 		return err
 	}
 	*s = p
+	return nil
+}
+
+// MarshalJSON writes the selection as the list of its towers' names in
+// canonical order (["vision","text"]), the spelling of score files.
+func (s TowerSet) MarshalJSON() ([]byte, error) {
+	names := s.Names()
+	if names == nil {
+		names = []string{}
+	}
+	return json.Marshal(names)
+}
+
+// UnmarshalJSON reads a list of tower names (aliases accepted), or null
+// (nothing selected).
+func (s *TowerSet) UnmarshalJSON(b []byte) error {
+	var names []string
+	if err := json.Unmarshal(b, &names); err != nil {
+		return fmt.Errorf("towers: want a list of tower names: %w", err)
+	}
+	var set TowerSet
+	for _, n := range names {
+		t, err := ParseTower(n)
+		if err != nil {
+			return err
+		}
+		set |= t.set()
+	}
+	*s = set
 	return nil
 }

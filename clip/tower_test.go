@@ -3,6 +3,8 @@ package clip
 import (
 	"slices"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 func TestParseTowerSet(t *testing.T) {
@@ -53,5 +55,33 @@ func TestParseTower(t *testing.T) {
 		if _, err := ParseTower(bad); err == nil {
 			t.Errorf("ParseTower(%q) accepted", bad)
 		}
+	}
+}
+
+// TestTowerSetJSON checks the selection's JSON spelling (a list of names
+// in canonical order) and that bad lists are errors naming the tower.
+func TestTowerSetJSON(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want TowerSet
+		out  string
+	}{
+		{`["vision","text"]`, BothTowers, `["vision","text"]`},
+		{`["text","vision"]`, BothTowers, `["vision","text"]`},
+		{`["text"]`, TextOnly, `["text"]`},
+		{`["image"]`, VisionOnly, `["vision"]`},
+		{`[]`, 0, `[]`},
+		{`null`, 0, `[]`},
+	} {
+		var s TowerSet
+		require.NoError(t, s.UnmarshalJSON([]byte(c.in)), c.in)
+		require.Equal(t, c.want, s, c.in)
+		b, err := s.MarshalJSON()
+		require.NoError(t, err)
+		require.Equal(t, c.out, string(b), c.in)
+	}
+	for _, bad := range []string{`["audio"]`, `"both"`, `3`} {
+		var s TowerSet
+		require.Error(t, s.UnmarshalJSON([]byte(bad)), bad)
 	}
 }

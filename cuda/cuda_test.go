@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/internal/testutil"
 	"github.com/mopeclip/mopeclip/nn"
 	"github.com/mopeclip/mopeclip/ops"
 	"github.com/mopeclip/mopeclip/tensor"
@@ -782,7 +783,7 @@ func TestVisionInputKernels(t *testing.T) {
 
 	// Patch embedding through the GEMM matches ops.PatchEmbed.
 	w := randn(g, C*K, 0.1)
-	ref := ops.PatchEmbed(nil, ops.Const(mustT(pix, B, Cin, H, W)), ops.Const(mustT(w, C, Cin, P, P)), P).Value.Data
+	ref := ops.PatchEmbed(nil, ops.Const(testutil.MustTensor(pix, B, Cin, H, W)), ops.Const(testutil.MustTensor(w, C, Cin, P, P)), P).Value.Data
 	dw, dpatch := upload(t, w), upload(t, nans(B*N*C))
 	if err := dev.gemm(GemmOwn, FP32, gemmCall{transB: true, m: B * N, n: C, k: K, alpha: 1, a: dc, lda: K, b: dw, ldb: K, c: dpatch, ldc: C}); err != nil {
 		t.Fatal(err)
@@ -792,7 +793,7 @@ func TestVisionInputKernels(t *testing.T) {
 	// vit_embed = PrependToken + position embedding.
 	T := N + 1
 	cls, pos := randn(g, C, 1), randn(g, T*C, 1)
-	x := ops.PrependToken(nil, ops.Const(mustT(ref, B, N, C)), ops.Const(mustT(cls, C))).Value.Data
+	x := ops.PrependToken(nil, ops.Const(testutil.MustTensor(ref, B, N, C)), ops.Const(testutil.MustTensor(cls, C))).Value.Data
 	for b := 0; b < B; b++ {
 		tensor.Add(x[b*T*C:(b+1)*T*C], x[b*T*C:(b+1)*T*C], pos)
 	}
@@ -801,14 +802,6 @@ func TestVisionInputKernels(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect(t, "vit-embed", "", download(t, dx, B*T*C), x, tolFP32)
-}
-
-func mustT(data []float32, shape ...int) *tensor.Tensor {
-	t, err := tensor.FromData(data, shape...)
-	if err != nil {
-		panic(err)
-	}
-	return t
 }
 
 // withBackend runs f with ops' backend set to be, restoring the CPU one.
@@ -846,9 +839,9 @@ func TestTransformerBlockOps(t *testing.T) {
 					params := blk.Params()
 					nn.ZeroGrads(params)
 					tp := ops.NewTape()
-					x := tp.Param(mustT(clone(x0), B*T, C), nil)
+					x := tp.Param(testutil.MustTensor(clone(x0), B*T, C), nil)
 					y := blk.Forward(tp, x, B, T, tc.mask)
-					loss := ops.Sum(tp, ops.Mul(tp, y, ops.Const(mustT(r, B*T, C))))
+					loss := ops.Sum(tp, ops.Mul(tp, y, ops.Const(testutil.MustTensor(r, B*T, C))))
 					if err := tp.Backward(loss); err != nil {
 						t.Fatal(err)
 					}
@@ -887,7 +880,7 @@ func randomPixels(cfg *clip.Config, B int, seed uint64) []float32 {
 
 func cpuEmbeddings(m *clip.Model, pixels []float32, B int) []float32 {
 	S := m.Config.Vision.ImageSize
-	return m.EncodeImage(nil, ops.Const(mustT(clone(pixels), B, 3, S, S))).Value.Data
+	return m.EncodeImage(nil, ops.Const(testutil.MustTensor(clone(pixels), B, 3, S, S))).Value.Data
 }
 
 // prunedConfig halves the heads and the MLP width of every layer of a preset.

@@ -40,7 +40,7 @@ func wantErr(t *testing.T, err error, parts ...string) {
 }
 
 const karpathyJSON = `{"images": [
- {"filepath": "train2014", "filename": "a.jpg", "split": "train", "sentences": [{"raw": "A cat.", "tokens": ["a", "cat"]}, {"raw": "", "tokens": ["a", "kitten"]}]},
+ {"filepath": "train2014", "filename": "a.jpg", "split": "train", "sentences": [{"raw": "A cat.", "tokens": ["a", "cat"]}, {"tokens": ["a", "kitten"]}]},
  {"filepath": "val2014", "filename": "b.jpg", "split": "restval", "sentences": [{"raw": "A dog."}]},
  {"filepath": "val2014", "filename": "c.jpg", "split": "test", "sentences": [{"raw": "A bird."}, {"raw": " Two birds. "}]},
  {"filepath": "val2014", "filename": "d.jpg", "split": "test", "sentences": [{"raw": "A fish."}]},

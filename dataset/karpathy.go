@@ -20,15 +20,18 @@ type karpathyImage struct {
 	Filename  string `json:"filename"`
 	Split     string `json:"split"`
 	Sentences []struct {
-		Raw    string   `json:"raw"`
+		Raw    *string  `json:"raw"`
 		Tokens []string `json:"tokens"`
 	} `json:"sentences"`
 }
 
 // ReadKarpathy reads a Karpathy-split JSON file (COCO, Flickr30K, or one
 // written by shapes.Export). A sentence's text is its "raw" field, or its
-// tokens joined by spaces where raw is empty. Splits in these files are
-// "train", "restval", "val" and "test".
+// tokens joined by spaces where the sentence has no "raw" key (or a null
+// one). A "raw" that is empty or blank, or a sentence with neither raw nor
+// a non-blank token, is an error naming the file, the image and the
+// sentence (a bad record, skipped with Options.SkipBad). Splits in these
+// files are "train", "restval", "val" and "test".
 func ReadKarpathy(path string, opt Options) (*Retrieval, error) {
 	return readFileAs(path, Karpathy, opt)
 }
@@ -65,12 +68,9 @@ func readKarpathy(path string, opt Options, skips *Skips) ([]Pair, error) {
 		var caps []string
 		var bad error
 		for j, s := range im.Sentences {
-			c := strings.TrimSpace(s.Raw)
-			if c == "" {
-				c = strings.Join(s.Tokens, " ")
-			}
-			if c == "" {
-				bad = fmt.Errorf("dataset: %s: image %d (%s): sentence %d is empty", path, i, im.Filename, j)
+			c, err := sentenceText(s.Raw, s.Tokens)
+			if err != nil {
+				bad = fmt.Errorf("dataset: %s: image %d (%s): sentence %d %v", path, i, im.Filename, j, err)
 				break
 			}
 			caps = append(caps, c)
@@ -91,6 +91,28 @@ func readKarpathy(path string, opt Options, skips *Skips) ([]Pair, error) {
 		g.add(fmt.Sprintf("%s: image %d (%s)", path, i, im.Filename), p, caps...)
 	}
 	return limitPairs(path, g.pairs, splits, opt)
+}
+
+// sentenceText is a Karpathy sentence's caption: raw when the key is
+// present, else the non-blank tokens joined by spaces.
+func sentenceText(raw *string, tokens []string) (string, error) {
+	if raw != nil {
+		c := strings.TrimSpace(*raw)
+		if c == "" {
+			return "", fmt.Errorf("is empty (\"raw\": %q)", *raw)
+		}
+		return c, nil
+	}
+	var toks []string
+	for _, t := range tokens {
+		if t = strings.TrimSpace(t); t != "" {
+			toks = append(toks, t)
+		}
+	}
+	if len(toks) == 0 {
+		return "", fmt.Errorf("is empty (no \"raw\" and no tokens)")
+	}
+	return strings.Join(toks, " "), nil
 }
 
 // jsonErr adds a line number to a JSON syntax error where it can.

@@ -231,11 +231,12 @@ func (d *Dataset) eachInShard(ctx context.Context, shard string, idx *int, fn fu
 				cur.image, cur.imageName = data, path.Base(h.Name)
 			}
 		case ext == "txt":
-			for _, line := range strings.Split(string(data), "\n") {
-				if c := strings.TrimSpace(line); c != "" {
-					cur.captions = append(cur.captions, c)
-				}
+			caps := txtCaptions(data)
+			if len(caps) == 0 {
+				cur.bad = fmt.Errorf("dataset: %s:%s: empty caption (a blank .txt member)", shard, h.Name)
+				continue
 			}
+			cur.captions = append(cur.captions, caps...)
 		case ext == "json":
 			caps, err := jsonCaptions(data)
 			if err != nil {
@@ -249,7 +250,8 @@ func (d *Dataset) eachInShard(ctx context.Context, shard string, idx *int, fn fu
 }
 
 // jsonCaptions reads "caption" (a string) and "captions" (a list of
-// strings) of a sample's JSON; both may be absent or null.
+// strings) of a sample's JSON; both may be absent or null, but a blank
+// caption is an error.
 func jsonCaptions(data []byte) ([]string, error) {
 	var v struct {
 		Caption  *string  `json:"caption"`
@@ -261,14 +263,29 @@ func jsonCaptions(data []byte) ([]string, error) {
 	}
 	var out []string
 	if v.Caption != nil {
-		if c := strings.TrimSpace(*v.Caption); c != "" {
-			out = append(out, c)
+		c := strings.TrimSpace(*v.Caption)
+		if c == "" {
+			return nil, fmt.Errorf("empty caption (\"caption\": %q)", *v.Caption)
 		}
+		out = append(out, c)
 	}
-	for _, c := range v.Captions {
-		if c = strings.TrimSpace(c); c != "" {
-			out = append(out, c)
+	for k, c := range v.Captions {
+		if c = strings.TrimSpace(c); c == "" {
+			return nil, fmt.Errorf("empty caption (\"captions\"[%d])", k)
 		}
+		out = append(out, c)
 	}
 	return out, nil
+}
+
+// txtCaptions reads the captions of a sample's .txt member: one a line,
+// blank lines (a trailing newline, a CRLF) ignored.
+func txtCaptions(data []byte) []string {
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if c := strings.TrimSpace(line); c != "" {
+			out = append(out, c)
+		}
+	}
+	return out
 }

@@ -303,6 +303,20 @@ func (s *imageSink) flush() error {
 	return s.emit(emb)
 }
 
+// stream preprocesses d's images (o.Pre) and feeds them to the sink in
+// order, calling each on every record first, and flushes the sink at the end.
+func (s *imageSink) stream(ctx context.Context, d *dataset.Dataset, o Options, each func(dataset.Record)) error {
+	err := dataset.Stream(ctx, d, streamOptions(o.Stream, s.chunk), prepare(o.Pre),
+		func(r dataset.Record, p *imageproc.RGB8) error {
+			each(r)
+			return s.add(imageproc.Normalize(p, o.Pre.Mean, o.Pre.Std))
+		})
+	if err != nil {
+		return err
+	}
+	return s.flush()
+}
+
 func runRetrieval(ctx context.Context, enc *clip.Encoder, d *dataset.Dataset, o Options, rep *Report) error {
 	var (
 		embs     []float32
@@ -318,18 +332,13 @@ func runRetrieval(ctx context.Context, enc *clip.Encoder, d *dataset.Dataset, o 
 		embs = append(embs, t.Data...)
 		return nil
 	}, prog)
-	err := dataset.Stream(ctx, d, streamOptions(o.Stream, sink.chunk), prepare(o.Pre),
-		func(r dataset.Record, p *imageproc.RGB8) error {
-			for _, c := range r.Captions {
-				captions = append(captions, c)
-				capImg = append(capImg, nImg)
-			}
-			nImg++
-			return sink.add(imageproc.Normalize(p, o.Pre.Mean, o.Pre.Std))
-		})
-	if err == nil {
-		err = sink.flush()
-	}
+	err := sink.stream(ctx, d, o, func(r dataset.Record) {
+		for _, c := range r.Captions {
+			captions = append(captions, c)
+			capImg = append(capImg, nImg)
+		}
+		nImg++
+	})
 	if err != nil {
 		return err
 	}
@@ -408,15 +417,10 @@ func runZeroShot(ctx context.Context, enc *clip.Encoder, d *dataset.Dataset, o O
 		labels = labels[t.Shape[0]:]
 		return nil
 	}, prog)
-	err = dataset.Stream(ctx, d, streamOptions(o.Stream, sink.chunk), prepare(o.Pre),
-		func(r dataset.Record, p *imageproc.RGB8) error {
-			labels = append(labels, r.Label)
-			n++
-			return sink.add(imageproc.Normalize(p, o.Pre.Mean, o.Pre.Std))
-		})
-	if err == nil {
-		err = sink.flush()
-	}
+	err = sink.stream(ctx, d, o, func(r dataset.Record) {
+		labels = append(labels, r.Label)
+		n++
+	})
 	if err != nil {
 		return err
 	}

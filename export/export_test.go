@@ -14,9 +14,18 @@ import (
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/clip/imageproc"
 	"github.com/mopeclip/mopeclip/internal/ortnode"
+	"github.com/mopeclip/mopeclip/internal/testutil"
 	"github.com/mopeclip/mopeclip/ops"
 	"github.com/mopeclip/mopeclip/tensor"
 )
+
+// prunedCases are the EOS conventions and activations the pruned test
+// models come in (prunedConfig).
+var prunedCases = []struct {
+	name string
+	eos  int
+	act  string
+}{{"eos-first-gelu", 497, "gelu"}, {"eos2-legacy-quickgelu", 2, "quick_gelu"}}
 
 // prunedConfig is a small CLIP with uneven per-layer widths: layers with
 // every head or every neuron removed, odd widths, and a text tower with a
@@ -88,18 +97,6 @@ func textRows(rng *tensor.RNG, cfg *clip.TowerConfig, B, T int) (padded, full *c
 	return padded, full
 }
 
-func relErr(got, want []float32) float64 {
-	if len(got) != len(want) {
-		return math.Inf(1)
-	}
-	var num, den float64
-	for i := range got {
-		num = math.Max(num, math.Abs(float64(got[i])-float64(want[i])))
-		den = math.Max(den, math.Abs(float64(want[i])))
-	}
-	return num / den
-}
-
 func TestFormatParseString(t *testing.T) {
 	for _, f := range []Format{HF, ONNX} {
 		g, err := ParseFormat(f.String())
@@ -118,11 +115,7 @@ func TestFormatParseString(t *testing.T) {
 // one does, has one width per tower and every tensor in the shape
 // transformers' CLIPModel allocates for its config.
 func TestDenseMatchesPruned(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		eos  int
-		act  string
-	}{{"eos-first-gelu", 497, "gelu"}, {"eos2-legacy-quickgelu", 2, "quick_gelu"}} {
+	for _, tc := range prunedCases {
 		t.Run(tc.name, func(t *testing.T) {
 			m := randomModel(t, prunedConfig(tc.eos, tc.act), 3)
 			d, err := Dense(m)
@@ -153,7 +146,7 @@ func TestDenseMatchesPruned(t *testing.T) {
 				{"image", d.EncodeImage(nil, ops.Const(pix)).Value.Data, m.EncodeImage(nil, ops.Const(pix)).Value.Data},
 				{"text", d.EncodeText(nil, tb).Value.Data, m.EncodeText(nil, tb).Value.Data},
 			} {
-				e := relErr(c.got, c.want)
+				e := testutil.MaxRelErr(c.got, c.want)
 				t.Logf("%s: padded vs pruned relative error %.2e", c.name, e)
 				if !(e <= 1e-5) {
 					t.Errorf("%s: padded model differs from the pruned one: %.3e > 1e-5", c.name, e)
@@ -261,7 +254,7 @@ func TestHFExportTorch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e := relErr(got, c.want)
+		e := testutil.MaxRelErr(got, c.want)
 		t.Logf("%s: PyTorch on the HF export vs our pruned model: relative error %.2e", c.name, e)
 		if !(e <= 1e-5) {
 			t.Errorf("%s: HF export in PyTorch differs from the pruned model: %.3e > 1e-5", c.name, e)
@@ -287,11 +280,7 @@ func requireORT(t *testing.T) {
 // the batch axis is dynamic.
 func TestONNXRuntime(t *testing.T) {
 	requireORT(t)
-	for _, tc := range []struct {
-		name string
-		eos  int
-		act  string
-	}{{"eos-first-gelu", 497, "gelu"}, {"eos2-legacy-quickgelu", 2, "quick_gelu"}} {
+	for _, tc := range prunedCases {
 		t.Run(tc.name, func(t *testing.T) {
 			m := randomModel(t, prunedConfig(tc.eos, tc.act), 4)
 			out := filepath.Join(t.TempDir(), "onnx")
@@ -327,7 +316,7 @@ func TestONNXRuntime(t *testing.T) {
 					{"text (padded after EOT)", got.TextEmbeds, m.EncodeText(nil, padded).Value.Data},
 					{"text vs zero-padded full context", got.TextEmbeds, m.EncodeText(nil, full).Value.Data},
 				} {
-					e := relErr(c.got, c.want)
+					e := testutil.MaxRelErr(c.got, c.want)
 					t.Logf("batch %d %s: ONNX Runtime vs ours relative error %.2e", B, c.name, e)
 					if !(e <= 1e-5) {
 						t.Errorf("batch %d %s: ONNX Runtime differs: %.3e > 1e-5", B, c.name, e)
@@ -342,7 +331,7 @@ func TestONNXRuntime(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if e := relErr(got.TextEmbeds, m.EncodeText(nil, tb).Value.Data); !(e <= 1e-5) {
+				if e := testutil.MaxRelErr(got.TextEmbeds, m.EncodeText(nil, tb).Value.Data); !(e <= 1e-5) {
 					t.Errorf("row without EOT: ONNX Runtime differs: %.3e > 1e-5", e)
 				}
 			}
@@ -399,7 +388,7 @@ func TestONNXMaskedModel(t *testing.T) {
 		{"image", got.ImageEmbeds, m.EncodeImage(nil, ops.Const(pix)).Value.Data},
 		{"text", got.TextEmbeds, m.EncodeText(nil, padded).Value.Data},
 	} {
-		e := relErr(c.got, c.want)
+		e := testutil.MaxRelErr(c.got, c.want)
 		t.Logf("masked %s: ONNX Runtime vs ours relative error %.2e", c.name, e)
 		if !(e <= 1e-5) {
 			t.Errorf("masked %s: ONNX Runtime differs: %.3e > 1e-5", c.name, e)

@@ -1,9 +1,11 @@
 package infer
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/internal/testutil"
 	"github.com/mopeclip/mopeclip/nn"
 	"github.com/mopeclip/mopeclip/ops"
 	"github.com/mopeclip/mopeclip/tensor"
@@ -92,7 +94,7 @@ func TestEmbedFromMatchesReference(t *testing.T) {
 				if err := e.RunLayers(tw, x0, B, T, full[:1], x1); err != nil {
 					t.Fatal(err)
 				}
-				xr := enc.Layers[0].Forward(nil, ops.Const(mustT(x0, B*T)), B, T, mask).Value.Data
+				xr := enc.Layers[0].Forward(nil, ops.Const(testutil.MustTensor(slices.Clone(x0), B*T, len(x0)/(B*T))), B, T, mask).Value.Data
 				if err := relErr(x1, xr); err > 2e-5 {
 					t.Errorf("%s RunLayers: rel err %.3g", tw, err)
 				}
@@ -175,12 +177,4 @@ func TestEmbedFromMatchesReference(t *testing.T) {
 			// left the workers idle (pre-existing; reported).
 		}
 	}
-}
-
-func mustT(x []float32, rows int) *tensor.Tensor {
-	t, err := tensor.FromData(append([]float32(nil), x...), rows, len(x)/rows)
-	if err != nil {
-		panic(err)
-	}
-	return t
 }

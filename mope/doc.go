@@ -63,7 +63,7 @@
 //	tok, _ := mope.LoadTokenizer(dir, "")                // dir's vocab.json + merges.txt
 //	cal, _ := mope.LoadCalib(m, "shapes", "", 1000, tok)  // or a dataset file; or NewCalib
 //	f, _ := mope.Score(m, cal, mope.Options{Metric: "mope",
-//	        Towers: []string{mope.Vision, mope.Text},
+//	        Towers: clip.BothTowers,
 //	        Kinds:  []string{mope.KindHead, mope.KindFFN, mope.KindLayer}})
 //	mope.WriteScores("scores.json", f)                   // ReadScores, Merge for shards
 //

@@ -96,7 +96,7 @@ func TestScoreReducedPrecision(t *testing.T) {
 		t.Fatal(err)
 	}
 	score := func(dt infer.DType) *ScoreFile {
-		f, err := Score(m, cal, Options{Metric: "mope", Towers: []string{Vision, Text}, Kinds: []string{KindHead, KindFFN, KindLayer}, DType: dt})
+		f, err := Score(m, cal, Options{Metric: "mope", Towers: clip.BothTowers, Kinds: []string{KindHead, KindFFN, KindLayer}, DType: dt})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -117,7 +117,7 @@ func TestScoreReducedPrecision(t *testing.T) {
 				layers[mod] = s
 			}
 		}
-		dp, err := DepthPlan(m, layers, 0.5, []string{Vision, Text})
+		dp, err := DepthPlan(m, layers, 0.5, clip.BothTowers)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -151,7 +151,7 @@ func TestScoreReducedPrecision(t *testing.T) {
 			t.Errorf("%v: plans differ from f32's:\nwidth %s\n  f32 %s\ndepth %s\n  f32 %s", dt, w, rw, d, rd)
 		}
 	}
-	if _, err := Score(m, cal, Options{Metric: "magnitude", Towers: []string{Vision}, Kinds: []string{KindHead}, DType: infer.INT8}); err == nil {
+	if _, err := Score(m, cal, Options{Metric: "magnitude", Towers: clip.VisionOnly, Kinds: []string{KindHead}, DType: infer.INT8}); err == nil {
 		t.Error("int8 magnitude scoring: no error")
 	}
 }

@@ -28,7 +28,7 @@ type Plan struct {
 	Text   *TowerPlan `json:"text,omitempty"`
 }
 
-func (p *Plan) tower(t string) *TowerPlan {
+func (p *Plan) tower(t clip.Tower) *TowerPlan {
 	if p == nil {
 		return nil
 	}
@@ -38,7 +38,7 @@ func (p *Plan) tower(t string) *TowerPlan {
 	return p.Text
 }
 
-func (p *Plan) setTower(t string, tp *TowerPlan) {
+func (p *Plan) setTower(t clip.Tower, tp *TowerPlan) {
 	if t == Vision {
 		p.Vision = tp
 	} else {
@@ -217,7 +217,7 @@ func sliceAttn(a *nn.MultiHeadAttention, keep []int) *nn.MultiHeadAttention {
 // Within a tower, heads and neurons are cut first, then layers dropped.
 func Apply(m *clip.Model, p *Plan) (*clip.Model, error) {
 	out := CloneModel(m)
-	for _, tw := range []string{Vision, Text} {
+	for _, tw := range clip.AllTowers {
 		tp := p.tower(tw)
 		cfg, enc := towerOf(out, tw)
 		if err := tp.validate(enc.Layers); err != nil {
@@ -317,7 +317,7 @@ func syncTowerConfig(cfg *clip.TowerConfig, enc *nn.Transformer, teacher []int) 
 // it exists for tests and benchmarks.
 func Mask(m *clip.Model, p *Plan) (*clip.Model, error) {
 	out := CloneModel(m)
-	for _, tw := range []string{Vision, Text} {
+	for _, tw := range clip.AllTowers {
 		tp := p.tower(tw)
 		_, enc := towerOf(out, tw)
 		if err := tp.validate(enc.Layers); err != nil {

@@ -13,7 +13,7 @@ import (
 // start every evaluation there (the prefix cache).
 type towerRun struct {
 	m       *clip.Model
-	tower   string
+	tower   clip.Tower
 	cal     *Calib
 	blocks  []*nn.Block
 	mask    nn.AttnMask
@@ -22,7 +22,7 @@ type towerRun struct {
 	batches [][2]int // [lo, hi) item ranges
 }
 
-func newTowerRun(m *clip.Model, tower string, cal *Calib, batch int) *towerRun {
+func newTowerRun(m *clip.Model, tower clip.Tower, cal *Calib, batch int) *towerRun {
 	r := &towerRun{m: m, tower: tower, cal: cal}
 	if tower == Vision {
 		r.blocks, r.T, r.C, r.n = m.Vision.Encoder.Layers, m.Vision.SeqLen(), m.Config.Vision.HiddenSize, cal.NImg

@@ -188,7 +188,7 @@ func dropNeurons(b *nn.Block, lo, hi int) *nn.Block {
 }
 
 // newScorer returns the scorer of one tower for the given engine.
-func newScorer(e *infer.Engine, m *clip.Model, tower string, cal *Calib, batch int) (scorer, error) {
+func newScorer(e *infer.Engine, m *clip.Model, tower clip.Tower, cal *Calib, batch int) (scorer, error) {
 	r := newTowerRun(m, tower, cal, batch)
 	if e == nil {
 		return refScorer{r}, nil

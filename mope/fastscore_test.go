@@ -4,6 +4,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/infer"
 )
 
@@ -21,7 +22,7 @@ func TestFastScorerMatchesRef(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, tw := range []string{Vision, Text} {
+		for _, tw := range clip.AllTowers {
 			ref, _ := newScorer(nil, m, tw, cal, 4)
 			fast, err := newScorer(e, m, tw, cal, 4)
 			if err != nil {
@@ -34,7 +35,7 @@ func TestFastScorerMatchesRef(t *testing.T) {
 				if len(a) != len(b) {
 					t.Fatalf("%s: %d vs %d values", what, len(a), len(b))
 				}
-				err := relErr(b, a)
+				err := relL2Err(b, a)
 				worst = math.Max(worst, err)
 				if err > 1e-5 {
 					t.Errorf("threads %d %s: fast vs ref rel err %.3g", threads, what, err)
@@ -42,8 +43,8 @@ func TestFastScorerMatchesRef(t *testing.T) {
 			}
 			a, _ := ref.features(rh, 0, nil, groups)
 			b, _ := fast.features(fh, 0, nil, groups)
-			cmp(tw+" full", a, b)
-			mods := Modules(m, []string{tw}, []string{KindHead, KindFFN, KindLayer}, groups)
+			cmp(tw.String()+" full", a, b)
+			mods := Modules(m, clip.TowerSetOf(tw), []string{KindHead, KindFFN, KindLayer}, groups)
 			for l := 0; l < len(m.Vision.Encoder.Layers) && l < 3; l++ {
 				rm, fm := ref.mid(l, rh), fast.mid(l, fh)
 				for _, mod := range mods {
@@ -65,14 +66,14 @@ func TestFastScorerMatchesRef(t *testing.T) {
 				// stay within rounding of each other.
 				rh, fh = ref.finish(l, rm), fast.finish(l, fm)
 				for bi := range rh {
-					cmp(tw+" prefix", rh[bi].Data, fh[bi].Data)
+					cmp(tw.String()+" prefix", rh[bi].Data, fh[bi].Data)
 				}
 			}
 			t.Logf("threads %d %s: worst embedding rel err %.3g", threads, tw, worst)
 		}
 		e.Close()
 	}
-	o := Options{Metric: "unimodal", Towers: []string{Vision, Text}, Kinds: []string{KindHead, KindFFN, KindLayer}, Groups: groups, Batch: 4, Engine: EngineRef}
+	o := Options{Metric: "unimodal", Towers: clip.BothTowers, Kinds: []string{KindHead, KindFFN, KindLayer}, Groups: groups, Batch: 4, Engine: EngineRef}
 	r, err := Score(m, cal, o)
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +90,7 @@ func TestFastScorerMatchesRef(t *testing.T) {
 	}
 	// Shards may run on machines with different thread counts: the scores
 	// must not depend on them.
-	o = Options{Metric: "mope", Towers: []string{Vision, Text}, Kinds: []string{KindHead, KindFFN, KindLayer}, Groups: groups, Batch: 5, Engine: EngineFast, Threads: 1}
+	o = Options{Metric: "mope", Towers: clip.BothTowers, Kinds: []string{KindHead, KindFFN, KindLayer}, Groups: groups, Batch: 5, Engine: EngineFast, Threads: 1}
 	a, err := Score(m, cal, o)
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +103,7 @@ func TestFastScorerMatchesRef(t *testing.T) {
 	if x, y := jsonOf(t, a), jsonOf(t, b); string(x) != string(y) {
 		t.Error("fast scores differ between 1 and 3 threads")
 	}
-	if _, err := Score(m, cal, Options{Metric: "mope", Towers: []string{Vision}, Kinds: []string{KindLayer}, Engine: "gpu"}); err == nil {
+	if _, err := Score(m, cal, Options{Metric: "mope", Towers: clip.VisionOnly, Kinds: []string{KindLayer}, Engine: "gpu"}); err == nil {
 		t.Error("unknown engine accepted")
 	}
 }

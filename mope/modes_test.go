@@ -3,6 +3,7 @@ package mope
 import (
 	"encoding/json"
 	"flag"
+	"strings"
 	"testing"
 )
 
@@ -55,22 +56,11 @@ func TestModesParseStringSet(t *testing.T) {
 func TestParseTowersCanonical(t *testing.T) {
 	for in, want := range map[string]string{"both": "vision,text", "text,vision": "vision,text", "image": "vision", "text": "text"} {
 		got, err := ParseTowers(in)
-		if err != nil || join(got) != want {
+		if err != nil || strings.Join(got.Names(), ",") != want {
 			t.Errorf("ParseTowers(%q) = %v, %v; want %s", in, got, err, want)
 		}
 	}
 	if _, err := ParseTowers("audio"); err == nil {
 		t.Error("ParseTowers(audio) accepted")
 	}
-}
-
-func join(xs []string) string {
-	s := ""
-	for i, x := range xs {
-		if i > 0 {
-			s += ","
-		}
-		s += x
-	}
-	return s
 }

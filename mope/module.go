@@ -8,11 +8,12 @@ import (
 	"github.com/mopeclip/mopeclip/nn"
 )
 
-// Tower names (clip.VisionTower and clip.TextTower as plain strings, the
-// type of Module.Tower and of the tower lists in options and score files).
+// Tower names: clip.VisionTower and clip.TextTower (Module.Tower); a
+// selection of towers (options, score files) is a clip.TowerSet, written
+// in JSON as the list of names (["vision","text"]).
 const (
-	Vision = string(clip.VisionTower)
-	Text   = string(clip.TextTower)
+	Vision = clip.VisionTower
+	Text   = clip.TextTower
 )
 
 // Module kinds.
@@ -31,10 +32,10 @@ const GroupRule = "contiguous: group g of G'=min(G,I) holds neurons [floor(g*I/G
 // Module is one prunable unit: a head, an FFN neuron group or a layer of one
 // tower. Index is the head or group index (0 for a layer).
 type Module struct {
-	Tower string `json:"tower"`
-	Kind  string `json:"kind"`
-	Layer int    `json:"layer"`
-	Index int    `json:"index"`
+	Tower clip.Tower `json:"tower"`
+	Kind  string     `json:"kind"`
+	Layer int        `json:"layer"`
+	Index int        `json:"index"`
 }
 
 // String returns e.g. "vision.L3.head5", "text.L0.ffn2", "vision.L11".
@@ -46,13 +47,9 @@ func (m Module) String() string {
 }
 
 // ParseTowers parses "vision", "text" or "both" (or a comma list; see
-// clip.ParseTowerSet) into tower names in canonical order.
-func ParseTowers(s string) ([]string, error) {
-	set, err := clip.ParseTowerSet(s)
-	if err != nil {
-		return nil, err
-	}
-	return set.Names(), nil
+// clip.ParseTowerSet) into a selection; the empty string is an error.
+func ParseTowers(s string) (clip.TowerSet, error) {
+	return clip.ParseTowerSet(s)
 }
 
 // ParseKinds parses a comma list of heads, ffn, layers (singular forms too),
@@ -81,7 +78,7 @@ func ParseKinds(s string) ([]string, error) {
 }
 
 // towerOf returns the tower config and encoder of m.
-func towerOf(m *clip.Model, tower string) (*clip.TowerConfig, *nn.Transformer) {
+func towerOf(m *clip.Model, tower clip.Tower) (*clip.TowerConfig, *nn.Transformer) {
 	if tower == Vision {
 		return &m.Config.Vision, m.Vision.Encoder
 	}
@@ -116,10 +113,10 @@ func NeuronGroup(I, G, g int) (lo, hi int) {
 // Modules enumerates the modules of the given towers and kinds in the
 // canonical order: tower (vision, text), kind (head, ffn, layer), layer,
 // index. Score files, shards and merges all use this order.
-func Modules(m *clip.Model, towers, kinds []string, groups int) []Module {
+func Modules(m *clip.Model, towers clip.TowerSet, kinds []string, groups int) []Module {
 	var out []Module
-	for _, tw := range []string{Vision, Text} {
-		if !contains(towers, tw) {
+	for _, tw := range clip.AllTowers {
+		if !towers.Has(tw) {
 			continue
 		}
 		_, enc := towerOf(m, tw)

@@ -83,7 +83,9 @@ func encode(m *clip.Model, cal *Calib) (img, txt []float32) {
 	return
 }
 
-func relErr(a, b []float32) float64 {
+// relL2Err is ‖a−b‖₂/‖b‖₂ (normwise; testutil.MaxRelErr is the largest
+// difference over the largest value).
+func relL2Err(a, b []float32) float64 {
 	var num, den float64
 	for i := range a {
 		d := float64(a[i] - b[i])
@@ -120,10 +122,10 @@ func TestEditMatchesMask(t *testing.T) {
 	}
 	ei, et := encode(ed, cal)
 	mi, mt := encode(mk, cal)
-	if e := relErr(ei, mi); e > 1e-5 {
+	if e := relL2Err(ei, mi); e > 1e-5 {
 		t.Errorf("vision: edited vs masked relative error %g", e)
 	}
-	if e := relErr(et, mt); e > 1e-5 {
+	if e := relL2Err(et, mt); e > 1e-5 {
 		t.Errorf("text: edited vs masked relative error %g", e)
 	}
 	// Config.
@@ -273,7 +275,7 @@ func TestMoPEScoreMatchesNaive(t *testing.T) {
 	// with it to float32 rounding, which moves no retrieval rank here (in
 	// general a moved rank changes a score by 100/(6·n) for n queries).
 	for _, engine := range []Engine{EngineRef, EngineFast} {
-		o := Options{Metric: "mope", Towers: []string{Vision, Text}, Kinds: []string{KindHead, KindFFN, KindLayer}, Groups: 4, Batch: 5, Engine: engine}
+		o := Options{Metric: "mope", Towers: clip.BothTowers, Kinds: []string{KindHead, KindFFN, KindLayer}, Groups: 4, Batch: 5, Engine: engine}
 		f, err := Score(m, cal, o)
 		if err != nil {
 			t.Fatal(err)
@@ -301,7 +303,7 @@ func TestMoPEScoreMatchesNaive(t *testing.T) {
 func TestShardMergeEqualsSingleRun(t *testing.T) {
 	m, cal, _ := fixture(t, 10)
 	for _, metric := range []Metric{MetricMoPE, MetricUnimodal, MetricTaylor, MetricMagnitude, MetricRandom} {
-		o := Options{Metric: metric, Towers: []string{Vision, Text}, Kinds: []string{KindHead, KindFFN, KindLayer}, Groups: 3, Data: "test", Seed: 5}
+		o := Options{Metric: metric, Towers: clip.BothTowers, Kinds: []string{KindHead, KindFFN, KindLayer}, Groups: 3, Data: "test", Seed: 5}
 		one, err := Score(m, cal, o)
 		if err != nil {
 			t.Fatal(err)
@@ -335,7 +337,7 @@ func TestShardMergeEqualsSingleRun(t *testing.T) {
 			t.Errorf("%s: merge with an overlap succeeded", metric)
 		}
 	}
-	o := Options{Metric: "random", Towers: []string{Vision}, Kinds: []string{KindHead}, Seed: 1, Shard: "0/2"}
+	o := Options{Metric: "random", Towers: clip.VisionOnly, Kinds: []string{KindHead}, Seed: 1, Shard: "0/2"}
 	a, _ := Score(m, nil, o)
 	o.Seed, o.Shard = 2, "1/2"
 	b, _ := Score(m, nil, o)
@@ -366,7 +368,7 @@ func jsonOf(t *testing.T, f *ScoreFile) []byte {
 
 func TestResume(t *testing.T) {
 	m, cal, _ := fixture(t, 8)
-	o := Options{Metric: "mope", Towers: []string{Vision}, Kinds: []string{KindHead, KindLayer}, Groups: 4}
+	o := Options{Metric: "mope", Towers: clip.VisionOnly, Kinds: []string{KindHead, KindLayer}, Groups: 4}
 	full, err := Score(m, cal, o)
 	if err != nil {
 		t.Fatal(err)
@@ -397,7 +399,7 @@ func TestResume(t *testing.T) {
 
 func TestPlans(t *testing.T) {
 	m, cal, _ := fixture(t, 8)
-	f, err := Score(m, cal, Options{Metric: "magnitude", Towers: []string{Vision, Text}, Kinds: []string{KindHead, KindFFN, KindLayer}, Groups: 4})
+	f, err := Score(m, cal, Options{Metric: "magnitude", Towers: clip.BothTowers, Kinds: []string{KindHead, KindFFN, KindLayer}, Groups: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -440,11 +442,11 @@ func TestPlans(t *testing.T) {
 	}
 	// FLOPs target.
 	for _, target := range []float64{0.5, 0.3} {
-		pm, rep, err = PruneModel(m, f, PruneOptions{TargetFLOPs: target, Towers: []string{Vision}})
+		pm, rep, err = PruneModel(m, f, PruneOptions{TargetFLOPs: target, Towers: clip.VisionOnly})
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := Cost(pm.Config, []string{Vision}, false) / Cost(m.Config, []string{Vision}, false)
+		got := Cost(pm.Config, clip.VisionOnly, false) / Cost(m.Config, clip.VisionOnly, false)
 		if got > target+1e-9 || got < target-0.1 {
 			t.Errorf("target %v: got %.3f (%+v)", target, got, rep)
 		}
@@ -453,7 +455,7 @@ func TestPlans(t *testing.T) {
 		}
 		t.Logf("target %.2f → width %.2f depth %.2f, FLOPs ratio %.3f", target, rep.Width, rep.Depth, got)
 	}
-	pm, rep, err = PruneModel(m, f, PruneOptions{TargetParams: 0.6, Towers: []string{Vision}})
+	pm, rep, err = PruneModel(m, f, PruneOptions{TargetParams: 0.6, Towers: clip.VisionOnly})
 	if err != nil {
 		t.Fatal(err)
 	}

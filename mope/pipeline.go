@@ -40,14 +40,14 @@ import (
 
 // PipelineOptions configure Pipeline.
 type PipelineOptions struct {
-	Stage       Stage    // StageFinetune or StagePretrain
-	Towers      []string // finetune: one tower; pretrain: both (default)
-	Order       Order    // OrderWidthDepth (default), OrderDepthWidth, OrderWidth
-	Metric      Metric   // importance metric (default MetricMoPE)
-	TargetFLOPs float64  // fraction of the pruned towers' FLOPs to keep
-	MinWidth    float64  // smallest width before depth is cut (default 0.5)
-	Groups      int      // FFN groups (default DefaultGroups)
-	Seed        uint64   // random metric
+	Stage       Stage         // StageFinetune or StagePretrain
+	Towers      clip.TowerSet // finetune: one tower; pretrain: both (default)
+	Order       Order         // OrderWidthDepth (default), OrderDepthWidth, OrderWidth
+	Metric      Metric        // importance metric (default MetricMoPE)
+	TargetFLOPs float64       // fraction of the pruned towers' FLOPs to keep
+	MinWidth    float64       // smallest width before depth is cut (default 0.5)
+	Groups      int           // FFN groups (default DefaultGroups)
+	Seed        uint64        // random metric
 	ScoreBatch  int
 
 	// Calib is the calibration set (needed by mope, taylor, unimodal);
@@ -87,15 +87,15 @@ type StepRecord struct {
 
 // PipelineResult is the pipeline's record (DIR/pipeline.json).
 type PipelineResult struct {
-	Stage       Stage        `json:"stage"`
-	Towers      []string     `json:"towers"`
-	Order       Order        `json:"order"`
-	Metric      Metric       `json:"metric"`
-	TargetFLOPs float64      `json:"target_flops"`
-	Width       float64      `json:"width"`
-	Depth       float64      `json:"depth"`
-	Steps       []StepRecord `json:"steps"`
-	Seconds     float64      `json:"seconds"`
+	Stage       Stage         `json:"stage"`
+	Towers      clip.TowerSet `json:"towers"`
+	Order       Order         `json:"order"`
+	Metric      Metric        `json:"metric"`
+	TargetFLOPs float64       `json:"target_flops"`
+	Width       float64       `json:"width"`
+	Depth       float64       `json:"depth"`
+	Steps       []StepRecord  `json:"steps"`
+	Seconds     float64       `json:"seconds"`
 	// DistillSeconds sums the distillation steps run in this process.
 	DistillSeconds float64 `json:"distill_seconds"`
 }
@@ -118,12 +118,12 @@ func (o *PipelineOptions) defaults() error {
 	}
 	switch o.Stage {
 	case StagePretrain:
-		if o.Towers == nil {
-			o.Towers = []string{Vision, Text}
+		if o.Towers == 0 {
+			o.Towers = clip.BothTowers
 		}
 	case StageFinetune:
-		if len(o.Towers) != 1 {
-			return fmt.Errorf("mope: the finetune stage prunes one tower (vision or text), got %v", o.Towers)
+		if len(o.Towers.Towers()) != 1 {
+			return fmt.Errorf("mope: the finetune stage prunes one tower (vision or text), got %q", o.Towers.String())
 		}
 	default:
 		return fmt.Errorf("mope: unknown stage %q (finetune, pretrain)", o.Stage)
@@ -333,7 +333,9 @@ func (p *pipe) distill(ctx context.Context, m *clip.Model, name string, steps in
 		if err := res.Curve.Write(filepath.Join(dir, "curve.csv")); err != nil {
 			return nil, err
 		}
-		_ = train.PlotCurve(res.Curve, filepath.Join(dir, "curve.png"), name)
+		if err := train.PlotCurve(res.Curve, filepath.Join(dir, "curve.png"), name); err != nil {
+			return nil, fmt.Errorf("mope: distill %s: %w", name, err)
+		}
 		os.RemoveAll(o.Dir)
 	}
 	p.res.DistillSeconds += time.Since(t).Seconds()
@@ -372,11 +374,11 @@ func fmtVal(v *Recall) string {
 
 // kindsOf returns the score kinds of a file covering towers, or nil when it
 // lacks one.
-func hasKinds(f *ScoreFile, towers, kinds []string) bool {
+func hasKinds(f *ScoreFile, towers clip.TowerSet, kinds []string) bool {
 	if f == nil {
 		return false
 	}
-	for _, tw := range towers {
+	for _, tw := range towers.Towers() {
 		for _, k := range kinds {
 			if !f.Has(tw, k) {
 				return false
@@ -424,7 +426,7 @@ func Pipeline(ctx context.Context, teacher *clip.Model, o PipelineOptions) (*cli
 		return nil, nil, fmt.Errorf("mope: width alone cannot reach %.3g of the FLOPs", o.TargetFLOPs)
 	}
 	p.res.Width, p.res.Depth = w, d
-	p.logf("pipeline %s/%s/%s on %v: target %.3g of the FLOPs → width %.2f, depth %.2f\n", o.Stage, o.Order, o.Metric, o.Towers,
+	p.logf("pipeline %s/%s/%s on %v: target %.3g of the FLOPs → width %.2f, depth %.2f\n", o.Stage, o.Order, o.Metric, o.Towers.Names(),
 		o.TargetFLOPs, w, d)
 	budget := o.Distill.Steps
 	first, second := 0, budget
@@ -520,7 +522,7 @@ func runKey(teacher *clip.Model, o *PipelineOptions) string {
 	return fmt.Sprintf("teacher %s\nstage %s towers %v order %s metric %s target %g min-width %g groups %d seed %d\n"+
 		"calib %s %d\ndistill steps %d batch %d warmup %d lr %g min-lr %g wd %g clip %g seed %d\n"+
 		"weights itc %g kd %g feat %g hidden %g temp %g\ntraining images %d\n",
-		Fingerprint(teacher), o.Stage, o.Towers, o.Order, o.Metric, o.TargetFLOPs, o.MinWidth, o.Groups, o.Seed,
+		Fingerprint(teacher), o.Stage, o.Towers.Names(), o.Order, o.Metric, o.TargetFLOPs, o.MinWidth, o.Groups, o.Seed,
 		o.CalibData, o.CalibLimit, d.Steps, d.Batch, d.Warmup, d.LR, d.MinLR, d.WD, d.ClipNorm, d.Seed,
 		w.ITC, w.KD, w.Feat, w.Hidden, w.Temp, n)
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+
+	"github.com/mopeclip/mopeclip/clip"
 )
 
 // TestPipelineResume runs both stages on a tiny model, then re-runs them:
@@ -20,14 +22,14 @@ func TestPipelineResume(t *testing.T) {
 		stage        Stage
 		order        Order
 		metric       Metric
-		towers       []string
+		towers       clip.TowerSet
 		target       float64
 		wantDistills int
 	}{
-		{StagePretrain, OrderWidthDepth, "magnitude", nil, 0.3, 1},
-		{StageFinetune, OrderWidthDepth, "mope", []string{Vision}, 0.4, 2},
-		{StageFinetune, OrderDepthWidth, "mope", []string{Vision}, 0.4, 2},
-		{StagePretrain, OrderWidth, "random", nil, 0.6, 1},
+		{StagePretrain, OrderWidthDepth, "magnitude", 0, 0.3, 1},
+		{StageFinetune, OrderWidthDepth, "mope", clip.VisionOnly, 0.4, 2},
+		{StageFinetune, OrderDepthWidth, "mope", clip.VisionOnly, 0.4, 2},
+		{StagePretrain, OrderWidth, "random", 0, 0.6, 1},
 	} {
 		dir := filepath.Join(t.TempDir(), string(c.stage)+string(c.order))
 		o := PipelineOptions{Stage: c.stage, Order: c.order, Metric: c.metric, Towers: c.towers, TargetFLOPs: c.target,
@@ -46,8 +48,8 @@ func TestPipelineResume(t *testing.T) {
 			t.Errorf("%s/%s: %d distillations, want %d (%+v)", c.stage, c.order, nd, c.wantDistills, r1.Steps)
 		}
 		towers := c.towers
-		if towers == nil {
-			towers = []string{Vision, Text}
+		if towers == 0 {
+			towers = clip.BothTowers
 		}
 		if got, full := Cost(m1.Config, towers, false), Cost(teacher.Config, towers, false); got > c.target*full*(1+1e-9) {
 			t.Errorf("%s/%s: %.4g of the FLOPs, target %.3g", c.stage, c.order, got/full, c.target)

@@ -17,7 +17,7 @@ type WidthOptions struct {
 	Ratio  float64
 	Global bool
 	// Towers to prune (default: the towers the scores cover).
-	Towers []string
+	Towers clip.TowerSet
 }
 
 type ranked struct {
@@ -51,12 +51,12 @@ func WidthPlan(m *clip.Model, f *ScoreFile, o WidthOptions) (*Plan, error) {
 		return nil, fmt.Errorf("mope: width ratio %v outside [0,1]", o.Ratio)
 	}
 	towers := o.Towers
-	if towers == nil {
+	if towers == 0 {
 		towers = f.Settings.Towers
 	}
 	sc := f.Lookup()
 	plan := &Plan{}
-	for _, tw := range towers {
+	for _, tw := range towers.Towers() {
 		_, enc := towerOf(m, tw)
 		L := len(enc.Layers)
 		tp := &TowerPlan{}
@@ -130,12 +130,12 @@ func selectUnits(cand [][]ranked, ratio float64, global bool) [][]int {
 // DepthPlan keeps round(ratio·L) layers of each tower with the highest
 // layer scores (ties: the earlier layer wins). scores holds KindLayer
 // modules numbered in m.
-func DepthPlan(m *clip.Model, scores map[Module]float64, ratio float64, towers []string) (*Plan, error) {
+func DepthPlan(m *clip.Model, scores map[Module]float64, ratio float64, towers clip.TowerSet) (*Plan, error) {
 	if ratio < 0 || ratio > 1 {
 		return nil, fmt.Errorf("mope: depth ratio %v outside [0,1]", ratio)
 	}
 	plan := &Plan{}
-	for _, tw := range towers {
+	for _, tw := range towers.Towers() {
 		_, enc := towerOf(m, tw)
 		var c []ranked
 		for l := range enc.Layers {
@@ -173,7 +173,7 @@ type PruneOptions struct {
 	// removing layers (default 0.5).
 	MinWidth float64
 	// Towers to prune (default: those the scores cover).
-	Towers []string
+	Towers clip.TowerSet
 	// Calib, when set, is used to rescore layers on the width-pruned model
 	// (with the score file's metric) before depth pruning; otherwise the
 	// layer scores of the file (computed on the unpruned model) are used.
@@ -185,21 +185,21 @@ type PruneOptions struct {
 
 // PruneReport says what PruneModel did.
 type PruneReport struct {
-	Towers       []string `json:"towers"`
-	Width        float64  `json:"width"`
-	Depth        float64  `json:"depth"`
-	DepthScores  string   `json:"depth_scores"` // "rescored", "file", "none"
-	FLOPsBefore  float64  `json:"gflops_before"`
-	FLOPsAfter   float64  `json:"gflops_after"`
-	ParamsBefore int      `json:"params_before"`
-	ParamsAfter  int      `json:"params_after"`
+	Towers       clip.TowerSet `json:"towers"`
+	Width        float64       `json:"width"`
+	Depth        float64       `json:"depth"`
+	DepthScores  string        `json:"depth_scores"` // "rescored", "file", "none"
+	FLOPsBefore  float64       `json:"gflops_before"`
+	FLOPsAfter   float64       `json:"gflops_after"`
+	ParamsBefore int           `json:"params_before"`
+	ParamsAfter  int           `json:"params_after"`
 }
 
 // Cost is the cost PruneModel's targets measure for the given towers: GFLOPs
 // (vision: one image; text: one text at the context length) or parameters.
-func Cost(cfg *clip.Config, towers []string, params bool) float64 {
+func Cost(cfg *clip.Config, towers clip.TowerSet, params bool) float64 {
 	var c float64
-	for _, tw := range towers {
+	for _, tw := range towers.Towers() {
 		if params {
 			c += float64(TowerParams(cfg, tw))
 		} else if tw == Vision {
@@ -213,7 +213,7 @@ func Cost(cfg *clip.Config, towers []string, params bool) float64 {
 
 // TowerParams counts a tower's parameters (projection included) from its
 // config alone.
-func TowerParams(cfg *clip.Config, tw string) int {
+func TowerParams(cfg *clip.Config, tw clip.Tower) int {
 	t, C, E := &cfg.Vision, cfg.Vision.HiddenSize, cfg.ProjectionDim
 	n := 0
 	if tw == Vision {
@@ -247,7 +247,7 @@ func LayerParams(t *clip.TowerConfig, l int) int {
 // layers only; no weights are touched).
 func shapeAfter(m *clip.Model, plan *Plan) *clip.Config {
 	cfg := m.Config.Clone()
-	for _, tw := range []string{Vision, Text} {
+	for _, tw := range clip.AllTowers {
 		tp := plan.tower(tw)
 		t, enc := towerOf(m, tw)
 		tc := &cfg.Vision
@@ -281,7 +281,7 @@ func shapeAfter(m *clip.Model, plan *Plan) *clip.Config {
 // the layers of m, which width pruning does not renumber).
 func mergePlans(w, d *Plan) *Plan {
 	out := &Plan{}
-	for _, tw := range []string{Vision, Text} {
+	for _, tw := range clip.AllTowers {
 		a, b := w.tower(tw), d.tower(tw)
 		if a == nil && b == nil {
 			continue
@@ -308,13 +308,13 @@ func mergePlans(w, d *Plan) *Plan {
 // by the file's layer scores when present, else the last ones; with uniform
 // width every layer costs the same, so the choice does not change the
 // estimate.
-func SolveTarget(m *clip.Model, f *ScoreFile, towers []string, target float64, params, global bool, minWidth float64) (width, depth float64, err error) {
+func SolveTarget(m *clip.Model, f *ScoreFile, towers clip.TowerSet, target float64, params, global bool, minWidth float64) (width, depth float64, err error) {
 	if target <= 0 || target > 1 {
 		return 0, 0, fmt.Errorf("mope: target %v outside (0,1]", target)
 	}
 	full := Cost(m.Config, towers, params)
 	L := 0
-	for _, tw := range towers {
+	for _, tw := range towers.Towers() {
 		_, enc := towerOf(m, tw)
 		L = max(L, len(enc.Layers))
 	}
@@ -333,7 +333,7 @@ func SolveTarget(m *clip.Model, f *ScoreFile, towers []string, target float64, p
 				plans[j] = wp
 			}
 			dp := &Plan{}
-			for _, tw := range towers {
+			for _, tw := range towers.Towers() {
 				_, enc := towerOf(m, tw)
 				layerScores := map[Module]float64{}
 				for l := range enc.Layers {
@@ -343,7 +343,7 @@ func SolveTarget(m *clip.Model, f *ScoreFile, towers []string, target float64, p
 					}
 					layerScores[Module{tw, KindLayer, l, 0}] = s
 				}
-				p, err := DepthPlan(m, layerScores, d, []string{tw})
+				p, err := DepthPlan(m, layerScores, d, clip.TowerSetOf(tw))
 				if err != nil {
 					return 0, 0, err
 				}
@@ -373,7 +373,7 @@ func SolveTarget(m *clip.Model, f *ScoreFile, towers []string, target float64, p
 // model; m is not changed.
 func PruneModel(m *clip.Model, f *ScoreFile, o PruneOptions) (*clip.Model, *PruneReport, error) {
 	towers := o.Towers
-	if towers == nil {
+	if towers == 0 {
 		towers = f.Settings.Towers
 	}
 	if fp := Fingerprint(m); fp != f.Settings.Model {
@@ -418,7 +418,7 @@ func PruneModel(m *clip.Model, f *ScoreFile, o PruneOptions) (*clip.Model, *Prun
 			}
 			layerScores, rep.DepthScores = s.Lookup(), "rescored"
 		} else {
-			for _, tw := range towers {
+			for _, tw := range towers.Towers() {
 				if !f.Has(tw, KindLayer) {
 					return nil, nil, fmt.Errorf("mope: depth pruning of %s needs layer scores: pass calibration data (--data) or score layers", tw)
 				}

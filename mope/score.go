@@ -19,13 +19,13 @@ import (
 
 // Options configure Score.
 type Options struct {
-	Metric Metric   // one of Metrics
-	Towers []string // Vision and/or Text
-	Kinds  []string // KindHead, KindFFN, KindLayer
-	Groups int      // FFN groups per layer (0: DefaultGroups)
-	Batch  int      // items per forward batch (0: 32 images / 128 captions)
-	Seed   uint64   // random metric
-	Shard  string   // "I/N": score only modules with id%N == I ("": all)
+	Metric Metric        // one of Metrics
+	Towers clip.TowerSet // Vision and/or Text
+	Kinds  []string      // KindHead, KindFFN, KindLayer
+	Groups int           // FFN groups per layer (0: DefaultGroups)
+	Batch  int           // items per forward batch (0: 32 images / 128 captions)
+	Seed   uint64        // random metric
+	Shard  string        // "I/N": score only modules with id%N == I ("": all)
 	// Engine runs the towers for the mope and unimodal metrics: EngineFast
 	// or EngineRef ("": fast on the CPU backend, ref otherwise). Recorded
 	// in the settings: the two agree to float32 rounding, which can move
@@ -83,7 +83,7 @@ func ScoreContext(ctx context.Context, m *clip.Model, cal *Calib, o Options) (*S
 	if _, err := ParseMetric(string(o.Metric)); err != nil {
 		return nil, fmt.Errorf("mope: %w", err)
 	}
-	if len(o.Towers) == 0 || len(o.Kinds) == 0 {
+	if o.Towers == 0 || len(o.Kinds) == 0 {
 		return nil, fmt.Errorf("mope: no towers or module kinds to score")
 	}
 	if o.Metric.NeedsData() && cal == nil {
@@ -218,9 +218,9 @@ func scoreForward(m *clip.Model, cal *Calib, o Options, f *ScoreFile, todo []Mod
 		defer eng.Close()
 	}
 	E := m.Config.ProjectionDim
-	full := map[string][]float32{}
-	for _, tw := range []string{Vision, Text} {
-		if o.Metric == "mope" || contains(o.Towers, tw) {
+	full := map[clip.Tower][]float32{}
+	for _, tw := range clip.AllTowers {
+		if o.Metric == "mope" || o.Towers.Has(tw) {
 			r, err := newScorer(eng, m, tw, cal, o.Batch)
 			if err != nil {
 				return err
@@ -238,7 +238,7 @@ func scoreForward(m *clip.Model, cal *Calib, o Options, f *ScoreFile, todo []Mod
 		return fmt.Errorf("mope: resumed baseline %v differs from the recomputed %v (different data or build?)", f.Baseline, base)
 	}
 	f.Baseline = base
-	eval := func(tw string, feats []float32) float64 {
+	eval := func(tw clip.Tower, feats []float32) float64 {
 		if o.Metric == "unimodal" {
 			return 1 - meanCos(feats, full[tw], E)
 		}
@@ -247,7 +247,7 @@ func scoreForward(m *clip.Model, cal *Calib, o Options, f *ScoreFile, todo []Mod
 		}
 		return base - zScore(full[Vision], feats, cal, E)
 	}
-	for _, tw := range []string{Vision, Text} {
+	for _, tw := range clip.AllTowers {
 		byLayer := map[int][]ModuleScore{}
 		last := -1
 		for _, s := range todo {

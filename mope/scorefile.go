@@ -23,18 +23,18 @@ const ScoreFormat = "mopeclip-scores/1"
 // Settings are everything that determines a score run's numbers; shards
 // merge only when their Settings are equal.
 type Settings struct {
-	Metric    Metric   `json:"metric"`
-	Towers    []string `json:"towers"`
-	Kinds     []string `json:"kinds"`
-	Groups    int      `json:"groups"`
-	GroupRule string   `json:"group_rule"`
-	Data      string   `json:"data,omitempty"`
-	Split     string   `json:"split,omitempty"`
-	Limit     int      `json:"limit,omitempty"`
-	Images    int      `json:"images"`
-	Captions  int      `json:"captions"`
-	Batch     int      `json:"batch"`
-	Seed      uint64   `json:"seed"`
+	Metric    Metric        `json:"metric"`
+	Towers    clip.TowerSet `json:"towers"`
+	Kinds     []string      `json:"kinds"`
+	Groups    int           `json:"groups"`
+	GroupRule string        `json:"group_rule"`
+	Data      string        `json:"data,omitempty"`
+	Split     string        `json:"split,omitempty"`
+	Limit     int           `json:"limit,omitempty"`
+	Images    int           `json:"images"`
+	Captions  int           `json:"captions"`
+	Batch     int           `json:"batch"`
+	Seed      uint64        `json:"seed"`
 	// Engine is the scoring engine of the mope and unimodal metrics
 	// (EngineFast or EngineRef; absent for the other metrics).
 	Engine Engine `json:"engine,omitempty"`
@@ -79,7 +79,7 @@ func (f *ScoreFile) Lookup() map[Module]float64 {
 }
 
 // Has reports whether the file scores modules of this tower and kind.
-func (f *ScoreFile) Has(tower, kind string) bool {
+func (f *ScoreFile) Has(tower clip.Tower, kind string) bool {
 	for _, s := range f.Scores {
 		if s.Tower == tower && s.Kind == kind {
 			return true

@@ -96,7 +96,7 @@ func TestTaylorFiniteDifference(t *testing.T) {
 		{Vision, KindHead, 0, 1}, {Vision, KindHead, 2, 3}, {Vision, KindFFN, 1, 2}, {Vision, KindLayer, 2, 0},
 		{Text, KindHead, 1, 0}, {Text, KindFFN, 0, 3}, {Text, KindFFN, 2, 1}, {Text, KindLayer, 0, 0},
 	}
-	f, err := Score(m, cal, Options{Metric: "taylor", Towers: []string{Vision, Text}, Kinds: []string{KindHead, KindFFN, KindLayer}, Groups: groups, Batch: batch})
+	f, err := Score(m, cal, Options{Metric: "taylor", Towers: clip.BothTowers, Kinds: []string{KindHead, KindFFN, KindLayer}, Groups: groups, Batch: batch})
 	if err != nil {
 		t.Fatal(err)
 	}

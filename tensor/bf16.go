@@ -311,27 +311,7 @@ var bf16Pool = sync.Pool{New: func() any { return new(bf16Work) }}
 
 func (h *bf16Args) parallel(pm, pn int) {
 	kr, g := h.kr, &h.g
-	tm, tn := ceilDiv(g.m, kr.mr), ceilDiv(g.n, kr.nr)
-	var wg sync.WaitGroup
-	for t := pm*pn - 1; t >= 0; t-- {
-		ti, tj := t/pn, t%pn
-		i0, i1 := ti*tm/pm*kr.mr, min(g.m, (ti+1)*tm/pm*kr.mr)
-		j0, j1 := tj*tn/pn*kr.nr, min(g.n, (tj+1)*tn/pn*kr.nr)
-		if t == 0 {
-			w := bf16Pool.Get().(*bf16Work)
-			h.task(w, i0, i1, j0, j1)
-			bf16Pool.Put(w)
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w := bf16Pool.Get().(*bf16Work)
-			h.task(w, i0, i1, j0, j1)
-			bf16Pool.Put(w)
-		}()
-	}
-	wg.Wait()
+	runTiles(&bf16Pool, g.m, g.n, kr.mr, kr.nr, pm, pn, h.task)
 }
 
 // task computes rows [i0,i1) × columns [j0,j1) of C, in the order of

@@ -9,19 +9,6 @@ import (
 	"gonum.org/v1/gonum/blas"
 )
 
-// forEachBF16Variant runs f once per registered bf16 kernel, with it active.
-func forEachBF16Variant(t *testing.T, f func(t *testing.T, kr *bf16Kernel)) {
-	t.Helper()
-	for _, v := range bf16K.Variants() {
-		restore, ok := bf16K.Use(v.Name)
-		if !ok {
-			t.Fatalf("variant %s listed but not usable", v.Name)
-		}
-		t.Run(v.Name, func(t *testing.T) { f(t, v.Fn) })
-		restore()
-	}
-}
-
 // refToBF16 is ToBF16 by definition: the nearest bfloat16 in float64
 // arithmetic (ties to the even significand), NaN quieted, denormal inputs
 // flushed to a signed zero.
@@ -238,7 +225,7 @@ func callBF16(fn func(kp int, a, b *uint32, c *float32, ldc int, alpha, beta flo
 // TestBF16Kernels: every registered kernel (native) against the plain-loop
 // specification, bit for bit, and float64.
 func TestBF16Kernels(t *testing.T) {
-	forEachBF16Variant(t, func(t *testing.T, kr *bf16Kernel) {
+	forEachVariant(t, bf16K, func(t *testing.T, kr *bf16Kernel) {
 		r := rand.New(rand.NewPCG(2, uint64(kr.nr)))
 		for _, kp := range []int{1, 2, 3, 4, 5, 7, 8, 9, 13, 40, 256} {
 			for _, beta := range []float32{0, float32(math.Copysign(0, -1)), 1, -0.6} {
@@ -266,7 +253,7 @@ func TestSgemmPackedBF16(t *testing.T) {
 	if testing.Short() {
 		ms = []int{0, 1, 7, 50}
 	}
-	forEachBF16Variant(t, func(t *testing.T, kr *bf16Kernel) {
+	forEachVariant(t, bf16K, func(t *testing.T, kr *bf16Kernel) {
 		r := rand.New(rand.NewPCG(3, uint64(kr.mr)))
 		idx := 0
 		for _, kn := range kns {
@@ -328,7 +315,7 @@ func TestSgemmPackedBF16Deterministic(t *testing.T) {
 		restore()
 		for _, procs := range []int{1, 3} {
 			prev := runtime.GOMAXPROCS(procs)
-			forEachBF16Variant(t, func(t *testing.T, kr *bf16Kernel) {
+			forEachVariant(t, bf16K, func(t *testing.T, kr *bf16Kernel) {
 				c := make([]float32, m*n)
 				for i := range c {
 					c[i] = float32(i%7) - 3
@@ -346,7 +333,7 @@ func TestSgemmPackedBF16Deterministic(t *testing.T) {
 }
 
 func TestSgemmPackedBF16Epilogue(t *testing.T) {
-	forEachBF16Variant(t, func(t *testing.T, kr *bf16Kernel) {
+	forEachVariant(t, bf16K, func(t *testing.T, kr *bf16Kernel) {
 		r := rand.New(rand.NewPCG(6, uint64(kr.nr)))
 		for _, sh := range [][3]int{{1, 1, 1}, {7, 33, 65}, {50, 100, 300}, {77, 70, 33}, {130, 1000, 7}} {
 			m, n, k := sh[0], sh[1], sh[2]

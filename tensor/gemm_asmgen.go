@@ -2,7 +2,7 @@
 
 // gemm_asmgen writes the unrolled GEMM micro-kernels:
 //
-//	go run gemm_asmgen.go   (in tensor/)
+//	go run gemm_asmgen.go x86_asmgen.go   (in tensor/)
 //
 // producing gemm_avx2_amd64.s (6×16), gemm_avx512_amd64.s (14×32) and
 // gemm_neon_arm64.s (8×8). All share one scheme: per step l of K, load one
@@ -14,7 +14,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"strings"
 )
 
@@ -81,13 +80,6 @@ func edgeDecls(sets []edgeSet) string {
 		}
 	}
 	return w.String()
-}
-
-func write(name string, body string) {
-	if err := os.WriteFile(name, []byte(header+body), 0o644); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
 }
 
 type x86Kernel struct {
@@ -166,31 +158,7 @@ func x86(k x86Kernel) string {
 			}
 		}
 	}
-	p("\tMOVQ CX, DX")
-	p("\tSHRQ $2, DX")
-	p("\tJZ tail")
-	p("loop4:")
-	// Prefetch the A panel (streamed from L2) 16 steps ahead.
-	for off := 0; off < unroll*aStep; off += 64 {
-		p("\tPREFETCHT0 %d(AX)", 16*aStep+off)
-	}
-	for u := 0; u < unroll; u++ {
-		step(u)
-	}
-	p("\tADDQ $%d, AX", unroll*aStep)
-	p("\tADDQ $%d, BX", unroll*bStep)
-	p("\tDECQ DX")
-	p("\tJNZ loop4")
-	p("tail:")
-	p("\tANDQ $3, CX")
-	p("\tJZ store")
-	p("loop1:")
-	step(0)
-	p("\tADDQ $%d, AX", aStep)
-	p("\tADDQ $%d, BX", bStep)
-	p("\tDECQ CX")
-	p("\tJNZ loop1")
-	p("store:")
+	loopX86(p, step, unroll, aStep, bStep)
 	alpha := k.bc(0)
 	beta := k.bc(1)
 	p("\tVBROADCASTSS alpha+40(FP), %s", alpha)

@@ -73,25 +73,34 @@ func (g *gemmArgs) run(kr *gemmKernel, pb *bLayout) {
 }
 
 func (g *gemmArgs) parallel(kr *gemmKernel, pm, pn int) {
-	tm := ceilDiv(g.m, kr.mr)
-	tn := ceilDiv(g.n, kr.nr)
+	runTiles(&gemmPool, g.m, g.n, kr.mr, kr.nr, pm, pn, func(w *gemmWork, i0, i1, j0, j1 int) {
+		g.task(kr, w, i0, i1, j0, j1)
+	})
+}
+
+// runTiles computes an m×n C on the pm×pn thread grid: part (ti, tj) is
+// task on rows and columns split in whole mr×nr tiles, with a worker W
+// taken from pool for the call; part 0 runs on the calling goroutine, the
+// others on their own, and runTiles returns when all are done.
+func runTiles[W any](pool *sync.Pool, m, n, mr, nr, pm, pn int, task func(w *W, i0, i1, j0, j1 int)) {
+	tm, tn := ceilDiv(m, mr), ceilDiv(n, nr)
 	var wg sync.WaitGroup
 	for t := pm*pn - 1; t >= 0; t-- {
 		ti, tj := t/pn, t%pn
-		i0, i1 := ti*tm/pm*kr.mr, min(g.m, (ti+1)*tm/pm*kr.mr)
-		j0, j1 := tj*tn/pn*kr.nr, min(g.n, (tj+1)*tn/pn*kr.nr)
+		i0, i1 := ti*tm/pm*mr, min(m, (ti+1)*tm/pm*mr)
+		j0, j1 := tj*tn/pn*nr, min(n, (tj+1)*tn/pn*nr)
 		if t == 0 {
-			w := getWork()
-			g.task(kr, w, i0, i1, j0, j1)
-			gemmPool.Put(w)
+			w := pool.Get().(*W)
+			task(w, i0, i1, j0, j1)
+			pool.Put(w)
 			break
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := getWork()
-			g.task(kr, w, i0, i1, j0, j1)
-			gemmPool.Put(w)
+			w := pool.Get().(*W)
+			task(w, i0, i1, j0, j1)
+			pool.Put(w)
 		}()
 	}
 	wg.Wait()

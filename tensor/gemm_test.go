@@ -30,11 +30,11 @@ const unitRoundoff = 1.0 / (1 << 24)
 // region, including the gaps between rows when ldc > n).
 var sentinel = math.Float32frombits(0x7fc0dead) // a NaN with a payload
 
-// forEachGemmVariant runs f once per registered GEMM kernel, with it active.
-func forEachGemmVariant(t *testing.T, f func(t *testing.T, kr *gemmKernel)) {
+// forEachVariant runs f once per kernel registered in r, with it active.
+func forEachVariant[F any](t *testing.T, r *Registry[F], f func(t *testing.T, kr F)) {
 	t.Helper()
-	for _, v := range sgemmK.Variants() {
-		restore, ok := sgemmK.Use(v.Name)
+	for _, v := range r.Variants() {
+		restore, ok := r.Use(v.Name)
 		if !ok {
 			t.Fatalf("variant %s listed but not usable", v.Name)
 		}
@@ -257,7 +257,7 @@ var (
 
 func TestGemmSgemm(t *testing.T) {
 	shapes := gemmShapes(testing.Short())
-	forEachGemmVariant(t, func(t *testing.T, kr *gemmKernel) {
+	forEachVariant(t, sgemmK, func(t *testing.T, kr *gemmKernel) {
 		r := rand.New(rand.NewPCG(1, uint64(kr.mr*100+kr.nr)))
 		idx := 0
 		for _, sh := range shapes {
@@ -296,7 +296,7 @@ func TestGemmAlphaZeroIgnoresAB(t *testing.T) {
 // and its remainder) and a long one, beta 0 (NaN in C, ±0), 1 and other,
 // and a row stride wider than the tile with guard values.
 func TestGemmMicroKernel(t *testing.T) {
-	forEachGemmVariant(t, func(t *testing.T, kr *gemmKernel) {
+	forEachVariant(t, sgemmK, func(t *testing.T, kr *gemmKernel) {
 		r := rand.New(rand.NewPCG(3, 3))
 		for rows := 1; rows <= kr.mr; rows++ {
 			fn := kr.fn
@@ -374,7 +374,7 @@ func TestGemmPacked(t *testing.T) {
 	if testing.Short() {
 		ms = []int{0, 1, 7, 50, 77}
 	}
-	forEachGemmVariant(t, func(t *testing.T, kr *gemmKernel) {
+	forEachVariant(t, sgemmK, func(t *testing.T, kr *gemmKernel) {
 		r := rand.New(rand.NewPCG(4, uint64(kr.mr)))
 		idx := 0
 		for _, kn := range kns {
@@ -412,7 +412,7 @@ func TestGemmPackedSwitchVariant(t *testing.T) {
 		pb := PackB(blas.Trans, 530, 45, proto.b, proto.ldb)
 		restore()
 		for round := 0; round < 2; round++ {
-			forEachGemmVariant(t, func(t *testing.T, kr *gemmKernel) {
+			forEachVariant(t, sgemmK, func(t *testing.T, kr *gemmKernel) {
 				gc := newGemmCase(r, blas.NoTrans, blas.Trans, 23, 45, 530, 1, 0.5)
 				gc.b, gc.ldb = proto.b, proto.ldb
 				SgemmPacked(gc.tA, gc.m, gc.alpha, gc.a, gc.lda, pb, gc.beta, gc.c, gc.ldc)
@@ -433,7 +433,7 @@ func actRef(act Activation, x float64) float64 {
 }
 
 func TestGemmPackedEpilogue(t *testing.T) {
-	forEachGemmVariant(t, func(t *testing.T, kr *gemmKernel) {
+	forEachVariant(t, sgemmK, func(t *testing.T, kr *gemmKernel) {
 		r := rand.New(rand.NewPCG(6, uint64(kr.nr)))
 		idx := 0
 		for _, sh := range [][3]int{{1, 1, 1}, {7, 33, 65}, {50, 100, 300}, {77, 70, 33}, {130, 1000, 7}} {
@@ -482,7 +482,7 @@ func TestGemmPackedEpilogue(t *testing.T) {
 // (public API with GOMAXPROCS 1–4, and every thread grid the driver can
 // pick, forced, on awkward shapes).
 func TestGemmDeterministic(t *testing.T) {
-	forEachGemmVariant(t, func(t *testing.T, kr *gemmKernel) {
+	forEachVariant(t, sgemmK, func(t *testing.T, kr *gemmKernel) {
 		r := rand.New(rand.NewPCG(7, 7))
 		m, n, k := 301, 257, 300
 		if kr == sgemmK.Variants()[0].Fn && testing.Short() {

@@ -4,6 +4,6 @@ package tensor
 // ./tensor/` rewrites them, and `make generate-check` (part of make test)
 // fails when the committed files differ from what the generators write.
 
-//go:generate go run gemm_asmgen.go
-//go:generate go run bf16_asmgen.go
-//go:generate go run int8_asmgen.go
+//go:generate go run gemm_asmgen.go x86_asmgen.go
+//go:generate go run bf16_asmgen.go x86_asmgen.go
+//go:generate go run int8_asmgen.go x86_asmgen.go

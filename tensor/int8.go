@@ -338,27 +338,7 @@ var int8Pool = sync.Pool{New: func() any { return new(int8Work) }}
 
 func (h *int8Args) parallel(pm, pn int) {
 	kr, g := h.kr, &h.g
-	tm, tn := ceilDiv(g.m, kr.mr), ceilDiv(g.n, kr.nr)
-	var wg sync.WaitGroup
-	for t := pm*pn - 1; t >= 0; t-- {
-		ti, tj := t/pn, t%pn
-		i0, i1 := ti*tm/pm*kr.mr, min(g.m, (ti+1)*tm/pm*kr.mr)
-		j0, j1 := tj*tn/pn*kr.nr, min(g.n, (tj+1)*tn/pn*kr.nr)
-		if t == 0 {
-			w := int8Pool.Get().(*int8Work)
-			h.task(w, i0, i1, j0, j1)
-			int8Pool.Put(w)
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w := int8Pool.Get().(*int8Work)
-			h.task(w, i0, i1, j0, j1)
-			int8Pool.Put(w)
-		}()
-	}
-	wg.Wait()
+	runTiles(&int8Pool, g.m, g.n, kr.mr, kr.nr, pm, pn, h.task)
 }
 
 // task computes rows [i0,i1) × columns [j0,j1) of C: per block of rows,

@@ -72,7 +72,7 @@ func TestInt8KernelEmulated(t *testing.T) {
 		canNative bool
 	}{
 		{"avxvnni", 6, 16, 8, int8KernelAVXVNNI, cpuAVXVNNI},
-		{AVX512, 14, 32, 16, int8KernelAVX512, cpuAVX512VNNI},
+		{AVX512, 10, 32, 16, int8KernelAVX512, cpuAVX512VNNI},
 	} {
 		t.Run(kc.name, func(t *testing.T) {
 			ins := disassemble(t, kc.fn)

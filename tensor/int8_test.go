@@ -8,19 +8,6 @@ import (
 	"gonum.org/v1/gonum/blas"
 )
 
-// forEachInt8Variant runs f once per registered int8 kernel, with it active.
-func forEachInt8Variant(t *testing.T, f func(t *testing.T, kr *int8Kernel)) {
-	t.Helper()
-	for _, v := range int8K.Variants() {
-		restore, ok := int8K.Use(v.Name)
-		if !ok {
-			t.Fatalf("variant %s listed but not usable", v.Name)
-		}
-		t.Run(v.Name, func(t *testing.T) { f(t, v.Fn) })
-		restore()
-	}
-}
-
 // refQuant is the quantisation of int8.go by definition, in float64 where
 // that is exact: scale = m/127 and inv = 127/m rounded to float32, q the
 // nearest integer (ties to even) of the float32 product x·inv, clamped.
@@ -207,7 +194,7 @@ func TestInt8Quantizers(t *testing.T) {
 // threads, with int8Ref bit for bit, with guard values around C.
 func TestSgemmPackedInt8(t *testing.T) {
 	const guard = float32(-7.25e30)
-	forEachInt8Variant(t, func(t *testing.T, kr *int8Kernel) {
+	forEachVariant(t, int8K, func(t *testing.T, kr *int8Kernel) {
 		r := rand.New(rand.NewPCG(18, uint64(kr.mr)))
 		sizes := []int{1, 7, 33, 65}
 		type tc struct{ m, n, k int }
@@ -296,7 +283,7 @@ func TestPackedInt8Repack(t *testing.T) {
 	pb := PackBInt8(blas.Trans, k, n, b, k)
 	want := make([]float32, m*n)
 	int8Ref(false, true, m, n, k, 1, a, k, b, k, 0, want, n, nil)
-	forEachInt8Variant(t, func(t *testing.T, kr *int8Kernel) {
+	forEachVariant(t, int8K, func(t *testing.T, kr *int8Kernel) {
 		got := make([]float32, m*n)
 		SgemmPackedInt8(blas.NoTrans, m, 1, a, k, pb, 0, got, n)
 		if !bitsEqual(got, want) {

@@ -20,11 +20,11 @@ func PlotCurve(c *Curve, path, title string) error {
 	if !ok {
 		return fmt.Errorf("train: plot %s: want a .png path", path)
 	}
-	return CurveFigure(c, title).Save(base)
+	return curveFigure(c, title).Save(base)
 }
 
-// CurveFigure is the figure PlotCurve draws.
-func CurveFigure(c *Curve, title string) *chart.Figure {
+// curveFigure is the figure PlotCurve draws.
+func curveFigure(c *Curve, title string) *chart.Figure {
 	lx, ly := c.Series("loss")
 	f := &chart.Figure{Title: title, Panels: []chart.Panel{{Title: "training loss", XLabel: "step", YLabel: "loss (mean since the last point)",
 		Series: []chart.Series{{Name: "loss", X: lx, Y: ly, Color: chart.Palette[0], Line: true}}}}}

@@ -11,6 +11,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
+	"github.com/mopeclip/mopeclip/internal/testutil"
 	"github.com/mopeclip/mopeclip/nn"
 	"github.com/mopeclip/mopeclip/ops"
 	"github.com/mopeclip/mopeclip/tensor"
@@ -62,54 +65,20 @@ func cfgFor(dir string, steps int) Config {
 		CkptEvery: 4, ValEvery: 5, LogEvery: 5, Resume: true, Extra: map[string]string{"run": "toy"}}
 }
 
-func snapshot(ps []*nn.Param) [][]float32 {
-	var s [][]float32
-	for _, p := range ps {
-		s = append(s, slices.Clone(p.Value.Data))
-	}
-	return s
-}
-
-func sameBits(a, b [][]float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if len(a[i]) != len(b[i]) {
-			return false
-		}
-		for j := range a[i] {
-			if math.Float32bits(a[i][j]) != math.Float32bits(b[i][j]) {
-				return false
-			}
-		}
-	}
-	return true
-}
-
 func checkSame(t *testing.T, a, b *toy, dirA, dirB string) {
 	t.Helper()
-	if !sameBits(snapshot(a.params()), snapshot(b.params())) {
-		t.Fatal("resumed run's parameters differ from the straight run's")
-	}
+	require.True(t, testutil.SameBits(testutil.Snapshot(a.params()), testutil.Snapshot(b.params())),
+		"resumed run's parameters differ from the straight run's")
 	for i := range a.params() {
 		m1, v1 := a.opt.Moments(i)
 		m2, v2 := b.opt.Moments(i)
-		if !slices.Equal(m1, m2) || !slices.Equal(v1, v2) {
-			t.Fatalf("AdamW moments of %s differ", a.params()[i].Name)
-		}
+		require.True(t, slices.Equal(m1, m2) && slices.Equal(v1, v2), "AdamW moments of %s differ", a.params()[i].Name)
 	}
 	ca, err := os.ReadFile(filepath.Join(dirA, CurveFile))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	cb, err := os.ReadFile(filepath.Join(dirB, CurveFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(ca, cb) {
-		t.Fatalf("curves differ:\n%s\nvs\n%s", ca, cb)
-	}
+	require.NoError(t, err)
+	require.Equal(t, string(ca), string(cb), "curves differ")
 }
 
 // N steps straight == k steps, interruption (Ctrl-C), resume with fresh
@@ -118,12 +87,12 @@ func TestResumeAfterInterruptIsBitIdentical(t *testing.T) {
 	const N, k = 13, 6
 	dirA, dirB := t.TempDir(), t.TempDir()
 	a := newToy(1)
-	before := snapshot(a.params())
+	before := testutil.Snapshot(a.params())
 	res, err := Run(context.Background(), cfgFor(dirA, N), a.params(), a.opt, a.step, a.val)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sameBits(before, snapshot(a.params())) || res.Start != 0 || res.Val["probe"] == 0 {
+	if testutil.SameBits(before, testutil.Snapshot(a.params())) || res.Start != 0 || res.Val["probe"] == 0 {
 		t.Fatalf("straight run did not train: %+v", res)
 	}
 

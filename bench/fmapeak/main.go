@@ -27,10 +27,6 @@ func cpuSeconds() float64 {
 	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
-func fmaZ(n int)
-func fmaY(n int)
-func dpbusdZ(n int)
-
 func main() {
 	secs := flag.Float64("secs", 0.3, "seconds per round")
 	rounds := flag.Int("rounds", 7, "rounds per measurement (the median is printed)")

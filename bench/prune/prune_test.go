@@ -204,7 +204,7 @@ func BenchmarkScoreLayers(b *testing.B) {
 		b.Run("prefix-"+string(eng), func(b *testing.B) {
 			cpu0 := cputime.Process().Seconds()
 			for n := 0; n < b.N; n++ {
-				if _, err := mope.Score(m, cal, mope.Options{Metric: "mope", Towers: []string{mope.Vision}, Kinds: []string{mope.KindLayer}, Engine: eng}); err != nil {
+				if _, err := mope.Score(m, cal, mope.Options{Metric: "mope", Towers: clip.VisionOnly, Kinds: []string{mope.KindLayer}, Engine: eng}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -264,7 +264,7 @@ func BenchmarkScoreModules(b *testing.B) {
 	}
 	for _, eng := range []mope.Engine{mope.EngineRef, mope.EngineFast} {
 		b.Run("engine="+string(eng), func(b *testing.B) {
-			o := mope.Options{Metric: "mope", Towers: []string{mope.Vision}, Kinds: []string{mope.KindHead, mope.KindFFN, mope.KindLayer}, Shard: shard, Engine: eng}
+			o := mope.Options{Metric: "mope", Towers: clip.VisionOnly, Kinds: []string{mope.KindHead, mope.KindFFN, mope.KindLayer}, Shard: shard, Engine: eng}
 			n := 0
 			cpu0 := cputime.Process().Seconds()
 			for i := 0; i < b.N; i++ {
@@ -294,7 +294,7 @@ func TestScoringThroughput(t *testing.T) {
 	m, cal := scoringSetup(t, benchImages())
 	for _, kind := range []string{mope.KindHead, mope.KindFFN, mope.KindLayer} {
 		start := time.Now()
-		f, err := mope.Score(m, cal, mope.Options{Metric: "mope", Towers: []string{mope.Vision}, Kinds: []string{kind}, Progress: os.Stderr})
+		f, err := mope.Score(m, cal, mope.Options{Metric: "mope", Towers: clip.VisionOnly, Kinds: []string{kind}, Progress: os.Stderr})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -82,8 +82,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fl.Arg(0))
 	case *model == "":
 		return fmt.Errorf("%w: need --model DIR", errUsage)
-	case *batch < 1:
-		return fmt.Errorf("%w: --batch must be at least 1", errUsage)
+	case *batch < 1 || *batch > maxBenchBatch:
+		return fmt.Errorf("%w: --batch %d: want 1 to %d items per forward pass", errUsage, *batch, maxBenchBatch)
 	case *threads < 0:
 		return fmt.Errorf("%w: --threads must be 0 (GOMAXPROCS) or positive", errUsage)
 	case *rounds < 1 || *warmup < 0:

@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"image/png"
 	"io"
+	"io/fs"
+	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,7 +27,7 @@ var dataSubcommands = []*command{
 	{
 		name:    "data export",
 		summary: "write a split of the built-in shapes world as PNGs plus a Karpathy-style DIR/dataset.json",
-		usage:   "shapes --out DIR [--split test] [--limit N] [--seed S] [world flags]",
+		usage:   "shapes --out DIR [--split test] [--limit N] [--seed S] [--force] [world flags]",
 	},
 	{
 		name:    "data preview",
@@ -135,6 +139,7 @@ func runDataExport(args []string, stdout, stderr io.Writer) error {
 	split := splitFlag(fs, "test", "split(s): train, val, test, calib, a comma-separated list, or all")
 	n := limitFlag(fs, 0, "images per split, at most "+strconv.Itoa(maxExport)+"; all is the split's default size: train 20000, others 1000")
 	deprecatedFlag(fs, "n", "limit")
+	force := fs.Bool("force", false, "replace an existing export in DIR (other files there are kept)")
 	world := worldFlags(fs)
 	pos, err := parseMixed(fs, args)
 	if err != nil {
@@ -161,7 +166,9 @@ func runDataExport(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	t0 := time.Now()
-	sum, err := shapes.ExportSplits(*out, cfg, parts...)
+	ctx, stop := signalContext()
+	defer stop()
+	sum, err := exportShapes(ctx, *out, cfg, parts, *force)
 	if err != nil {
 		return err
 	}
@@ -170,6 +177,62 @@ func runDataExport(args []string, stdout, stderr io.Writer) error {
 		sum.Images, sum.Captions, *split, cfg.Seed, cfg.ImageSize, cfg.ImageSize, sum.JSON,
 		float64(sum.Bytes)/1e6, el.Seconds(), float64(sum.Images)/el.Seconds())
 	return nil
+}
+
+// exportShapes writes the export to dir as a whole: into a temporary
+// sibling directory, then one rename, under a lock on dir (a second run
+// writing the same dir fails at once). An existing non-empty dir is refused
+// unless force; with force the new export replaces the old one's
+// dataset.json and split directories, and other files in dir are kept. An
+// interrupted or failed export leaves dir as it was.
+func exportShapes(ctx context.Context, dir string, cfg shapes.Config, parts []shapes.Part, force bool) (shapes.Summary, error) {
+	var sum shapes.Summary
+	dir = filepath.Clean(dir)
+	unlock, err := atomicfile.Lock(dir)
+	if err != nil {
+		return sum, err
+	}
+	defer unlock()
+	if err := checkExportDir(dir, force); err != nil {
+		return sum, err
+	}
+	err = atomicfile.WriteDir(dir, func(tmp string) error {
+		var err error
+		sum, err = shapes.ExportSplitsContext(ctx, tmp, cfg, parts...)
+		return err
+	}, func(name string) bool { return !isExportEntry(name) })
+	if ctx.Err() != nil && err != nil {
+		return sum, fmt.Errorf("interrupted; %s left as it was: %w", dir, err)
+	}
+	sum.JSON = filepath.Join(dir, shapes.ManifestName)
+	return sum, err
+}
+
+// checkExportDir refuses a dir that exists and is not empty, unless force.
+func checkExportDir(dir string, force bool) error {
+	ents, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		if fi, serr := os.Stat(dir); serr == nil && !fi.IsDir() {
+			return fmt.Errorf("--out %s exists and is not a directory", dir)
+		}
+		return fmt.Errorf("--out: %w", err)
+	case len(ents) == 0 || force:
+		return nil
+	}
+	what := "is not empty"
+	if _, err := os.Stat(filepath.Join(dir, shapes.ManifestName)); err == nil {
+		what = "already holds an export (" + shapes.ManifestName + ")"
+	}
+	return fmt.Errorf("--out %s %s; use --force to replace it, or another --out (an export writes all its splits at once: --split train,test)", dir, what)
+}
+
+// isExportEntry reports whether name is a file or directory an export
+// writes (the manifest, a split's directory), which --force replaces.
+func isExportEntry(name string) bool {
+	return name == shapes.ManifestName || slices.Contains(shapes.Splits, name)
 }
 
 func runDataPreview(args []string, stdout, stderr io.Writer) error {
@@ -191,6 +254,9 @@ func runDataPreview(args []string, stdout, stderr io.Writer) error {
 	}
 	if *out == "" {
 		return fmt.Errorf("%w: --out FILE.png is required", errUsage)
+	}
+	if err := checkPNGOut(*out); err != nil {
+		return err
 	}
 	if *n < 1 || *n > 1024 || *scale < 1 || *scale > 16 || *start < 0 {
 		return fmt.Errorf("%w: want 1 <= --limit <= 1024, 1 <= --scale <= 16, --start >= 0", errUsage)

@@ -23,6 +23,62 @@ import (
 // to the repository root, where make demo runs).
 const DefaultTeacherDir = "assets/shapes-teacher"
 
+// DeepTeacherDir is where the deep shapes teacher (12 layers per tower,
+// preset world.DeepTeacherPreset) is trained by deepTeacherRecipe.
+const DeepTeacherDir = "assets/shapes-teacher-deep"
+
+// namedTeacher is a teacher mope demo knows by name (--teacher NAME).
+type namedTeacher struct {
+	dir    string
+	recipe func(out string) pretrainOptions
+	// took is the recipe's training time on 2 cores.
+	took string
+	// autoTrain: mope demo trains it when it is missing; otherwise it
+	// stops with the command that trains it.
+	autoTrain bool
+	// seeds and reductions are the grid's defaults on this teacher (flags
+	// given on the command line win).
+	seeds      int
+	reductions string
+}
+
+// gridDefaults sets o's seeds and FLOPs targets: the flags given on the
+// command line (set), otherwise t's defaults.
+func (t namedTeacher) gridDefaults(o *grid.Options, set map[string]bool, reductions string) error {
+	if !set["seeds"] {
+		o.Seeds = t.seeds
+	}
+	if !set["reductions"] {
+		reductions = t.reductions
+	}
+	if reductions == "" {
+		return nil
+	}
+	var err error
+	if o.Targets, err = grid.ParseReductions(reductions); err != nil {
+		return fmt.Errorf("%w: --reductions: %v", errUsage, err)
+	}
+	return nil
+}
+
+// namedTeachers are the teachers --teacher accepts by name.
+var namedTeachers = map[string]namedTeacher{
+	"shapes": {dir: DefaultTeacherDir, recipe: teacherRecipe, took: "about 2 h 20 min", autoTrain: true, seeds: 1},
+	"deep":   {dir: DeepTeacherDir, recipe: deepTeacherRecipe, took: deepTeacherTime, seeds: 3, reductions: "2"},
+}
+
+// resolveTeacher is the teacher of --teacher: a name of namedTeachers or a
+// model directory (trained with the default recipe when missing, as
+// before).
+func resolveTeacher(arg string) namedTeacher {
+	if t, ok := namedTeachers[arg]; ok {
+		return t
+	}
+	t := namedTeachers["shapes"]
+	t.dir = arg
+	return t
+}
+
 // teacherRecipe is the exact pretraining run of the committed teacher
 // (assets/shapes-teacher/README.md); mope demo reruns it when the teacher is
 // missing.
@@ -33,11 +89,25 @@ func teacherRecipe(out string) pretrainOptions {
 	return o
 }
 
+// deepTeacherRecipe is the pretraining run of the deep teacher
+// (docs/claims-2026-12-06.md): the committed teacher's recipe on preset
+// world.DeepTeacherPreset, with a longer warm-up for the deeper towers.
+func deepTeacherRecipe(out string) pretrainOptions {
+	o := teacherRecipe(out)
+	o.Preset, o.Warmup = world.DeepTeacherPreset, 400
+	return o
+}
+
+// deepTeacherTime is deepTeacherRecipe's estimated training time: the
+// committed teacher's 2 h 18 min (alone) times the measured step-cost
+// ratio of the two presets (docs/claims-2026-12-06.md).
+const deepTeacherTime = "about 2 h 45 min"
+
 func init() {
 	register(&command{
 		name:    "demo",
 		summary: "the whole story on the built-in shapes world: teacher, MoPE pruning, distillation, baselines",
-		usage: "[--out DIR] [--teacher DIR] [--limit 1000] [--quick | --no-story] [story flags]\n\n" +
+		usage: "[--out DIR] [--teacher DIR|shapes|deep] [--limit 1000] [--quick | --no-story] [--seeds N] [story flags]\n\n" +
 			"  Loads the shapes teacher (" + DefaultTeacherDir + "; trained first when missing, about\n" +
 			"  2 h 20 min), generates the shapes test split, evaluates image–text retrieval\n" +
 			"  (TR/IR@1/5/10) and zero-shot classification of single-object images by shape and by\n" +
@@ -48,6 +118,9 @@ func init() {
 			"  trained from scratch: 32 models. Prints the tables and writes DIR/results.json,\n" +
 			"  DIR/story.json, DIR/REPORT.md with DIR/story.svg and DIR/story.png, and each evaluated\n" +
 			"  model as DIR/<name>. A re-run with the same DIR reuses the finished steps (DIR/story).\n" +
+			"  --seeds N builds every model with seeds 1…N and decides each claim by a paired\n" +
+			"  comparison with a 95% t-interval (DIR/claims.json). --teacher deep: the 12-layer\n" +
+			"  teacher (" + DeepTeacherDir + "; prints how to train it when missing).\n" +
 			"  docs/grid.md describes the grid and how to read the report.",
 		run: runDemo,
 	})
@@ -68,6 +141,7 @@ func registerGridFlags(fl *flag.FlagSet) (o *grid.Options, noGrid *bool) {
 	fl.Float64Var(&o.ScratchLR, "scratch-lr", d.ScratchLR, "peak learning rate of from-scratch training (pretraining's)")
 	fl.IntVar(&o.N, "story-n", d.N, "test images (5 captions each) the story's models are evaluated on")
 	fl.IntVar(&o.Jobs, "story-jobs", 0, "models built at once (0: 2 on two or more cores); results are the same for any value")
+	fl.IntVar(&o.Seeds, "seeds", 1, "seeds per model (1, 2, …, N): N ≥ 2 reports mean ± sd per case and paired comparisons of the claims")
 	fl.BoolVar(&o.Fresh, "fresh", false, "delete the story's cached pipeline steps first (otherwise finished steps are reused and marked cached)")
 	return o, noGrid
 }
@@ -85,16 +159,25 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	c := commands["demo"]
 	fl := newFlags(c, stderr)
 	out := outFlag(fl, "mope-demo", "output `DIR` (results.json and the evaluated models)")
-	teacherDir := fl.String("teacher", DefaultTeacherDir, "teacher model `DIR`; trained there with the committed recipe when missing")
+	teacherArg := fl.String("teacher", DefaultTeacherDir, "teacher model `DIR`, or a name: shapes ("+DefaultTeacherDir+"; trained with the committed recipe when missing), "+
+		"deep ("+DeepTeacherDir+", 12 layers per tower; grid defaults --seeds 3 --reductions 2)")
+	reductions := fl.String("reductions", "", "FLOPs reductions of the grid, comma-separated: 2, 4 or 2,4 (default: the grid's, both)")
 	n := limitFlag(fl, 0, "test images (5 captions each; all: 1000)")
 	deprecatedFlag(fl, "n", "limit")
 	gridOpts, noGrid := registerGridFlags(fl)
 	device := deviceFlag(fl)
+	asJSON := jsonFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
 	if err := noArgs(fl); err != nil {
 		return err
+	}
+	// With --json, stdout carries one JSON document: the tables and the
+	// run's narration go to stderr.
+	human := stdout
+	if *asJSON {
+		human = stderr
 	}
 	release, err := useDevice(*device, stderr)
 	if err != nil {
@@ -104,15 +187,25 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	if err := checkLimit(*n); err != nil {
 		return err
 	}
+	if gridOpts.Seeds < 1 || gridOpts.Seeds > grid.MaxSeeds {
+		return fmt.Errorf("%w: --seeds must be 1 to %d, got %d", errUsage, grid.MaxSeeds, gridOpts.Seeds)
+	}
 	if *n == 0 {
 		*n = 1000
 	}
 	warnDeprecated(fl, stderr)
+	teach := resolveTeacher(*teacherArg)
+	teacherDir := &teach.dir
+	set := map[string]bool{}
+	fl.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if err := teach.gridDefaults(gridOpts, set, *reductions); err != nil {
+		return err
+	}
 	start := time.Now()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	fmt.Fprintln(stdout, "mope demo: MoPE-CLIP on the built-in shapes world")
-	if err := ensureTeacher(ctx, *teacherDir, stdout, stderr); err != nil {
+	fmt.Fprintln(human, "mope demo: MoPE-CLIP on the built-in shapes world")
+	if err := ensureTeacher(ctx, teach, human, stderr); err != nil {
 		return err
 	}
 	teacher, err := openModelAs("--teacher", *teacherDir, stderr)
@@ -124,22 +217,62 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	d, err := grid.RunDemo(ctx, grid.DemoConfig{Teacher: teacher, TeacherDir: *teacherDir, Tok: tok, Out: *out, N: *n,
-		NoGrid: *noGrid, Grid: *gridOpts, Stdout: stdout, Log: stderr})
+		NoGrid: *noGrid, Grid: *gridOpts, Stdout: human, Log: stderr})
 	if err != nil {
 		return err
 	}
-	return printDemo(stdout, d, *out, time.Since(start))
+	took := time.Since(start)
+	if err := printDemo(human, d, *out, took); err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(stdout, demoSummary(d, *teacherDir, *out, *n, *noGrid, *gridOpts, took))
+	}
+	return nil
 }
 
-// ensureTeacher trains the teacher with the committed recipe when dir has
-// no weights.
-func ensureTeacher(ctx context.Context, dir string, stdout, stderr io.Writer) error {
-	if _, err := os.Stat(filepath.Join(dir, clip.WeightsFile)); !errors.Is(err, fs.ErrNotExist) {
+// demoJSON is what mope demo --json prints: the teacher, the settings, every
+// evaluated model (results.json's rows), the grid's rows with their
+// per-case summaries and the claims' paired comparisons.
+type demoJSON struct {
+	Model       string            `json:"model"`
+	Out         string            `json:"out"`
+	Limit       int               `json:"limit"`
+	NoStory     bool              `json:"no_story"`
+	Settings    *grid.Options     `json:"settings,omitempty"`
+	Results     []*grid.Result    `json:"results"`
+	Rows        []*grid.Row       `json:"rows,omitempty"`
+	Summaries   []*grid.Summary   `json:"summaries,omitempty"`
+	Comparisons []grid.Comparison `json:"comparisons,omitempty"`
+	Seconds     float64           `json:"seconds"`
+}
+
+// demoSummary collects demoJSON from a finished run.
+func demoSummary(d *grid.Demo, teacher, out string, n int, noGrid bool, o grid.Options, took time.Duration) demoJSON {
+	j := demoJSON{Model: teacher, Out: out, Limit: n, NoStory: noGrid, Results: d.Results, Seconds: took.Seconds()}
+	if d.Grid != nil {
+		j.Settings = &o
+		j.Rows = d.Grid.Rows
+		j.Summaries = grid.Summarize(d.Grid.Rows)
+		j.Comparisons = grid.Compare(d.Grid.Rows)
+	}
+	return j
+}
+
+// ensureTeacher trains the teacher with its recipe when its directory has
+// no weights, or, for a teacher not trained automatically, returns the
+// one-line error that says how to train it.
+func ensureTeacher(ctx context.Context, t namedTeacher, stdout, stderr io.Writer) error {
+	if _, err := os.Stat(filepath.Join(t.dir, clip.WeightsFile)); !errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	o := teacherRecipe(dir)
+	o := t.recipe(t.dir)
 	o.Resume = true
-	fmt.Fprintf(stdout, "teacher %s is missing: training it (about 2 h 20 min on 2 quiet cores; Ctrl-C and rerun resumes) with\n  %s\n", dir, o.command())
+	if !t.autoTrain {
+		return fmt.Errorf("teacher %s is not trained yet; train it first (%s on 2 quiet cores; Ctrl-C and the same command resume): GOMAXPROCS=2 %s --resume",
+			t.dir, t.took, o.command())
+	}
+	fmt.Fprintf(stdout, "teacher %s is missing: training it (%s on 2 quiet cores; Ctrl-C and rerun resumes) with\n  %s\n", t.dir, t.took, o.command())
 	_, err := pretrain(ctx, o, stderr)
 	return err
 }
@@ -149,6 +282,9 @@ func printDemo(w io.Writer, d *grid.Demo, out string, took time.Duration) error 
 	if d.Grid != nil {
 		fmt.Fprintln(w)
 		if err := grid.PrintTable(w, d.Grid.Rows); err != nil {
+			return err
+		}
+		if err := grid.PrintClaims(w, d.Grid.Rows); err != nil {
 			return err
 		}
 		fmt.Fprintf(w, "story: %s; report %s\n", d.Grid.Took.Round(time.Second), filepath.Join(out, grid.ReportFile))

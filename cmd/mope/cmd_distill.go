@@ -77,6 +77,26 @@ func (d *distillFlags) register(fl *flag.FlagSet) {
 	d.Quiet = quietFlag(fl)
 }
 
+// check bounds the numeric flags (usage errors naming the flag); minSteps
+// is 1 for distill, 0 for pipeline (0: no distillation).
+func (d *distillFlags) check(minSteps int) error {
+	o := &d.Opt
+	if err := checkInts(intAtLeast{"steps", o.Steps, minSteps}, intAtLeast{"batch", o.Batch, 2}, intAtLeast{"warmup", o.Warmup, 0},
+		intAtLeast{"train-n", d.TrainN, 0}, intAtLeast{"val-n", d.ValN, 0}, intAtLeast{"val-every", o.ValEvery, 0},
+		intAtLeast{"checkpoint-every", o.CkptEvery, 0}); err != nil {
+		return err
+	}
+	if o.Batch > maxBatch {
+		return fmt.Errorf("%w: --batch %d is more than %d pairs per step", errUsage, o.Batch, maxBatch)
+	}
+	if err := checkOptimiser(o.LR, o.MinLR, o.WD, o.ClipNorm); err != nil {
+		return err
+	}
+	w := o.Weights
+	return checkFloats(floatFlag{"itc", w.ITC, nonNegative}, floatFlag{"kd", w.KD, nonNegative}, floatFlag{"feat", w.Feat, nonNegative},
+		floatFlag{"hidden", w.Hidden, nonNegative}, floatFlag{"temp", w.Temp, positive})
+}
+
 // parsed copies the values of flags registered through helpers into d.
 func (d *distillFlags) parsed() {
 	d.Data, d.Opt.Seed = *d.DataPtr, *d.SeedPtr
@@ -143,8 +163,8 @@ func runDistill(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	df.parsed()
-	if df.Opt.Batch > maxBatch {
-		return fmt.Errorf("%w: --batch %d is more than %d pairs per step", errUsage, df.Opt.Batch, maxBatch)
+	if err := df.check(1); err != nil {
+		return err
 	}
 	for _, src := range []struct{ flag, dir string }{{"--teacher", teacherDir}, {"--student", studentDir}} {
 		if err := refuseSameDir(out, src.dir, src.flag, *force); err != nil {
@@ -154,12 +174,7 @@ func runDistill(args []string, stdout, stderr io.Writer) error {
 	if err := refuseCheckpoint(out, resume, *force); err != nil {
 		return err
 	}
-	unlock, err := lockOut(out)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	release, err := useDevice(*df.Device, stderr)
+	release, err := claimOut(out, *df.Device, stderr)
 	if err != nil {
 		return err
 	}
@@ -167,8 +182,10 @@ func runDistill(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signalContext()
 	defer stop()
 	df.Opt.Resume = resume
+	fresh := !exists(out)
 	mr, err := distillDirs(ctx, teacherDir, studentDir, out, df, keep, progressTo(stderr, *df.Quiet))
 	if err != nil {
+		removeEmptyRun(out, fresh, err)
 		return reportStop(err, stderr, "distill", args, "--resume", filepath.Join(out, "checkpoint"))
 	}
 	if *asJSON {

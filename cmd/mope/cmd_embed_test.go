@@ -9,6 +9,7 @@ import (
 
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/clip/imageproc"
+	"github.com/mopeclip/mopeclip/internal/testutil"
 	"github.com/mopeclip/mopeclip/ops"
 	"github.com/mopeclip/mopeclip/tensor"
 )
@@ -20,23 +21,6 @@ func parseEmbed(t *testing.T, out string) embedOutput {
 		t.Fatalf("output is not JSON: %v\n%s", err, out)
 	}
 	return e
-}
-
-func sameRows(a, b [][]float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if len(a[i]) != len(b[i]) {
-			return false
-		}
-		for j := range a[i] {
-			if math.Float32bits(a[i][j]) != math.Float32bits(b[i][j]) {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 func TestEmbed(t *testing.T) {
@@ -68,7 +52,7 @@ func TestEmbed(t *testing.T) {
 	x, _ := tensor.FromData(px, 2, 3, 32, 32)
 	want := m.EncodeImage(nil, ops.Const(x)).Value
 	wantRows := [][]float32{want.Data[:32], want.Data[32:]}
-	if !sameRows(e.ImageEmbeds, wantRows) {
+	if !testutil.SameBits(e.ImageEmbeds, wantRows) {
 		t.Fatalf("image embeddings differ from the library's:\n%v\n%v", e.ImageEmbeds[0][:4], wantRows[0][:4])
 	}
 	var norm float64
@@ -83,7 +67,7 @@ func TestEmbed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !sameRows(e.TextEmbeds, [][]float32{txt.Data[:32], txt.Data[32:64], txt.Data[64:]}) {
+	if !testutil.SameBits(e.TextEmbeds, [][]float32{txt.Data[:32], txt.Data[32:64], txt.Data[64:]}) {
 		t.Fatal("text embeddings differ from the library's")
 	}
 
@@ -97,7 +81,7 @@ func TestEmbed(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
 	p := parseEmbed(t, out)
-	if !sameRows(p.ImageEmbeds, e.ImageEmbeds) || len(p.TextEmbeds) != 0 {
+	if !testutil.SameBits(p.ImageEmbeds, e.ImageEmbeds) || len(p.TextEmbeds) != 0 {
 		t.Fatal("--pixels and --image disagree")
 	}
 	if !strings.Contains(out, `"text_embeds":[]`) {
@@ -105,7 +89,7 @@ func TestEmbed(t *testing.T) {
 	}
 	// Texts only.
 	code, out, _ = runMope("embed", "--model", model, "--text", "cat")
-	if q := parseEmbed(t, out); code != 0 || len(q.ImageEmbeds) != 0 || !sameRows(q.TextEmbeds, e.TextEmbeds[2:]) {
+	if q := parseEmbed(t, out); code != 0 || len(q.ImageEmbeds) != 0 || !testutil.SameBits(q.TextEmbeds, e.TextEmbeds[2:]) {
 		t.Fatalf("texts only: exit %d %s", code, out)
 	}
 }

@@ -67,6 +67,13 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--vocab: %w", err)
 		}
 	}
+	// Two exports to one --out: the second fails at once instead of
+	// silently replacing the first's (each checked that --out was free).
+	unlock, err := lockOut(*out)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	s, err := export.Write(ctx, m, *out, format, opts)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/mopeclip/mopeclip/clip/imageproc"
 	"github.com/mopeclip/mopeclip/export"
 	"github.com/mopeclip/mopeclip/internal/ortnode"
+	"github.com/mopeclip/mopeclip/internal/testutil"
 	"github.com/mopeclip/mopeclip/mope"
 	"github.com/mopeclip/mopeclip/tensor"
 )
@@ -52,23 +52,6 @@ func prunedTeacher(t *testing.T) string {
 	return dir
 }
 
-func maxRelErr(got, want [][]float32) float64 {
-	if len(got) != len(want) {
-		return math.Inf(1)
-	}
-	var num, den float64
-	for i := range got {
-		if len(got[i]) != len(want[i]) {
-			return math.Inf(1)
-		}
-		for j := range got[i] {
-			num = math.Max(num, math.Abs(float64(got[i][j])-float64(want[i][j])))
-			den = math.Max(den, math.Abs(float64(want[i][j])))
-		}
-	}
-	return num / den
-}
-
 func rows(flat []float32, n int) [][]float32 {
 	if n == 0 {
 		return nil
@@ -97,6 +80,44 @@ func embedOf(t *testing.T, dir, pixels string) embedOutput {
 	return parseEmbed(t, out)
 }
 
+// exportSummary runs 'mope export --json' of model in format to out and
+// returns the summary it prints, and the text of it.
+func exportSummary(t *testing.T, model, format, out string) (export.Summary, string) {
+	t.Helper()
+	code, so, errs := runMope("export", "--model", model, "--format", format, "--out", out, "--json")
+	if code != 0 {
+		t.Fatalf("export %s: exit %d: %s", format, code, errs)
+	}
+	var s export.Summary
+	if err := json.Unmarshal([]byte(so), &s); err != nil {
+		t.Fatalf("export --json output: %v\n%s", err, so)
+	}
+	return s, so
+}
+
+// runORT runs the ONNX export in onnxDir in ONNX Runtime on pix and on
+// exportTexts, tokenized with model's tokenizer at T tokens.
+func runORT(t *testing.T, model, onnxDir string, T int, pix *tensor.Tensor) *ortnode.Outputs {
+	t.Helper()
+	tok, err := clip.LoadTokenizer(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, _, err := tok.Batch(exportTexts, T, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &ortnode.Inputs{Pixels: pix.Data, PixelsShape: pix.Shape, IDsShape: []int{len(exportTexts), T}}
+	for _, id := range ids {
+		in.IDs = append(in.IDs, int64(id))
+	}
+	res, err := ortnode.Run(context.Background(), onnxDir, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
 // TestExportONNXMatchesEmbed: 'mope export --format onnx' of a pruned model
 // runs in ONNX Runtime with the embeddings 'mope embed' prints (≤ 1e-5
 // relative), texts fed at the full context with zeros after EOT.
@@ -109,14 +130,7 @@ func TestExportONNXMatchesEmbed(t *testing.T) {
 	}
 	model := prunedTeacher(t)
 	out := filepath.Join(t.TempDir(), "onnx")
-	code, so, errs := runMope("export", "--model", model, "--format", "onnx", "--out", out, "--json")
-	if code != 0 {
-		t.Fatalf("export: exit %d: %s", code, errs)
-	}
-	var s export.Summary
-	if err := json.Unmarshal([]byte(so), &s); err != nil {
-		t.Fatalf("--json output: %v\n%s", err, so)
-	}
+	s, so := exportSummary(t, model, "onnx", out)
 	if s.Format != "onnx" || s.Vision.Layers != 3 || s.Text.Heads[0] != 0 || s.Vision.Intermediate[1] != 37 {
 		t.Errorf("summary %s", so)
 	}
@@ -137,28 +151,12 @@ func TestExportONNXMatchesEmbed(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := embedOf(t, model, pixPath)
-	tok, err := clip.LoadTokenizer(model)
-	if err != nil {
-		t.Fatal(err)
-	}
-	T := m.Config.Text.MaxPositionEmbeddings
-	ids, _, err := tok.Batch(exportTexts, T, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := &ortnode.Inputs{Pixels: pix.Data, PixelsShape: pix.Shape, IDsShape: []int{len(exportTexts), T}}
-	for _, id := range ids {
-		in.IDs = append(in.IDs, int64(id))
-	}
-	got, err := ortnode.Run(context.Background(), out, in)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := runORT(t, model, out, m.Config.Text.MaxPositionEmbeddings, pix)
 	for _, c := range []struct {
 		name      string
 		got, want [][]float32
 	}{{"image", rows(got.ImageEmbeds, 3), want.ImageEmbeds}, {"text", rows(got.TextEmbeds, len(exportTexts)), want.TextEmbeds}} {
-		e := maxRelErr(c.got, c.want)
+		e := testutil.MaxRelErrRows(c.got, c.want)
 		t.Logf("%s: ONNX Runtime vs mope embed relative error %.2e", c.name, e)
 		if !(e <= 1e-5) {
 			t.Errorf("%s: ONNX Runtime differs from mope embed: %.3e > 1e-5", c.name, e)
@@ -207,7 +205,7 @@ func TestExportHF(t *testing.T) {
 		name      string
 		got, want [][]float32
 	}{{"image", got.ImageEmbeds, want.ImageEmbeds}, {"text", got.TextEmbeds, want.TextEmbeds}} {
-		if e := maxRelErr(c.got, c.want); !(e <= 1e-5) {
+		if e := testutil.MaxRelErrRows(c.got, c.want); !(e <= 1e-5) {
 			t.Errorf("%s: padded export embeds differently: %.3e > 1e-5", c.name, e)
 		}
 	}

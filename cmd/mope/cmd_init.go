@@ -62,6 +62,10 @@ func runInit(args []string, stdout, stderr io.Writer) error {
 		if tok.VocabSize() > cfg.Text.VocabSize {
 			return fmt.Errorf("%s has %d tokens but preset %s's vocab_size is %d", *vocab, tok.VocabSize(), *preset, cfg.Text.VocabSize)
 		}
+		// The text is pooled at the first eos_token_id: it must be the
+		// tokenizer's end-of-text, or every caption would be pooled at
+		// its last (padding) position. A smaller vocabulary has its own.
+		cfg.Text.EOSTokenID, cfg.Text.BOSTokenID = tok.EOT(), tok.SOT()
 	}
 	m, err := clip.New(cfg, *seed)
 	if err != nil {

@@ -136,3 +136,37 @@ func TestInitErrors(t *testing.T) {
 		t.Error("a failed init wrote a checkpoint")
 	}
 }
+
+// TestInitSmallVocabPoolsAtItsEOT: a vocabulary smaller than the preset's
+// has its own end-of-text id; init writes it as eos_token_id (and its
+// start-of-text as bos_token_id), so that the text tower pools at the end
+// of each caption, not at the last padding position.
+func TestInitSmallVocabPoolsAtItsEOT(t *testing.T) {
+	tmp := t.TempDir()
+	vocab := filepath.Join(tmp, "small.txt")
+	if err := os.WriteFile(vocab, []byte("#version: 0.2\nt h\nth e</w>\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(tmp, "m")
+	if code, _, errs := runMope("init", "--preset", "tiny", "--out", dir, "--vocab", vocab); code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	cfg, err := clip.LoadConfig(filepath.Join(dir, clip.ConfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := clip.LoadTokenizer(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Text.EOSTokenID != tok.EOT() || cfg.Text.BOSTokenID != tok.SOT() || tok.EOT() >= 49407 {
+		t.Fatalf("eos_token_id %d, bos_token_id %d; the tokenizer's EOT %d, SOT %d", cfg.Text.EOSTokenID, cfg.Text.BOSTokenID, tok.EOT(), tok.SOT())
+	}
+	ids, eot, err := tok.Batch([]string{"the"}, cfg.Text.MaxPositionEmbeddings, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := clip.EOTPositions(ids, 1, cfg.Text.MaxPositionEmbeddings, cfg.Text.EOSTokenID); got[0] != eot[0] {
+		t.Fatalf("pooled at %d, the end-of-text is at %d", got[0], eot[0])
+	}
+}

@@ -70,20 +70,24 @@ func runPipeline(args []string, stdout, stderr io.Writer) error {
 	}
 	pf.D.parsed()
 	pf.Seed = pf.D.Opt.Seed // one --seed: the data order and the random metric
+	if err := pf.D.check(0); err != nil {
+		return err
+	}
+	if err := checkInts(intAtLeast{"calib-n", pf.CalibN, 0}, intAtLeast{"groups", pf.Groups, 0}); err != nil {
+		return err
+	}
+	if err := checkFloats(floatFlag{"target-flops", pf.Target, ratio}, floatFlag{"min-width", pf.MinWidth, ratio}); err != nil {
+		return err
+	}
 	if pf.Stage == mope.StageFinetune && (*pf.Tower == clip.BothTowers || *pf.Tower == 0) {
 		return fmt.Errorf("%w: --stage finetune prunes one tower: --tower vision or --tower text", errUsage)
 	}
-	unlock, err := lockOut(pf.Out)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	release, err := useDevice(*pf.D.Device, stderr)
+	release, err := claimOut(pf.Out, *pf.D.Device, stderr)
 	if err != nil {
 		return err
 	}
 	defer release()
-	if err := refuseSameDir(pf.Out, pf.Teacher, "--teacher", false); err != nil {
+	if err := refuseSource(pf.Out, pf.Teacher, "--teacher", ""); err != nil {
 		return err
 	}
 	ctx, stop := signalContext()
@@ -127,13 +131,13 @@ func pipelineDirs(ctx context.Context, pf pipelineFlags, log, progress io.Writer
 	if err != nil {
 		return nil, nil, err
 	}
-	var towers []string
+	var towers clip.TowerSet
 	switch pf.Stage {
 	case mope.StageFinetune:
 		if *pf.Tower != clip.VisionOnly && *pf.Tower != clip.TextOnly {
 			return nil, nil, fmt.Errorf("%w: --tower must be vision or text", errUsage)
 		}
-		towers = pf.Tower.Names()
+		towers = *pf.Tower
 	case mope.StagePretrain:
 	default:
 		return nil, nil, fmt.Errorf("%w: --stage must be finetune or pretrain", errUsage)

@@ -60,12 +60,19 @@ func runPreprocess(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: need --model DIR or --size S", errUsage)
 	case *model != "" && *size != 0:
 		return fmt.Errorf("%w: give --model or --size, not both", errUsage)
-	case *size < 0:
-		return fmt.Errorf("%w: --size %d must be positive", errUsage, *size)
+	case *size < 0 || *size > maxImageSize:
+		return fmt.Errorf("%w: --size %d: want a positive size of at most %d pixels", errUsage, *size, maxImageSize)
 	case *out == "":
 		return fmt.Errorf("%w: need --out FILE.npy", errUsage)
 	case len(images) == 0:
 		return fmt.Errorf("%w: need at least one --image FILE", errUsage)
+	}
+	inputs := map[string]string{}
+	for i, im := range images {
+		inputs[fmt.Sprintf("--image %d (%s)", i+1, im)] = im
+	}
+	if err := refuseOverwritingInput(*out, inputs, map[string]string{"--model": *model}); err != nil {
+		return err
 	}
 	mode, err := imageproc.ParseMode(*modeName)
 	if err != nil {

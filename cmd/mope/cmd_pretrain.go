@@ -75,6 +75,8 @@ func (o pretrainOptions) command() string {
 	add(o.ClipNorm != d.ClipNorm, "--clip "+f(o.ClipNorm))
 	add(o.Seed != d.Seed, "--seed "+strconv.FormatUint(o.Seed, 10))
 	add(o.TrainN != 0, "--train-n "+strconv.Itoa(o.TrainN))
+	add(o.ValEvery != d.ValEvery, "--val-every "+strconv.Itoa(o.ValEvery))
+	add(o.CkptEvery != d.CkptEvery, "--checkpoint-every "+strconv.Itoa(o.CkptEvery))
 	add(o.Init != "", "--init "+o.Init)
 	parts = append(parts, "--out "+o.Out)
 	return strings.Join(parts, " ")
@@ -106,7 +108,7 @@ func runPretrain(args []string, stdout, stderr io.Writer) error {
 	fl.BoolVar(&o.KeepCheckpoint, "keep-checkpoint", false, "keep DIR/checkpoint after a finished run")
 	fl.BoolVar(&o.SkipBad, "skip-bad", false, "skip bad records (missing or undecodable image, no captions, truncated tar) and count them, instead of stopping at the first")
 	quiet := quietFlag(fl)
-	force := fl.Bool("force", false, "start over although DIR/checkpoint holds an unfinished run (it is discarded)")
+	force := fl.Bool("force", false, "start over although DIR/checkpoint holds an unfinished run (it is discarded), or write DIR although it is --init")
 	device := deviceFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
 		return err
@@ -124,22 +126,29 @@ func runPretrain(args []string, stdout, stderr io.Writer) error {
 	if o.Batch > maxBatch {
 		return fmt.Errorf("%w: --batch %d is more than %d pairs per step", errUsage, o.Batch, maxBatch)
 	}
+	if err := checkInts(intAtLeast{"warmup", o.Warmup, 0}, intAtLeast{"val-every", o.ValEvery, 0}, intAtLeast{"val-n", o.ValN, 0},
+		intAtLeast{"checkpoint-every", o.CkptEvery, 0}, intAtLeast{"train-n", o.TrainN, 0}, intAtLeast{"stop-at", o.StopAt, 0}); err != nil {
+		return err
+	}
+	if err := checkOptimiser(o.LR, o.MinLR, o.WD, o.ClipNorm); err != nil {
+		return err
+	}
+	if err := refuseSameDir(o.Out, o.Init, "--init", *force); err != nil {
+		return err
+	}
 	if err := refuseCheckpoint(o.Out, o.Resume, *force); err != nil {
 		return err
 	}
-	unlock, err := lockOut(o.Out)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	release, err := useDevice(*device, stderr)
+	release, err := claimOut(o.Out, *device, stderr)
 	if err != nil {
 		return err
 	}
 	defer release()
 	ctx, stop := signalContext()
 	defer stop()
+	fresh := !exists(o.Out)
 	_, err = pretrain(ctx, o, progressTo(stderr, *quiet))
+	removeEmptyRun(o.Out, fresh, err)
 	return reportStop(err, stderr, "pretrain", args, "--resume", filepath.Join(o.Out, "checkpoint"))
 }
 

@@ -68,6 +68,10 @@ func runPrune(args []string, stdout, stderr io.Writer) error {
 	if err := checkLimit(*limit); err != nil {
 		return err
 	}
+	if err := checkFloats(floatFlag{"width", *width, ratio}, floatFlag{"depth", *depth, ratio}, floatFlag{"target-flops", *targetF, ratio},
+		floatFlag{"target-params", *targetP, ratio}, floatFlag{"min-width", *minWidth, ratio}); err != nil {
+		return err
+	}
 	targets := 0
 	for _, set := range []bool{*width > 0, *targetF > 0, *targetP > 0} {
 		if set {
@@ -86,12 +90,7 @@ func runPrune(args []string, stdout, stderr io.Writer) error {
 	if err := refuseSameDir(*out, *model, "--model", *force); err != nil {
 		return err
 	}
-	unlock, err := lockOut(*out)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	release, err := useDevice(*device, stderr)
+	release, err := claimOut(*out, *device, stderr)
 	if err != nil {
 		return err
 	}
@@ -110,7 +109,7 @@ func runPrune(args []string, stdout, stderr io.Writer) error {
 	o := mope.PruneOptions{Width: *width, Depth: *depth, Global: *global, TargetFLOPs: *targetF, TargetParams: *targetP,
 		MinWidth: *minWidth, Batch: *batch}
 	if *towers != 0 {
-		o.Towers = towers.Names()
+		o.Towers = *towers
 	}
 	if !*quiet {
 		o.Progress = stderr
@@ -140,7 +139,7 @@ func runPrune(args []string, stdout, stderr io.Writer) error {
 		return writeJSON(stdout, pr)
 	}
 	fmt.Fprintf(stdout, "%s: width %.2f depth %.2f (%s) towers %v: %.3f → %.3f GFLOPs (%.1f%%), %d → %d params (%.1f%%); depth scores: %s\n",
-		*out, rep.Width, rep.Depth, f.Settings.Metric, rep.Towers, rep.FLOPsBefore, rep.FLOPsAfter, 100*rep.FLOPsAfter/rep.FLOPsBefore,
+		*out, rep.Width, rep.Depth, f.Settings.Metric, rep.Towers.Names(), rep.FLOPsBefore, rep.FLOPsAfter, 100*rep.FLOPsAfter/rep.FLOPsBefore,
 		rep.ParamsBefore, rep.ParamsAfter, 100*float64(rep.ParamsAfter)/float64(rep.ParamsBefore), rep.DepthScores)
 	return nil
 }

@@ -86,15 +86,16 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 	if metric.NeedsData() && *data == "" {
 		return fmt.Errorf("%w: --metric %s needs --data FILE (or --data shapes)", errUsage, metric)
 	}
+	if err := checkInts(intAtLeast{"groups", *groups, 0}, intAtLeast{"batch", *batch, 0}); err != nil {
+		return err
+	}
 	if err := checkOutFile(*out); err != nil {
 		return err
 	}
-	unlock, err := lockOut(*out)
-	if err != nil {
+	if err := refuseOverwritingInput(*out, map[string]string{"--data": *data, "--vocab": *tokPath}, map[string]string{"--model": *model}); err != nil {
 		return err
 	}
-	defer unlock()
-	release, err := useDevice(*device, stderr)
+	release, err := claimOut(*out, *device, stderr)
 	if err != nil {
 		return err
 	}
@@ -117,7 +118,7 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stderr, "calibration: %d images, %d captions (text length %d) in %s\n", cal.NImg, cal.NTxt, cal.T, time.Since(start).Round(time.Millisecond))
 		}
 	}
-	o := mope.Options{Metric: metric, Towers: towers.Names(), Kinds: kinds, Groups: *groups, Batch: *batch, Seed: *seed,
+	o := mope.Options{Metric: metric, Towers: *towers, Kinds: kinds, Groups: *groups, Batch: *batch, Seed: *seed,
 		Shard: *shard, Data: *data, Split: *split, Limit: *limit, Checkpoint: *out, CheckpointEvery: *every,
 		Engine: *engine, Threads: *threads, DType: dt}
 	if !*quiet {

@@ -7,13 +7,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mopeclip/mopeclip/internal/testutil"
 )
 
 // The --device cuda paths on the CPU emulator of package cuda
 // (go test -tags cuda,cudaemu -run Device ./cmd/mope/): the GPU-resident
 // towers give the CPU embeddings to 1e-5 (normwise) in mope embed and the
 // same metrics in mope eval, and mope bench reports both towers.
-// (maxRelErr is cmd_export_test.go's.)
 
 func TestDeviceEmbed(t *testing.T) {
 	model := embedTinyModel(t)
@@ -33,10 +34,10 @@ func TestDeviceEmbed(t *testing.T) {
 		t.Errorf("no device line: %q", errs)
 	}
 	got := parseEmbed(t, out)
-	if e := maxRelErr(got.ImageEmbeds, want.ImageEmbeds); !(e <= 1e-5) {
+	if e := testutil.MaxRelErrRows(got.ImageEmbeds, want.ImageEmbeds); !(e <= 1e-5) {
 		t.Errorf("image embeddings: relative error %.3g", e)
 	}
-	if e := maxRelErr(got.TextEmbeds, want.TextEmbeds); !(e <= 1e-5) {
+	if e := testutil.MaxRelErrRows(got.TextEmbeds, want.TextEmbeds); !(e <= 1e-5) {
 		t.Errorf("text embeddings: relative error %.3g", e)
 	}
 
@@ -49,7 +50,7 @@ func TestDeviceEmbed(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("--pixels: exit %d: %s", code, errs)
 	}
-	if e := maxRelErr(parseEmbed(t, out).ImageEmbeds, want.ImageEmbeds); !(e <= 1e-5) {
+	if e := testutil.MaxRelErrRows(parseEmbed(t, out).ImageEmbeds, want.ImageEmbeds); !(e <= 1e-5) {
 		t.Errorf("--pixels image embeddings: relative error %.3g", e)
 	}
 	// TF32 needs cuBLAS, which the emulator does not have: a clean error.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -112,7 +113,7 @@ var (
 	resultCommands = []string{"bench", "data inspect", "demo", "distill", "embed", "eval", "info", "pipeline",
 		"prune", "score", "score merge", "tokenize", "version"}
 	jsonNative  = []string{"embed", "tokenize"}
-	pendingJSON = []string{"demo"}
+	pendingJSON = []string{}
 )
 
 func TestFlagVocabulary(t *testing.T) {
@@ -307,4 +308,43 @@ func commandReference(t *testing.T) string {
 		fmt.Fprintf(&b, "### mope %s\n\n```\n%s```\n\n", inv.name, out)
 	}
 	return b.String()
+}
+
+// TestReadmeCommands checks the README's command table against the command
+// table: every registered command is named in its first column, and nothing
+// else is (the flags themselves are in docs/cli.md, checked by TestCLIDoc).
+func TestReadmeCommands(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	i := strings.Index(text, "\n## Commands\n")
+	if i < 0 {
+		t.Fatal("README.md has no \"## Commands\" section")
+	}
+	section := text[i+1:]
+	if j := strings.Index(section[3:], "\n## "); j >= 0 {
+		section = section[:j+3]
+	}
+	named := map[string]bool{}
+	cell := regexp.MustCompile("`([a-z]+)`")
+	for _, line := range strings.Split(section, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 3 || strings.HasPrefix(strings.TrimSpace(cells[1]), "---") {
+			continue
+		}
+		for _, m := range cell.FindAllStringSubmatch(cells[1], -1) {
+			named[m[1]] = true
+		}
+	}
+	for name := range commands {
+		if !named[name] {
+			t.Errorf("README.md's command table does not name mope %s", name)
+		}
+		delete(named, name)
+	}
+	for name := range named {
+		t.Errorf("README.md's command table names %q, which is not a mope command", name)
+	}
 }

@@ -107,7 +107,7 @@ func TestScoreShardMergePruneInfo(t *testing.T) {
 		t.Fatal(err)
 	}
 	m, _ := clip.Load(model)
-	both := []string{mope.Vision, mope.Text}
+	both := clip.BothTowers
 	if r := mope.Cost(tm.Config, both, false) / mope.Cost(m.Config, both, false); r > 0.6 {
 		t.Errorf("target 0.6: got %.3f", r)
 	}

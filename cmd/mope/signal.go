@@ -108,11 +108,17 @@ func refuseCheckpoint(dir string, resume, force bool) error {
 // refuseSameDir refuses an --out that is the source directory src (named
 // by flag), which writing would destroy, unless force is set.
 func refuseSameDir(out, src, flag string, force bool) error {
-	if force || src == "" {
+	if force {
 		return nil
 	}
-	if sameFile(out, src) {
-		return fmt.Errorf("%w: --out %s is %s %s: writing it would destroy the source; choose another --out (or pass --force)", errUsage, out, flag, src)
+	return refuseSource(out, src, flag, " (or pass --force)")
+}
+
+// refuseSource refuses an --out that is the source directory src, with
+// hint after the message (for a command without --force: "").
+func refuseSource(out, src, flag, hint string) error {
+	if src != "" && sameFile(out, src) {
+		return fmt.Errorf("%w: --out %s is %s %s: writing it would destroy the source; choose another --out%s", errUsage, out, flag, src, hint)
 	}
 	return nil
 }
@@ -158,6 +164,25 @@ func lockOut(path string) (release func(), err error) {
 		return nil, fmt.Errorf("--out %s: %w", path, err)
 	}
 	return atomicfile.Lock(filepath.Clean(path))
+}
+
+// claimOut takes the lock of --out (lockOut) and then the --device
+// (useDevice), the way every command that trains or writes a model starts;
+// release gives back both, the device first.
+func claimOut(out, device string, log io.Writer) (release func(), err error) {
+	unlock, err := lockOut(out)
+	if err != nil {
+		return nil, err
+	}
+	free, err := useDevice(device, log)
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	return func() {
+		free()
+		unlock()
+	}, nil
 }
 
 // progressTo is where a command's progress goes: stderr, or nowhere with

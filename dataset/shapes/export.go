@@ -2,6 +2,7 @@ package shapes
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"image/png"
@@ -54,6 +55,12 @@ func Export(dir string, cfg Config, split string, n int) error {
 // partial image, even after a power cut. The output is byte-identical for
 // the same configuration (and Go version, whose PNG encoder it uses).
 func ExportSplits(dir string, cfg Config, parts ...Part) (Summary, error) {
+	return ExportSplitsContext(context.Background(), dir, cfg, parts...)
+}
+
+// ExportSplitsContext is ExportSplits that stops with ctx's error between
+// chunks of images when ctx is cancelled (no dataset.json is written then).
+func ExportSplitsContext(ctx context.Context, dir string, cfg Config, parts ...Part) (Summary, error) {
 	var sum Summary
 	if err := cfg.Validate(); err != nil {
 		return sum, err
@@ -86,6 +93,9 @@ func ExportSplits(dir string, cfg Config, parts ...Part) (Summary, error) {
 		}
 		const chunk = 256
 		for start := 0; start < p.N; start += chunk {
+			if err := ctx.Err(); err != nil {
+				return sum, err
+			}
 			exs, err := GenerateRange(cfg, p.Split, start, min(chunk, p.N-start))
 			if err != nil {
 				return sum, err

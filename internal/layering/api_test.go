@@ -15,13 +15,8 @@ import (
 )
 
 // APIExceptions are exported declarations (package.Name) that still show an
-// internal type, each with who removes it.
-var APIExceptions = map[string]string{
-	"mope/grid.World":           "TODO(grid, issue 19): Test/Single spelt *world.Pairs (an alias: say *dataset.Pairs)",
-	"mope/grid.ImagesPerSecond": "TODO(grid, issue 19): takes a *world.Images (an alias: say *dataset.Images)",
-	"mope/grid.Figure":          "TODO(grid, issue 21): returns a *chart.Figure",
-	"train.CurveFigure":         "TODO(grid, issue 21): returns a *chart.Figure",
-}
+// internal type, each with who removes it. There are none: keep it so.
+var APIExceptions = map[string]string{}
 
 // TestNoInternalTypesInAPI checks that no exported declaration of a public
 // package (not internal/, not a command) mentions a type of an internal

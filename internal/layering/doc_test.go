@@ -104,23 +104,13 @@ func TestArchitectureTable(t *testing.T) {
 	checkTable(t, "docs/architecture.md", rows)
 }
 
-// TestReadmeLayout checks the layout table of README.md against Order,
-// once the README has one naming internal/layering (issue 19 item 8: the
-// README is being rewritten as a guide; until its table lists the packages
-// of Order, this test says so and skips).
+// TestReadmeLayout checks the layout table of README.md against Order.
 func TestReadmeLayout(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(root(t), "README.md"))
 	require.NoError(t, err)
-	text := string(b)
-	rows := tableRows(text, "## Layout", known())
-	found := false
-	for _, r := range rows {
-		for _, p := range r {
-			found = found || p == "internal/layering"
-		}
-	}
-	if !found {
-		t.Skip("README.md's \"## Layout\" table does not list internal/layering yet (the README rewrite adds the table of docs/architecture.md)")
+	rows := tableRows(string(b), "## Layout", known())
+	if len(rows) < 5 {
+		t.Fatalf("README.md: no layout table under \"## Layout\" (%d rows)", len(rows))
 	}
 	checkTable(t, "README.md", rows)
 }

@@ -7,8 +7,10 @@ package testutil
 
 import (
 	"math"
+	"slices"
 
 	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/nn"
 	"github.com/mopeclip/mopeclip/tensor"
 )
 
@@ -49,6 +51,69 @@ func MaxRelErr(got, want []float32) float64 {
 		den = math.Max(den, math.Abs(float64(want[i])))
 	}
 	return num / den
+}
+
+// MaxRelErrRows is MaxRelErr over rows (such as a batch's embeddings):
+// the largest difference over the largest reference value of all rows;
+// +Inf when the numbers of rows or a row's lengths differ, or a value of
+// got is NaN.
+func MaxRelErrRows(got, want [][]float32) float64 {
+	if len(got) != len(want) {
+		return math.Inf(1)
+	}
+	var num, den float64
+	for i := range got {
+		if len(got[i]) != len(want[i]) {
+			return math.Inf(1)
+		}
+		for j := range got[i] {
+			d := math.Abs(float64(got[i][j]) - float64(want[i][j]))
+			if math.IsNaN(d) {
+				return math.Inf(1)
+			}
+			num = math.Max(num, d)
+			den = math.Max(den, math.Abs(float64(want[i][j])))
+		}
+	}
+	return num / den
+}
+
+// Snapshot copies the values of ps (to compare them later with SameBits).
+func Snapshot(ps []*nn.Param) [][]float32 {
+	s := make([][]float32, 0, len(ps))
+	for _, p := range ps {
+		s = append(s, slices.Clone(p.Value.Data))
+	}
+	return s
+}
+
+// SameBits reports whether a and b have the same shape and bit-identical
+// values (NaNs compare by their bits; -0 differs from +0).
+func SameBits(a, b [][]float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if len(a[i]) != len(b[i]) {
+			return false
+		}
+		for j := range a[i] {
+			if math.Float32bits(a[i][j]) != math.Float32bits(b[i][j]) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// MustTensor wraps data (not copied) in a tensor of shape; it panics when
+// the shape does not hold len(data) values.
+func MustTensor(data []float32, shape ...int) *tensor.Tensor {
+	t, err := tensor.FromData(data, shape...)
+	if err != nil {
+		panic(err)
+	}
+	return t
 }
 
 // Cosine returns the cosine similarity of a and b (in float64).

@@ -22,6 +22,13 @@ import (
 const (
 	// TeacherPreset is the name of the shapes teacher architecture.
 	TeacherPreset = "shapes-teacher"
+	// DeepTeacherPreset is the deep shapes teacher: 12 layers per tower
+	// (the paper's depth) of width 64, 4 heads of 16. Its width was chosen
+	// by a 20-step training probe next to TeacherPreset
+	// (docs/claims-2026-12-06.md): at width 64 a step already costs about
+	// what the 4-layer width-128 teacher's does (0.75× its FLOPs, more
+	// per-layer overhead), wider ones cost more.
+	DeepTeacherPreset = "shapes-teacher-deep"
 	// TinyPreset is a very small shapes model for tests.
 	TinyPreset = "shapes-tiny"
 	// TeacherP8Preset is the teacher with 8-pixel patches (65 image
@@ -44,6 +51,9 @@ func init() {
 	// to train in minutes on two shared cores.
 	clip.RegisterPreset(TeacherPreset, func() *clip.Config { return Preset(64, 16, 128, 4, 4, 128, 4, 4, 128) })
 	clip.RegisterPreset(TeacherP8Preset, func() *clip.Config { return Preset(64, 8, 128, 4, 4, 128, 4, 4, 128) })
+	// Deep teacher: the towers of the teacher at 12 layers, width 64, 4
+	// heads of 16; projection 64.
+	clip.RegisterPreset(DeepTeacherPreset, func() *clip.Config { return Preset(64, 16, 64, 12, 4, 64, 12, 4, 64) })
 	// Tiny: for tests (32×32 images, 2 layers, 2 heads per tower).
 	clip.RegisterPreset(TinyPreset, func() *clip.Config { return Preset(32, 8, 32, 2, 2, 32, 2, 2, 32) })
 }

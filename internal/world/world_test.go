@@ -101,21 +101,26 @@ func TestTextBatchTrimIsExact(t *testing.T) {
 }
 
 func TestTeacherPresetMatchesTokenizer(t *testing.T) {
-	cfg, err := clip.Preset(TeacherPreset)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	if cfg.Vision.NumHiddenLayers < 4 || cfg.Vision.NumAttentionHeads < 4 || cfg.Text.NumHiddenLayers < 4 {
-		t.Fatal("the teacher must have several layers and heads for pruning")
-	}
 	tok, err := Tokenizer(shapes.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tok.VocabSize() != cfg.Text.VocabSize || tok.EOT() != cfg.Text.EOSTokenID || tok.SOT() != cfg.Text.BOSTokenID {
-		t.Fatalf("tokenizer (%d, eot %d) and preset (%d, eot %d) disagree", tok.VocabSize(), tok.EOT(), cfg.Text.VocabSize, cfg.Text.EOSTokenID)
+	for _, c := range []struct {
+		preset string
+		layers int
+	}{{TeacherPreset, 4}, {DeepTeacherPreset, 12}} {
+		cfg, err := clip.Preset(c.preset)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("%s: %v", c.preset, err)
+		}
+		if cfg.Vision.NumHiddenLayers != c.layers || cfg.Text.NumHiddenLayers != c.layers || cfg.Vision.NumAttentionHeads < 4 || cfg.Text.NumAttentionHeads < 4 {
+			t.Fatalf("%s: the teacher must have %d layers and several heads per tower for pruning", c.preset, c.layers)
+		}
+		if tok.VocabSize() != cfg.Text.VocabSize || tok.EOT() != cfg.Text.EOSTokenID || tok.SOT() != cfg.Text.BOSTokenID {
+			t.Fatalf("%s: tokenizer (%d, eot %d) and preset (%d, eot %d) disagree", c.preset, tok.VocabSize(), tok.EOT(), cfg.Text.VocabSize, cfg.Text.EOSTokenID)
+		}
 	}
 }

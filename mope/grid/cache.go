@@ -47,22 +47,28 @@ type scoreCache struct {
 }
 
 // get returns the teacher's scores with metric, from memory, from the
-// directory or computed now.
-func (s *scoreCache) get(metric string) (*mope.ScoreFile, error) {
+// directory or computed now. Only the random metric's scores depend on the
+// seed; seed 1's are teacher-scores-random.json, seed k's
+// teacher-scores-random-seed<k>.json.
+func (s *scoreCache) get(metric string, seed uint64) (*mope.ScoreFile, error) {
+	if mope.Metric(metric) != mope.MetricRandom {
+		seed = 1
+	}
+	key := metric + SeedSuffix(seed)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if f, ok := s.files[metric]; ok {
+	if f, ok := s.files[key]; ok {
 		return f, nil
 	}
-	path := filepath.Join(s.dir, "teacher-scores-"+metric+".json")
-	if f, err := mope.ReadScores(path); err == nil && f.Complete && f.Settings.Model == mope.Fingerprint(s.teacher) {
+	path := filepath.Join(s.dir, "teacher-scores-"+key+".json")
+	if f, err := mope.ReadScores(path); err == nil && f.Complete && f.Settings.Model == mope.Fingerprint(s.teacher) && f.Settings.Seed == scoreSeed(metric, seed) {
 		s.say("  %s scores of the teacher: cached in %s\n", metric, path)
-		s.files[metric] = f
+		s.files[key] = f
 		return f, nil
 	}
 	t := time.Now()
-	f, err := mope.Score(s.teacher, s.cal, mope.Options{Metric: mope.Metric(metric), Towers: []string{mope.Vision, mope.Text},
-		Kinds: []string{mope.KindHead, mope.KindFFN, mope.KindLayer}, Data: calibData, Limit: s.limit, Seed: 1})
+	f, err := mope.Score(s.teacher, s.cal, mope.Options{Metric: mope.Metric(metric), Towers: clip.BothTowers,
+		Kinds: []string{mope.KindHead, mope.KindFFN, mope.KindLayer}, Data: calibData, Limit: s.limit, Seed: seed})
 	if err != nil {
 		return nil, err
 	}
@@ -70,6 +76,15 @@ func (s *scoreCache) get(metric string) (*mope.ScoreFile, error) {
 		return nil, err
 	}
 	s.say("  %s scores of the teacher: %d modules in %s\n", metric, len(f.Scores), time.Since(t).Round(time.Millisecond))
-	s.files[metric] = f
+	s.files[key] = f
 	return f, nil
+}
+
+// scoreSeed is the seed a score file of metric records (mope.Score keeps
+// it for the random metric only).
+func scoreSeed(metric string, seed uint64) uint64 {
+	if mope.Metric(metric) != mope.MetricRandom {
+		return 0
+	}
+	return seed
 }

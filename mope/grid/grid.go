@@ -15,6 +15,8 @@ package grid
 import (
 	"fmt"
 	"runtime"
+	"slices"
+	"strings"
 
 	"github.com/mopeclip/mopeclip/mope"
 )
@@ -98,18 +100,56 @@ func Cases(quick bool) []Case {
 
 // Options are the grid's budgets (the demo's story flags).
 type Options struct {
-	Quick          bool // Cases(true) instead of the whole grid
-	Steps, Batch   int  // distillation (and from-scratch) steps and pairs per step
-	TrainN, CalibN int  // training images; calibration pairs for scoring
-	LR, ScratchLR  float64
+	Quick     bool    `json:"quick"`      // Cases(true) instead of the whole grid
+	Steps     int     `json:"steps"`      // distillation (and from-scratch) steps per model
+	Batch     int     `json:"batch"`      // pairs per step
+	TrainN    int     `json:"train_n"`    // training images
+	CalibN    int     `json:"calib_n"`    // calibration pairs for scoring
+	LR        float64 `json:"lr"`         // peak learning rate of distillation
+	ScratchLR float64 `json:"scratch_lr"` // peak learning rate of from-scratch training
 	// N is the number of test images the grid's models are evaluated on
 	// (the caller's Env.World holds them; reported only).
-	N int
+	N int `json:"n"`
 	// Fresh deletes the cached pipeline steps first.
-	Fresh bool
+	Fresh bool `json:"fresh"`
 	// Jobs is the number of models built at once (0: min(2, GOMAXPROCS)).
 	// The results do not depend on it.
-	Jobs int
+	Jobs int `json:"jobs"`
+	// Seeds is the number of seeds every case is built with (seeds 1…Seeds;
+	// 0 or 1: seed 1 only, the grid of earlier releases). seeds.go says
+	// what a seed controls.
+	Seeds int `json:"seeds"`
+	// Targets keeps only the cases with these FLOPs targets (0.5: 2×
+	// fewer; nil: every case of the grid).
+	Targets []float64 `json:"targets,omitempty"`
+}
+
+// Cases are the cases of o: Cases(o.Quick) with o.Targets.
+func (o *Options) Cases() []Case {
+	var cs []Case
+	for _, c := range Cases(o.Quick) {
+		if len(o.Targets) == 0 || slices.Contains(o.Targets, c.Target) {
+			cs = append(cs, c)
+		}
+	}
+	return cs
+}
+
+// ParseReductions parses a comma-separated list of FLOPs reductions of
+// the grid ("2", "2,4") into Options.Targets.
+func ParseReductions(s string) ([]float64, error) {
+	var ts []float64
+	for f := range strings.SplitSeq(s, ",") {
+		switch strings.TrimSpace(f) {
+		case "2":
+			ts = append(ts, 0.5)
+		case "4":
+			ts = append(ts, 0.25)
+		default:
+			return nil, fmt.Errorf("grid: FLOPs reduction %q is not one of the grid's (2, 4)", f)
+		}
+	}
+	return ts, nil
 }
 
 // DefaultOptions are the demo's budgets (≤ 10 minutes on 2 cores).
@@ -133,20 +173,23 @@ func (o *Options) cacheKey(teacherFingerprint string) string {
 
 // Row is one model of the grid (story.json).
 type Row struct {
-	Name    string     `json:"name"`
-	Towers  string     `json:"towers"` // "both", "vision", "-" (teacher)
-	Target  float64    `json:"target_flops"`
-	Method  string     `json:"method"` // metric, "scratch" or "teacher"
-	Order   mope.Order `json:"order"`
-	Width   float64    `json:"width,omitempty"`
-	Depth   float64    `json:"depth,omitempty"`
-	Params  int        `json:"params"`
-	GFLOPsI float64    `json:"image_gflops"`
-	GFLOPsT float64    `json:"text_gflops"`
-	ImgPerS float64    `json:"images_per_s"`
-	R1      float64    `json:"mean_r1"`
-	R5      float64    `json:"mean_r5"`
-	Mean    float64    `json:"mean_recall"`
+	Name   string     `json:"name"`
+	Towers string     `json:"towers"` // "both", "vision", "-" (teacher)
+	Target float64    `json:"target_flops"`
+	Method string     `json:"method"` // metric, "scratch" or "teacher"
+	Order  mope.Order `json:"order"`
+	// Seed is the seed the model was built with (0 in story.json files of
+	// earlier releases: seed 1).
+	Seed    uint64  `json:"seed,omitempty"`
+	Width   float64 `json:"width,omitempty"`
+	Depth   float64 `json:"depth,omitempty"`
+	Params  int     `json:"params"`
+	GFLOPsI float64 `json:"image_gflops"`
+	GFLOPsT float64 `json:"text_gflops"`
+	ImgPerS float64 `json:"images_per_s"`
+	R1      float64 `json:"mean_r1"`
+	R5      float64 `json:"mean_r5"`
+	Mean    float64 `json:"mean_recall"`
 	// PrunedR1 is mean R@1 of the pruned model before distillation.
 	PrunedR1 *float64 `json:"pruned_mean_r1,omitempty"`
 	Steps    int      `json:"train_steps"`

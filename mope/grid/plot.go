@@ -31,11 +31,11 @@ var orderGlyph = map[mope.Order]draw.GlyphDrawer{
 // colours are the importance methods, shapes the pruning orders (legend on
 // the right).
 func WritePlots(base string, rows []*Row) error {
-	return Figure(rows).Save(base)
+	return figure(rows).Save(base)
 }
 
-// Figure is the grid's plot.
-func Figure(rows []*Row) *chart.Figure {
+// figure is the grid's plot (WritePlots saves it).
+func figure(rows []*Row) *chart.Figure {
 	var teacher *Row
 	var keys []setting
 	groups := map[setting][]*Row{}

@@ -52,8 +52,8 @@ type Report struct {
 }
 
 // teacherCacheBytes bounds the teacher outputs kept for reuse across the
-// distillation runs (the shapes teacher needs about 3 MB a batch, 100
-// batches).
+// distillation runs, per seed (the shapes teacher needs about 3 MB a
+// batch, 100 batches a seed).
 const teacherCacheBytes = 1 << 30
 
 // calibData names the calibration set in score files.
@@ -109,10 +109,12 @@ func measureSpeed(r *Row, m *clip.Model, im *world.Images) {
 
 // runner holds what the rows share.
 type runner struct {
-	env   Env
-	o     Options
-	dir   string
-	cases []Case
+	env Env
+	o   Options
+	dir string
+	// jobs are the models to build: every case with every seed, seed-major
+	// (seed 1's rows first, in case order).
+	jobs  []job
 	train *world.Pairs
 	cal   *mope.Calib
 	data  mope.DistillData
@@ -138,12 +140,38 @@ type shape struct {
 	done chan struct{}
 }
 
+// job is one model: a case built with a seed.
+type job struct {
+	c    Case
+	seed uint64
+}
+
+// name is the job's row name and directory: the case's name with the
+// seed's suffix.
+func (j job) name() string { return j.c.Name() + SeedSuffix(j.seed) }
+
+// jobs lists every case of cases with every seed, seed-major.
+func jobs(cases []Case, seeds []uint64) []job {
+	var js []job
+	for _, s := range seeds {
+		for _, c := range cases {
+			js = append(js, job{c, s})
+		}
+	}
+	return js
+}
+
 func newRunner(env Env, o Options, dir string) (*runner, error) {
-	r := &runner{env: env, o: o, dir: dir, cases: Cases(o.Quick), shapes: map[setting]*shape{}}
-	r.meter = progress.New(env.Log, "story", len(r.cases), progress.Options{Unit: "models/min", Scale: 60})
+	seeds := SeedList(o.Seeds)
+	r := &runner{env: env, o: o, dir: dir, jobs: jobs(o.Cases(), seeds), shapes: map[setting]*shape{}}
+	r.meter = progress.New(env.Log, "story", len(r.jobs), progress.Options{Unit: "models/min", Scale: 60})
 	r.narrate = r.meter.Mode() == progress.Bar && progress.IsTerminal(env.Stdout)
-	printf(env.Stdout, "\nMoPE-CLIP story: %d pruned/scratch models, %d at a time; budget per model %d steps × %d pairs (%d training images), calibration %d pairs\n",
-		len(r.cases), o.JobCount(), o.Steps, o.Batch, o.TrainN, o.CalibN)
+	seedNote := ""
+	if len(seeds) > 1 {
+		seedNote = fmt.Sprintf(" (%d cases × %d seeds)", len(o.Cases()), len(seeds))
+	}
+	printf(env.Stdout, "\nMoPE-CLIP story: %d pruned/scratch models%s, %d at a time; budget per model %d steps × %d pairs (%d training images), calibration %d pairs\n",
+		len(r.jobs), seedNote, o.JobCount(), o.Steps, o.Batch, o.TrainN, o.CalibN)
 	t := time.Now()
 	var err error
 	if r.train, err = world.Split(shapes.DefaultConfig(), "train", o.TrainN, env.Teacher.Config.Vision.ImageSize); err != nil {
@@ -153,15 +181,17 @@ func newRunner(env Env, o Options, dir string) (*runner, error) {
 		return nil, err
 	}
 	printf(env.Stdout, "story data: %d training images, %d calibration pairs (%s)\n", r.train.Len(), r.cal.NImg, time.Since(t).Round(time.Millisecond))
-	// Every distillation run draws batches 0, 1, … of the same data, batch
-	// size and seed, so the teacher's outputs of a batch are computed once
-	// and reused by every later run (bit-identical to recomputing them).
-	r.data = mope.DistillData{Train: r.train, Tok: env.Tok, TeacherCache: mope.NewTeacherCache(env.Teacher, teacherCacheBytes)}
+	// Every distillation run of a seed draws batches 0, 1, … of the same
+	// data, batch size and seed, so the teacher's outputs of a batch are
+	// computed once per seed and reused by every later run of that seed
+	// (bit-identical to recomputing them; the cache is keyed by the seed).
+	r.data = mope.DistillData{Train: r.train, Tok: env.Tok,
+		TeacherCache: mope.NewTeacherCache(env.Teacher, int64(len(seeds))*teacherCacheBytes)}
 	r.dopt = mope.DefaultDistillOptions()
 	r.dopt.Steps, r.dopt.Batch, r.dopt.LR, r.dopt.Warmup, r.dopt.ValEvery, r.dopt.CkptEvery = o.Steps, o.Batch, o.LR, max(1, o.Steps/10), 0, 50
 	r.scores = &scoreCache{dir: dir, teacher: env.Teacher, cal: r.cal, limit: o.CalibN, say: r.say, files: map[string]*mope.ScoreFile{}}
-	for _, c := range r.cases {
-		if c.isShapeSource() {
+	for _, j := range r.jobs {
+		if c := j.c; c.isShapeSource() {
 			r.shapes[c.setting()] = &shape{done: make(chan struct{})}
 		}
 	}
@@ -198,7 +228,7 @@ func (r *runner) say(format string, a ...any) {
 // buildAll builds the cases on o.JobCount() workers, in case order. The
 // first error cancels the other rows.
 func (r *runner) buildAll(ctx context.Context) ([]*Row, []*Result, []*clip.Model, error) {
-	n := len(r.cases)
+	n := len(r.jobs)
 	rows, results, models, errs := make([]*Row, n), make([]*Result, n), make([]*clip.Model, n), make([]error, n)
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -232,23 +262,23 @@ func (r *runner) buildAll(ctx context.Context) ([]*Row, []*Result, []*clip.Model
 	return rows, results, models, nil
 }
 
-// build makes, evaluates and saves case i.
+// build makes, evaluates and saves job i.
 func (r *runner) build(ctx context.Context, i int) (*Row, *Result, *clip.Model, error) {
-	c := r.cases[i]
-	name := c.Name()
-	r.say("[%d/%d] %s ...\n", i+1, len(r.cases), name)
+	j := r.jobs[i]
+	c, name := j.c, j.name()
+	r.say("[%d/%d] %s ...\n", i+1, len(r.jobs), name)
 	var log io.Writer
 	if r.env.Log != nil {
 		log = newPrefixWriter(r.meter.Writer(), &r.logMu, name+": ")
 	}
 	t := time.Now()
-	row := &Row{Name: name, Towers: c.Towers, Target: c.Target, Method: c.Method, Order: c.Order, Steps: r.o.Steps}
+	row := &Row{Name: name, Towers: c.Towers, Target: c.Target, Method: c.Method, Order: c.Order, Seed: j.seed, Steps: r.o.Steps}
 	var m *clip.Model
 	var err error
 	if c.Method == MethodScratch {
-		m, err = r.buildScratch(ctx, c, row, log)
+		m, err = r.buildScratch(ctx, j, row, log)
 	} else {
-		m, err = r.buildPruned(ctx, c, row, log)
+		m, err = r.buildPruned(ctx, j, row, log)
 	}
 	if err != nil {
 		return nil, nil, nil, err
@@ -273,9 +303,10 @@ func (r *runner) build(ctx context.Context, i int) (*Row, *Result, *clip.Model, 
 	return row, res, m, nil
 }
 
-// buildScratch trains the scratch case c once its setting's MoPE
+// buildScratch trains the scratch case of j once its setting's MoPE
 // width-then-depth row has published its pruned shape.
-func (r *runner) buildScratch(ctx context.Context, c Case, row *Row, log io.Writer) (*clip.Model, error) {
+func (r *runner) buildScratch(ctx context.Context, j job, row *Row, log io.Writer) (*clip.Model, error) {
+	c := j.c
 	row.Order = "-"
 	sh := r.shapes[c.setting()]
 	if sh == nil {
@@ -286,23 +317,26 @@ func (r *runner) buildScratch(ctx context.Context, c Case, row *Row, log io.Writ
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	m, cached, err := trainScratch(ctx, sh.cfg, r.train, r.env.Tok, r.o, filepath.Join(r.dir, c.Name()), log)
+	m, cached, err := trainScratch(ctx, sh.cfg, r.train, r.env.Tok, r.o, j.seed, filepath.Join(r.dir, j.name()), log)
 	row.Cached = cached
 	return m, err
 }
 
-// buildPruned runs the pruning pipeline (score, prune, distil) of case c.
-func (r *runner) buildPruned(ctx context.Context, c Case, row *Row, log io.Writer) (*clip.Model, error) {
-	name := c.Name()
-	ts, err := r.scores.get(c.Method)
+// buildPruned runs the pruning pipeline (score, prune, distil) of job j:
+// the seed sets the random metric's scores and the distillation batches.
+func (r *runner) buildPruned(ctx context.Context, j job, row *Row, log io.Writer) (*clip.Model, error) {
+	c, name := j.c, j.name()
+	ts, err := r.scores.get(c.Method, j.seed)
 	if err != nil {
 		return nil, err
 	}
+	dopt := r.dopt
+	dopt.Seed = j.seed
 	po := mope.PipelineOptions{Stage: mope.StagePretrain, Order: c.Order, Metric: mope.Metric(c.Method), TargetFLOPs: c.Target,
-		Calib: r.cal, CalibData: calibData, CalibLimit: r.o.CalibN, TeacherScores: ts, Seed: 1,
-		Distill: r.dopt, Data: r.data, TeacherDir: r.env.TeacherDir, Dir: filepath.Join(r.dir, name), Log: log}
+		Calib: r.cal, CalibData: calibData, CalibLimit: r.o.CalibN, TeacherScores: ts, Seed: j.seed,
+		Distill: dopt, Data: r.data, TeacherDir: r.env.TeacherDir, Dir: filepath.Join(r.dir, name), Log: log}
 	if c.Towers == TowersVision {
-		po.Stage, po.Towers = mope.StageFinetune, []string{mope.Vision}
+		po.Stage, po.Towers = mope.StageFinetune, clip.VisionOnly
 	}
 	m, res, err := mope.Pipeline(ctx, r.env.Teacher, po)
 	if err != nil {
@@ -317,7 +351,7 @@ func (r *runner) buildPruned(ctx context.Context, c Case, row *Row, log io.Write
 			row.prunedDir = st.Dir
 		}
 	}
-	if sh := r.shapes[c.setting()]; sh != nil && c.isShapeSource() {
+	if sh := r.shapes[c.setting()]; sh != nil && c.isShapeSource() && j.seed == 1 {
 		sh.cfg = m.Config
 		close(sh.done)
 	}

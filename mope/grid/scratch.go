@@ -17,18 +17,19 @@ import (
 
 // trainScratch trains a model of shape pruned (widths and depths of a
 // pruned model, fresh initialisation) contrastively for o's step budget,
-// or loads it from dir when an earlier run finished it (cached = true).
-func trainScratch(ctx context.Context, pruned *clip.Config, pairs *world.Pairs, tok *tokenizer.Tokenizer, o Options, dir string, log io.Writer) (m *clip.Model, cached bool, err error) {
+// or loads it from dir when an earlier run finished it (cached = true). The
+// seed sets its initialisation and its batch order.
+func trainScratch(ctx context.Context, pruned *clip.Config, pairs *world.Pairs, tok *tokenizer.Tokenizer, o Options, seed uint64, dir string, log io.Writer) (m *clip.Model, cached bool, err error) {
 	if m, err := clip.Load(dir); err == nil {
 		return m, true, nil
 	}
 	cfg := pruned.Clone()
 	cfg.Vision.TeacherLayers, cfg.Text.TeacherLayers = nil, nil
-	if m, err = clip.New(cfg, 1); err != nil {
+	if m, err = clip.New(cfg, seed); err != nil {
 		return nil, false, err
 	}
 	opt := nn.NewAdamW(m.Params(), nn.AdamWConfig{Beta1: 0.9, Beta2: 0.98, Eps: 1e-6, WeightDecay: 0.1})
-	sampler := &world.Sampler{Pairs: pairs, Tok: tok, Batch: o.Batch, Seed: 1}
+	sampler := &world.Sampler{Pairs: pairs, Tok: tok, Batch: o.Batch, Seed: seed}
 	tp := ops.NewTape()
 	step := func(s int) (float64, map[string]float64, error) {
 		b, err := sampler.Get(s)
@@ -38,9 +39,13 @@ func trainScratch(ctx context.Context, pruned *clip.Config, pairs *world.Pairs, 
 		loss, err := m.ContrastiveStep(tp, b.Pixels, b.Text)
 		return loss, nil, err
 	}
+	sig := fmt.Sprintf("steps=%d batch=%d lr=%g", o.Steps, o.Batch, o.ScratchLR)
+	if seed != 1 {
+		sig += fmt.Sprintf(" seed=%d", seed)
+	}
 	tc := train.Config{Steps: o.Steps, Warmup: max(1, o.Steps/10), LR: o.ScratchLR, MinLR: 1e-5, ClipNorm: 1, Items: o.Batch,
 		Dir: filepath.Join(dir, "checkpoint"), CkptEvery: 50, Resume: true, Log: log,
-		Extra: map[string]string{"scratch": fmt.Sprintf("steps=%d batch=%d lr=%g", o.Steps, o.Batch, o.ScratchLR)}}
+		Extra: map[string]string{"scratch": sig}}
 	if _, err := train.Run(ctx, tc, m.Params(), opt, step, nil); err != nil {
 		return nil, false, err
 	}

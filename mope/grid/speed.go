@@ -6,15 +6,15 @@ import (
 	"time"
 
 	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/dataset"
 	"github.com/mopeclip/mopeclip/infer"
-	"github.com/mopeclip/mopeclip/internal/world"
 )
 
 // ImagesPerSecond measures the image-tower throughput of m on the fast
 // inference engine (package infer, the runtime a pruned model is deployed
 // with): up to 256 images of im in batches of 64, GOMAXPROCS threads, best
 // of three passes after a warm-up pass.
-func ImagesPerSecond(m *clip.Model, im *world.Images) (float64, error) {
+func ImagesPerSecond(m *clip.Model, im *dataset.Images) (float64, error) {
 	n := min(256, im.N)
 	if n == 0 {
 		return 0, fmt.Errorf("grid: no images to measure speed on")

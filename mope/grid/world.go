@@ -6,6 +6,7 @@ import (
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/clip/tokenizer"
 	"github.com/mopeclip/mopeclip/clip/zeroshot"
+	"github.com/mopeclip/mopeclip/dataset"
 	"github.com/mopeclip/mopeclip/dataset/shapes"
 	"github.com/mopeclip/mopeclip/infer"
 	"github.com/mopeclip/mopeclip/internal/world"
@@ -14,8 +15,8 @@ import (
 // World is the evaluation data: the shapes retrieval test split and the
 // single-object classification set.
 type World struct {
-	Test                   *world.Pairs
-	Single                 *world.Pairs
+	Test                   *dataset.Pairs
+	Single                 *dataset.Pairs
 	ShapeLabel, ColorLabel []int
 }
 

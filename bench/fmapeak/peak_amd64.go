@@ -1,0 +1,7 @@
+package main
+
+// The register-only loops, in peak_amd64.s.
+
+func fmaZ(n int)
+func fmaY(n int)
+func dpbusdZ(n int)
