@@ -15,7 +15,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"runtime"
 	"time"
 
 	"github.com/mopeclip/mopeclip/clip"
@@ -225,30 +224,6 @@ func Run(ctx context.Context, enc *clip.Encoder, d *dataset.Dataset, o Options) 
 	return rep, nil
 }
 
-// prepare is what the decoding workers do to a record: decode, resize and
-// crop to the 8-bit image. Normalisation (exact on 8-bit values, so the
-// model input is that of dataset.Preprocessed) is left to the consumer, so
-// that the queue holds a quarter of the bytes.
-func prepare(pre imageproc.Config) func(*dataset.Record) (*imageproc.RGB8, error) {
-	return func(r *dataset.Record) (*imageproc.RGB8, error) { return dataset.Prepared(r, pre) }
-}
-
-// streamOptions sizes the decoding queue: unless o says otherwise, two
-// encoder chunks of images may be decoded ahead, so that the workers
-// prepare the whole next chunk while the encoder runs the current one (with
-// the stream's default of 4 a worker, the encoder waited for the second
-// half of every chunk: 12 % of the image part of a ViT-B/32 on 2 cores).
-func streamOptions(o dataset.StreamOptions, chunk int) dataset.StreamOptions {
-	if o.Ahead <= 0 {
-		w := o.Workers
-		if w <= 0 {
-			w = runtime.GOMAXPROCS(0)
-		}
-		o.Ahead = max(4*w, chunk)
-	}
-	return o
-}
-
 // imageSink embeds the prepared images of a stream a few batches at a
 // time: batches are the same consecutive runs of enc's batch size as
 // clip.Encoder makes over the whole set, so the embeddings are identical.
@@ -306,10 +281,10 @@ func (s *imageSink) flush() error {
 // stream preprocesses d's images (o.Pre) and feeds them to the sink in
 // order, calling each on every record first, and flushes the sink at the end.
 func (s *imageSink) stream(ctx context.Context, d *dataset.Dataset, o Options, each func(dataset.Record)) error {
-	err := dataset.Stream(ctx, d, streamOptions(o.Stream, s.chunk), prepare(o.Pre),
-		func(r dataset.Record, p *imageproc.RGB8) error {
+	err := dataset.Stream(ctx, d, o.Stream, func(r *dataset.Record) ([]float32, error) { return dataset.Preprocessed(r, o.Pre) },
+		func(r dataset.Record, px []float32) error {
 			each(r)
-			return s.add(imageproc.Normalize(p, o.Pre.Mean, o.Pre.Std))
+			return s.add(px)
 		})
 	if err != nil {
 		return err
