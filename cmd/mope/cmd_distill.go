@@ -248,7 +248,10 @@ func distillDirs(ctx context.Context, teacherDir, studentDir, out string, df dis
 	mr := &distillResult{Model: out, Teacher: teacherDir, Student: studentDir, Settings: o.Signature(), Steps: o.Steps,
 		Seconds: res.Elapsed.Seconds(), Loss: res.Loss}
 	mr.Val, _ = mope.RecallFromScalars(res.Val)
-	b, _ := json.MarshalIndent(mr, "", "  ")
+	b, err := json.MarshalIndent(mr, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("%s: metrics.json: %w", out, err)
+	}
 	if err := atomicfile.WriteFile(filepath.Join(out, "metrics.json"), append(b, '\n')); err != nil {
 		return nil, err
 	}
