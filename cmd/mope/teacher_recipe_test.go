@@ -12,7 +12,7 @@ import (
 )
 
 // TestTeacherRecipeMatchesCommittedTeacher ties teacherRecipe (what mope demo
-// runs when the teacher is missing, and what the README prints) to the
+// runs when the teacher is missing, and what assets/shapes-teacher/README.md prints) to the
 // committed teacher: its config is the recipe's preset, and its training
 // curve has the recipe's length, learning-rate schedule and validation steps.
 func TestTeacherRecipeMatchesCommittedTeacher(t *testing.T) {
