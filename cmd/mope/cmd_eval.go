@@ -63,6 +63,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if err := checkLimit(*limit); err != nil {
 		return err
 	}
+	defer tightenGC(os.Getenv)()
 	switch {
 	case fl.NArg() > 0:
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fl.Arg(0))
