@@ -28,12 +28,14 @@ func InfoNCE(tp *Tape, img, txt, logitScale *Var) *Var {
 	if N == 0 {
 		panic("ops.InfoNCE: empty batch")
 	}
+	Sync(logitScale.Value.Data)
 	s := float64(logitScale.Value.Data[0])
 	clamped := s > MaxLogitScale
 	scale := float32(math.Exp(min(s, MaxLogitScale)))
 
 	logits := tp.scratch(N * N)
 	backend.Gemm(false, true, N, N, D, scale, img.Value.Data, max(D, 1), txt.Value.Data, max(D, 1), 0, logits, N)
+	Sync(logits) // the heads below run on the host
 
 	// Row and column log-sum-exps in float64.
 	rowLSE := make([]float64, N)
@@ -90,9 +92,11 @@ func InfoNCE(tp *Tape, img, txt, logitScale *Var) *Var {
 			row[j] = float32(g)
 		}
 	}
+	Wrote(logits)
 	tp.saved = append(tp.saved, logits)
 	G := logits
 	return tp.record(out, func(dy []float32) {
+		Sync(dy[:1])
 		g := dy[0]
 		if img.RequiresGrad() { // dImg = g·scale·G·txt
 			gi, fresh := tp.gradBuf(img)
@@ -104,8 +108,8 @@ func InfoNCE(tp *Tape, img, txt, logitScale *Var) *Var {
 		}
 		if logitScale.RequiresGrad() {
 			gs := tp.gradZero(logitScale)
-			if !clamped {
-				gs[0] += g * float32(dS)
+			if !clamped { // gs[0] += g·dS, where gs lives
+				backend.Axpy(1, []float32{g * float32(dS)}, gs[:1])
 			}
 		}
 	})
@@ -131,6 +135,7 @@ func SoftCrossEntropy(tp *Tape, student, teacher *Var, temp float32) *Var {
 	if rec {
 		diff = tp.save(rows * M)
 	}
+	Sync(student.Value.Data, teacher.Value.Data)
 	it := 1 / float64(temp)
 	pt := make([]float64, M)
 	var loss float64
@@ -177,7 +182,11 @@ func SoftCrossEntropy(tp *Tape, student, teacher *Var, temp float32) *Var {
 	if !rec {
 		return out
 	}
-	return tp.record(out, func(dy []float32) { tp.accum(student, diff, dy[0]) })
+	Wrote(diff)
+	return tp.record(out, func(dy []float32) {
+		Sync(dy[:1])
+		tp.accum(student, diff, dy[0])
+	})
 }
 
 // MSE returns the mean of (a − b)² over all elements as a [1] scalar.
@@ -191,6 +200,7 @@ func MSE(tp *Tape, a, b *Var) *Var {
 		panic(fmt.Sprintf("ops.MSE: empty operands %v", a.Value.Shape))
 	}
 	ad, bd := a.Value.Data, b.Value.Data[:n]
+	Sync(ad, bd)
 	var s float64
 	for i, v := range ad {
 		d := float64(v) - float64(bd[i])
@@ -201,6 +211,7 @@ func MSE(tp *Tape, a, b *Var) *Var {
 		return out
 	}
 	return tp.record(out, func(dy []float32) {
+		Sync(dy[:1])
 		c := 2 * dy[0] / float32(n)
 		for _, p := range [2]struct {
 			v    *Var
@@ -215,10 +226,12 @@ func MSE(tp *Tape, a, b *Var) *Var {
 					g[i] = p.sign * (v - bd[i])
 				}
 			} else {
+				Sync(g)
 				for i, v := range ad {
 					g[i] += p.sign * (v - bd[i])
 				}
 			}
+			Wrote(g)
 		}
 	})
 }

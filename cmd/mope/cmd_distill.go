@@ -174,7 +174,7 @@ func runDistill(args []string, stdout, stderr io.Writer) error {
 	if err := refuseCheckpoint(out, resume, *force); err != nil {
 		return err
 	}
-	release, err := claimOut(out, *df.Device, stderr)
+	release, err := claimTrainingOut(out, *df.Device, stderr)
 	if err != nil {
 		return err
 	}

@@ -47,6 +47,19 @@ func openDevice(name string, prec cuda.Precision) (*cuda.Context, string, error)
 // nothing. The CUDA backend copies each op's operands to the GPU and back
 // (package cuda), so it pays off where the matrix products are large.
 func useDevice(name string, log io.Writer) (release func(), err error) {
+	return useDeviceMode(name, false, log)
+}
+
+// useTrainingDevice is useDevice for a command whose ops all run inside
+// train.Run (pretrain, distill): the CUDA backend is resident
+// (cuda.BackendOptions.Resident), so parameters, activations, gradients and
+// optimiser state stay on the GPU for the whole step and only the batch, the
+// loss and the metrics cross the bus.
+func useTrainingDevice(name string, log io.Writer) (release func(), err error) {
+	return useDeviceMode(name, true, log)
+}
+
+func useDeviceMode(name string, resident bool, log io.Writer) (release func(), err error) {
 	onGPU, prec, err := parseDevice(name)
 	if err != nil {
 		return nil, err
@@ -58,7 +71,7 @@ func useDevice(name string, log io.Writer) (release func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := cuda.NewBackend(c, cuda.BackendOptions{Precision: prec})
+	b, err := cuda.NewBackend(c, cuda.BackendOptions{Precision: prec, Resident: resident})
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("--device %s: %w", name, err)

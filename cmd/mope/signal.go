@@ -170,11 +170,21 @@ func lockOut(path string) (release func(), err error) {
 // (useDevice), the way every command that trains or writes a model starts;
 // release gives back both, the device first.
 func claimOut(out, device string, log io.Writer) (release func(), err error) {
+	return claimOutWith(out, device, useDevice, log)
+}
+
+// claimTrainingOut is claimOut for pretrain and distill: the device is
+// resident (useTrainingDevice).
+func claimTrainingOut(out, device string, log io.Writer) (release func(), err error) {
+	return claimOutWith(out, device, useTrainingDevice, log)
+}
+
+func claimOutWith(out, device string, use func(string, io.Writer) (func(), error), log io.Writer) (release func(), err error) {
 	unlock, err := lockOut(out)
 	if err != nil {
 		return nil, err
 	}
-	free, err := useDevice(device, log)
+	free, err := use(device, log)
 	if err != nil {
 		unlock()
 		return nil, err
