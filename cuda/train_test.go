@@ -103,8 +103,8 @@ func TestAttentionFlashBackward(t *testing.T) {
 		// are shared: q = k = v (dv written, dq and dk added), q = k (dq
 		// written, dk added), q = v (dv written, dq added).
 		for _, al := range []struct {
-			name               string
-			q, k, v            int // buffer index per gradient (-1: none)
+			name                string
+			q, k, v             int // buffer index per gradient (-1: none)
 			betaQ, betaK, betaV float32
 		}{
 			{"qkv", 0, 0, 0, 1, 1, 0},
