@@ -342,16 +342,6 @@ func TestMSEKernels(t *testing.T) {
 	}
 }
 
-// adamConsts is nn.AdamW.Step's scalar arithmetic for step t.
-func adamConsts(cfg nn.AdamWConfig, lr float64, t int) (ops.AdamWConsts, float32) {
-	bc1 := 1 - math.Pow(cfg.Beta1, float64(t))
-	bc2 := 1 - math.Pow(cfg.Beta2, float64(t))
-	return ops.AdamWConsts{
-		B1: float32(cfg.Beta1), B1c: float32(1 - cfg.Beta1), B2: float32(cfg.Beta2), B2c: float32(1 - cfg.Beta2),
-		StepSize: float32(lr / bc1), InvBC2: float32(1 / math.Sqrt(bc2)), Eps: float32(cfg.Eps),
-	}, float32(1 - lr*cfg.WeightDecay)
-}
-
 func TestFusedAdamW(t *testing.T) {
 	b := backend(t, BackendOptions{})
 	sizes := []int{1, 7, 33, 4096, 4097, 12345, 65, 1000}
@@ -422,14 +412,12 @@ func TestFusedAdamW(t *testing.T) {
 				record("grad-norm", math.Abs(gotNorm-norm)/norm, 1e-12)
 				step++
 			}
-			k, decay := adamConsts(cfg, lr, max(step, 1))
+			// The factors as a caller forms them (ops.NewAdamWConsts,
+			// ops.AdamWDecay): the comparison below checks they are nn's.
+			k := ops.NewAdamWConsts(cfg.Beta1, cfg.Beta2, cfg.Eps, lr, max(step, 1))
 			ts := make([]ops.AdamWTensor, len(dv))
 			for i, p := range dv {
-				d := decay
-				if p.NoDecay {
-					d = 1
-				}
-				ts[i] = ops.AdamWTensor{P: p.Value.Data, G: p.Grad.Data, M: ms[i], V: vs[i], Decay: d}
+				ts[i] = ops.AdamWTensor{P: p.Value.Data, G: p.Grad.Data, M: ms[i], V: vs[i], Decay: ops.AdamWDecay(lr, cfg.WeightDecay, p.NoDecay)}
 			}
 			var ns []float32
 			if c.maxNorm > 0 || skip {
