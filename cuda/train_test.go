@@ -157,6 +157,13 @@ func TestAttentionFlashThroughOps(t *testing.T) {
 	for i, name := range []string{"dq", "dk", "dv"} {
 		expect(t, "attention-flash-bwd-"+name, "round trip "+c.String(), gg[i], wg[i], tolFlashGrad)
 	}
+	// Deterministic: a second run gives the same bits (no atomics; on a
+	// GPU, whatever the block schedule).
+	go2, gg2 := run(b, make([]float32, b.AttnSavedLen(a)))
+	expect(t, "attention-flash-repeat", "forward "+c.String(), go2, go1, 0)
+	for i, name := range []string{"dq", "dk", "dv"} {
+		expect(t, "attention-flash-repeat", name+" "+c.String(), gg2[i], gg[i], 0)
+	}
 	// The probabilities path is still taken for a buffer of AttnProbsLen.
 	po, pg := run(b, make([]float32, ops.AttnProbsLen(a)))
 	expect(t, "attention-naive", "probs path "+c.String(), po, wo, tolFP32)
