@@ -92,7 +92,8 @@ const adamChunk = 1 << 16
 
 // Step applies one update with learning rate lr. It does not clear the
 // gradients. The update is element-wise, so the result does not depend on
-// how the work is split across goroutines.
+// how the work is split across goroutines. On a backend with a fused AdamW
+// (ops.FusedAdamW) the backend runs it, where the tensors live.
 func (o *AdamW) Step(lr float64) {
 	o.t++
 	t := float64(o.t)
@@ -108,6 +109,15 @@ func (o *AdamW) Step(lr float64) {
 		eps:      float32(o.Eps),
 	}
 	decay := float32(1 - lr*o.WeightDecay)
+	if f, ok := ops.CurrentBackend().(ops.FusedAdamW); ok {
+		// The same update where the tensors live, in a few launches.
+		ts := make([]ops.AdamWTensor, len(o.params))
+		for i, p := range o.params {
+			ts[i] = ops.AdamWTensor{P: p.Value.Data, G: p.Grad.Data, M: o.m[i], V: o.v[i], Decay: ops.AdamWDecay(lr, o.WeightDecay, p.NoDecay)}
+		}
+		f.AdamWStep(ts, ops.NewAdamWConsts(o.Beta1, o.Beta2, o.Eps, lr, o.t), nil, 0)
+		return
+	}
 	if ops.Resident() {
 		// The update runs on the host: fetch what it reads, declare what
 		// it wrote.
