@@ -455,6 +455,9 @@ func TestResidentDistill(t *testing.T) {
 				}
 			}
 			record("resident-distill-20/"+tc.name, worst, tc.tol)
+			if st := be.ResidentStats(); st.Transient != 0 || st.Kept == 0 {
+				t.Errorf("after the run: %+v, want kept entries only", st)
+			}
 			t.Logf("20 steps: CPU loss %.6f → %.6f, worst relative difference %.2e", want[0], want[len(want)-1], worst)
 		})
 	}
