@@ -179,11 +179,11 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	if *asJSON {
 		human = stderr
 	}
-	release, err := useDevice(*device, stderr)
+	sess, err := useDevice(*device, stderr)
 	if err != nil {
 		return err
 	}
-	defer release()
+	defer sess.Close()
 	if err := checkLimit(*n); err != nil {
 		return err
 	}

@@ -82,7 +82,7 @@ func runPipeline(args []string, stdout, stderr io.Writer) error {
 	if pf.Stage == mope.StageFinetune && (*pf.Tower == clip.BothTowers || *pf.Tower == 0) {
 		return fmt.Errorf("%w: --stage finetune prunes one tower: --tower vision or --tower text", errUsage)
 	}
-	release, err := claimOut(pf.Out, *pf.D.Device, stderr)
+	_, release, err := claimOut(pf.Out, *pf.D.Device, stderr)
 	if err != nil {
 		return err
 	}
