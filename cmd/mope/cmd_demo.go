@@ -217,7 +217,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	d, err := grid.RunDemo(ctx, grid.DemoConfig{Teacher: teacher, TeacherDir: *teacherDir, Tok: tok, Out: *out, N: *n,
-		NoGrid: *noGrid, Grid: *gridOpts, Stdout: human, Log: stderr})
+		NoGrid: *noGrid, Grid: *gridOpts, Stdout: human, Log: stderr, GPU: sess.gpu()})
 	if err != nil {
 		return err
 	}
