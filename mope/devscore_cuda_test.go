@@ -1,4 +1,4 @@
-//go:build cuda && cudaemu
+//go:build cuda
 
 package mope
 
@@ -12,7 +12,8 @@ import (
 )
 
 // TestDeviceScorer runs MoPE scoring's device path (cuda.Suffix, the prefix
-// cache on the device) on the CPU emulator of package cuda: every
+// cache on the device) on the GPU or the CPU emulator of package cuda
+// (-tags cuda,cudaemu): every
 // evaluation's embeddings (each head, FFN group and layer of both towers
 // dropped, layer 0) are within 1e-5 of the fast CPU engine's, so are the
 // embeddings from every cached layer, and Score with Options.GPU gives the
@@ -143,9 +144,13 @@ func TestDeviceScorer(t *testing.T) {
 		}
 		t.Logf("%d of %d modules change the retrieval", moved, len(got.Scores))
 	}
-	// TF32 needs cuBLAS, which the emulator does not have: a clean error.
+	// TF32 needs cuBLAS (the emulator has none: a clean error).
 	o := Options{Metric: MetricMoPE, Towers: clip.VisionOnly, Kinds: kinds, GPU: GPU{Ctx: ctx, Precision: cuda.TF32}}
-	if _, err := Score(m, cal, o); err == nil {
+	f, err := Score(m, cal, o)
+	switch {
+	case !ctx.HasCublas() && err == nil:
 		t.Error("TF32 without cuBLAS accepted")
+	case ctx.HasCublas() && (err != nil || f.Settings.Engine != EngineCUDATF32 || len(f.Scores) == 0):
+		t.Errorf("TF32: %v", err)
 	}
 }
