@@ -25,9 +25,10 @@
 #   4. distillation step, ViT-B/32 teacher fwd + half-width student fwd/bwd +
 #      clip + AdamW, batch 256, fp32 and TF32: BenchmarkDistillStepDevice vs
 #      cuda/torch_distill.py (PyTorch eager, SDPA attention, same shapes)
-#   5. attention forward/backward at head dim 64 and 128: BenchmarkAttention
-#      (every variant it has: flash, naive, half heads, and the backward
-#      ones of issue 17's kernels) vs cuda/torch_attn.py (SDPA), attn_shapes.txt
+#   5. attention forward/backward at head dim 64 and 128 on attn_shapes.txt:
+#      BenchmarkAttention (flash, naive, half heads) and BenchmarkAttentionTrain
+#      (fwd-save, the forward that keeps the flash statistics; bwd, the flash
+#      backward) vs cuda/torch_attn.py --bwd (SDPA fp32 forward and backward)
 #   6. MoPE scoring: mope init --preset ViT-B/32 (random weights), then
 #      mope score --device cuda and cuda:tf32 of all 348 vision modules (12
 #      layers x (12 heads + 16 FFN groups + 1 layer)) on 1,000 synthetic
@@ -142,11 +143,13 @@ done
 step 60 distill-torch "$PY" cuda/torch_distill.py --preset "$PRESET" --batch "$BATCH" --steps 5 --warmup 2 \
 	--device "$TORCH_DEVICE" >"$out/distill_torch.log" 2>&1
 
-# 5: attention, ours then SDPA. BenchmarkAttention's variants and
-# torch_attn.py's lines are tabled by name, whatever issue 17's kernels add.
-(cd cuda && step 50 attn-go ./cuda.test -test.run '^$' -test.bench "$ATTN_RUN" -test.benchtime 20x -test.timeout 45s >"$out/attn_go.log" 2>&1)
+# 5: attention, ours then SDPA (-test.bench 'Attention' runs both
+# BenchmarkAttention and BenchmarkAttentionTrain; the table pairs them with
+# torch_attn.py's lines by shape and variant name).
+(cd cuda && step 60 attn-go ./cuda.test -test.run '^$' -test.bench "$ATTN_RUN" -test.benchtime 20x -test.timeout 55s >"$out/attn_go.log" 2>&1)
 if [ "$TORCH_DEVICE" = cuda ]; then
-	(cd cuda && step 50 attn-torch "$PY" torch_attn.py attn_shapes.txt >"$out/attn_torch.log" 2>&1)
+	(cd cuda && step 50 attn-torch "$PY" torch_attn.py attn_shapes.txt --bwd --variants sdpa-fp32,efficient-fp32 \
+		>"$out/attn_torch.log" 2>&1)
 fi
 
 # 6: MoPE scoring of every vision module.
