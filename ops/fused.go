@@ -125,6 +125,29 @@ type AdamWConsts struct {
 	B1, B1c, B2, B2c, StepSize, InvBC2, Eps float32
 }
 
+// NewAdamWConsts returns the factors of AdamW step t (counted from 1) with
+// learning rate lr, computed in float64 and rounded once, exactly as
+// nn.AdamW.Step computes them:
+//
+//	StepSize = float32(lr / (1 − β1^t)), InvBC2 = float32(1 / √(1 − β2^t))
+func NewAdamWConsts(beta1, beta2, eps, lr float64, t int) AdamWConsts {
+	bc1 := 1 - math.Pow(beta1, float64(t))
+	bc2 := 1 - math.Pow(beta2, float64(t))
+	return AdamWConsts{
+		B1: float32(beta1), B1c: float32(1 - beta1), B2: float32(beta2), B2c: float32(1 - beta2),
+		StepSize: float32(lr / bc1), InvBC2: float32(1 / math.Sqrt(bc2)), Eps: float32(eps),
+	}
+}
+
+// AdamWDecay returns a parameter's AdamWTensor.Decay: float32(1 − lr·λ),
+// or 1 when it is exempt (nn.Param.NoDecay) or λ is 0, as nn.AdamW.Step.
+func AdamWDecay(lr, weightDecay float64, noDecay bool) float32 {
+	if noDecay || weightDecay == 0 {
+		return 1
+	}
+	return float32(1 - lr*weightDecay)
+}
+
 // AdamWTensor is one parameter of a multi-tensor AdamW step: value P,
 // gradient G, moments M and V (all of one length) and the decay factor
 // Decay = float32(1 − lr·λ), or 1 for a parameter without weight decay.

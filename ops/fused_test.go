@@ -28,3 +28,21 @@ func TestGradNormFromSq(t *testing.T) {
 		t.Errorf("GradNormFromSq = %.17g, want %.17g", got, want)
 	}
 }
+
+func TestAdamWFactors(t *testing.T) {
+	k := NewAdamWConsts(0.9, 0.999, 1e-8, 1e-3, 1)
+	want := AdamWConsts{B1: 0.9, B1c: float32(1 - 0.9), B2: 0.999, B2c: float32(1 - 0.999),
+		StepSize: float32(1e-3 / (1 - 0.9)), InvBC2: float32(1 / math.Sqrt(1-0.999)), Eps: 1e-8}
+	if k != want {
+		t.Errorf("NewAdamWConsts = %+v, want %+v", k, want)
+	}
+	for _, c := range []struct {
+		lr, wd  float64
+		noDecay bool
+		want    float32
+	}{{1e-3, 0.01, false, float32(1 - 1e-3*0.01)}, {1e-3, 0.01, true, 1}, {1e-3, 0, false, 1}} {
+		if got := AdamWDecay(c.lr, c.wd, c.noDecay); got != c.want {
+			t.Errorf("AdamWDecay(%v, %v, %v) = %v, want %v", c.lr, c.wd, c.noDecay, got, c.want)
+		}
+	}
+}
