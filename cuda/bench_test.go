@@ -156,6 +156,13 @@ func BenchmarkAttention(b *testing.B) {
 			g2.keptHeads = kp
 			timeDevice(b, attnFLOPs(s), peak, 0, func() error { return dev.attnNaive(&g2, bufs[0], bufs[1], bufs[2], bufs[3], P) })
 		})
+		// The D = 128 tuning candidate (64×16 tiles, K and V sharing shared
+		// memory) next to the default instantiation.
+		if flashDMax(s.D) == 128 {
+			b.Run(s.name+"/flash-kv1", func(b *testing.B) {
+				timeDevice(b, attnFLOPs(s), peak, 0, func() error { return dev.attnFlashKV1(geo, bufs[0], bufs[1], bufs[2], bufs[3]) })
+			})
+		}
 		// Half the heads dropped: the kernel should take about half the time.
 		b.Run(s.name+"/flash-halfheads", func(b *testing.B) {
 			keep := make([]int32, s.H)

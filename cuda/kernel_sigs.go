@@ -13,16 +13,17 @@ import (
 // it, and TestPTXSignatures checks it against the committed PTX, so a Go call
 // and a kernel prototype cannot drift apart silently.
 var kernelSigs = map[string]string{
-	"attn_flash_fwd_d16":  "ppppiiiiiiifipp",
-	"attn_flash_fwd_d32":  "ppppiiiiiiifipp",
-	"attn_flash_fwd_d64":  "ppppiiiiiiifipp",
-	"attn_flash_fwd_d128": "ppppiiiiiiifipp",
-	"attn_probs":          "pppiiiifippi",
-	"attn_pv":             "pppiiiiipi",
-	"attn_bwd_dv":         "pppiiiiippif",
-	"attn_bwd_ds":         "ppppiiiiippi",
-	"attn_bwd_dq":         "pppiiiiifppif",
-	"attn_bwd_dk":         "pppiiiiifppif",
+	"attn_flash_fwd_d16":      "ppppiiiiiiifipp",
+	"attn_flash_fwd_d32":      "ppppiiiiiiifipp",
+	"attn_flash_fwd_d64":      "ppppiiiiiiifipp",
+	"attn_flash_fwd_d128":     "ppppiiiiiiifipp",
+	"attn_flash_fwd_d128_kv1": "ppppiiiiiiifipp",
+	"attn_probs":              "pppiiiifippi",
+	"attn_pv":                 "pppiiiiipi",
+	"attn_bwd_dv":             "pppiiiiippif",
+	"attn_bwd_ds":             "ppppiiiiippi",
+	"attn_bwd_dq":             "pppiiiiifppif",
+	"attn_bwd_dk":             "pppiiiiifppif",
 
 	"attn_flash_fwd_save_d16":  "ppppiiiiiiifipppppi",
 	"attn_flash_fwd_save_d32":  "ppppiiiiiiifipppppi",

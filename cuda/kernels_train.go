@@ -43,6 +43,18 @@ func (c *Context) attnFlashSave(g *attnGeom, q, k, v, out, lse, osave devPtr) er
 			f(g.scale).b(g.causal).p(g.keyLens).p(g.headKeep).p(lse).p(osave).p(g.headSlot).i(g.Hk))
 }
 
+// attnFlashKV1 runs attn_flash_fwd_d128_kv1, the D = 128 tuning candidate
+// (64×16 tiles, K and V taking turns in one shared buffer); 64 < D <= 128.
+// Benchmarked next to attnFlash; the Backend does not use it.
+func (c *Context) attnFlashKV1(g *attnGeom, q, k, v, out devPtr) error {
+	if flashDMax(g.D) != 128 {
+		return fmt.Errorf("cuda: attn_flash_fwd_d128_kv1 is for head dimensions 65 to 128, not %d", g.D)
+	}
+	return c.launch("attn_flash_fwd_d128_kv1", dim3{ceilDiv(g.T, 64), g.H, g.B}, dim3{128, 1, 1}, 0,
+		newArgs().p(q).p(k).p(v).p(out).i(g.T).i(g.H).i(g.D).i(g.ldq).i(g.ldk).i(g.ldv).i(g.ldo).
+			f(g.scale).b(g.causal).p(g.keyLens).p(g.headKeep))
+}
+
 // flashGrads are the outputs of the flash backward: gradients (0: not
 // wanted) with the strides of q, k, v, and their betas.
 type flashGrads struct {

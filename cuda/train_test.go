@@ -172,6 +172,42 @@ func TestAttentionFlashThroughOps(t *testing.T) {
 	}
 }
 
+// TestAttentionFlashKV1 checks the D = 128 tuning candidate against the CPU.
+func TestAttentionFlashKV1(t *testing.T) {
+	g := tensor.NewRNG(28)
+	for _, c := range []attnCase{
+		{B: 1, T: 1, H: 1, D: 128},
+		{B: 2, T: 77, H: 2, D: 128, causal: true, keyLens: []int{77, 30}},
+		{B: 2, T: 129, H: 3, D: 80, keyLens: []int{0, 100}, keep: []bool{true, false, true}},
+		{B: 1, T: 65, H: 2, D: 128, causal: true, keep: []bool{false, true}},
+	} {
+		a := c.args()
+		n := c.B * c.T * c.H * c.D
+		q, k, v := randn(g, n, 1), randn(g, n, 1), randn(g, n, 1)
+		want := make([]float32, n)
+		ops.CPU.AttentionForward(a, q, k, v, want, nil)
+		keyLens, keep, _, _ := attnMasks(a)
+		var dl, dk devPtr
+		var err error
+		if dl, err = dev.uploadInts(keyLens); err != nil {
+			t.Fatal(err)
+		}
+		if dk, err = dev.uploadInts(keep); err != nil {
+			t.Fatal(err)
+		}
+		ld := c.H * c.D
+		geo := &attnGeom{B: c.B, T: c.T, H: c.H, D: c.D, ldq: ld, ldk: ld, ldv: ld, ldo: ld, causal: c.causal,
+			scale: a.Scale, keyLens: dl, headKeep: dk}
+		out := upload(t, nans(n))
+		if err := dev.attnFlashKV1(geo, upload(t, q), upload(t, k), upload(t, v), out); err != nil {
+			t.Fatal(err)
+		}
+		expect(t, "attention-flash-kv1", c.String(), download(t, out, n), want, tolFP32)
+		dev.free(dl)
+		dev.free(dk)
+	}
+}
+
 func TestBiasActBackward(t *testing.T) {
 	g := tensor.NewRNG(23)
 	b := backend(t, BackendOptions{})

@@ -24,7 +24,11 @@
 // row log-sum-exp lse[slot·T + i] = m + log(l) (+Inf for a row with no keys)
 // and a copy of the row's output osave[(slot·T + i)·D + d], slot = b·Hk +
 // headSlot[h] (headSlot null: all heads kept, slot = b·H + h).
-template <int DMAX, int RI, int CJ, bool SAVE>
+//
+// KV1 (attn_flash_fwd_d128_kv1, a tuning candidate): K and V of a key tile
+// take turns in one shared buffer (V is loaded after the scores), which
+// leaves room for BQ = 64 query rows at D = 128.
+template <int DMAX, int RI, int CJ, bool SAVE, bool KV1 = false>
 __device__ __forceinline__ void flash_fwd(const float *__restrict__ q, const float *__restrict__ k,
                                           const float *__restrict__ v, float *__restrict__ out, int T, int H,
                                           int D, int ldq, int ldk, int ldv, int ldo, float scale, int causal,
@@ -34,8 +38,9 @@ __device__ __forceinline__ void flash_fwd(const float *__restrict__ q, const flo
 	constexpr int BQ = 16 * RI, BK = 8 * CJ, DJ = DMAX / 8, LD = DMAX + 1;
 	__shared__ float Qs[BQ][LD];
 	__shared__ float Ks[BK][LD];
-	__shared__ float Vs[BK][LD];
+	__shared__ float Vs[KV1 ? 1 : BK][LD];
 	__shared__ float Ps[BQ][BK + 1];
+	float(*Vt)[LD] = KV1 ? Ks : Vs;
 
 	const int b = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * BQ;
 	const int t = threadIdx.x, tr = t >> 3, tc = t & 7;
@@ -73,7 +78,7 @@ __device__ __forceinline__ void flash_fwd(const float *__restrict__ q, const flo
 			int r = idx / DMAX, d = idx - r * DMAX, j = k0 + r;
 			bool ok = j < kend && d < D;
 			Ks[r][d] = ok ? k[(row0 + j) * ldk + col0 + d] : 0.f;
-			Vs[r][d] = ok ? v[(row0 + j) * ldv + col0 + d] : 0.f;
+			if (!KV1) Vs[r][d] = ok ? v[(row0 + j) * ldv + col0 + d] : 0.f;
 		}
 		__syncthreads();
 
@@ -134,6 +139,15 @@ __device__ __forceinline__ void flash_fwd(const float *__restrict__ q, const flo
 		}
 		// A row's probabilities are written and read by the same 8 lanes.
 		__syncwarp();
+		if (KV1) {
+			// Every score is computed: V may replace K.
+			__syncthreads();
+			for (int idx = t; idx < BK * DMAX; idx += blockDim.x) {
+				int r = idx / DMAX, d = idx - r * DMAX, j = k0 + r;
+				Ks[r][d] = j < kend && d < D ? v[(row0 + j) * ldv + col0 + d] : 0.f;
+			}
+			__syncthreads();
+		}
 
 #pragma unroll 4
 		for (int c = 0; c < BK; c++) {
@@ -142,7 +156,7 @@ __device__ __forceinline__ void flash_fwd(const float *__restrict__ q, const flo
 			for (int i = 0; i < RI; i++) pv[i] = Ps[tr + 16 * i][c];
 #pragma unroll
 			for (int jd = 0; jd < DJ; jd++) {
-				float vv = Vs[c][tc + 8 * jd];
+				float vv = Vt[c][tc + 8 * jd];
 #pragma unroll
 				for (int i = 0; i < RI; i++) o[i][jd] = fmaf(pv[i], vv, o[i][jd]);
 			}
@@ -184,6 +198,9 @@ extern "C" __global__ void __launch_bounds__(128) attn_flash_fwd_d16(FLASH_ARGS)
 extern "C" __global__ void __launch_bounds__(128) attn_flash_fwd_d32(FLASH_ARGS) { flash_fwd<32, 4, 4, false>(FLASH_PASS, FLASH_NOSAVE); }
 extern "C" __global__ void __launch_bounds__(128) attn_flash_fwd_d64(FLASH_ARGS) { flash_fwd<64, 4, 4, false>(FLASH_PASS, FLASH_NOSAVE); }
 extern "C" __global__ void __launch_bounds__(128) attn_flash_fwd_d128(FLASH_ARGS) { flash_fwd<128, 2, 2, false>(FLASH_PASS, FLASH_NOSAVE); }
+// Tuning candidate for D = 128 (64×16 tiles, K and V sharing a buffer);
+// benchmarked next to attn_flash_fwd_d128, not used by the Backend.
+extern "C" __global__ void __launch_bounds__(128) attn_flash_fwd_d128_kv1(FLASH_ARGS) { flash_fwd<128, 4, 2, false, true>(FLASH_PASS, FLASH_NOSAVE); }
 // The training forward: the same, plus the statistics of the flash backward.
 extern "C" __global__ void __launch_bounds__(128) attn_flash_fwd_save_d16(FLASH_SAVE_ARGS) { flash_fwd<16, 4, 4, true>(FLASH_SAVE_PASS); }
 extern "C" __global__ void __launch_bounds__(128) attn_flash_fwd_save_d32(FLASH_SAVE_ARGS) { flash_fwd<32, 4, 4, true>(FLASH_SAVE_PASS); }
