@@ -857,3 +857,25 @@ func (b *Backend) PatchUnfold(cols, pix []float32, B, Cin, H, W, P int) {
 	}
 	f.end("PatchUnfold")
 }
+
+// ScatterAddRows adds row r of src (rows of n) into row idx[r] of dst, in
+// order of r (one thread per output element over the rows grouped by
+// target: deterministic, bit-identical to the CPU backend's Adds).
+func (b *Backend) ScatterAddRows(dst, src []float32, n int, idx []int) {
+	if len(idx) == 0 || n == 0 {
+		return
+	}
+	need("ScatterAddRows", len(src) >= len(idx)*n, "src %d for %d rows of %d", len(src), len(idx), n)
+	for _, i := range idx {
+		need("ScatterAddRows", i >= 0 && (i+1)*n <= len(dst), "index %d of %d out of range", i, len(dst)/n)
+	}
+	targets, offsets, rows := scatterTable(idx)
+	f := b.begin()
+	ds := f.in(src[:len(idx)*n])
+	dt, do, dr := f.ints(targets), f.ints(offsets), f.ints(rows)
+	dd := f.out(dst, true)
+	if f.err == nil {
+		f.fail(b.c.scatterAddRows(dd, ds, n, dt, do, dr, len(targets)))
+	}
+	f.end("ScatterAddRows")
+}

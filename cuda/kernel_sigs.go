@@ -74,6 +74,8 @@ var kernelSigs = map[string]string{
 	"text_embed":  "ppppiii",
 	"gather_rows": "pipipii",
 
+	"scatter_add_rows": "ppipppi",
+
 	"sgemm_ep": "iiiiifpiqpiqfpiqpi",
 }
 

@@ -376,15 +376,17 @@ type budget struct{ up, down int64 }
 
 // transferBudget bounds the bytes of step slices (not kept) one CLIP
 // pretraining step of B pairs of T tokens moves after the first. In: the
-// pixels, the token ids and EOT positions (int32), and what the host-side
-// L2Normalize writes (the two normalised embeddings and their gradients).
+// pixels, the token ids and EOT positions (int32), the token embedding's
+// gradient scatter table (int32: distinct ids, offsets, rows), and what the
+// host-side L2Normalize writes (the two normalised embeddings and their
+// gradients).
 // Out: what it reads (the embeddings before normalisation and the gradients
 // of the normalised ones), the loss, the loss gradient InfoNCE's backward
 // GEMMs take as alpha, and the gradient norm (two floats). No term grows
 // with the parameters.
 func transferBudget(cfg *clip.Config, B, T int) budget {
 	S, E := cfg.Vision.ImageSize, cfg.ProjectionDim
-	up := int64(4*B*3*S*S) + int64(4*(B*T+B)) + int64(4*(2*B*E+2*B*E))
+	up := int64(4*B*3*S*S) + int64(4*(B*T+B)) + int64(4*(3*B*T+1)) + int64(4*(2*B*E+2*B*E))
 	down := int64(4*(2*B*E+2*B*E)) + 4 + 4 + 8 + 16 // + small slices' spare capacity
 	return budget{up, down}
 }
@@ -398,8 +400,9 @@ func clipParams(cfg *clip.Config) []*nn.Param {
 }
 
 // TestDataMovement checks the data-movement methods of ops.Backend (Copy,
-// Fill, GatherRows, PatchUnfold) against the CPU backend at awkward sizes,
-// per call and resident, with NaN-poisoned outputs.
+// Fill, GatherRows, ScatterAddRows, PatchUnfold) against the CPU backend at
+// awkward sizes, per call and resident, with NaN-poisoned outputs: the
+// results must be bit-identical.
 func TestDataMovement(t *testing.T) {
 	g := tensor.NewRNG(93)
 	type call struct {
@@ -430,9 +433,15 @@ func TestDataMovement(t *testing.T) {
 		for i := range idx {
 			idx[i] = g.IntN(sz.rows)
 		}
+		dy := randn(g, sz.out*sz.n, 1)
 		calls = append(calls, call{fmt.Sprintf("gather/%dx%d→%d", sz.rows, sz.n, sz.out), func(be ops.Backend) []float32 {
 			dst := nans(sz.out * sz.n)
 			be.GatherRows(dst, src, sz.n, idx)
+			ops.Sync(dst)
+			return dst
+		}}, call{fmt.Sprintf("scatter-add/%d→%dx%d", sz.out, sz.rows, sz.n), func(be ops.Backend) []float32 {
+			dst := clone(src) // indices repeat: rows get several adds, in order
+			be.ScatterAddRows(dst, dy, sz.n, idx)
 			ops.Sync(dst)
 			return dst
 		}})

@@ -111,6 +111,7 @@ func (*Backend) AttentionBackward(*ops.AttnArgs, []float32, []float32, []float32
 func (*Backend) Copy(_, _ []float32)                           { panic(ErrNoCUDA) }
 func (*Backend) Fill([]float32, float32)                       { panic(ErrNoCUDA) }
 func (*Backend) GatherRows(_, _ []float32, _ int, _ []int)     { panic(ErrNoCUDA) }
+func (*Backend) ScatterAddRows(_, _ []float32, _ int, _ []int) { panic(ErrNoCUDA) }
 func (*Backend) PatchUnfold(_, _ []float32, _, _, _, _, _ int) { panic(ErrNoCUDA) }
 
 // Sync makes the host copies of xs current (resident mode).

@@ -62,7 +62,10 @@ func BenchmarkDistillStepDevice(b *testing.B) {
 			if prec == cuda.TF32 && !ctx.HasCublas() {
 				b.Skip("SKIP: TF32 needs cuBLAS, not loaded")
 			}
-			be, err := cuda.NewBackend(ctx, cuda.BackendOptions{Precision: prec})
+			// Resident: parameters, activations, gradients and moments stay
+			// on the device; the loop keeps the state and ends each step
+			// as train.Run does.
+			be, err := cuda.NewBackend(ctx, cuda.BackendOptions{Precision: prec, Resident: true})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -72,6 +75,10 @@ func BenchmarkDistillStepDevice(b *testing.B) {
 			defer ops.SetBackend(prev)
 			params := student.Params()
 			opt := nn.NewAdamW(params, nn.AdamWConfig{Beta1: 0.9, Beta2: 0.98, Eps: 1e-6, WeightDecay: 0.05})
+			ops.Keep(opt.State()...)
+			for _, p := range teacher.Params() {
+				ops.Keep(p.Value.Data)
+			}
 			tp := ops.NewTape()
 			step := func() {
 				nn.ZeroGrads(params)
@@ -80,6 +87,7 @@ func BenchmarkDistillStepDevice(b *testing.B) {
 				}
 				nn.ClipGradNorm(params, 1)
 				opt.Step(1e-5)
+				ops.EndStep()
 			}
 			step() // warm-up: allocations, PTX JIT, cuBLAS handles
 			if err := ctx.Synchronize(); err != nil {

@@ -77,6 +77,10 @@ type Backend interface {
 	// GatherRows copies row idx[r] of src (rows of n) into row r of dst;
 	// the indices are in range (the caller checks them).
 	GatherRows(dst, src []float32, n int, idx []int)
+	// ScatterAddRows adds row r of src (rows of n) into row idx[r] of dst,
+	// in order of r (the adjoint of GatherRows; indices may repeat and
+	// are in range).
+	ScatterAddRows(dst, src []float32, n int, idx []int)
 	// PatchUnfold writes the patches of pix [B, Cin, H, W] (H and W
 	// multiples of P) into the rows of cols [B·(H/P)·(W/P), Cin·P·P]:
 	// cols[(b·N + py·W/P + px)·K + (c·P + ky)·P + kx] = pix[b, c, py·P+ky, px·P+kx].

@@ -155,3 +155,9 @@ func (cpuBackend) GatherRows(dst, src []float32, n int, idx []int) {
 func (cpuBackend) PatchUnfold(cols, pix []float32, B, Cin, H, W, P int) {
 	patchGeom{B: B, Cin: Cin, H: H, W: W, P: P}.unfold(cols, pix)
 }
+
+func (cpuBackend) ScatterAddRows(dst, src []float32, n int, idx []int) {
+	for r, i := range idx {
+		tensor.Add(dst[i*n:(i+1)*n], dst[i*n:(i+1)*n], src[r*n:(r+1)*n])
+	}
+}

@@ -29,8 +29,8 @@ func gather(op string, dst, src []float32, rows, inner int, idx []int) {
 
 // scatterAdd adds the rows of dy into rows idx of g.
 func scatterAdd(g, dy []float32, inner int, idx []int) {
-	for r, i := range idx {
-		backend.Add(g[i*inner:(i+1)*inner], g[i*inner:(i+1)*inner], dy[r*inner:(r+1)*inner])
+	if inner > 0 && len(idx) > 0 {
+		backend.ScatterAddRows(g, dy, inner, idx)
 	}
 }
 
