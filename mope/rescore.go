@@ -302,7 +302,7 @@ func uncertain(ds []decision, mods []Module, v []float64, exact []bool, margin f
 func scoreTwoStage(m *clip.Model, cal *Calib, o Options, f *ScoreFile, todo []ModuleScore, resumed bool, record func(ModuleScore) error) error {
 	E := m.Config.ProjectionDim
 	full := map[clip.Tower][]float32{}
-	err := withEngine(m, o, infer.F32, func(e *infer.Engine) error {
+	err := withEngine(m, o, infer.F32, clip.BothTowers, func(e *infer.Engine) error {
 		for _, tw := range clip.AllTowers {
 			var err error
 			if full[tw], err = dtypeFeatures(e, m, tw, cal, o); err != nil {
@@ -326,7 +326,7 @@ func scoreTwoStage(m *clip.Model, cal *Calib, o Options, f *ScoreFile, todo []Mo
 		return base - zScore(full[Vision], feats, cal, E)
 	}
 	if len(todo) > 0 {
-		err := withEngine(m, o, o.DType, func(e *infer.Engine) error {
+		err := withEngine(m, o, o.DType, o.Towers, func(e *infer.Engine) error {
 			return dtypeModules(e, m, cal, o, todo, eval, record)
 		})
 		if err != nil {
@@ -359,7 +359,7 @@ func rescoreExact(m *clip.Model, cal *Calib, o Options, f *ScoreFile, eval func(
 		observe(i)
 	}
 	rep.Margin = max(rep.Margin, MarginSafety*rep.MaxError)
-	return withEngine(m, o, infer.F32, func(e *infer.Engine) error {
+	return withEngine(m, o, infer.F32, o.Towers, func(e *infer.Engine) error {
 		for {
 			unc := uncertain(ds, mods, v, exact, rep.Margin)
 			if len(unc) == 0 {
@@ -391,10 +391,10 @@ func rescoreExact(m *clip.Model, cal *Calib, o Options, f *ScoreFile, eval func(
 	})
 }
 
-// withEngine runs fn with a fast engine of type dt for o, closed (and its
-// packed weights released) afterwards.
-func withEngine(m *clip.Model, o Options, dt infer.DType, fn func(*infer.Engine) error) error {
-	e, err := infer.New(m, infer.Options{Threads: o.Threads, DType: dt})
+// withEngine runs fn with a fast engine of type dt for o holding the given
+// towers' weights, closed (and its packed weights released) afterwards.
+func withEngine(m *clip.Model, o Options, dt infer.DType, towers clip.TowerSet, fn func(*infer.Engine) error) error {
+	e, err := infer.New(m, infer.Options{Threads: o.Threads, DType: dt, Towers: towers})
 	if err != nil {
 		return fmt.Errorf("mope: %v scoring engine: %w", dt, err)
 	}
@@ -403,13 +403,31 @@ func withEngine(m *clip.Model, o Options, dt infer.DType, fn func(*infer.Engine)
 }
 
 // dtypeFeatures returns the normalised embeddings of the unchanged tower
-// on engine e.
+// on engine e, batch by batch: only one batch's hidden states are held (a
+// ViT-B/32's 5,000 captions would take 380 MB at once), with the same
+// numbers as the whole-set path of scoreForward.
 func dtypeFeatures(e *infer.Engine, m *clip.Model, tw clip.Tower, cal *Calib, o Options) ([]float32, error) {
 	r, err := newScorer(e, m, tw, cal, o.Batch)
 	if err != nil {
 		return nil, err
 	}
-	return r.features(r.embedAll(), 0, nil, o.Groups)
+	fs, ok := r.(*fastScorer)
+	if !ok {
+		return r.features(r.embedAll(), 0, nil, o.Groups)
+	}
+	out := make([]float32, 0, fs.n*e.EmbedDim())
+	for bi, bt := range fs.batches {
+		run := *fs.towerRun
+		run.batches = fs.batches[bi : bi+1]
+		one := *fs
+		one.towerRun, one.pools = &run, fs.pools[bi:bi+1]
+		feats, err := one.features([]*tensor.Tensor{fs.embed(nil, bt[0], bt[1]).Value}, 0, nil, o.Groups)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, feats...)
+	}
+	return out, nil
 }
 
 // dtypeModules scores the modules todo on engine e layer by layer from the

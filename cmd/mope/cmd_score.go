@@ -68,7 +68,7 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 	quiet := quietFlag(fl)
 	engine := engineFlag(fl)
 	threads := threadsFlag(fl, "fast engine workers")
-	dtype := fl.String("dtype", "f32", "`f32|bf16|int8`: weight type of the fast engine's GEMMs for the mope/unimodal evaluations (bf16, int8: faster, approximate scores)")
+	dtype := fl.String("dtype", "f32", "`f32|bf16|int8`: weight type of the fast engine's GEMMs for the mope/unimodal evaluations (bf16, int8: faster; see --rescore)")
 	rescore := fl.String("rescore", "plan", "with --dtype bf16|int8 and --metric mope: `plan|none|width=R,depth=R[,global][,margin=P]`: rescore in float32 the modules that can change that prune plan")
 	device := deviceFlag(fl)
 	asJSON := jsonFlag(fl)
