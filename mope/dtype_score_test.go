@@ -380,3 +380,30 @@ func planString(p *Plan) string {
 	}
 	return string(b)
 }
+
+func TestRescoreMismatch(t *testing.T) {
+	file := func(dtype, rescore string) *ScoreFile {
+		return &ScoreFile{Settings: Settings{Towers: clip.BothTowers, Kinds: []string{KindHead, KindFFN, KindLayer}, DType: dtype, Rescore: rescore}}
+	}
+	for _, c := range []struct {
+		f             *ScoreFile
+		width, depth  float64
+		global, wants bool
+	}{
+		{file("", ""), 0.3, 0.2, false, false},
+		{file("int8", ""), 0.5, 0.5, false, true},
+		{file("int8", "width=0.5,depth=0.5"), 0.5, 0.5, false, false},
+		{file("bf16", "width=0.5,depth=0.5"), 0.5, 1, false, false},
+		{file("bf16", "width=0.5,depth=0.5"), 1, 0.5, true, false},
+		{file("bf16", "width=0.5,depth=0.5"), 0.25, 0.5, false, true},
+		{file("bf16", "width=0.5,depth=0.5"), 0.5, 0.5, true, true},
+		{file("bf16", "width=0.5,depth=0.5"), 0.5, 0.75, false, true},
+		{file("bf16", "width=0.5,depth=0.5,global"), 0.5, 0.5, true, false},
+		{file("bf16", "bogus"), 0.5, 0.5, false, true},
+	} {
+		why := RescoreMismatch(c.f, c.width, c.depth, c.global)
+		if (why != "") != c.wants {
+			t.Errorf("dtype %q rescore %q, width %g depth %g global %v: %q", c.f.Settings.DType, c.f.Settings.Rescore, c.width, c.depth, c.global, why)
+		}
+	}
+}

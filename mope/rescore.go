@@ -3,6 +3,7 @@ package mope
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -475,4 +476,33 @@ func dtypeModules(e *infer.Engine, m *clip.Model, cal *Calib, o Options, todo []
 		}
 	}
 	return nil
+}
+
+// RescoreMismatch says why a plan of the given width and depth ratios
+// (depth when the file's layer scores choose the layers; 1 otherwise) made
+// from f may differ from the plan of float32 scores, or returns "" when f
+// is float32 or was made exact for that plan.
+func RescoreMismatch(f *ScoreFile, width, depth float64, global bool) string {
+	if f.Settings.DType == "" {
+		return ""
+	}
+	if f.Settings.Rescore == "" {
+		return fmt.Sprintf("scores are %s without float32 rescoring: the plan may differ from float32 scores'", f.Settings.DType)
+	}
+	r, err := ParseRescore(f.Settings.Rescore)
+	if err != nil || r == nil {
+		return fmt.Sprintf("unreadable rescore setting %q", f.Settings.Rescore)
+	}
+	hasWidth := slices.Contains(f.Settings.Kinds, KindHead) || slices.Contains(f.Settings.Kinds, KindFFN)
+	var why []string
+	if hasWidth && width < 1 && (width != r.Width || global != r.Global) {
+		why = append(why, fmt.Sprintf("width %g%s", width, map[bool]string{true: " global"}[global]))
+	}
+	if depth < 1 && depth != r.Depth {
+		why = append(why, fmt.Sprintf("depth %g", depth))
+	}
+	if len(why) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s scores were rescored in float32 for the plan %s, not %s: this plan may differ from float32 scores'", f.Settings.DType, f.Settings.Rescore, strings.Join(why, ", "))
 }
