@@ -1,10 +1,13 @@
 package mope
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strconv"
@@ -405,5 +408,73 @@ func TestRescoreMismatch(t *testing.T) {
 		if (why != "") != c.wants {
 			t.Errorf("dtype %q rescore %q, width %g depth %g global %v: %q", c.f.Settings.DType, c.f.Settings.Rescore, c.width, c.depth, c.global, why)
 		}
+	}
+}
+
+// countdownCtx is a context whose Err turns context.Canceled on its n-th
+// call (after n-1 modules were recorded).
+type countdownCtx struct {
+	context.Context
+	n int
+}
+
+func (c *countdownCtx) Err() error {
+	if c.n--; c.n <= 0 {
+		return context.Canceled
+	}
+	return nil
+}
+
+// TestScoreTwoStageResume: a two-stage run stopped during the float32
+// stage leaves a checkpoint with the modules rescored so far, and resuming
+// it gives the scores of an uninterrupted run.
+func TestScoreTwoStageResume(t *testing.T) {
+	m, err := clip.Load("../assets/shapes-teacher")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := clip.LoadTokenizer("../assets/shapes-teacher")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cal, err := LoadCalib(m, "shapes", "", 16, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck := filepath.Join(t.TempDir(), "s.json")
+	o := Options{Metric: "mope", Towers: clip.VisionOnly, Kinds: []string{KindFFN, KindLayer}, DType: infer.INT8,
+		Rescore: &Rescore{Width: 0.5, Depth: 0.5, Margin: 1000}, Checkpoint: ck}
+	want, err := Score(m, cal, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(want.Scores)
+	if want.Rescored.Rescored < 4 {
+		t.Fatalf("only %d modules rescored: the test needs several", want.Rescored.Rescored)
+	}
+	_, err = ScoreContext(&countdownCtx{context.Background(), n + 3}, m, cal, o)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("stopped run: %v, want context.Canceled", err)
+	}
+	part, err := ReadScores(ck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := 0
+	for _, s := range part.Scores {
+		if s.Reduced != nil {
+			done++
+		}
+	}
+	if len(part.Scores) != n || done != 3 || part.Complete {
+		t.Fatalf("checkpoint: %d scores, %d rescored, complete %v; want %d, 3, false", len(part.Scores), done, part.Complete, n)
+	}
+	o.Resume = part
+	got, err := Score(m, cal, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Scores, want.Scores) || got.Baseline != want.Baseline || got.Rescored.Rescored != want.Rescored.Rescored {
+		t.Errorf("resumed run differs from an uninterrupted one: rescored %+v, want %+v", got.Rescored, want.Rescored)
 	}
 }

@@ -381,7 +381,7 @@ func rescoreExact(m *clip.Model, cal *Calib, o Options, f *ScoreFile, eval func(
 				f.Scores[i].Score, f.Scores[i].Reduced = s.Score, &red
 				observe(i)
 				pr.Add(1, s.Module.String())
-				return nil
+				return stopped(o, f)
 			})
 			if err != nil {
 				return err
@@ -390,6 +390,21 @@ func rescoreExact(m *clip.Model, cal *Calib, o Options, f *ScoreFile, eval func(
 			rep.Margin = max(rep.Margin, MarginSafety*rep.MaxError)
 		}
 	})
+}
+
+// stopped returns nil while o's context runs; once it is cancelled, it
+// writes f (the scores so far, rescored ones with their Reduced values) to
+// o.Checkpoint, from which a resumed run goes on, and returns the error.
+func stopped(o Options, f *ScoreFile) error {
+	if o.ctx == nil || o.ctx.Err() == nil {
+		return nil
+	}
+	if o.Checkpoint != "" {
+		if err := WriteScores(o.Checkpoint, f); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("mope: float32 rescoring stopped (scores so far in %q): %w", o.Checkpoint, o.ctx.Err())
 }
 
 // withEngine runs fn with a fast engine of type dt for o holding the given

@@ -58,6 +58,8 @@ type Options struct {
 	// Resume holds the results of an interrupted run with the same
 	// settings and shard; its modules are not scored again.
 	Resume *ScoreFile
+
+	ctx context.Context // ScoreContext's, for the float32 stage of Rescore
 }
 
 func (o *Options) settings(m *clip.Model, cal *Calib) Settings {
@@ -191,6 +193,7 @@ func ScoreContext(ctx context.Context, m *clip.Model, cal *Calib, o Options) (*S
 			restore()
 		}
 	case "mope", "unimodal":
+		o.ctx = ctx
 		if err := scoreForward(m, cal, o, f, todo, len(done) > 0, record); err != nil {
 			return nil, err
 		}
