@@ -50,11 +50,14 @@ generate-check:
 	done && test $$n -gt 0 && test $$fail -eq 0 && echo "generate: $$n generated files in tensor/ up to date"
 
 ## test-engines-emu: the engine table of clip/lower (reference, infer f32/bf16/int8,
-## the MoPE scorer's path) with the CUDA towers on the CPU emulator, and the
-## CLI's --device cuda tests there (cgo, g++).
+## the MoPE scorer's path) with the CUDA towers on the CPU emulator, every CUDA
+## kernel against the CPU reference there (./cuda: inference and training
+## kernels, gradients, AdamW; about a minute), and the CLI's --device cuda
+## tests (cgo, g++).
 test-engines-emu:
 	@command -v g++ >/dev/null || (echo "g++ missing: apt-get install g++ (the CUDA emulator is C++)"; exit 1)
 	CGO_ENABLED=1 $(GO) test -count=1 -tags cuda,cudaemu -run 'TestEngines' ./clip/lower/
+	CGO_ENABLED=1 $(GO) test -count=1 -tags cuda,cudaemu ./cuda/
 	CGO_ENABLED=1 $(GO) test -count=1 -tags cuda,cudaemu -run 'TestDevice' ./cmd/mope/
 
 test-fuzz:

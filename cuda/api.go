@@ -116,7 +116,11 @@ type DeviceInfo struct {
 // Compile-time proof that the tagged implementation and the stubs offer the
 // same API (this file is built in both configurations).
 var (
-	_ ops.Backend = (*Backend)(nil)
+	_ ops.Backend                       = (*Backend)(nil)
+	_ ops.BiasActBackwarder             = (*Backend)(nil)
+	_ ops.LossKernels                   = (*Backend)(nil)
+	_ ops.FusedAdamW                    = (*Backend)(nil)
+	_ func(*Backend, *ops.AttnArgs) int = (*Backend).AttnSavedLen
 
 	_ func(Options) (*Context, error)                                     = Open
 	_ func(*Context, BackendOptions) (*Backend, error)                    = NewBackend

@@ -612,13 +612,19 @@ func (f *frame) geom(a *ops.AttnArgs) *attnGeom {
 }
 
 // AttentionForward computes the attention output; with probs it also fills
-// the probabilities (the CPU backend's layout: B·kept·T·T).
+// the saved buffer of AttentionBackward: the flash statistics when probs
+// has AttnSavedLen's flash length, else the probabilities (the CPU backend's
+// layout: B·kept·T·T).
 func (b *Backend) AttentionForward(a *ops.AttnArgs, q, k, v, out, probs []float32) {
 	n := a.B * a.T * a.H * a.D
 	if n == 0 {
 		return
 	}
 	need("AttentionForward", len(q) >= n && len(k) >= n && len(v) >= n && len(out) >= n, "q/k/v/out shorter than %d", n)
+	if usesFlashSaved(a, probs) {
+		b.attentionForwardFlash(a, q, k, v, out, probs)
+		return
+	}
 	f := b.begin()
 	g := f.geom(a)
 	dq, dk, dv := f.in(q[:n]), f.in(k[:n]), f.in(v[:n])
@@ -643,12 +649,16 @@ func (b *Backend) AttentionForward(a *ops.AttnArgs, q, k, v, out, probs []float3
 	f.end("AttentionForward")
 }
 
-// AttentionBackward propagates dOut into dq, dk, dv from the probabilities
-// of AttentionForward (dv first, then dq, then dk, as the interface orders
-// aliased gradients).
+// AttentionBackward propagates dOut into dq, dk, dv from the saved buffer
+// of AttentionForward (flash backward or materialised probabilities), dv
+// first, then dq, then dk, as the interface orders aliased gradients.
 func (b *Backend) AttentionBackward(a *ops.AttnArgs, q, k, v, probs, dOut, dq, dk, dv []float32, betaQ, betaK, betaV float32) {
 	n := a.B * a.T * a.H * a.D
 	if n == 0 || (dq == nil && dk == nil && dv == nil) {
+		return
+	}
+	if usesFlashSaved(a, probs) {
+		b.attentionBackwardFlash(a, q, k, v, probs, dOut, dq, dk, dv, betaQ, betaK, betaV)
 		return
 	}
 	f := b.begin()

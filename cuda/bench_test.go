@@ -156,6 +156,13 @@ func BenchmarkAttention(b *testing.B) {
 			g2.keptHeads = kp
 			timeDevice(b, attnFLOPs(s), peak, 0, func() error { return dev.attnNaive(&g2, bufs[0], bufs[1], bufs[2], bufs[3], P) })
 		})
+		// The D = 128 tuning candidate (64×16 tiles, K and V sharing shared
+		// memory) next to the default instantiation.
+		if flashDMax(s.D) == 128 {
+			b.Run(s.name+"/flash-kv1", func(b *testing.B) {
+				timeDevice(b, attnFLOPs(s), peak, 0, func() error { return dev.attnFlashKV1(geo, bufs[0], bufs[1], bufs[2], bufs[3]) })
+			})
+		}
 		// Half the heads dropped: the kernel should take about half the time.
 		b.Run(s.name+"/flash-halfheads", func(b *testing.B) {
 			keep := make([]int32, s.H)
@@ -321,5 +328,57 @@ func BenchmarkTextEncoder(b *testing.B) {
 			}
 			enc.Close()
 		}
+	}
+}
+
+// BenchmarkAttentionTrain times the training path of the attention on the
+// shapes of attn_shapes.txt: fwd-save (the flash forward that also writes
+// the row log-sum-exps and output rows for the backward) and bwd (the flash
+// backward: dq kernel, then dk/dv kernel, fresh gradients). TFLOP/s count
+// the forward as attnFLOPs and the backward as 2.5× that (five T×T×D
+// products: S recomputed, dP, dV, dQ, dK; FlashAttention's convention),
+// comparable with torch_attn.py --bwd.
+func BenchmarkAttentionTrain(b *testing.B) {
+	skipEmulated(b)
+	peak := dev.Info().PeakFP32TFLOPS
+	for _, s := range attnShapes(b) {
+		if flashDMax(s.D) == 0 {
+			continue
+		}
+		n := s.B * s.T * s.H * s.D
+		rows := s.B * s.H * s.T
+		g := tensor.NewRNG(1)
+		// q, k, v, out, dO, dq, dk, dv; lse, osave, delta.
+		sizes := []int{n, n, n, n, n, n, n, n, rows, rows * s.D, rows}
+		var bufs []devPtr
+		for i, sz := range sizes {
+			p, err := dev.alloc(4 * sz)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer dev.free(p)
+			if i < 3 || i == 4 {
+				if err := shimHtoD(p, randn(g, sz, 1)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			bufs = append(bufs, p)
+		}
+		q, k, v, out, dO, dq, dk, dv, lse, osave, delta := bufs[0], bufs[1], bufs[2], bufs[3], bufs[4], bufs[5], bufs[6], bufs[7], bufs[8], bufs[9], bufs[10]
+		ld := s.H * s.D
+		geo := &attnGeom{B: s.B, T: s.T, H: s.H, D: s.D, ldq: ld, ldk: ld, ldv: ld, ldo: ld, causal: s.causal,
+			scale: float32(1 / math.Sqrt(float64(s.D))), Hk: s.H}
+		fwd := func() error { return dev.attnFlashSave(geo, q, k, v, out, lse, osave) }
+		if err := fwd(); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(s.name+"/fwd-save", func(b *testing.B) {
+			timeDevice(b, attnFLOPs(s), peak, 0, fwd)
+		})
+		b.Run(s.name+"/bwd", func(b *testing.B) {
+			timeDevice(b, 2.5*attnFLOPs(s), peak, 0, func() error {
+				return dev.attnFlashBackward(geo, q, k, v, dO, ld, lse, osave, delta, flashGrads{dq: dq, dk: dk, dv: dv})
+			})
+		})
 	}
 }

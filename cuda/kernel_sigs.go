@@ -9,20 +9,46 @@ import (
 
 // kernelSigs is the parameter list of every kernel in kernels/*.cu, one
 // letter per parameter: p a device pointer, q a 64-bit integer (both .u64 in
-// PTX), i a 32-bit int, f a float32. The launcher checks every launch against
+// PTX), i a 32-bit int, f a float32, d a float64. The launcher checks every launch against
 // it, and TestPTXSignatures checks it against the committed PTX, so a Go call
 // and a kernel prototype cannot drift apart silently.
 var kernelSigs = map[string]string{
-	"attn_flash_fwd_d16":  "ppppiiiiiiifipp",
-	"attn_flash_fwd_d32":  "ppppiiiiiiifipp",
-	"attn_flash_fwd_d64":  "ppppiiiiiiifipp",
-	"attn_flash_fwd_d128": "ppppiiiiiiifipp",
-	"attn_probs":          "pppiiiifippi",
-	"attn_pv":             "pppiiiiipi",
-	"attn_bwd_dv":         "pppiiiiippif",
-	"attn_bwd_ds":         "ppppiiiiippi",
-	"attn_bwd_dq":         "pppiiiiifppif",
-	"attn_bwd_dk":         "pppiiiiifppif",
+	"attn_flash_fwd_d16":      "ppppiiiiiiifipp",
+	"attn_flash_fwd_d32":      "ppppiiiiiiifipp",
+	"attn_flash_fwd_d64":      "ppppiiiiiiifipp",
+	"attn_flash_fwd_d128":     "ppppiiiiiiifipp",
+	"attn_flash_fwd_d128_kv1": "ppppiiiiiiifipp",
+	"attn_probs":              "pppiiiifippi",
+	"attn_pv":                 "pppiiiiipi",
+	"attn_bwd_dv":             "pppiiiiippif",
+	"attn_bwd_ds":             "ppppiiiiippi",
+	"attn_bwd_dq":             "pppiiiiifppif",
+	"attn_bwd_dk":             "pppiiiiifppif",
+
+	"attn_flash_fwd_save_d16":  "ppppiiiiiiifipppppi",
+	"attn_flash_fwd_save_d32":  "ppppiiiiiiifipppppi",
+	"attn_flash_fwd_save_d64":  "ppppiiiiiiifipppppi",
+	"attn_flash_fwd_save_d128": "ppppiiiiiiifipppppi",
+	"attn_flash_bwd_dq_d16":    flashBwdSig,
+	"attn_flash_bwd_dq_d32":    flashBwdSig,
+	"attn_flash_bwd_dq_d64":    flashBwdSig,
+	"attn_flash_bwd_dq_d128":   flashBwdSig,
+	"attn_flash_bwd_dkdv_d16":  flashBwdSig,
+	"attn_flash_bwd_dkdv_d32":  flashBwdSig,
+	"attn_flash_bwd_dkdv_d64":  flashBwdSig,
+	"attn_flash_bwd_dkdv_d128": flashBwdSig,
+
+	"bias_act_bwd": "pppiiiiip",
+	"sum_finish":   "pidp",
+	"nce_row_lse":  "pip",
+	"nce_col_lse":  "pip",
+	"nce_rows":     "pippipp",
+	"soft_ce_rows": "pppiifp",
+	"mse_partials": "ppqp",
+	"mse_bwd":      "pppppqii",
+	"mt_sumsq":     "ppp",
+	"norm_finish":  "pip",
+	"mt_adamw":     "ppfffffffpd",
 
 	"ln_fwd":            "pipippipippppiif",
 	"ln_bwd_dx":         "ppppppiii",
@@ -51,6 +77,11 @@ var kernelSigs = map[string]string{
 	"sgemm_ep": "iiiiifpiqpiqfpiqpi",
 }
 
+// flashBwdSig is the parameter list of the flash backward kernels: q, k, v,
+// dO, lse, osave, delta, dq, dk, dv; T, H, D, ldq, ldk, ldv, lddo; scale;
+// causal; keyLens, headSlot; Hk; betaQ, betaK, betaV.
+const flashBwdSig = "pppppppppp" + "iiiiiii" + "f" + "i" + "pp" + "i" + "fff"
+
 // ptxKind maps a signature letter to the PTX parameter type nvcc emits.
 func ptxKind(c byte) string {
 	switch c {
@@ -60,6 +91,8 @@ func ptxKind(c byte) string {
 		return "u32"
 	case 'f':
 		return "f32"
+	case 'd':
+		return "f64"
 	}
 	return "?"
 }

@@ -76,6 +76,14 @@ func (a *args) f(v float32) *args {
 	return a
 }
 
+// d appends a float64.
+func (a *args) d(v float64) *args {
+	a.align(8)
+	a.buf = binary.LittleEndian.AppendUint64(a.buf, math.Float64bits(v))
+	a.kinds = append(a.kinds, 'd')
+	return a
+}
+
 func newArgs() *args {
 	return &args{buf: make([]byte, 0, 128), kinds: make([]byte, 0, 24), offsets: make([]int32, 0, 24)}
 }

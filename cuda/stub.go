@@ -160,3 +160,27 @@ func (*TextEncoder) MaxBatch() int { return 0 }
 
 // Close frees the device memory.
 func (*TextEncoder) Close() error { return ErrNoCUDA }
+
+// AttnSavedLen returns ops.AttnProbsLen(a) in this build.
+func (*Backend) AttnSavedLen(a *ops.AttnArgs) int { return ops.AttnProbsLen(a) }
+
+// BiasActBackward panics with ErrNoCUDA.
+func (*Backend) BiasActBackward(_, _, _, _ []float32, _ ops.Activation, _ bool) { panic(ErrNoCUDA) }
+
+// InfoNCELogits panics with ErrNoCUDA.
+func (*Backend) InfoNCELogits(_, _, _ []float32, _ int) { panic(ErrNoCUDA) }
+
+// SoftCrossEntropy panics with ErrNoCUDA.
+func (*Backend) SoftCrossEntropy(_, _, _, _ []float32, _ int, _ float32) { panic(ErrNoCUDA) }
+
+// MSE panics with ErrNoCUDA.
+func (*Backend) MSE(_, _, _ []float32) { panic(ErrNoCUDA) }
+
+// MSEBackward panics with ErrNoCUDA.
+func (*Backend) MSEBackward(_, _, _, _, _ []float32, _, _ bool) { panic(ErrNoCUDA) }
+
+// GradNormSq panics with ErrNoCUDA.
+func (*Backend) GradNormSq([]float32, [][]float32) { panic(ErrNoCUDA) }
+
+// AdamWStep panics with ErrNoCUDA.
+func (*Backend) AdamWStep([]ops.AdamWTensor, ops.AdamWConsts, []float32, float64) { panic(ErrNoCUDA) }

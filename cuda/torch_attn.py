@@ -2,7 +2,7 @@
 """PyTorch reference timings for the attention shapes of attn_shapes.txt.
 
 Run on the GPU machine by devcheck.sh, next to the Go benchmarks:
-    python3 torch_attn.py attn_shapes.txt
+    python3 torch_attn.py attn_shapes.txt [--bwd] [--variants sdpa-fp32,efficient-fp32]
 q, k, v are laid out as the Go kernels see them, [B, T, H, D] contiguous
 (viewed as [B, H, T, D] for scaled_dot_product_attention). Prints one line
 per (shape, variant):
@@ -10,7 +10,16 @@ per (shape, variant):
 Variants: sdpa-fp32 (PyTorch's own choice), efficient-fp32 (the memory-
 efficient kernel, fp32), math-fp32 (materialised, the naive reference) and
 flash-bf16 (tensor cores, for scale only: not the same arithmetic).
+--variants keeps only the named ones (comma-separated).
+
+With --bwd each variant also gets a line for its backward pass,
+    TORCH <shape> <variant>-bwd <ms> ms/op <TFLOP/s> TFLOP/s
+timing torch.autograd.grad of the output with respect to q, k and v (dO
+random, the forward's graph retained, so only the backward is timed), with
+2.5× the forward's FLOPs (FlashAttention's convention, as the Go
+BenchmarkAttentionTrain/<shape>/bwd).
 """
+import argparse
 import sys
 
 import torch
@@ -37,6 +46,14 @@ def backend_ctx(which):
 
 
 ITERS = 20
+
+# (name, SDPA backend restriction or None, dtype)
+VARIANTS = [
+    ("sdpa-fp32", None, torch.float32),
+    ("efficient-fp32", "efficient", torch.float32),
+    ("math-fp32", "math", torch.float32),
+    ("flash-bf16", "flash", torch.bfloat16),
+]
 
 
 def shapes(path):
@@ -66,22 +83,50 @@ def time_ms(fn):
     return start.elapsed_time(stop) / ITERS
 
 
+def time_backward(name, vname, backend, dtype, base, causal, g, fwd_flops):
+    """Prints the TORCH line of the backward pass of one variant."""
+    try:
+        q, k, v = (x.to(dtype).transpose(1, 2).detach().requires_grad_(True) for x in base)
+        with backend_ctx(backend):
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+            dout = torch.randn(out.shape, device=out.device, generator=g).to(dtype)
+
+            def run():
+                return torch.autograd.grad(out, (q, k, v), dout, retain_graph=True)
+
+            ms = time_ms(run)
+    except (RuntimeError, torch.cuda.OutOfMemoryError) as e:
+        print(f"TORCH {name} {vname}-bwd skipped: {str(e).splitlines()[0][:100]}")
+        torch.cuda.empty_cache()
+        return
+    tf = 2.5 * fwd_flops / (ms * 1e-3) / 1e12
+    print(f"TORCH {name} {vname}-bwd {ms:.4f} ms/op {tf:.2f} TFLOP/s", flush=True)
+    del q, k, v, out, dout
+    torch.cuda.empty_cache()
+
+
 def main():
+    ap = argparse.ArgumentParser(description="PyTorch SDPA timings on the shapes of attn_shapes.txt")
+    ap.add_argument("shapes", nargs="?", default="attn_shapes.txt")
+    ap.add_argument("--bwd", action="store_true", help="also time the backward pass of every variant")
+    ap.add_argument("--variants", default="", help="comma-separated variants to keep (default: all)")
+    args = ap.parse_args()
+    variants = VARIANTS
+    if args.variants:
+        keep = set(args.variants.split(","))
+        unknown = keep - {v[0] for v in variants}
+        if unknown:
+            sys.exit(f"torch_attn.py: unknown variants {sorted(unknown)} (known: {', '.join(v[0] for v in VARIANTS)})")
+        variants = [v for v in variants if v[0] in keep]
     if not hasattr(F, "scaled_dot_product_attention") or not torch.cuda.is_available():
         print(f"TORCHINFO torch {torch.__version__}: no CUDA device or no scaled_dot_product_attention (torch >= 2.0); skipped")
-        for name, *_ in shapes(sys.argv[1] if len(sys.argv) > 1 else "attn_shapes.txt"):
+        for name, *_ in shapes(args.shapes):
             print(f"TORCH {name} all skipped: no torch SDPA on CUDA")
         return
     torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32
     dev = torch.device("cuda")
     print(f"TORCHINFO torch {torch.__version__} cuda {torch.version.cuda} device {torch.cuda.get_device_name()}")
-    variants = [
-        ("sdpa-fp32", None, torch.float32),
-        ("efficient-fp32", "efficient", torch.float32),
-        ("math-fp32", "math", torch.float32),
-        ("flash-bf16", "flash", torch.bfloat16),
-    ]
-    for name, B, T, H, D, causal in shapes(sys.argv[1] if len(sys.argv) > 1 else "attn_shapes.txt"):
+    for name, B, T, H, D, causal in shapes(args.shapes):
         g = torch.Generator(device=dev).manual_seed(1)
         base = [torch.randn(B, T, H, D, device=dev, generator=g) for _ in range(3)]
         for vname, backend, dtype in variants:
@@ -99,6 +144,8 @@ def main():
                 continue
             tf = flops(B, T, H, D, causal) / (ms * 1e-3) / 1e12
             print(f"TORCH {name} {vname} {ms:.4f} ms/op {tf:.2f} TFLOP/s", flush=True)
+            if args.bwd:
+                time_backward(name, vname, backend, dtype, base, causal, g, flops(B, T, H, D, causal))
         del base
         torch.cuda.empty_cache()
 

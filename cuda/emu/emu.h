@@ -119,6 +119,28 @@ inline float __int_as_float(int i) {
 
 inline int min(int a, int b) { return a < b ? a : b; }
 inline int max(int a, int b) { return a > b ? a : b; }
+inline long long min(long long a, long long b) { return a < b ? a : b; }
+inline long long max(long long a, long long b) { return a > b ? a : b; }
+
+// Round-to-nearest float32 operations that are never contracted into a
+// fused multiply-add (the volatile store forces the rounding), as on the
+// device.
+inline float __fmul_rn(float a, float b) {
+	volatile float r = a * b;
+	return r;
+}
+inline float __fadd_rn(float a, float b) {
+	volatile float r = a + b;
+	return r;
+}
+inline float __fsub_rn(float a, float b) {
+	volatile float r = a - b;
+	return r;
+}
+inline float __fdiv_rn(float a, float b) {
+	volatile float r = a / b;
+	return r;
+}
 
 #define __global__
 #define __device__
