@@ -303,17 +303,15 @@ func uncertain(ds []decision, mods []Module, v []float64, exact []bool, margin f
 func scoreTwoStage(m *clip.Model, cal *Calib, o Options, f *ScoreFile, todo []ModuleScore, resumed bool, record func(ModuleScore) error) error {
 	E := m.Config.ProjectionDim
 	full := map[clip.Tower][]float32{}
-	err := withEngine(m, o, infer.F32, clip.BothTowers, func(e *infer.Engine) error {
-		for _, tw := range clip.AllTowers {
+	for _, tw := range clip.AllTowers { // one tower's weights packed at a time
+		err := withEngine(m, o, infer.F32, clip.TowerSetOf(tw), func(e *infer.Engine) error {
 			var err error
-			if full[tw], err = dtypeFeatures(e, m, tw, cal, o); err != nil {
-				return err
-			}
+			full[tw], err = dtypeFeatures(e, m, tw, cal, o)
+			return err
+		})
+		if err != nil {
+			return err
 		}
-		return nil
-	})
-	if err != nil {
-		return err
 	}
 	base := zScore(full[Vision], full[Text], cal, E)
 	if resumed && base != f.Baseline {
