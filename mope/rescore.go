@@ -445,47 +445,24 @@ func dtypeFeatures(e *infer.Engine, m *clip.Model, tw clip.Tower, cal *Calib, o 
 }
 
 // dtypeModules scores the modules todo on engine e layer by layer from the
-// prefix cache (as scoreForward does), handing each to record.
+// prefix cache (hostModules, as scoreForward does), handing each to record.
 func dtypeModules(e *infer.Engine, m *clip.Model, cal *Calib, o Options, todo []ModuleScore, eval func(clip.Tower, []float32) float64, record func(ModuleScore) error) error {
 	for _, tw := range clip.AllTowers {
-		byLayer := map[int][]ModuleScore{}
-		last := -1
+		var mine []ModuleScore
 		for _, s := range todo {
 			if s.Tower == tw {
-				byLayer[s.Layer] = append(byLayer[s.Layer], s)
-				last = max(last, s.Layer)
+				mine = append(mine, s)
 			}
 		}
-		if last < 0 {
+		if len(mine) == 0 {
 			continue
 		}
-		r, err := newScorer(e, m, tw, cal, o.Batch)
+		err := hostModules(e, m, tw, cal, o, mine, func(s ModuleScore, feats []float32) error {
+			s.Score = eval(tw, feats)
+			return record(s)
+		})
 		if err != nil {
 			return err
-		}
-		hs := r.embedAll()
-		for l := 0; l <= last; l++ {
-			var ms []*tensor.Tensor
-			if len(byLayer[l]) > 0 || l < last {
-				ms = r.mid(l, hs)
-			}
-			for _, s := range byLayer[l] {
-				start := hs
-				if s.Kind == KindFFN {
-					start = ms
-				}
-				feats, err := r.features(start, l, &s.Module, o.Groups)
-				if err != nil {
-					return err
-				}
-				s.Score = eval(tw, feats)
-				if err := record(s); err != nil {
-					return err
-				}
-			}
-			if l < last {
-				hs = r.finish(l, ms)
-			}
 		}
 	}
 	return nil

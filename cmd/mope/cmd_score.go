@@ -115,7 +115,7 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer tightenGC(os.Getenv)()
-	release, err := claimOut(*out, *device, stderr)
+	sess, release, err := claimOut(*out, *device, stderr)
 	if err != nil {
 		return err
 	}
@@ -140,7 +140,7 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 	}
 	o := mope.Options{Metric: metric, Towers: *towers, Kinds: kinds, Groups: *groups, Batch: *batch, Seed: *seed,
 		Shard: *shard, Data: *data, Split: *split, Limit: *limit, Checkpoint: *out, CheckpointEvery: *every,
-		Engine: *engine, Threads: *threads, DType: dt, Rescore: rs}
+		Engine: *engine, Threads: *threads, DType: dt, Rescore: rs, GPU: sess.gpu()}
 	if !*quiet {
 		o.Progress = stderr
 	}
