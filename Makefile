@@ -26,7 +26,7 @@ vet:
 	$(GO) vet -tags noasm $(PKGS)
 	GOARCH=arm64 $(GO) vet ./tensor/...
 	GOARCH=arm64 $(GO) build ./...
-	CGO_ENABLED=1 $(GO) vet -tags cuda,cudaemu ./cuda/ ./clip/lower/ ./cmd/mope/
+	CGO_ENABLED=1 $(GO) vet -tags cuda,cudaemu ./cuda/ ./clip/lower/ ./mope/ ./cmd/mope/
 
 test-native:
 	$(GO) test -count=1 $(PKGS)
@@ -63,7 +63,7 @@ test-engines-emu:
 	@command -v g++ >/dev/null || (echo "g++ missing: apt-get install g++ (the CUDA emulator is C++)"; exit 1)
 	$(EMU_ENV) $(GO) test -count=1 -tags cuda,cudaemu -run 'TestEngines' ./clip/lower/
 	$(EMU_ENV) $(GO) test -count=1 -tags cuda,cudaemu ./cuda/
-	$(EMU_ENV) $(GO) test -count=1 -tags cuda,cudaemu -run 'TestDevice' ./cmd/mope/
+	$(EMU_ENV) $(GO) test -count=1 -tags cuda,cudaemu -run 'TestDevice' ./mope/ ./cmd/mope/
 
 test-fuzz:
 	@for t in $$($(GO) test -list '^Fuzz' ./internal/safetensors 2>/dev/null | grep '^Fuzz'); do \

@@ -63,10 +63,15 @@ func NewTextEncoder(c *Context, m *clip.Model, opt EncoderOptions) (*TextEncoder
 	if err != nil {
 		return nil, fmt.Errorf("cuda: %w", err)
 	}
-	t := &p.Text
+	return newTextEncoder(c, &p.Text, p.Text.Blocks, opt)
+}
+
+// newTextEncoder uploads the tower t with blocks as its layers (the
+// lowering's, or every layer of the encoder for a Suffix).
+func newTextEncoder(c *Context, t *lower.Text, blocks []lower.Block, opt EncoderOptions) (*TextEncoder, error) {
 	e := &TextEncoder{tower: tower{c: c, opt: opt, width: t.Width}, V: t.Vocab, Ctx: t.SeqLen, C: t.Width,
 		E: t.Embed(), finalEps: t.Final.Eps}
-	if err := e.upload(t); err != nil {
+	if err := e.upload(t, blocks); err != nil {
 		e.Close()
 		return nil, err
 	}
@@ -77,12 +82,12 @@ func NewTextEncoder(c *Context, m *clip.Model, opt EncoderOptions) (*TextEncoder
 	return e, nil
 }
 
-func (e *TextEncoder) upload(t *lower.Text) error {
+func (e *TextEncoder) upload(t *lower.Text, blocks []lower.Block) error {
 	if err := e.putAll([]hostUpload{{&e.tok, t.Tok}, {&e.pos, t.Pos}, {&e.finalG, t.Final.G}, {&e.finalB, t.Final.B},
 		{&e.proj, t.Proj.W}, {&e.projB, t.Proj.B}}); err != nil {
 		return err
 	}
-	return e.uploadBlocks(t.Blocks)
+	return e.uploadBlocks(blocks)
 }
 
 func (e *TextEncoder) allocActivations() error {
@@ -129,21 +134,27 @@ func (e *TextEncoder) Upload(b *clip.TextBatch) error {
 		}
 		binary.LittleEndian.PutUint32(buf[4*i:], uint32(id))
 	}
-	idx := make([]byte, 4*B)
-	for r, p := range b.EOTPos {
+	if err := e.uploadEOT(b.EOTPos, T); err != nil {
+		return err
+	}
+	if err := shimHtoDBytes(e.ids, buf); err != nil {
+		return err
+	}
+	e.upB, e.upT = B, T
+	return nil
+}
+
+// uploadEOT checks the EOT positions of texts of T tokens and copies the
+// stream rows they pool (r·T + EOTPos[r]) to the index buffer.
+func (e *TextEncoder) uploadEOT(eot []int, T int) error {
+	idx := make([]byte, 4*len(eot))
+	for r, p := range eot {
 		if p < 0 || p >= T {
 			return fmt.Errorf("cuda: EOT position %d of text %d outside [0, %d)", p, r, T)
 		}
 		binary.LittleEndian.PutUint32(idx[4*r:], uint32(r*T+p))
 	}
-	if err := shimHtoDBytes(e.ids, buf); err != nil {
-		return err
-	}
-	if err := shimHtoDBytes(e.idx, idx); err != nil {
-		return err
-	}
-	e.upB, e.upT = B, T
-	return nil
+	return shimHtoDBytes(e.idx, idx)
 }
 
 // Forward queues the tower on the batch of the last Upload, which must have
@@ -156,15 +167,28 @@ func (e *TextEncoder) Forward(B, T int) error {
 	if B != e.upB || T != e.upT {
 		return fmt.Errorf("cuda: Forward(%d, %d) after an Upload of %d texts of %d tokens", B, T, e.upB, e.upT)
 	}
-	c, C := e.c, e.C
-	if err := c.textEmbed(e.x, e.ids, e.tok, e.pos, B, T, C); err != nil {
+	if err := e.embed(e.x, B, T); err != nil {
 		return err
 	}
 	pending, err := e.blocks(B, T, true)
 	if err != nil {
 		return err
 	}
-	if err := c.gatherRows(e.gathered, C, e.x, C, e.idx, B, C); err != nil {
+	return e.pool(e.x, B, pending)
+}
+
+// embed queues the embeddings of the B texts of T tokens in the id buffer
+// into the residual stream x [B·T, C]: the hidden states entering layer 0.
+func (e *TextEncoder) embed(x devPtr, B, T int) error {
+	return e.c.textEmbed(x, e.ids, e.tok, e.pos, B, T, e.C)
+}
+
+// pool queues the gathering of each text's EOT row of the stream x (the
+// index buffer), final_layer_norm (adding the pending bias) and the
+// projection into the embedding buffer.
+func (e *TextEncoder) pool(x devPtr, B int, pending devPtr) error {
+	c, C := e.c, e.C
+	if err := c.gatherRows(e.gathered, C, x, C, e.idx, B, C); err != nil {
 		return err
 	}
 	if err := c.lnFwd(e.gathered, C, 0, 0, pending, 0, 0, e.pooled, C, e.finalG, e.finalB, 0, 0, B, C, e.finalEps); err != nil {

@@ -49,7 +49,11 @@ type blockLayer struct {
 	mlpBias    devPtr
 }
 
-func (e *tower) put(x []float32) (devPtr, error) {
+func (e *tower) put(x []float32) (devPtr, error) { return e.putOwned(&e.owned, x) }
+
+// putOwned uploads x into a new device block recorded in *owned (0 and
+// nothing recorded when x is empty).
+func (e *tower) putOwned(owned *[]devPtr, x []float32) (devPtr, error) {
 	if len(x) == 0 {
 		return 0, nil
 	}
@@ -57,7 +61,7 @@ func (e *tower) put(x []float32) (devPtr, error) {
 	if err != nil {
 		return 0, err
 	}
-	e.owned = append(e.owned, p)
+	*owned = append(*owned, p)
 	return p, shimHtoD(p, x)
 }
 
@@ -71,10 +75,13 @@ func (e *tower) buf(n int) (devPtr, error) {
 }
 
 // putAll uploads each source into its destination.
-func (e *tower) putAll(ws []hostUpload) error {
+func (e *tower) putAll(ws []hostUpload) error { return e.putAllOwned(&e.owned, ws) }
+
+// putAllOwned is putAll recording the blocks in *owned.
+func (e *tower) putAllOwned(owned *[]devPtr, ws []hostUpload) error {
 	for _, w := range ws {
 		var err error
-		if *w.dst, err = e.put(w.src); err != nil {
+		if *w.dst, err = e.putOwned(owned, w.src); err != nil {
 			return err
 		}
 	}
@@ -103,33 +110,44 @@ func kernelAct(a tensor.Activation) int {
 // matrix per layer, kept heads only).
 func (e *tower) uploadBlocks(blocks []lower.Block) error {
 	for i := range blocks {
-		b := &blocks[i]
-		var l blockLayer
-		if a := b.Attn; a != nil {
-			l.attn = true
-			l.H, l.D, l.scale, l.eps1 = a.Heads, a.HeadDim, a.Scale, b.LN1.Eps
-			qkv, out := a.QKV(), a.Out()
-			if err := e.putAll([]hostUpload{{&l.ln1g, b.LN1.G}, {&l.ln1b, b.LN1.B}, {&l.qkvW, qkv.W}, {&l.qkvB, qkv.B},
-				{&l.oW, out.W}, {&l.oB, out.B}}); err != nil {
-				return err
-			}
-			e.maxInner = max(e.maxInner, a.Inner())
-		}
-		if m := b.MLP; m != nil {
-			l.mlp = true
-			l.hidden, l.act, l.eps2 = m.Hidden, kernelAct(m.Act), b.LN2.Eps
-			if err := e.putAll([]hostUpload{{&l.ln2g, b.LN2.G}, {&l.ln2b, b.LN2.B}, {&l.fc1W, m.FC1.W}, {&l.fc1B, m.FC1.B},
-				{&l.fc2W, m.FC2.W}, {&l.fc2B, m.FC2.B}}); err != nil {
-				return err
-			}
-			e.maxHidden = max(e.maxHidden, l.hidden)
-		}
-		if err := e.putAll([]hostUpload{{&l.attnBias, b.AttnBias}, {&l.mlpBias, b.MLPBias}}); err != nil {
+		l, err := e.uploadBlock(&e.owned, &blocks[i])
+		if err != nil {
 			return err
+		}
+		if l.attn {
+			e.maxInner = max(e.maxInner, l.H*l.D)
+		}
+		if l.mlp {
+			e.maxHidden = max(e.maxHidden, l.hidden)
 		}
 		e.layers = append(e.layers, l)
 	}
 	return nil
+}
+
+// uploadBlock uploads one lowered block, recording its device blocks in
+// *owned.
+func (e *tower) uploadBlock(owned *[]devPtr, b *lower.Block) (blockLayer, error) {
+	var l blockLayer
+	if a := b.Attn; a != nil {
+		l.attn = true
+		l.H, l.D, l.scale, l.eps1 = a.Heads, a.HeadDim, a.Scale, b.LN1.Eps
+		qkv, out := a.QKV(), a.Out()
+		if err := e.putAllOwned(owned, []hostUpload{{&l.ln1g, b.LN1.G}, {&l.ln1b, b.LN1.B}, {&l.qkvW, qkv.W}, {&l.qkvB, qkv.B},
+			{&l.oW, out.W}, {&l.oB, out.B}}); err != nil {
+			return l, err
+		}
+	}
+	if m := b.MLP; m != nil {
+		l.mlp = true
+		l.hidden, l.act, l.eps2 = m.Hidden, kernelAct(m.Act), b.LN2.Eps
+		if err := e.putAllOwned(owned, []hostUpload{{&l.ln2g, b.LN2.G}, {&l.ln2b, b.LN2.B}, {&l.fc1W, m.FC1.W}, {&l.fc1B, m.FC1.B},
+			{&l.fc2W, m.FC2.W}, {&l.fc2B, m.FC2.B}}); err != nil {
+			return l, err
+		}
+	}
+	err := e.putAllOwned(owned, []hostUpload{{&l.attnBias, b.AttnBias}, {&l.mlpBias, b.MLPBias}})
+	return l, err
 }
 
 // allocBlocks allocates the activation buffers of the blocks for B items of
@@ -176,19 +194,27 @@ func (e *tower) linear(x devPtr, rows, in int, w devPtr, out int, beta float32, 
 		beta: beta, c: y, ldc: out, bias: bias, act: act})
 }
 
-// blocks queues the pre-LN blocks on the residual stream x [B·T, width]
-// (causal: each token attends to itself and the tokens before it). It
-// returns the bias still to be added to x (0 if none): the biases after the
-// residual GEMMs are added by the next layer norm on its way.
+// blocks queues the tower's pre-LN blocks on its residual stream e.x
+// (runBlocks).
 func (e *tower) blocks(B, T int, causal bool) (pending devPtr, err error) {
+	return e.runBlocks(e.layers, e.x, B, T, causal)
+}
+
+// runBlocks queues the given pre-LN blocks on the residual stream x
+// [B·T, width] (causal: each token attends to itself and the tokens before
+// it), in place. It returns the bias still to be added to x (0 if none): the
+// biases after the residual GEMMs are added by the next layer norm on its
+// way. The blocks use the tower's activation buffers (h, qkv, o, mlp), so x
+// may be any device stream of B·T rows but not one of those.
+func (e *tower) runBlocks(layers []blockLayer, x devPtr, B, T int, causal bool) (pending devPtr, err error) {
 	c := e.c
 	C, BT := e.width, B*T
 	norm := func(g, b devPtr, eps float32) error {
 		sum := devPtr(0)
 		if pending != 0 {
-			sum = e.x
+			sum = x
 		}
-		err := c.lnFwd(e.x, C, 0, 0, pending, sum, C, e.h, C, g, b, 0, 0, BT, C, eps)
+		err := c.lnFwd(x, C, 0, 0, pending, sum, C, e.h, C, g, b, 0, 0, BT, C, eps)
 		pending = 0
 		return err
 	}
@@ -198,14 +224,14 @@ func (e *tower) blocks(B, T int, causal bool) (pending devPtr, err error) {
 			if p == 0 {
 				continue
 			}
-			if err := c.biasAct(e.x, p, BT*C, C, actNone); err != nil {
+			if err := c.biasAct(x, p, BT*C, C, actNone); err != nil {
 				return err
 			}
 		}
 		pending = 0
 		return nil
 	}
-	for _, l := range e.layers {
+	for _, l := range layers {
 		if l.attnBias != 0 {
 			if err := addBias(l.attnBias); err != nil {
 				return 0, err
@@ -231,7 +257,7 @@ func (e *tower) blocks(B, T int, causal bool) (pending devPtr, err error) {
 					return 0, err
 				}
 			}
-			if err := e.linear(e.o, BT, inner, l.oW, C, 1, e.x, 0, actNone); err != nil {
+			if err := e.linear(e.o, BT, inner, l.oW, C, 1, x, 0, actNone); err != nil {
 				return 0, err
 			}
 			pending = l.oB
@@ -243,7 +269,7 @@ func (e *tower) blocks(B, T int, causal bool) (pending devPtr, err error) {
 			if err := e.linear(e.h, BT, C, l.fc1W, l.hidden, 0, e.mlp, l.fc1B, l.act); err != nil {
 				return 0, err
 			}
-			if err := e.linear(e.mlp, BT, l.hidden, l.fc2W, C, 1, e.x, 0, actNone); err != nil {
+			if err := e.linear(e.mlp, BT, l.hidden, l.fc2W, C, 1, x, 0, actNone); err != nil {
 				return 0, err
 			}
 			pending = l.fc2B

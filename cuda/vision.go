@@ -53,10 +53,15 @@ func NewVisionEncoder(c *Context, m *clip.Model, opt EncoderOptions) (*VisionEnc
 	if err != nil {
 		return nil, fmt.Errorf("cuda: %w", err)
 	}
-	v := &p.Vision
+	return newVisionEncoder(c, &p.Vision, p.Vision.Blocks, opt)
+}
+
+// newVisionEncoder uploads the tower v with blocks as its layers (the
+// lowering's, or every layer of the encoder for a Suffix).
+func newVisionEncoder(c *Context, v *lower.Vision, blocks []lower.Block, opt EncoderOptions) (*VisionEncoder, error) {
 	e := &VisionEncoder{tower: tower{c: c, opt: opt, width: v.Width}, C: v.Width, Cin: v.Channels, P: v.PatchSize, S: v.ImageSize,
 		E: v.Embed(), N: v.Patches, T: v.SeqLen, K: v.Patch.In, preEps: v.PreLN.Eps, postEps: v.Final.Eps}
-	if err := e.upload(v); err != nil {
+	if err := e.upload(v, blocks); err != nil {
 		e.Close()
 		return nil, err
 	}
@@ -67,13 +72,13 @@ func NewVisionEncoder(c *Context, m *clip.Model, opt EncoderOptions) (*VisionEnc
 	return e, nil
 }
 
-func (e *VisionEncoder) upload(v *lower.Vision) error {
+func (e *VisionEncoder) upload(v *lower.Vision, blocks []lower.Block) error {
 	if err := e.putAll([]hostUpload{{&e.patchW, v.Patch.W}, {&e.cls, v.Class}, {&e.pos, v.Pos},
 		{&e.preG, v.PreLN.G}, {&e.preB, v.PreLN.B}, {&e.postG, v.Final.G}, {&e.postB, v.Final.B},
 		{&e.proj, v.Proj.W}, {&e.projB, v.Proj.B}}); err != nil {
 		return err
 	}
-	return e.uploadBlocks(v.Blocks)
+	return e.uploadBlocks(blocks)
 }
 
 func (e *VisionEncoder) allocActivations() error {
@@ -138,6 +143,19 @@ func (e *VisionEncoder) Forward(B int) error {
 	if err := e.checkBatch(B); err != nil {
 		return err
 	}
+	if err := e.embed(e.x, B); err != nil {
+		return err
+	}
+	pending, err := e.blocks(B, e.T, false)
+	if err != nil {
+		return err
+	}
+	return e.pool(e.x, B, pending)
+}
+
+// embed queues the embeddings of the B images in the input buffer into the
+// residual stream x [B·T, C]: the hidden states entering layer 0.
+func (e *VisionEncoder) embed(x devPtr, B int) error {
 	c := e.c
 	T, C, BT := e.T, e.C, B*e.T
 	if err := c.patchUnfold(e.cols, e.pix, B, e.Cin, e.S, e.S, e.P); err != nil {
@@ -146,18 +164,19 @@ func (e *VisionEncoder) Forward(B int) error {
 	if err := e.linear(e.cols, B*e.N, e.K, e.patchW, C, 0, e.patches, 0, actNone); err != nil {
 		return err
 	}
-	if err := c.vitEmbed(e.x, e.patches, e.cls, e.pos, B, T, C); err != nil {
+	if err := c.vitEmbed(x, e.patches, e.cls, e.pos, B, T, C); err != nil {
 		return err
 	}
-	if err := c.lnFwd(e.x, C, 0, 0, 0, 0, 0, e.x, C, e.preG, e.preB, 0, 0, BT, C, e.preEps); err != nil {
-		return err
-	}
-	pending, err := e.blocks(B, T, false)
-	if err != nil {
-		return err
-	}
+	return c.lnFwd(x, C, 0, 0, 0, 0, 0, x, C, e.preG, e.preB, 0, 0, BT, C, e.preEps)
+}
+
+// pool queues post_layernorm of the class rows of the stream x (after
+// adding the pending bias to them) and the projection into the embedding
+// buffer.
+func (e *VisionEncoder) pool(x devPtr, B int, pending devPtr) error {
+	T, C := e.T, e.C
 	// Class-token rows are T·C apart in x.
-	if err := c.lnFwd(e.x, T*C, 0, 0, pending, 0, 0, e.pooled, C, e.postG, e.postB, 0, 0, B, C, e.postEps); err != nil {
+	if err := e.c.lnFwd(x, T*C, 0, 0, pending, 0, 0, e.pooled, C, e.postG, e.postB, 0, 0, B, C, e.postEps); err != nil {
 		return err
 	}
 	return e.linear(e.pooled, B, C, e.proj, e.E, 0, e.emb, e.projB, actNone)

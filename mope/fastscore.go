@@ -12,18 +12,25 @@ import (
 
 // resolveEngine returns the engine a run of metric uses ("" for metrics
 // that do not run the towers).
-func resolveEngine(metric Metric, engine Engine) (Engine, error) {
+func resolveEngine(metric Metric, engine Engine, gpu GPU) (Engine, error) {
 	if !metric.RunsTowers() {
 		return EngineAuto, nil
 	}
 	switch engine {
 	case EngineAuto:
+		if gpu.Ctx != nil {
+			return gpu.engine(), nil
+		}
 		if ops.CurrentBackend().Name() == "cpu" {
 			return EngineFast, nil
 		}
 		return EngineRef, nil
 	case EngineFast, EngineRef:
 		return engine, nil
+	case EngineCUDA, EngineCUDATF32:
+		if gpu.Ctx != nil && engine == gpu.engine() {
+			return engine, nil
+		}
 	}
 	return "", fmt.Errorf("mope: unknown scoring engine %q (want %s or %s)", engine, EngineFast, EngineRef)
 }

@@ -120,6 +120,13 @@ const (
 	// the ops backend). Default when ops' backend is not the CPU (--device
 	// cuda), where the reference forward runs on the device.
 	EngineRef Engine = "ref"
+	// EngineCUDA and EngineCUDATF32 run them device-resident on the GPU
+	// (cuda.Suffix: the prefix cache stays on the device), matrix products
+	// in fp32 or TF32. They are what EngineAuto resolves to when
+	// Options.GPU is set (mope score --device cuda|cuda:tf32), recorded in
+	// the settings; --engine does not name them.
+	EngineCUDA     Engine = "cuda"
+	EngineCUDATF32 Engine = "cuda:tf32"
 )
 
 // ParseEngine parses "fast", "ref", or "" / "auto" (EngineAuto).

@@ -49,6 +49,8 @@ type PipelineOptions struct {
 	Groups      int           // FFN groups (default DefaultGroups)
 	Seed        uint64        // random metric
 	ScoreBatch  int
+	// GPU, when set, is where scoring runs its towers (Options.GPU).
+	GPU GPU
 
 	// Calib is the calibration set (needed by mope, taylor, unimodal);
 	// CalibData and CalibLimit describe it in score files.
@@ -242,7 +244,7 @@ func (p *pipe) score(m *clip.Model, name string, kinds []string) (*ScoreFile, er
 	}
 	t := time.Now()
 	so := Options{Metric: p.o.Metric, Towers: p.o.Towers, Kinds: kinds, Groups: p.o.Groups, Batch: p.o.ScoreBatch, Seed: p.o.Seed,
-		Data: p.o.CalibData, Limit: p.o.CalibLimit, Progress: p.o.Progress}
+		Data: p.o.CalibData, Limit: p.o.CalibLimit, Progress: p.o.Progress, GPU: p.o.GPU}
 	if dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err

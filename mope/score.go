@@ -33,6 +33,9 @@ type Options struct {
 	Engine Engine
 	// Threads is the fast engine's number of workers (0: GOMAXPROCS).
 	Threads int
+	// GPU, when set, runs the towers of the mope and unimodal metrics on
+	// the GPU (EngineCUDA or EngineCUDATF32 unless Engine names another).
+	GPU GPU
 	// DType is the weight type of the fast engine's GEMMs (infer.F32,
 	// infer.BF16 or infer.INT8; see infer.Options.DType): reduced-precision
 	// scoring, recorded in the settings unless F32. It needs the fast
@@ -96,7 +99,7 @@ func ScoreContext(ctx context.Context, m *clip.Model, cal *Calib, o Options) (*S
 		cal = nil
 		o.Data, o.Split, o.Limit, o.Batch = "", "", 0, 0
 	}
-	eng, err := resolveEngine(o.Metric, o.Engine)
+	eng, err := resolveEngine(o.Metric, o.Engine, o.GPU)
 	if err != nil {
 		return nil, err
 	}
@@ -218,14 +221,20 @@ func scoreForward(m *clip.Model, cal *Calib, o Options, f *ScoreFile, todo []Mod
 		defer eng.Close()
 	}
 	E := m.Config.ProjectionDim
+	var gpu GPU
+	if f.Settings.Engine == EngineCUDA || f.Settings.Engine == EngineCUDATF32 {
+		gpu = o.GPU
+	}
 	full := map[clip.Tower][]float32{}
 	for _, tw := range clip.AllTowers {
 		if o.Metric == "mope" || o.Towers.Has(tw) {
-			r, err := newScorer(eng, m, tw, cal, o.Batch)
-			if err != nil {
-				return err
+			var err error
+			if gpu.Ctx != nil {
+				full[tw], err = deviceFeatures(gpu, m, tw, cal, o)
+			} else {
+				full[tw], err = hostFeatures(eng, m, tw, cal, o)
 			}
-			if full[tw], err = r.features(r.embedAll(), 0, nil, o.Groups); err != nil {
+			if err != nil {
 				return err
 			}
 		}
@@ -248,42 +257,131 @@ func scoreForward(m *clip.Model, cal *Calib, o Options, f *ScoreFile, todo []Mod
 		return base - zScore(full[Vision], feats, cal, E)
 	}
 	for _, tw := range clip.AllTowers {
-		byLayer := map[int][]ModuleScore{}
-		last := -1
+		var todoTw []ModuleScore
 		for _, s := range todo {
 			if s.Tower == tw {
-				byLayer[s.Layer] = append(byLayer[s.Layer], s)
-				last = max(last, s.Layer)
+				todoTw = append(todoTw, s)
 			}
 		}
-		if last < 0 {
+		if len(todoTw) == 0 {
 			continue
 		}
-		r, err := newScorer(eng, m, tw, cal, o.Batch)
+		score := func(s ModuleScore, feats []float32) error {
+			s.Score = eval(tw, feats)
+			return record(s)
+		}
+		var err error
+		if gpu.Ctx != nil {
+			err = deviceModules(gpu, m, tw, cal, o, todoTw, score)
+		} else {
+			err = hostModules(eng, m, tw, cal, o, todoTw, score)
+		}
 		if err != nil {
 			return err
 		}
-		hs := r.embedAll()
-		for l := 0; l <= last; l++ {
-			ms := r.mid(l, hs)
-			for _, s := range byLayer[l] {
-				start := hs
-				if s.Kind == KindFFN {
-					start = ms
-				}
-				feats, err := r.features(start, l, &s.Module, o.Groups)
-				if err != nil {
-					return err
-				}
-				s.Score = eval(tw, feats)
-				if err := record(s); err != nil {
-					return err
-				}
+	}
+	return nil
+}
+
+// hostFeatures returns the normalised embeddings of the whole tower on the
+// CPU (the fast engine, or the reference forward when e is nil).
+func hostFeatures(e *infer.Engine, m *clip.Model, tw clip.Tower, cal *Calib, o Options) ([]float32, error) {
+	r, err := newScorer(e, m, tw, cal, o.Batch)
+	if err != nil {
+		return nil, err
+	}
+	return fullFeatures(hostCache{r}, o.Groups)
+}
+
+// hostModules scores the modules todo of one tower on the CPU.
+func hostModules(e *infer.Engine, m *clip.Model, tw clip.Tower, cal *Calib, o Options, todo []ModuleScore, score func(ModuleScore, []float32) error) error {
+	r, err := newScorer(e, m, tw, cal, o.Batch)
+	if err != nil {
+		return err
+	}
+	return scoreModules(hostCache{r}, todo, o.Groups, score)
+}
+
+// cacheScorer is a scorer over a prefix cache of type S (host tensors, or
+// states on the device): the hidden states entering each layer are
+// computed once, layer by layer, and every evaluation starts there.
+type cacheScorer[S any] interface {
+	// embedAll returns the hidden states entering layer 0.
+	embedAll() (S, error)
+	// mid returns M_l = H_l + attn(ln1(H_l)); finish H_{l+1} = M_l + mlp(ln2(M_l)).
+	mid(l int, hs S) (S, error)
+	finish(l int, ms S) (S, error)
+	// features is scorer.features.
+	features(start S, from int, mod *Module, groups int) ([]float32, error)
+	// drop releases states that are no longer needed.
+	drop(S)
+}
+
+// hostCache is a host scorer (refScorer, fastScorer) as a cacheScorer.
+type hostCache struct{ scorer }
+
+func (h hostCache) embedAll() ([]*tensor.Tensor, error) { return h.scorer.embedAll(), nil }
+func (h hostCache) mid(l int, hs []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	return h.scorer.mid(l, hs), nil
+}
+func (h hostCache) finish(l int, ms []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	return h.scorer.finish(l, ms), nil
+}
+func (hostCache) drop([]*tensor.Tensor) {}
+
+// fullFeatures returns the normalised embeddings of the unchanged tower.
+func fullFeatures[S any](r cacheScorer[S], groups int) ([]float32, error) {
+	hs, err := r.embedAll()
+	if err != nil {
+		return nil, err
+	}
+	defer r.drop(hs)
+	return r.features(hs, 0, nil, groups)
+}
+
+// scoreModules evaluates the tower without each module of todo (all of one
+// tower), layer by layer from the prefix cache, and hands the features to
+// score in order.
+func scoreModules[S any](r cacheScorer[S], todo []ModuleScore, groups int, score func(ModuleScore, []float32) error) error {
+	byLayer := map[int][]ModuleScore{}
+	last := -1
+	for _, s := range todo {
+		byLayer[s.Layer] = append(byLayer[s.Layer], s)
+		last = max(last, s.Layer)
+	}
+	hs, err := r.embedAll()
+	if err != nil {
+		return err
+	}
+	for l := 0; l <= last; l++ {
+		ms, err := r.mid(l, hs)
+		if err != nil {
+			r.drop(hs)
+			return err
+		}
+		for _, s := range byLayer[l] {
+			start := hs
+			if s.Kind == KindFFN {
+				start = ms
 			}
-			if l < last {
-				hs = r.finish(l, ms)
+			feats, err := r.features(start, l, &s.Module, groups)
+			if err == nil {
+				err = score(s, feats)
+			}
+			if err != nil {
+				r.drop(hs)
+				r.drop(ms)
+				return err
 			}
 		}
+		r.drop(hs)
+		if l < last {
+			if hs, err = r.finish(l, ms); err != nil {
+				r.drop(ms)
+				return err
+			}
+		}
+		r.drop(ms)
 	}
 	return nil
 }

@@ -71,10 +71,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fl, args); err != nil {
 		return err
 	}
-	onGPU, _, err := parseDevice(*device)
-	if err != nil {
-		return err
-	}
+	onGPU := device.GPU
 	engine := new(string)
 	*engine = string(cpuEngine(*eng))
 	switch {
@@ -132,7 +129,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 			if err != nil {
 				return nil, nil, nil, err
 			}
-			gpuDesc = *device + ": " + g.Desc
+			gpuDesc = device.String() + ": " + g.Desc
 			var gpuErr error
 			img, txt := g.benchFuncs(pixels, *batch, tb, &gpuErr)
 			image = func() error { img(); return gpuErr }

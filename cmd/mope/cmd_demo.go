@@ -179,11 +179,11 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	if *asJSON {
 		human = stderr
 	}
-	release, err := useDevice(*device, stderr)
+	sess, err := useDevice(*device, stderr)
 	if err != nil {
 		return err
 	}
-	defer release()
+	defer sess.Close()
 	if err := checkLimit(*n); err != nil {
 		return err
 	}
@@ -217,7 +217,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	d, err := grid.RunDemo(ctx, grid.DemoConfig{Teacher: teacher, TeacherDir: *teacherDir, Tok: tok, Out: *out, N: *n,
-		NoGrid: *noGrid, Grid: *gridOpts, Stdout: human, Log: stderr})
+		NoGrid: *noGrid, Grid: *gridOpts, Stdout: human, Log: stderr, GPU: sess.gpu()})
 	if err != nil {
 		return err
 	}

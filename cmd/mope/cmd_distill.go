@@ -13,6 +13,7 @@ import (
 
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/clip/imageproc"
+	"github.com/mopeclip/mopeclip/cuda"
 	"github.com/mopeclip/mopeclip/dataset"
 	"github.com/mopeclip/mopeclip/dataset/shapes"
 	"github.com/mopeclip/mopeclip/internal/atomicfile"
@@ -41,8 +42,8 @@ type distillFlags struct {
 	TrainN, ValN int
 	SkipBad      bool
 	Opt          mope.DistillOptions
-	Device       *string // --device
-	Quiet        *bool   // --quiet
+	Device       *cuda.Device // --device
+	Quiet        *bool        // --quiet
 
 	DataPtr *string // --data, copied to Data by parsed
 	SeedPtr *uint64 // --seed, copied to Opt.Seed by parsed
@@ -174,7 +175,7 @@ func runDistill(args []string, stdout, stderr io.Writer) error {
 	if err := refuseCheckpoint(out, resume, *force); err != nil {
 		return err
 	}
-	release, err := claimOut(out, *df.Device, stderr)
+	_, release, err := claimOut(out, *df.Device, stderr)
 	if err != nil {
 		return err
 	}

@@ -160,7 +160,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rep.Model, rep.Preprocess, rep.Batch, rep.Device, rep.Engine = *model, *modeName, *batch, *device, cpuEngine(*engine).String()
+	rep.Model, rep.Preprocess, rep.Batch, rep.Device, rep.Engine = *model, *modeName, *batch, device.String(), cpuEngine(*engine).String()
 	if *asJSON {
 		b, err := json.Marshal(rep)
 		if err != nil {

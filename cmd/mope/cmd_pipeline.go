@@ -39,6 +39,8 @@ type pipelineFlags struct {
 	CalibSplit       string
 	Seed             uint64
 	D                distillFlags
+	// GPU is the opened --device scoring runs on (zero on the CPU).
+	GPU mope.GPU
 }
 
 func runPipeline(args []string, stdout, stderr io.Writer) error {
@@ -82,7 +84,7 @@ func runPipeline(args []string, stdout, stderr io.Writer) error {
 	if pf.Stage == mope.StageFinetune && (*pf.Tower == clip.BothTowers || *pf.Tower == 0) {
 		return fmt.Errorf("%w: --stage finetune prunes one tower: --tower vision or --tower text", errUsage)
 	}
-	release, err := claimOut(pf.Out, *pf.D.Device, stderr)
+	sess, release, err := claimOut(pf.Out, *pf.D.Device, stderr)
 	if err != nil {
 		return err
 	}
@@ -93,6 +95,7 @@ func runPipeline(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signalContext()
 	defer stop()
 	log := progressTo(stderr, *pf.D.Quiet)
+	pf.GPU = sess.gpu()
 	m, res, err := pipelineDirs(ctx, pf, log, log)
 	if err != nil {
 		return reportStop(err, stderr, "pipeline", args, "", pf.Out+" (finished steps are kept; the same command skips them)")
@@ -160,7 +163,7 @@ func pipelineDirs(ctx context.Context, pf pipelineFlags, log, progress io.Writer
 	}
 	o := mope.PipelineOptions{Stage: pf.Stage, Towers: towers, Order: pf.Order, Metric: pf.Metric, TargetFLOPs: pf.Target,
 		MinWidth: pf.MinWidth, Groups: pf.Groups, Seed: pf.Seed, Calib: cal, CalibData: pf.D.Data, CalibLimit: pf.CalibN,
-		Distill: pf.D.Opt, Data: data, TeacherDir: pf.Teacher, Dir: pf.Out, Log: log, Progress: progress}
+		Distill: pf.D.Opt, Data: data, TeacherDir: pf.Teacher, Dir: pf.Out, Log: log, Progress: progress, GPU: pf.GPU}
 	m, res, err := mope.Pipeline(ctx, teacher, o)
 	if err != nil {
 		return nil, nil, err

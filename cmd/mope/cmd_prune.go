@@ -90,7 +90,7 @@ func runPrune(args []string, stdout, stderr io.Writer) error {
 	if err := refuseSameDir(*out, *model, "--model", *force); err != nil {
 		return err
 	}
-	release, err := claimOut(*out, *device, stderr)
+	_, release, err := claimOut(*out, *device, stderr)
 	if err != nil {
 		return err
 	}

@@ -95,7 +95,7 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 	if err := refuseOverwritingInput(*out, map[string]string{"--data": *data, "--vocab": *tokPath}, map[string]string{"--model": *model}); err != nil {
 		return err
 	}
-	release, err := claimOut(*out, *device, stderr)
+	sess, release, err := claimOut(*out, *device, stderr)
 	if err != nil {
 		return err
 	}
@@ -120,7 +120,7 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 	}
 	o := mope.Options{Metric: metric, Towers: *towers, Kinds: kinds, Groups: *groups, Batch: *batch, Seed: *seed,
 		Shard: *shard, Data: *data, Split: *split, Limit: *limit, Checkpoint: *out, CheckpointEvery: *every,
-		Engine: *engine, Threads: *threads, DType: dt}
+		Engine: *engine, Threads: *threads, DType: dt, GPU: sess.gpu()}
 	if !*quiet {
 		o.Progress = stderr
 	}

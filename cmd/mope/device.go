@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
-	"strings"
 	"sync"
 
 	"github.com/mopeclip/mopeclip/clip"
@@ -15,62 +14,71 @@ import (
 	"github.com/mopeclip/mopeclip/tensor"
 )
 
-// parseDevice splits a --device value: onGPU is false for "cpu".
-func parseDevice(name string) (onGPU bool, prec cuda.Precision, err error) {
-	dev, p, _ := strings.Cut(name, ":")
-	switch {
-	case dev == "cpu" && p == "":
-		return false, cuda.FP32, nil
-	case dev == "cuda" && (p == "" || p == "fp32"):
-		return true, cuda.FP32, nil
-	case dev == "cuda" && p == "tf32":
-		return true, cuda.TF32, nil
-	}
-	return false, cuda.FP32, fmt.Errorf("%w: --device %q (want cpu, cuda or cuda:tf32)", errUsage, name)
-}
-
-// openDevice opens the GPU of --device name and returns the context with a
-// one-line description of it (device, PTX, precision and GEMM engine).
-func openDevice(name string, prec cuda.Precision) (*cuda.Context, string, error) {
+// openDevice opens the GPU of --device dev and returns the context with a
+// one-line description of it (device, PTX, precision and GEMM engine). In a
+// build without the cuda tag it fails with cuda.ErrNoCUDA.
+func openDevice(dev cuda.Device) (*cuda.Context, string, error) {
 	c, err := cuda.Open(cuda.Options{})
 	if err != nil {
-		return nil, "", fmt.Errorf("--device %s: %w", name, err)
+		return nil, "", fmt.Errorf("--device %s: %w", dev, err)
 	}
 	in := c.Info()
 	desc := fmt.Sprintf("%s (cc %d.%d, %d SMs, PTX %s), matrix products %s via %s",
-		in.Name, in.Major, in.Minor, in.SMs, in.PTXArch, prec, gemmName(in.CublasPath))
+		in.Name, in.Major, in.Minor, in.SMs, in.PTXArch, dev.Precision, gemmName(in.CublasPath))
 	return c, desc, nil
 }
 
-// useDevice makes name the backend of every op (ops.SetBackend) for the rest
-// of the process and returns the function that releases it. "cpu" changes
-// nothing. The CUDA backend copies each op's operands to the GPU and back
-// (package cuda), so it pays off where the matrix products are large.
-func useDevice(name string, log io.Writer) (release func(), err error) {
-	onGPU, prec, err := parseDevice(name)
+// deviceSession is an opened --device: on a GPU, its context and the ops
+// backend every op runs on for the rest of the process (ops.SetBackend).
+// Ctx is nil on the CPU.
+type deviceSession struct {
+	Dev     cuda.Device
+	Ctx     *cuda.Context
+	backend *cuda.Backend
+	prev    ops.Backend
+}
+
+// useDevice opens dev and makes it the backend of every op (ops.SetBackend)
+// until Close. The CPU changes nothing. The CUDA backend keeps what the
+// training loop hands it on the device (package cuda); scoring uses the
+// context for its device-resident towers (mope.Options.GPU).
+func useDevice(dev cuda.Device, log io.Writer) (*deviceSession, error) {
+	s := &deviceSession{Dev: dev}
+	if !dev.GPU {
+		return s, nil
+	}
+	c, desc, err := openDevice(dev)
 	if err != nil {
 		return nil, err
 	}
-	if !onGPU {
-		return func() {}, nil
-	}
-	c, desc, err := openDevice(name, prec)
-	if err != nil {
-		return nil, err
-	}
-	b, err := cuda.NewBackend(c, cuda.BackendOptions{Precision: prec})
+	b, err := cuda.NewBackend(c, cuda.BackendOptions{Precision: dev.Precision})
 	if err != nil {
 		c.Close()
-		return nil, fmt.Errorf("--device %s: %w", name, err)
+		return nil, fmt.Errorf("--device %s: %w", dev, err)
 	}
 	fmt.Fprintf(log, "device: %s\n", desc)
-	prev := ops.CurrentBackend()
+	s.Ctx, s.backend, s.prev = c, b, ops.CurrentBackend()
 	ops.SetBackend(b)
-	return func() {
-		ops.SetBackend(prev)
-		b.Close()
-		c.Close()
-	}, nil
+	return s, nil
+}
+
+// gpu is the session's GPU for scoring (the zero mope.GPU on the CPU).
+func (s *deviceSession) gpu() mope.GPU {
+	if s == nil || s.Ctx == nil {
+		return mope.GPU{}
+	}
+	return mope.GPU{Ctx: s.Ctx, Precision: s.Dev.Precision}
+}
+
+// Close restores the previous backend and frees the device.
+func (s *deviceSession) Close() {
+	if s == nil || s.Ctx == nil {
+		return
+	}
+	ops.SetBackend(s.prev)
+	s.backend.Close()
+	s.Ctx.Close()
+	s.Ctx = nil
 }
 
 func gemmName(cublas string) string {
@@ -93,31 +101,27 @@ type gpuTowers struct {
 }
 
 // openGPUTowers uploads the image and/or text tower of m for batches of up
-// to maxBatch items, on the GPU of --device name (which must name one).
-func openGPUTowers(name string, m *clip.Model, maxBatch int, image, text bool) (*gpuTowers, error) {
-	onGPU, prec, err := parseDevice(name)
-	if err != nil {
-		return nil, err
+// to maxBatch items, on the GPU of --device dev (which must name one).
+func openGPUTowers(dev cuda.Device, m *clip.Model, maxBatch int, image, text bool) (*gpuTowers, error) {
+	if !dev.GPU {
+		return nil, fmt.Errorf("--device %s is not a GPU", dev)
 	}
-	if !onGPU {
-		return nil, fmt.Errorf("--device %s is not a GPU", name)
-	}
-	c, desc, err := openDevice(name, prec)
+	c, desc, err := openDevice(dev)
 	if err != nil {
 		return nil, err
 	}
 	g := &gpuTowers{ctx: c, Desc: desc}
-	opt := cuda.EncoderOptions{Precision: prec, MaxBatch: maxBatch}
+	opt := cuda.EncoderOptions{Precision: dev.Precision, MaxBatch: maxBatch}
 	if image {
 		if g.img, err = cuda.NewVisionEncoder(c, m, opt); err != nil {
 			g.Close()
-			return nil, fmt.Errorf("--device %s: image tower: %w", name, err)
+			return nil, fmt.Errorf("--device %s: image tower: %w", dev, err)
 		}
 	}
 	if text {
 		if g.txt, err = cuda.NewTextEncoder(c, m, opt); err != nil {
 			g.Close()
-			return nil, fmt.Errorf("--device %s: text tower: %w", name, err)
+			return nil, fmt.Errorf("--device %s: text tower: %w", dev, err)
 		}
 	}
 	return g, nil
@@ -175,22 +179,18 @@ func (g *gpuTowers) benchFuncs(pixels []float32, B int, tb *clip.TextBatch, errp
 }
 
 // encoderDevice routes the batches of enc through GPU-resident towers
-// (enc.Device) when --device name is a GPU, uploading the image and/or the
+// (enc.Device) when --device dev is a GPU, uploading the image and/or the
 // text tower of enc.Model for batches of enc.Batch; on the CPU through the
 // fast inference engine unless engine is mope.EngineRef. With releaseWeights
 // the engine drops enc.Model's copies of the matrices it packs
 // (infer.Options.ReleaseWeights) and the model's gradient buffers: the caller
 // must not run the model's own forward, train or save it afterwards. It returns the function that frees them.
-func encoderDevice(name string, engine mope.Engine, enc *clip.Encoder, image, text, releaseWeights bool, log io.Writer) (release func(), err error) {
-	onGPU, _, err := parseDevice(name)
-	if err != nil {
-		return nil, err
-	}
+func encoderDevice(dev cuda.Device, engine mope.Engine, enc *clip.Encoder, image, text, releaseWeights bool, log io.Writer) (release func(), err error) {
 	engine = cpuEngine(engine)
 	if !image && !text {
 		return func() {}, nil
 	}
-	if !onGPU {
+	if !dev.GPU {
 		if engine == mope.EngineRef {
 			return func() {}, nil
 		}
@@ -207,7 +207,7 @@ func encoderDevice(name string, engine mope.Engine, enc *clip.Encoder, image, te
 			e.Close()
 		}, nil
 	}
-	g, err := openGPUTowers(name, enc.Model, max(enc.Batch, 1), image, text)
+	g, err := openGPUTowers(dev, enc.Model, max(enc.Batch, 1), image, text)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -106,5 +107,47 @@ func TestDeviceBench(t *testing.T) {
 	code, out, errs = runMope("bench", "--model", model, "--device", "cuda", "--tower", "text", "--rounds", "1", "--warmup", "0")
 	if code != 0 || !strings.Contains(out, "texts/s") || strings.Contains(out, "images/s") || !strings.Contains(out, "GPU-resident towers on cuda: CPU emulator") {
 		t.Fatalf("exit %d: %s\n%s", code, out, errs)
+	}
+}
+
+// TestDeviceScore: mope score --device cuda (the towers on the device, the
+// prefix cache there) writes the CPU's scores: the same recall counts.
+func TestDeviceScore(t *testing.T) {
+	model := embedTinyModel(t)
+	dir := t.TempDir()
+	var files [2]struct {
+		Settings struct{ Engine string }
+		Baseline float64
+		Scores   []struct {
+			ID    int
+			Score float64
+		}
+	}
+	for i, dev := range []string{"cpu", "cuda"} {
+		out := filepath.Join(dir, dev+".json")
+		code, _, errs := runMope("score", "--model", model, "--data", "shapes", "--limit", "4", "--tower", "vision",
+			"--modules", "layers,heads", "--out", out, "--quiet", "--device", dev)
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", dev, code, errs)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &files[i]); err != nil {
+			t.Fatalf("%s: %v", out, err)
+		}
+	}
+	cpu, gpu := files[0], files[1]
+	if cpu.Settings.Engine != "fast" || gpu.Settings.Engine != "cuda" {
+		t.Errorf("engines %q and %q, want fast and cuda", cpu.Settings.Engine, gpu.Settings.Engine)
+	}
+	if len(gpu.Scores) == 0 || len(gpu.Scores) != len(cpu.Scores) || gpu.Baseline != cpu.Baseline {
+		t.Fatalf("cuda: %d scores, baseline %v; cpu: %d, %v", len(gpu.Scores), gpu.Baseline, len(cpu.Scores), cpu.Baseline)
+	}
+	for i, s := range gpu.Scores {
+		if w := cpu.Scores[i]; s != w {
+			t.Errorf("module %d: cuda %v, cpu %v", s.ID, s.Score, w.Score)
+		}
 	}
 }

@@ -8,7 +8,6 @@ package main
 // command's flag set and fails on an inconsistency.
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/mopeclip/mopeclip/clip"
+	"github.com/mopeclip/mopeclip/cuda"
 	"github.com/mopeclip/mopeclip/mope"
 )
 
@@ -146,34 +146,16 @@ func cpuEngine(e mope.Engine) mope.Engine {
 	return e
 }
 
-// deviceValue is --device: validated when parsed, so a bad value is a usage
-// error before anything is loaded or opened.
-type deviceValue struct{ name string }
-
-func (d *deviceValue) String() string {
-	if d == nil {
-		return ""
-	}
-	return d.name
-}
-
-func (d *deviceValue) Set(s string) error {
-	if _, _, err := parseDevice(s); err != nil {
-		return errors.New(strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
-	}
-	d.name = s
-	return nil
-}
-
-// deviceFlag adds --device to fs. The value is "cpu" (default), "cuda"
-// (fp32 on the GPU) or "cuda:tf32" (matrix products on tensor cores).
-// Inference (embed, eval, bench) runs the towers device-resident
-// (openGPUTowers, encoderDevice); training and scoring swap the ops backend
-// (useDevice).
-func deviceFlag(fs *flag.FlagSet) *string {
-	d := &deviceValue{name: "cpu"}
-	fs.Var(d, "device", "where it runs: `cpu|cuda|cuda:tf32` (embed/eval/bench: GPU-resident towers; pretrain/score: every op on the GPU); cuda needs a binary built with -tags cuda (make mope-cuda)")
-	return &d.name
+// deviceFlag adds --device to fs (a cuda.Device, validated when parsed, so
+// a bad value is a usage error before anything is loaded or opened): "cpu"
+// (default), "cuda" (fp32 on the GPU) or "cuda:tf32" (matrix products on
+// tensor cores). Inference (embed, eval, bench) and MoPE scoring run the
+// towers device-resident (openGPUTowers, encoderDevice, mope.Options.GPU);
+// training swaps the ops backend (useDevice).
+func deviceFlag(fs *flag.FlagSet) *cuda.Device {
+	d := new(cuda.Device)
+	fs.Var(d, "device", "where it runs: `cpu|cuda|cuda:tf32` (embed, eval, bench: GPU-resident towers; score, and the scoring of pipeline and demo: GPU-resident towers with the prefix cache on the device; pretrain, distill and their training in pipeline and demo: the GPU ops backend); cuda needs a binary built with -tags cuda (make mope-cuda)")
+	return d
 }
 
 // aliasValue is a deprecated spelling of another flag: setting it sets the

@@ -76,7 +76,7 @@ var vocabulary = map[string]struct {
 	"vocab":   {kind: "*flag.stringValue", def: ptr(os.Getenv(VocabEnv)), mustSay: "$" + VocabEnv, explains: "tokenizer; default $MOPECLIP_VOCAB"},
 	"out":     {kind: "*flag.stringValue", explains: "where results go"},
 	"seed":    {kind: "*flag.uint64Value", explains: "seed of everything random"},
-	"device":  {kind: "*main.deviceValue", def: ptr("cpu"), explains: "cpu|cuda|cuda:tf32"},
+	"device":  {kind: "*cuda.Device", def: ptr("cpu"), explains: "cpu|cuda|cuda:tf32"},
 	"threads": {kind: "*flag.intValue", def: ptr("0"), mustSay: "0: GOMAXPROCS", explains: "worker threads"},
 	"quiet":   {kind: "*flag.boolValue", def: ptr("false"), explains: "no progress"},
 	"json":    {kind: "*flag.boolValue", def: ptr("false"), explains: "one JSON object on stdout"},

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/mopeclip/mopeclip/cuda"
 	"github.com/mopeclip/mopeclip/internal/atomicfile"
 	"github.com/mopeclip/mopeclip/train"
 )
@@ -169,18 +170,20 @@ func lockOut(path string) (release func(), err error) {
 // claimOut takes the lock of --out (lockOut) and then the --device
 // (useDevice), the way every command that trains or writes a model starts;
 // release gives back both, the device first.
-func claimOut(out, device string, log io.Writer) (release func(), err error) {
+// The session (nil context on the CPU) is what scoring needs for its
+// device-resident towers.
+func claimOut(out string, dev cuda.Device, log io.Writer) (sess *deviceSession, release func(), err error) {
 	unlock, err := lockOut(out)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	free, err := useDevice(device, log)
+	sess, err = useDevice(dev, log)
 	if err != nil {
 		unlock()
-		return nil, err
+		return nil, nil, err
 	}
-	return func() {
-		free()
+	return sess, func() {
+		sess.Close()
 		unlock()
 	}, nil
 }

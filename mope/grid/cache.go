@@ -40,6 +40,7 @@ type scoreCache struct {
 	teacher *clip.Model
 	cal     *mope.Calib
 	limit   int
+	gpu     mope.GPU
 	say     func(format string, a ...any)
 
 	mu    sync.Mutex
@@ -68,7 +69,7 @@ func (s *scoreCache) get(metric string, seed uint64) (*mope.ScoreFile, error) {
 	}
 	t := time.Now()
 	f, err := mope.Score(s.teacher, s.cal, mope.Options{Metric: mope.Metric(metric), Towers: clip.BothTowers,
-		Kinds: []string{mope.KindHead, mope.KindFFN, mope.KindLayer}, Data: calibData, Limit: s.limit, Seed: seed})
+		Kinds: []string{mope.KindHead, mope.KindFFN, mope.KindLayer}, Data: calibData, Limit: s.limit, Seed: seed, GPU: s.gpu})
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/clip/tokenizer"
+	"github.com/mopeclip/mopeclip/mope"
 )
 
 // DemoConfig is one run of mope demo on a loaded teacher.
@@ -26,6 +27,9 @@ type DemoConfig struct {
 	Grid   Options
 	// Stdout receives progress lines, Log the rows' logs.
 	Stdout, Log io.Writer
+	// GPU, when set, is where every scoring of the grid runs its towers
+	// (mope.Options.GPU; --device cuda).
+	GPU mope.GPU
 }
 
 // Demo is a finished demo.
@@ -94,7 +98,7 @@ func (d *Demo) runGrid(ctx context.Context, c DemoConfig, tr *Result, save func(
 		d.Results = append(d.Results, tr)
 	}
 	env := Env{Teacher: c.Teacher, TeacherDir: c.TeacherDir, Tok: c.Tok, World: d.GridWorld, Out: c.Out, TeacherResult: tr,
-		Save: save, Stdout: c.Stdout, Log: c.Log}
+		Save: save, Stdout: c.Stdout, Log: c.Log, GPU: c.GPU}
 	rep, err := Run(ctx, env, c.Grid)
 	if err != nil {
 		return err

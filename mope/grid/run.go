@@ -38,6 +38,8 @@ type Env struct {
 	// Stdout receives the grid's progress lines, Log the rows' pipeline and
 	// training logs (each line prefixed with the row's name); nil: none.
 	Stdout, Log io.Writer
+	// GPU, when set, is where scoring runs its towers (mope.Options.GPU).
+	GPU mope.GPU
 }
 
 // Report is a finished grid.
@@ -189,7 +191,7 @@ func newRunner(env Env, o Options, dir string) (*runner, error) {
 		TeacherCache: mope.NewTeacherCache(env.Teacher, int64(len(seeds))*teacherCacheBytes)}
 	r.dopt = mope.DefaultDistillOptions()
 	r.dopt.Steps, r.dopt.Batch, r.dopt.LR, r.dopt.Warmup, r.dopt.ValEvery, r.dopt.CkptEvery = o.Steps, o.Batch, o.LR, max(1, o.Steps/10), 0, 50
-	r.scores = &scoreCache{dir: dir, teacher: env.Teacher, cal: r.cal, limit: o.CalibN, say: r.say, files: map[string]*mope.ScoreFile{}}
+	r.scores = &scoreCache{dir: dir, teacher: env.Teacher, cal: r.cal, limit: o.CalibN, gpu: env.GPU, say: r.say, files: map[string]*mope.ScoreFile{}}
 	for _, j := range r.jobs {
 		if c := j.c; c.isShapeSource() {
 			r.shapes[c.setting()] = &shape{done: make(chan struct{})}
@@ -334,7 +336,7 @@ func (r *runner) buildPruned(ctx context.Context, j job, row *Row, log io.Writer
 	dopt.Seed = j.seed
 	po := mope.PipelineOptions{Stage: mope.StagePretrain, Order: c.Order, Metric: mope.Metric(c.Method), TargetFLOPs: c.Target,
 		Calib: r.cal, CalibData: calibData, CalibLimit: r.o.CalibN, TeacherScores: ts, Seed: j.seed,
-		Distill: dopt, Data: r.data, TeacherDir: r.env.TeacherDir, Dir: filepath.Join(r.dir, name), Log: log}
+		Distill: dopt, Data: r.data, TeacherDir: r.env.TeacherDir, Dir: filepath.Join(r.dir, name), Log: log, GPU: r.env.GPU}
 	if c.Towers == TowersVision {
 		po.Stage, po.Towers = mope.StageFinetune, clip.VisionOnly
 	}
