@@ -375,6 +375,7 @@ func (e *Encoder) run(n, E int, what string, encode func(lo, hi int, buf *[]floa
 				failed.Store(true)
 				return
 			}
+			ops.Sync(y.Data) // a resident backend leaves it on the device
 			copy(out.Data[lo*E:hi*E], y.Data)
 			prog.Set(int(done.Add(int64(hi-lo))), "")
 		}

@@ -42,6 +42,7 @@ func (m *Model) ContrastiveStep(tp *ops.Tape, pixels *tensor.Tensor, text *TextB
 	if err != nil {
 		return 0, err
 	}
+	ops.Sync(c.Loss.Value.Data)
 	loss := float64(c.Loss.Value.Data[0])
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
 		return loss, fmt.Errorf("clip: contrastive loss is %v", loss)
@@ -54,5 +55,6 @@ func (m *Model) ContrastiveStep(tp *ops.Tape, pixels *tensor.Tensor, text *TextB
 
 // Temperature returns the effective logit scale exp(min(s, ln 100)).
 func (m *Model) Temperature() float64 {
+	ops.Sync(m.LogitScale.Value.Data)
 	return math.Exp(min(float64(m.LogitScale.Value.Data[0]), ops.MaxLogitScale))
 }

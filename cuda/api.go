@@ -11,12 +11,14 @@
 //
 // Backend implements ops.Backend on host slices: every call uploads its
 // inputs, runs the kernels and downloads its outputs (weights registered
-// with Backend.Pin stay on the device). It is a correct first version for
-// the autodiff path; it is not fast, the per-call copies dominate. The fast
-// path is VisionEncoder and TextEncoder: weights uploaded once, the whole
-// tower on the device, one upload of pixels (token ids) and one download of
-// embeddings per batch. README.md
-// describes the plan for device-resident tensors in ops.
+// with Backend.Pin stay on the device). With BackendOptions.Resident it
+// keeps device copies of every slice it sees instead (ops.Residency,
+// ops.StepScoped): a training step's parameters, activations, gradients and
+// optimiser state stay on the device, and the host copies are brought up to
+// date only on ops.Sync (README.md, "Device-resident tensors"). The fast
+// inference path is VisionEncoder and TextEncoder: weights uploaded once,
+// the whole tower on the device, one upload of pixels (token ids) and one
+// download of embeddings per batch.
 package cuda
 
 import (
@@ -82,6 +84,43 @@ type BackendOptions struct {
 	// kernels run, so that an element a kernel fails to write shows up as NaN
 	// in the result (for tests; it costs a memset per output).
 	PoisonOutputs bool
+	// Resident keeps device copies of the host slices the backend sees
+	// (ops.Residency and ops.StepScoped): inputs are uploaded only when
+	// the host copy is newer, outputs stay on the device until ops.Sync,
+	// slices named by ops.Keep (parameters, gradients, optimiser state)
+	// persist and the others are released at ops.EndStep. The caller must
+	// follow the rules of README.md ("Device-resident tensors").
+	Resident bool
+}
+
+// Transfers counts the host↔device copies of a Backend (all of them in the
+// resident mode; the per-call copies otherwise).
+type Transfers struct {
+	Uploads, UploadBytes     int64
+	Downloads, DownloadBytes int64
+	// KeptUploadBytes and KeptDownloadBytes are the part of the above that
+	// moved slices named by Keep (parameters, gradients, optimiser state).
+	KeptUploadBytes, KeptDownloadBytes int64
+	// Scalars counts reduction results read back (SumSq, Dot: 8 bytes or
+	// a few partial sums each, included in DownloadBytes).
+	Scalars int64
+}
+
+// Sub returns t − u (the copies between two readings).
+func (t Transfers) Sub(u Transfers) Transfers {
+	return Transfers{Uploads: t.Uploads - u.Uploads, UploadBytes: t.UploadBytes - u.UploadBytes,
+		Downloads: t.Downloads - u.Downloads, DownloadBytes: t.DownloadBytes - u.DownloadBytes,
+		KeptUploadBytes: t.KeptUploadBytes - u.KeptUploadBytes, KeptDownloadBytes: t.KeptDownloadBytes - u.KeptDownloadBytes,
+		Scalars: t.Scalars - u.Scalars}
+}
+
+// ResidentStats describes the device copies of a resident Backend.
+type ResidentStats struct {
+	Kept, Transient           int   // slices (allocations) with a device copy
+	KeptBytes, TransientBytes int64 // their device bytes
+	// DeviceBytes is what the Context has taken from the driver (blocks in
+	// use and cached for reuse).
+	DeviceBytes int64
 }
 
 // EncoderOptions configures NewVisionEncoder and NewTextEncoder.
@@ -141,6 +180,14 @@ var (
 	_ func(*Backend, ...[]float32) error                                  = (*Backend).Pin
 	_ func(*Backend, ...[]float32)                                        = (*Backend).Unpin
 	_ func(*Backend)                                                      = (*Backend).Close
+	_ func(*Backend, ...[]float32)                                        = (*Backend).Sync
+	_ func(*Backend, ...[]float32)                                        = (*Backend).Wrote
+	_ func(*Backend, ...[]float32)                                        = (*Backend).Keep
+	_ func(*Backend)                                                      = (*Backend).EndStep
+	_ func(*Backend) Transfers                                            = (*Backend).Transfers
+	_ func(*Backend) ResidentStats                                        = (*Backend).ResidentStats
+	_ ops.Residency                                                       = (*Backend)(nil)
+	_ ops.StepScoped                                                      = (*Backend)(nil)
 	_ func(*VisionEncoder, []float32, int) ([]float32, error)             = (*VisionEncoder).EncodeImage
 	_ func(*VisionEncoder) error                                          = (*VisionEncoder).Close
 	_ func(*VisionEncoder) int                                            = (*VisionEncoder).MaxBatch

@@ -4,6 +4,7 @@ package cuda
 
 import (
 	"fmt"
+	"math"
 	"sync"
 
 	"github.com/mopeclip/mopeclip/ops"
@@ -16,6 +17,10 @@ import (
 // copied once). Host slices registered with Pin stay on the device and are
 // not copied at all; outputs written into a pinned slice update both copies.
 //
+// With BackendOptions.Resident the copies are kept instead (resident.go):
+// inputs are uploaded when the host copy is newer, outputs stay on the
+// device until Sync.
+//
 // Methods panic on a device error (the interface has no error results), as
 // the CPU backend panics on bad arguments. A Backend is safe for concurrent
 // use (calls are serialised).
@@ -24,6 +29,8 @@ type Backend struct {
 	opt    BackendOptions
 	mu     sync.Mutex
 	pinned map[hostKey]devPtr
+	res    *residency // resident mode; nil otherwise
+	xfer   Transfers
 }
 
 // hostKey identifies a host slice by its first element and length.
@@ -51,7 +58,11 @@ func NewBackend(c *Context, opt BackendOptions) (*Backend, error) {
 	if opt.Precision == TF32 && opt.Gemm == GemmOwn {
 		return nil, fmt.Errorf("cuda: the package's SGEMM is fp32 only")
 	}
-	return &Backend{c: c, opt: opt, pinned: map[hostKey]devPtr{}}, nil
+	b := &Backend{c: c, opt: opt, pinned: map[hostKey]devPtr{}}
+	if opt.Resident {
+		b.res = &residency{ints: map[string]*intsEntry{}}
+	}
+	return b, nil
 }
 
 // Name returns "cuda".
@@ -60,7 +71,13 @@ func (b *Backend) Name() string { return "cuda" }
 // Pin uploads each slice and keeps the device copy: later calls use it
 // instead of copying the slice. The caller must not change a pinned slice
 // other than through this Backend (or must Pin it again, which re-uploads).
+// In the resident mode it is Keep followed by Wrote (uploaded on next use).
 func (b *Backend) Pin(xs ...[]float32) error {
+	if b.res != nil {
+		b.Keep(xs...)
+		b.Wrote(xs...)
+		return nil
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, x := range xs {
@@ -79,14 +96,27 @@ func (b *Backend) Pin(xs ...[]float32) error {
 		if err := shimHtoD(p, x); err != nil {
 			return err
 		}
+		b.countUp(4*len(x), true)
 	}
 	return nil
 }
 
-// Unpin drops the device copies of xs.
+// Unpin drops the device copies of xs (in the resident mode: they are no
+// longer kept past the next EndStep).
 func (b *Backend) Unpin(xs ...[]float32) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.res != nil {
+		for _, x := range xs {
+			if len(x) > 0 {
+				lo := addr(x)
+				for _, e := range b.res.overlapping(lo, lo+4*uintptr(len(x))) {
+					e.kept = false
+				}
+			}
+		}
+		return
+	}
 	for _, x := range xs {
 		k := keyOf(x)
 		if p, ok := b.pinned[k]; ok {
@@ -96,10 +126,11 @@ func (b *Backend) Unpin(xs ...[]float32) {
 	}
 }
 
-// Close drops every pinned copy.
+// Close drops every pinned (resident) copy.
 func (b *Backend) Close() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.closeResident()
 	for k, p := range b.pinned {
 		b.c.free(p)
 		delete(b.pinned, k)
@@ -108,11 +139,13 @@ func (b *Backend) Close() {
 
 // frame holds the device buffers of one call.
 type frame struct {
-	b     *Backend
-	bufs  map[hostKey]devPtr
-	owned []devPtr
-	outs  []pendingDownload
-	err   error
+	b       *Backend
+	bufs    map[hostKey]devPtr
+	owned   []devPtr
+	outs    []pendingDownload
+	inputs  []*resEntry // resident mode: entries the call reads
+	written []*resEntry // resident mode: entries the call writes
+	err     error
 }
 
 type pendingDownload struct {
@@ -151,6 +184,9 @@ func (f *frame) in(x []float32) devPtr {
 	if len(x) == 0 || f.err != nil {
 		return 0
 	}
+	if f.b.res != nil {
+		return f.resIn(x)
+	}
 	k := keyOf(x)
 	if p, ok := f.b.pinned[k]; ok {
 		return p
@@ -160,6 +196,7 @@ func (f *frame) in(x []float32) devPtr {
 	}
 	p := f.alloc(len(x))
 	f.fail(shimHtoD(p, x))
+	f.b.countUp(4*len(x), false)
 	f.bufs[k] = p
 	return p
 }
@@ -171,6 +208,9 @@ func (f *frame) out(x []float32, load bool) devPtr {
 	if len(x) == 0 || f.err != nil {
 		return 0
 	}
+	if f.b.res != nil {
+		return f.resOut(x, load)
+	}
 	k := keyOf(x)
 	p, pinned := f.b.pinned[k]
 	if !pinned {
@@ -179,6 +219,7 @@ func (f *frame) out(x []float32, load bool) devPtr {
 			p = f.alloc(len(x))
 			if load {
 				f.fail(shimHtoD(p, x))
+				f.b.countUp(4*len(x), false)
 			} else if f.b.opt.PoisonOutputs {
 				f.fail(f.b.c.poison(p, len(x)))
 			}
@@ -194,43 +235,71 @@ func (f *frame) out(x []float32, load bool) devPtr {
 	return p
 }
 
-// in2D returns a compact device copy of the rows×cols matrix at x with row
-// stride ld.
-func (f *frame) in2D(x []float32, rows, cols, ld int) devPtr {
+// in2D returns a device copy of the rows×cols matrix at x with row stride
+// ld, and its row stride on the device: compact (cols) in the per-call mode,
+// ld in the resident mode (the device copy has the host's layout).
+func (f *frame) in2D(x []float32, rows, cols, ld int) (devPtr, int) {
 	if rows == 0 || cols == 0 || f.err != nil {
-		return 0
+		return 0, cols
+	}
+	if f.b.res != nil {
+		return f.in(x[:(rows-1)*ld+cols]), ld
 	}
 	if ld == cols || rows == 1 {
-		return f.in(x[:(rows-1)*ld+cols])
+		return f.in(x[:(rows-1)*ld+cols]), cols
 	}
 	p := f.alloc(rows * cols)
 	f.fail(shimHtoD2D(p, cols, x, ld, rows, cols))
-	return p
+	f.b.countUp(4*rows*cols, false)
+	return p, cols
 }
 
-// out2D is out for a rows×cols matrix with row stride ld (the device copy is
-// compact).
-func (f *frame) out2D(x []float32, rows, cols, ld int, load bool) devPtr {
+// out2D is out for a rows×cols matrix with row stride ld; it returns the
+// device row stride as in2D. In the resident mode a strided output (ld >
+// cols) is loaded (the gaps between rows are the host's).
+func (f *frame) out2D(x []float32, rows, cols, ld int, load bool) (devPtr, int) {
 	if rows == 0 || cols == 0 || f.err != nil {
-		return 0
+		return 0, cols
+	}
+	if f.b.res != nil {
+		if ld != cols && rows > 1 && !load {
+			// Only the rows are written: poisoning the whole range would
+			// destroy the gaps, so poison nothing.
+			e, off, err := f.b.entry(x[:(rows-1)*ld+cols])
+			if err != nil {
+				f.fail(err)
+				return 0, ld
+			}
+			if !e.devValid {
+				f.fail(f.b.upload(e))
+			}
+			f.written = append(f.written, e)
+			return e.dev + devPtr(4*off), ld
+		}
+		return f.out(x[:(rows-1)*ld+cols], load), ld
 	}
 	if ld == cols || rows == 1 {
-		return f.out(x[:(rows-1)*ld+cols], load)
+		return f.out(x[:(rows-1)*ld+cols], load), cols
 	}
 	p := f.alloc(rows * cols)
 	if load {
 		f.fail(shimHtoD2D(p, cols, x, ld, rows, cols))
+		f.b.countUp(4*rows*cols, false)
 	} else if f.b.opt.PoisonOutputs {
 		f.fail(f.b.c.poison(p, rows*cols))
 	}
 	f.outs = append(f.outs, pendingDownload{host: x, dev: p, rows: rows, cols: cols, ldh: ld, twoD: true})
-	return p
+	return p, cols
 }
 
 func (f *frame) ints(v []int32) devPtr {
 	if v == nil || f.err != nil {
 		return 0
 	}
+	if f.b.res != nil {
+		return f.resInts(v)
+	}
+	f.b.countUp(4*len(v), false)
 	p, err := f.b.c.uploadInts(v)
 	if err != nil {
 		f.fail(err)
@@ -244,13 +313,18 @@ func (f *frame) ints(v []int32) devPtr {
 // error of the call.
 func (f *frame) end(op string) {
 	defer f.b.mu.Unlock()
+	if f.b.res != nil {
+		f.endResident()
+	}
 	if f.err == nil {
 		for _, d := range f.outs {
 			var err error
 			if d.twoD {
 				err = shimDtoH2D(d.host, d.ldh, d.dev, d.cols, d.rows, d.cols)
+				f.b.countDown(4*d.rows*d.cols, false)
 			} else {
 				err = shimDtoH(d.host, d.dev)
+				f.b.countDown(4*len(d.host), false)
 			}
 			if err != nil {
 				f.fail(err)
@@ -284,7 +358,10 @@ func (b *Backend) Gemm(transA, transB bool, m, n, k int, alpha float32, a []floa
 		return
 	}
 	if k == 0 || alpha == 0 {
+		cr := c[:(m-1)*ldc+n]
+		b.Sync(cr)
 		ops.CPU.Gemm(transA, transB, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc)
+		b.Wrote(cr)
 		return
 	}
 	ar, ac := m, k
@@ -299,12 +376,12 @@ func (b *Backend) Gemm(transA, transB bool, m, n, k int, alpha float32, a []floa
 	need("Gemm", ldb >= bc && len(bm) >= (br-1)*ldb+bc, "B %dx%d with ldb %d in %d floats", br, bc, ldb, len(bm))
 	need("Gemm", ldc >= n && len(c) >= (m-1)*ldc+n, "C %dx%d with ldc %d in %d floats", m, n, ldc, len(c))
 	f := b.begin()
-	da := f.in2D(a, ar, ac, lda)
-	db := f.in2D(bm, br, bc, ldb)
-	dc := f.out2D(c, m, n, ldc, beta != 0)
+	da, dlda := f.in2D(a, ar, ac, lda)
+	db, dldb := f.in2D(bm, br, bc, ldb)
+	dc, dldc := f.out2D(c, m, n, ldc, beta != 0)
 	if f.err == nil {
 		f.fail(b.c.gemm(b.opt.Gemm, b.opt.Precision, gemmCall{transA: transA, transB: transB, m: m, n: n, k: k,
-			alpha: alpha, a: da, lda: ac, b: db, ldb: bc, beta: beta, c: dc, ldc: n}))
+			alpha: alpha, a: da, lda: dlda, b: db, ldb: dldb, beta: beta, c: dc, ldc: dldc}))
 	}
 	f.end("Gemm")
 }
@@ -427,6 +504,9 @@ func (b *Backend) reduce(op string, x, y []float32) float32 {
 		var err error
 		s, err = b.c.dot(dx, dy, len(x))
 		f.fail(err)
+		g := gridStride(int64(len(x)), 256)
+		b.xfer.Scalars++
+		b.countDown(8*min(g[0], 1024), false)
 	}
 	f.end(op)
 	return float32(s)
@@ -707,4 +787,73 @@ func (b *Backend) AttentionBackward(a *ops.AttnArgs, q, k, v, probs, dOut, dq, d
 		}
 	}
 	f.end("AttentionBackward")
+}
+
+// Copy computes dst = src over len(src) elements (a device-to-device copy).
+func (b *Backend) Copy(dst, src []float32) {
+	n := len(src)
+	if n == 0 {
+		return
+	}
+	need("Copy", len(dst) >= n, "len(dst) %d < len(src) %d", len(dst), n)
+	f := b.begin()
+	ds := f.in(src)
+	dd := f.out(dst[:n], false)
+	if f.err == nil {
+		f.fail(shimDtoD(dd, ds, 4*n, b.c.stream))
+	}
+	f.end("Copy")
+}
+
+// Fill sets every element of x to v (a memset).
+func (b *Backend) Fill(x []float32, v float32) {
+	if len(x) == 0 {
+		return
+	}
+	f := b.begin()
+	dx := f.out(x, false)
+	if f.err == nil {
+		f.fail(shimMemset32(dx, math.Float32bits(v), len(x), b.c.stream))
+	}
+	f.end("Fill")
+}
+
+// GatherRows copies row idx[r] of src (rows of n) into row r of dst.
+func (b *Backend) GatherRows(dst, src []float32, n int, idx []int) {
+	rows := len(idx)
+	if rows == 0 || n == 0 {
+		return
+	}
+	need("GatherRows", len(dst) >= rows*n, "dst %d for %d rows of %d", len(dst), rows, n)
+	ids := make([]int32, rows)
+	for r, i := range idx {
+		need("GatherRows", i >= 0 && (i+1)*n <= len(src), "index %d of %d out of range", i, len(src)/n)
+		ids[r] = int32(i)
+	}
+	f := b.begin()
+	ds := f.in(src)
+	di := f.ints(ids)
+	dd := f.out(dst[:rows*n], false)
+	if f.err == nil {
+		f.fail(b.c.gatherRows(dd, n, ds, n, di, rows, n))
+	}
+	f.end("GatherRows")
+}
+
+// PatchUnfold writes the P×P patches of pix [B, Cin, H, W] into the rows of
+// cols (ops.Backend).
+func (b *Backend) PatchUnfold(cols, pix []float32, B, Cin, H, W, P int) {
+	need("PatchUnfold", P > 0 && H%P == 0 && W%P == 0, "image %dx%d, patch %d", H, W, P)
+	n := B * Cin * H * W
+	if n == 0 {
+		return
+	}
+	need("PatchUnfold", len(pix) >= n && len(cols) >= n, "pix %d, cols %d for %d", len(pix), len(cols), n)
+	f := b.begin()
+	dp := f.in(pix[:n])
+	dc := f.out(cols[:n], false)
+	if f.err == nil {
+		f.fail(b.c.patchUnfold(dc, dp, B, Cin, H, W, P))
+	}
+	f.end("PatchUnfold")
 }

@@ -308,6 +308,21 @@ func (c *Context) free(p devPtr) {
 	c.pool[cls] = append(c.pool[cls], p)
 }
 
+// deviceBytes returns the bytes taken from the driver: blocks handed out
+// plus blocks cached for reuse.
+func (c *Context) deviceBytes() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var n int64
+	for _, cls := range c.sizes {
+		n += int64(cls)
+	}
+	for cls, l := range c.pool {
+		n += int64(cls) * int64(len(l))
+	}
+	return n
+}
+
 // trim frees every cached block.
 func (c *Context) trim() {
 	shimStreamSync(c.stream)

@@ -108,6 +108,28 @@ func (*Backend) AttentionForward(*ops.AttnArgs, []float32, []float32, []float32,
 func (*Backend) AttentionBackward(*ops.AttnArgs, []float32, []float32, []float32, []float32, []float32, []float32, []float32, []float32, float32, float32, float32) {
 	panic(ErrNoCUDA)
 }
+func (*Backend) Copy(_, _ []float32)                           { panic(ErrNoCUDA) }
+func (*Backend) Fill([]float32, float32)                       { panic(ErrNoCUDA) }
+func (*Backend) GatherRows(_, _ []float32, _ int, _ []int)     { panic(ErrNoCUDA) }
+func (*Backend) PatchUnfold(_, _ []float32, _, _, _, _, _ int) { panic(ErrNoCUDA) }
+
+// Sync makes the host copies of xs current (resident mode).
+func (*Backend) Sync(...[]float32) { panic(ErrNoCUDA) }
+
+// Wrote declares that the host changed xs (resident mode).
+func (*Backend) Wrote(...[]float32) { panic(ErrNoCUDA) }
+
+// Keep makes the device copies of xs persist across steps (resident mode).
+func (*Backend) Keep(...[]float32) { panic(ErrNoCUDA) }
+
+// EndStep releases the device copies of the step's slices (resident mode).
+func (*Backend) EndStep() { panic(ErrNoCUDA) }
+
+// Transfers returns the host↔device copy counters.
+func (*Backend) Transfers() Transfers { return Transfers{} }
+
+// ResidentStats describes the device copies of the resident mode.
+func (*Backend) ResidentStats() ResidentStats { return ResidentStats{} }
 
 // VisionEncoder runs a CLIP image tower on the device (stub).
 type VisionEncoder struct{}

@@ -115,11 +115,26 @@ func forwardTeacher(t *clip.Model, pixels *tensor.Tensor, text *clip.TextBatch, 
 	return o
 }
 
-// meanSquare returns mean(x²) (at least a tiny positive number).
+// sync brings the host copies of o up to date (ops.Sync; for outputs kept
+// past the step, as a TeacherCache does).
+func (o *teacherOut) sync() {
+	xs := [][]float32{o.img.Data, o.txt.Data, o.imgN.Data, o.txtN.Data}
+	for _, h := range append(append([]*tensor.Tensor(nil), o.vHidden...), o.tHidden...) {
+		xs = append(xs, h.Data)
+	}
+	ops.Sync(xs...)
+}
+
+// meanSquare returns mean(x²) (at least a tiny positive number). On a
+// resident backend the sum of squares is the backend's (where x lives).
 func meanSquare(x []float32) float64 {
 	var s float64
-	for _, v := range x {
-		s += float64(v) * float64(v)
+	if ops.Resident() {
+		s = float64(ops.CurrentBackend().SumSq(x))
+	} else {
+		for _, v := range x {
+			s += float64(v) * float64(v)
+		}
 	}
 	return max(s/float64(max(len(x), 1)), 1e-12)
 }
@@ -182,6 +197,7 @@ func distillForward(tp *ops.Tape, student, teacher *clip.Model, pixels *tensor.T
 	var terms []*ops.Var
 	var ws []float32
 	add := func(v *ops.Var, weight float64, dst *float64) {
+		ops.Sync(v.Value.Data)
 		*dst = float64(v.Value.Data[0])
 		if weight > 0 {
 			terms = append(terms, v)
@@ -257,6 +273,7 @@ func distillStep(tp *ops.Tape, student, teacher *clip.Model, pixels *tensor.Tens
 	if err != nil {
 		return 0, nil, err
 	}
+	ops.Sync(d.Loss.Value.Data)
 	loss := float64(d.Loss.Value.Data[0])
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
 		return loss, d.Scalars(), fmt.Errorf("mope: distillation loss is %v (terms %v)", loss, d.Scalars())

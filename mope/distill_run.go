@@ -30,8 +30,11 @@ type DistillOptions struct {
 	// Dir holds the checkpoint and the curve ("" disables both).
 	Dir                 string
 	CkptEvery, ValEvery int
-	Resume              bool
-	Log                 io.Writer
+	// LogEvery adds a row to the training curve every that many steps
+	// (0: train.Config's default, 10).
+	LogEvery int
+	Resume   bool
+	Log      io.Writer
 	// Extra is stored in the checkpoint and checked on resume.
 	Extra map[string]string
 }
@@ -130,6 +133,11 @@ func Distill(ctx context.Context, student, teacher *clip.Model, data DistillData
 		defer stream.Close()
 		get = func(s int) (*world.Batch, error) { return stream.Get(ctx, s) }
 	}
+	// On a resident backend the frozen teacher's weights stay on the device
+	// too (train.Run keeps the student's).
+	for _, p := range teacher.Params() {
+		ops.Keep(p.Value.Data)
+	}
 	tp := ops.NewTape()
 	step := func(s int) (float64, map[string]float64, error) {
 		b, err := get(s)
@@ -140,7 +148,11 @@ func Distill(ctx context.Context, student, teacher *clip.Model, data DistillData
 		if c := data.TeacherCache; c != nil && c.teacher == teacher && data.Train != nil {
 			k := teacherKey{pairs: data.Train, tok: data.Tok, batch: o.Batch, seed: o.Seed, step: s}
 			hidden := o.Weights.Hidden > 0
-			to = c.get(k, hidden, func() *teacherOut { return forwardTeacher(teacher, b.Pixels, b.Text, hidden) })
+			to = c.get(k, hidden, func() *teacherOut {
+				o := forwardTeacher(teacher, b.Pixels, b.Text, hidden)
+				o.sync() // cached past this step
+				return o
+			})
 		}
 		return distillStep(tp, student, teacher, b.Pixels, b.Text, o.Weights, to)
 	}
@@ -153,7 +165,7 @@ func Distill(ctx context.Context, student, teacher *clip.Model, data DistillData
 		extra[k] = v
 	}
 	tc := train.Config{Steps: o.Steps, Warmup: o.Warmup, LR: o.LR, MinLR: o.MinLR, ClipNorm: o.ClipNorm, Items: o.Batch,
-		Dir: o.Dir, CkptEvery: o.CkptEvery, ValEvery: o.ValEvery, Resume: o.Resume, Log: o.Log, Extra: extra}
+		Dir: o.Dir, CkptEvery: o.CkptEvery, ValEvery: o.ValEvery, LogEvery: o.LogEvery, Resume: o.Resume, Log: o.Log, Extra: extra}
 	if stream != nil {
 		tc.Data = stream
 	}

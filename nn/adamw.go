@@ -5,6 +5,8 @@ import (
 	"math"
 	"runtime"
 	"sync"
+
+	"github.com/mopeclip/mopeclip/ops"
 )
 
 // AdamWConfig holds the AdamW hyper-parameters other than the learning rate,
@@ -71,15 +73,27 @@ func (o *AdamW) StepCount() int { return o.t }
 func (o *AdamW) ZeroGrad() { ZeroGrads(o.params) }
 
 // Moments returns the first and second moments of parameter i (views, not
-// copies).
+// copies). On a resident backend (ops.Resident) their host copies are
+// current only after ops.Sync.
 func (o *AdamW) Moments(i int) (m, v []float32) { return o.m[i], o.v[i] }
+
+// State returns every buffer the optimiser owns or updates: the values,
+// gradients and both moments of its parameters (for ops.Keep and ops.Sync).
+func (o *AdamW) State() [][]float32 {
+	out := make([][]float32, 0, 4*len(o.params))
+	for i, p := range o.params {
+		out = append(out, p.Value.Data, p.Grad.Data, o.m[i], o.v[i])
+	}
+	return out
+}
 
 // adamChunk is the number of elements one goroutine updates at a time.
 const adamChunk = 1 << 16
 
 // Step applies one update with learning rate lr. It does not clear the
 // gradients. The update is element-wise, so the result does not depend on
-// how the work is split across goroutines.
+// how the work is split across goroutines. On a backend with a fused AdamW
+// (ops.FusedAdamW) the backend runs it, where the tensors live.
 func (o *AdamW) Step(lr float64) {
 	o.t++
 	t := float64(o.t)
@@ -95,6 +109,26 @@ func (o *AdamW) Step(lr float64) {
 		eps:      float32(o.Eps),
 	}
 	decay := float32(1 - lr*o.WeightDecay)
+	if f, ok := ops.CurrentBackend().(ops.FusedAdamW); ok {
+		// The same update where the tensors live, in a few launches.
+		ts := make([]ops.AdamWTensor, len(o.params))
+		for i, p := range o.params {
+			ts[i] = ops.AdamWTensor{P: p.Value.Data, G: p.Grad.Data, M: o.m[i], V: o.v[i], Decay: ops.AdamWDecay(lr, o.WeightDecay, p.NoDecay)}
+		}
+		f.AdamWStep(ts, ops.NewAdamWConsts(o.Beta1, o.Beta2, o.Eps, lr, o.t), nil, 0)
+		return
+	}
+	if ops.Resident() {
+		// The update runs on the host: fetch what it reads, declare what
+		// it wrote.
+		st := o.State()
+		ops.Sync(st...)
+		defer func() {
+			for i, p := range o.params {
+				ops.Wrote(p.Value.Data, o.m[i], o.v[i])
+			}
+		}()
+	}
 
 	type job struct {
 		i, lo, hi int

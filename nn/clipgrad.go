@@ -3,15 +3,36 @@ package nn
 import (
 	"math"
 
+	"github.com/mopeclip/mopeclip/ops"
 	"github.com/mopeclip/mopeclip/tensor"
 )
 
 // GradNorm returns the global L2 norm of the gradients of params. Each
 // element's square is summed in float64, parameter by parameter in the given
 // order, element by element in index order, so the result is the same on
-// every run and platform.
+// every run and platform. A backend with a fused AdamW (ops.FusedAdamW)
+// computes it with GradNormSq; on another resident backend (ops.Resident)
+// each parameter's sum of squares is the backend's SumSq (where the
+// gradients live), and those are summed in float64.
 func GradNorm(params []*Param) float64 {
 	var s float64
+	if f, ok := ops.CurrentBackend().(ops.FusedAdamW); ok {
+		grads := make([][]float32, len(params))
+		for i, p := range params {
+			grads[i] = p.Grad.Data
+		}
+		normSq := make([]float32, 2)
+		f.GradNormSq(normSq, grads)
+		ops.Sync(normSq)
+		return ops.GradNormFromSq(normSq)
+	}
+	if ops.Resident() {
+		b := ops.CurrentBackend()
+		for _, p := range params {
+			s += float64(b.SumSq(p.Grad.Data))
+		}
+		return math.Sqrt(s)
+	}
 	for _, p := range params {
 		for _, g := range p.Grad.Data {
 			s += float64(g) * float64(g)
@@ -31,8 +52,12 @@ func ClipGradNorm(params []*Param, maxNorm float64) (norm float64) {
 		return norm
 	}
 	s := float32(maxNorm / (norm + 1e-6))
+	scale := tensor.Scale
+	if ops.Resident() {
+		scale = ops.CurrentBackend().Scale
+	}
 	for _, p := range params {
-		tensor.Scale(s, p.Grad.Data)
+		scale(s, p.Grad.Data)
 	}
 	return norm
 }

@@ -47,8 +47,16 @@ func NumParams(params []*Param) int {
 	return n
 }
 
-// ZeroGrads clears the gradients of params.
+// ZeroGrads clears the gradients of params (where they live: on a resident
+// backend, ops.Resident, the device copies).
 func ZeroGrads(params []*Param) {
+	if ops.Resident() {
+		b := ops.CurrentBackend()
+		for _, p := range params {
+			b.Fill(p.Grad.Data, 0)
+		}
+		return
+	}
 	for _, p := range params {
 		p.Grad.Zero()
 	}
@@ -57,8 +65,12 @@ func ZeroGrads(params []*Param) {
 // ScaleGrads multiplies every gradient by s (e.g. 1/k after accumulating k
 // micro-batches).
 func ScaleGrads(params []*Param, s float32) {
+	scale := tensor.Scale
+	if ops.Resident() {
+		scale = ops.CurrentBackend().Scale
+	}
 	for _, p := range params {
-		tensor.Scale(s, p.Grad.Data)
+		scale(s, p.Grad.Data)
 	}
 }
 

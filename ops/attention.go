@@ -28,7 +28,7 @@ func Attention(tp *Tape, q, k, v *Var, B, T int, o AttnOpts) *Var {
 		backend.AttentionForward(a, q.Value.Data, k.Value.Data, v.Value.Data, out.Value.Data, nil)
 		return out
 	}
-	probs := tp.save(AttnProbsLen(a))
+	probs := tp.save(backend.AttnSavedLen(a))
 	backend.AttentionForward(a, q.Value.Data, k.Value.Data, v.Value.Data, out.Value.Data, probs)
 	return tp.record(out, func(dy []float32) {
 		// The backend processes dv, then dq, then dk per item; ask for the

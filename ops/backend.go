@@ -55,7 +55,7 @@ type Backend interface {
 
 	// AttentionForward computes out = per (batch, head) softmax(q kᵀ·scale +
 	// mask) v into out [B·T, H·D] (dropped heads are written as 0). When
-	// probs is non-nil it has AttnProbsLen(a) elements and receives the
+	// probs is non-nil it has AttnSavedLen(a) elements and receives the
 	// probabilities for AttentionBackward (layout private to the backend).
 	AttentionForward(a *AttnArgs, q, k, v, out, probs []float32)
 	// AttentionBackward propagates dOut into dq, dk, dv (any may be nil when
@@ -63,6 +63,90 @@ type Backend interface {
 	// alias each other; the backend then processes, per (batch, head), dv
 	// first, then dq, then dk, and the betas must reflect that order.
 	AttentionBackward(a *AttnArgs, q, k, v, probs, dOut, dq, dk, dv []float32, betaQ, betaK, betaV float32)
+	// AttnSavedLen is the length of the buffer Attention saves for the
+	// backward pass (the probs argument above): AttnProbsLen for a backend
+	// that keeps the probabilities; a flash-style backend may keep less
+	// (the log-sum-exp of every row).
+	AttnSavedLen(a *AttnArgs) int
+
+	// Copy computes dst = src over len(src) elements (dst at least as long;
+	// they do not overlap).
+	Copy(dst, src []float32)
+	// Fill sets every element of x to v.
+	Fill(x []float32, v float32)
+	// GatherRows copies row idx[r] of src (rows of n) into row r of dst;
+	// the indices are in range (the caller checks them).
+	GatherRows(dst, src []float32, n int, idx []int)
+	// PatchUnfold writes the patches of pix [B, Cin, H, W] (H and W
+	// multiples of P) into the rows of cols [B·(H/P)·(W/P), Cin·P·P]:
+	// cols[(b·N + py·W/P + px)·K + (c·P + ky)·P + kx] = pix[b, c, py·P+ky, px·P+kx].
+	PatchUnfold(cols, pix []float32, B, Cin, H, W, P int)
+}
+
+// Residency is implemented by a backend that keeps copies of the slices it
+// sees in memory of its own (a GPU's): after a call, an output's host
+// slice may be stale until Sync. Code that reads Value.Data or Grad.Data on
+// the host calls Sync first; code that writes them on the host calls Wrote
+// after (Sync first too when it writes only part of a buffer the backend
+// may have written). The CPU backend does not implement it: the package
+// helpers Sync and Wrote are then no-ops.
+type Residency interface {
+	// Sync makes the host copies of xs current (downloading what the
+	// device changed).
+	Sync(xs ...[]float32)
+	// Wrote declares that the host changed xs: the device copies are
+	// stale.
+	Wrote(xs ...[]float32)
+}
+
+// StepScoped is implemented by a resident backend whose device copies of
+// ordinary (per-step) slices live until the end of a training step: Keep
+// names the slices that persist across steps (parameters, their gradients,
+// optimiser state), EndStep releases the device copies of every other
+// slice (their host copies are not updated: Sync what is needed first).
+// A training loop calls Keep once and EndStep after every step.
+type StepScoped interface {
+	Keep(xs ...[]float32)
+	EndStep()
+}
+
+// Sync makes the host copies of xs current when the active backend keeps
+// device copies (Residency); otherwise it does nothing.
+func Sync(xs ...[]float32) {
+	if r, ok := backend.(Residency); ok {
+		r.Sync(xs...)
+	}
+}
+
+// Wrote declares that the host changed xs, when the active backend keeps
+// device copies (Residency); otherwise it does nothing.
+func Wrote(xs ...[]float32) {
+	if r, ok := backend.(Residency); ok {
+		r.Wrote(xs...)
+	}
+}
+
+// Resident reports whether the active backend keeps device copies of the
+// slices it sees (implements Residency).
+func Resident() bool {
+	_, ok := backend.(Residency)
+	return ok
+}
+
+// Keep marks xs as persistent across training steps when the active backend
+// is StepScoped; otherwise it does nothing.
+func Keep(xs ...[]float32) {
+	if s, ok := backend.(StepScoped); ok {
+		s.Keep(xs...)
+	}
+}
+
+// EndStep ends a training step on a StepScoped backend (releasing the device
+// copies of everything not kept); otherwise it does nothing.
+func EndStep() {
+	if s, ok := backend.(StepScoped); ok {
+		s.EndStep()
+	}
 }
 
 // AttnArgs describes one attention call: B items of T tokens, H heads of

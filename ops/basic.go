@@ -60,7 +60,7 @@ func Mul(tp *Tape, a, b *Var) *Var {
 func Scale(tp *Tape, x *Var, s float32) *Var {
 	rec := tp.track("Scale", x)
 	out := newVar(x.Value.Shape...)
-	copy(out.Value.Data, x.Value.Data)
+	backend.Copy(out.Value.Data, x.Value.Data)
 	backend.Scale(s, out.Value.Data)
 	if !rec {
 		return out
@@ -79,7 +79,7 @@ func AddRowVector(tp *Tape, x, v *Var) *Var {
 	}
 	c := len(v.Value.Data)
 	out := newVar(xs...)
-	copy(out.Value.Data, x.Value.Data)
+	backend.Copy(out.Value.Data, x.Value.Data)
 	if c > 0 {
 		backend.AddBias(out.Value.Data, v.Value.Data)
 	}
@@ -125,6 +125,7 @@ func WeightedSum(tp *Tape, xs []*Var, ws []float32) *Var {
 		}
 	}
 	out := newVar(shape...)
+	backend.Fill(out.Value.Data, 0) // a resident backend need not upload the zeros
 	for i, x := range xs {
 		backend.Axpy(ws[i], x.Value.Data, out.Value.Data)
 	}
@@ -173,21 +174,23 @@ func Mean(tp *Tape, x *Var) *Var {
 
 func sumScaled(tp *Tape, op string, x *Var, s float64) *Var {
 	rec := tp.track(op, x)
+	Sync(x.Value.Data)
 	out := scalar(s * sum64(x.Value.Data))
 	if !rec {
 		return out
 	}
 	return tp.record(out, func(dy []float32) {
 		g, fresh := tp.gradBuf(x)
+		Sync(dy[:1])
 		d := dy[0] * float32(s)
 		if fresh {
-			for i := range g {
-				g[i] = d
-			}
+			backend.Fill(g, d)
 		} else {
+			Sync(g)
 			for i := range g {
 				g[i] += d
 			}
+			Wrote(g)
 		}
 	})
 }

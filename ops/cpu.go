@@ -131,3 +131,27 @@ func forRowBlocks(total, n int, f func(lo, hi int, tmp []float32)) {
 		f(lo, hi, buf[:hi-lo])
 	}
 }
+
+func (cpuBackend) AttnSavedLen(a *AttnArgs) int { return AttnProbsLen(a) }
+
+func (cpuBackend) Copy(dst, src []float32) { copy(dst[:len(src)], src) }
+
+func (cpuBackend) Fill(x []float32, v float32) {
+	if v == 0 {
+		clear(x)
+		return
+	}
+	for i := range x {
+		x[i] = v
+	}
+}
+
+func (cpuBackend) GatherRows(dst, src []float32, n int, idx []int) {
+	for r, i := range idx {
+		copy(dst[r*n:(r+1)*n], src[i*n:(i+1)*n])
+	}
+}
+
+func (cpuBackend) PatchUnfold(cols, pix []float32, B, Cin, H, W, P int) {
+	patchGeom{B: B, Cin: Cin, H: H, W: W, P: P}.unfold(cols, pix)
+}

@@ -71,9 +71,16 @@
 // implementation on package tensor (whose registries pick AVX-512, AVX2, NEON
 // or pure-Go kernels). The active backend is a package-level setting, CPU by
 // default, changed only with SetBackend at program start, before any op runs
-// (the CUDA backend plugs in there). Light data movement (gathers, concats,
-// slicing, unfolding patches) and the scalar loss heads run in ops itself on
-// the tensors' Data slices.
+// (the CUDA backend plugs in there). Data movement (copies, fills, row
+// gathers, unfolding patches) goes through the backend too; the scalar loss
+// heads and L2Normalize run in ops itself on the tensors' Data slices.
+//
+// A backend may keep its own copies of the slices it sees (a GPU's memory):
+// it then implements Residency, and host code brackets its reads and writes
+// of Value.Data and Grad.Data with Sync and Wrote (no-ops on the CPU). A
+// training loop on such a backend names what persists across steps with Keep
+// and ends each step with EndStep (StepScoped). cuda/README.md describes the
+// rules.
 //
 // # Performance
 //

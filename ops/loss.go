@@ -28,12 +28,17 @@ func InfoNCE(tp *Tape, img, txt, logitScale *Var) *Var {
 	if N == 0 {
 		panic("ops.InfoNCE: empty batch")
 	}
+	Sync(logitScale.Value.Data)
 	s := float64(logitScale.Value.Data[0])
 	clamped := s > MaxLogitScale
 	scale := float32(math.Exp(min(s, MaxLogitScale)))
 
 	logits := tp.scratch(N * N)
 	backend.Gemm(false, true, N, N, D, scale, img.Value.Data, max(D, 1), txt.Value.Data, max(D, 1), 0, logits, N)
+	if lk, ok := backend.(LossKernels); ok {
+		return infoNCEFused(tp, lk, rec, img, txt, logitScale, logits, N, D, scale, clamped)
+	}
+	Sync(logits) // the heads below run on the host
 
 	// Row and column log-sum-exps in float64.
 	rowLSE := make([]float64, N)
@@ -90,9 +95,11 @@ func InfoNCE(tp *Tape, img, txt, logitScale *Var) *Var {
 			row[j] = float32(g)
 		}
 	}
+	Wrote(logits)
 	tp.saved = append(tp.saved, logits)
 	G := logits
 	return tp.record(out, func(dy []float32) {
+		Sync(dy[:1])
 		g := dy[0]
 		if img.RequiresGrad() { // dImg = g·scale·G·txt
 			gi, fresh := tp.gradBuf(img)
@@ -104,8 +111,42 @@ func InfoNCE(tp *Tape, img, txt, logitScale *Var) *Var {
 		}
 		if logitScale.RequiresGrad() {
 			gs := tp.gradZero(logitScale)
+			if !clamped { // gs[0] += g·dS, where gs lives
+				backend.Axpy(1, []float32{g * float32(dS)}, gs[:1])
+			}
+		}
+	})
+}
+
+// infoNCEFused is InfoNCE after the logits GEMM on a backend with loss
+// kernels: the loss, dL/dlogits (in place of the logits) and dL/ds stay
+// where the backend keeps them.
+func infoNCEFused(tp *Tape, lk LossKernels, rec bool, img, txt, logitScale *Var, logits []float32, N, D int, scale float32, clamped bool) *Var {
+	out := newVar(1)
+	if !rec {
+		lk.InfoNCELogits(out.Value.Data, nil, logits, N)
+		tp.drop(logits)
+		return out
+	}
+	dS := tp.save(1)
+	lk.InfoNCELogits(out.Value.Data, dS, logits, N)
+	tp.saved = append(tp.saved, logits)
+	G := logits
+	return tp.record(out, func(dy []float32) {
+		Sync(dy[:1]) // the GEMMs' alpha
+		g := dy[0]
+		if img.RequiresGrad() {
+			gi, fresh := tp.gradBuf(img)
+			backend.Gemm(false, false, N, D, N, g*scale, G, N, txt.Value.Data, max(D, 1), beta(fresh), gi, max(D, 1))
+		}
+		if txt.RequiresGrad() {
+			gt, fresh := tp.gradBuf(txt)
+			backend.Gemm(true, false, N, D, N, g*scale, G, N, img.Value.Data, max(D, 1), beta(fresh), gt, max(D, 1))
+		}
+		if logitScale.RequiresGrad() {
+			gs := tp.gradZero(logitScale)
 			if !clamped {
-				gs[0] += g * float32(dS)
+				backend.Axpy(g, dS, gs[:1])
 			}
 		}
 	})
@@ -131,6 +172,18 @@ func SoftCrossEntropy(tp *Tape, student, teacher *Var, temp float32) *Var {
 	if rec {
 		diff = tp.save(rows * M)
 	}
+	if lk, ok := backend.(LossKernels); ok {
+		out := newVar(1)
+		lk.SoftCrossEntropy(out.Value.Data, diff, student.Value.Data, teacher.Value.Data, M, temp)
+		if !rec {
+			return out
+		}
+		return tp.record(out, func(dy []float32) {
+			Sync(dy[:1])
+			tp.accum(student, diff, dy[0])
+		})
+	}
+	Sync(student.Value.Data, teacher.Value.Data)
 	it := 1 / float64(temp)
 	pt := make([]float64, M)
 	var loss float64
@@ -177,7 +230,11 @@ func SoftCrossEntropy(tp *Tape, student, teacher *Var, temp float32) *Var {
 	if !rec {
 		return out
 	}
-	return tp.record(out, func(dy []float32) { tp.accum(student, diff, dy[0]) })
+	Wrote(diff)
+	return tp.record(out, func(dy []float32) {
+		Sync(dy[:1])
+		tp.accum(student, diff, dy[0])
+	})
 }
 
 // MSE returns the mean of (a − b)² over all elements as a [1] scalar.
@@ -191,6 +248,10 @@ func MSE(tp *Tape, a, b *Var) *Var {
 		panic(fmt.Sprintf("ops.MSE: empty operands %v", a.Value.Shape))
 	}
 	ad, bd := a.Value.Data, b.Value.Data[:n]
+	if lk, ok := backend.(LossKernels); ok {
+		return mseFused(tp, lk, rec, a, b, ad, bd)
+	}
+	Sync(ad, bd)
 	var s float64
 	for i, v := range ad {
 		d := float64(v) - float64(bd[i])
@@ -201,6 +262,7 @@ func MSE(tp *Tape, a, b *Var) *Var {
 		return out
 	}
 	return tp.record(out, func(dy []float32) {
+		Sync(dy[:1])
 		c := 2 * dy[0] / float32(n)
 		for _, p := range [2]struct {
 			v    *Var
@@ -215,10 +277,31 @@ func MSE(tp *Tape, a, b *Var) *Var {
 					g[i] = p.sign * (v - bd[i])
 				}
 			} else {
+				Sync(g)
 				for i, v := range ad {
 					g[i] += p.sign * (v - bd[i])
 				}
 			}
+			Wrote(g)
+		}
+	})
+}
+
+// mseFused is MSE on a backend with loss kernels.
+func mseFused(tp *Tape, lk LossKernels, rec bool, a, b *Var, ad, bd []float32) *Var {
+	out := newVar(1)
+	lk.MSE(out.Value.Data, ad, bd)
+	if !rec {
+		return out
+	}
+	return tp.record(out, func(dy []float32) {
+		if a.RequiresGrad() {
+			g, fresh := tp.gradBuf(a)
+			lk.MSEBackward(g, nil, ad, bd, dy, !fresh, false)
+		}
+		if b.RequiresGrad() {
+			g, fresh := tp.gradBuf(b)
+			lk.MSEBackward(nil, g, ad, bd, dy, false, !fresh)
 		}
 	})
 }

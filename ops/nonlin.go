@@ -3,6 +3,8 @@ package ops
 import (
 	"fmt"
 	"math"
+
+	"github.com/mopeclip/mopeclip/tensor"
 )
 
 // LayerNorm normalises x over its last dimension C and applies gamma [C] and
@@ -27,6 +29,7 @@ func LayerNorm(tp *Tape, x, gamma, beta *Var, eps float32) *Var {
 		return out
 	}
 	stats := tp.save(2 * rows)
+	backend.Fill(stats, 0) // written in two pieces (see ConcatRows)
 	mean, rstd := stats[:rows], stats[rows:]
 	backend.LayerNorm(out.Value.Data, x.Value.Data, gamma.Value.Data, beta.Value.Data, n, eps, mean, rstd)
 	return tp.record(out, func(dy []float32) {
@@ -76,7 +79,7 @@ func Softmax(tp *Tape, x *Var) *Var {
 	rec := tp.track("Softmax", x)
 	rows, n := lastDim("Softmax", x.Value)
 	out := newVar(x.Value.Shape...)
-	copy(out.Value.Data, x.Value.Data)
+	backend.Copy(out.Value.Data, x.Value.Data)
 	if rows > 0 {
 		backend.Softmax(out.Value.Data, n)
 	}
@@ -106,26 +109,34 @@ func L2Normalize(tp *Tape, x *Var) *Var {
 	if rec {
 		norms = tp.save(rows)
 	}
+	// On the host, row by row (the CPU backend's kernels are tensor's; a
+	// resident backend downloads x and uploads y).
 	xd, yd := x.Value.Data, out.Value.Data
+	Sync(xd)
 	for r := 0; r < rows; r++ {
-		nr := max(float32(math.Sqrt(float64(backend.SumSq(xd[r*n:(r+1)*n])))), l2Eps)
+		nr := max(float32(math.Sqrt(float64(tensor.SumSq(xd[r*n:(r+1)*n])))), l2Eps)
 		copy(yd[r*n:(r+1)*n], xd[r*n:(r+1)*n])
-		backend.Scale(1/nr, yd[r*n:(r+1)*n])
+		tensor.Scale(1/nr, yd[r*n:(r+1)*n])
 		if rec {
 			norms[r] = nr
 		}
 	}
+	Wrote(yd)
 	if !rec {
 		return out
 	}
 	return tp.record(out, func(dy []float32) {
 		g, fresh := tp.gradBuf(x)
+		Sync(yd, dy)
+		if !fresh {
+			Sync(g)
+		}
 		for r := 0; r < rows; r++ {
 			yr, dyr, gr := yd[r*n:(r+1)*n], dy[r*n:(r+1)*n], g[r*n:(r+1)*n]
 			nr := norms[r]
 			if nr > l2Eps {
 				// dx = (dy − y·(y·dy)) / ‖x‖
-				d := backend.Dot(yr, dyr)
+				d := tensor.Dot(yr, dyr)
 				inv := 1 / nr
 				if fresh {
 					for j, v := range yr {
@@ -140,11 +151,12 @@ func L2Normalize(tp *Tape, x *Var) *Var {
 				// Clamped norm: y = x/eps, dx = dy/eps.
 				if fresh {
 					copy(gr, dyr)
-					backend.Scale(1/nr, gr)
+					tensor.Scale(1/nr, gr)
 				} else {
-					backend.Axpy(1/nr, dyr, gr)
+					tensor.Axpy(1/nr, dyr, gr)
 				}
 			}
 		}
+		Wrote(g)
 	})
 }

@@ -21,7 +21,9 @@ func gather(op string, dst, src []float32, rows, inner int, idx []int) {
 		if i < 0 || i >= rows {
 			panic(fmt.Sprintf("ops.%s: index %d (position %d) out of range [0, %d)", op, i, r, rows))
 		}
-		copy(dst[r*inner:(r+1)*inner], src[i*inner:(i+1)*inner])
+	}
+	if inner > 0 && len(idx) > 0 {
+		backend.GatherRows(dst, src, inner, idx)
 	}
 }
 
@@ -75,9 +77,8 @@ func SliceRows(tp *Tape, x *Var, i, j int) *Var {
 	return tp.record(out, func(dy []float32) {
 		g, fresh := tp.gradBuf(x)
 		if fresh {
-			clear(g[:i*inner])
-			copy(g[i*inner:j*inner], dy)
-			clear(g[j*inner:])
+			backend.Fill(g, 0) // whole: a resident backend need not load it
+			backend.Copy(g[i*inner:j*inner], dy)
 		} else {
 			backend.Add(g[i*inner:j*inner], g[i*inner:j*inner], dy)
 		}
@@ -105,9 +106,13 @@ func ConcatRows(tp *Tape, xs ...*Var) *Var {
 		total += s[0]
 	}
 	out := newVar(append([]int{total}, rest...)...)
+	// Written in pieces: fill it first so that a resident backend writes
+	// the whole buffer (and need not upload the host's zeros).
+	backend.Fill(out.Value.Data, 0)
 	off := 0
 	for _, x := range xs {
-		off += copy(out.Value.Data[off:], x.Value.Data)
+		backend.Copy(out.Value.Data[off:], x.Value.Data)
+		off += len(x.Value.Data)
 	}
 	if !rec {
 		return out
@@ -136,9 +141,10 @@ func PrependToken(tp *Tape, x, tok *Var) *Var {
 	B, N, C := s[0], s[1], s[2]
 	out := newVar(B, N+1, C)
 	y, xd := out.Value.Data, x.Value.Data
+	backend.Fill(y, 0) // written in pieces (see ConcatRows)
 	for b := 0; b < B; b++ {
-		copy(y[b*(N+1)*C:], tok.Value.Data)
-		copy(y[(b*(N+1)+1)*C:(b+1)*(N+1)*C], xd[b*N*C:(b+1)*N*C])
+		backend.Copy(y[b*(N+1)*C:], tok.Value.Data)
+		backend.Copy(y[(b*(N+1)+1)*C:(b+1)*(N+1)*C], xd[b*N*C:(b+1)*N*C])
 	}
 	if !rec {
 		return out
@@ -146,11 +152,14 @@ func PrependToken(tp *Tape, x, tok *Var) *Var {
 	return tp.record(out, func(dy []float32) {
 		if x.RequiresGrad() {
 			g, fresh := tp.gradBuf(x)
+			if fresh {
+				backend.Fill(g, 0) // written in pieces (see ConcatRows)
+			}
 			for b := 0; b < B; b++ {
 				src := dy[(b*(N+1)+1)*C : (b+1)*(N+1)*C]
 				dst := g[b*N*C : (b+1)*N*C]
 				if fresh {
-					copy(dst, src)
+					backend.Copy(dst, src)
 				} else {
 					backend.Add(dst, dst, src)
 				}
@@ -185,7 +194,7 @@ func PatchEmbed(tp *Tape, pixels *Var, w *Var, patch int) *Var {
 	out := newVar(g.B, N, C)
 	if rows > 0 && C > 0 {
 		cols := tp.scratch(rows * K)
-		g.unfold(cols, pixels.Value.Data)
+		backend.PatchUnfold(cols, pixels.Value.Data, g.B, g.Cin, g.H, g.W, g.P)
 		backend.Gemm(false, true, rows, C, K, 1, cols, K, w.Value.Data, K, 0, out.Value.Data, C)
 		tp.drop(cols)
 	}
@@ -203,7 +212,7 @@ func PatchEmbed(tp *Tape, pixels *Var, w *Var, patch int) *Var {
 		}
 		cols := tp.get(rows * K)
 		if w.RequiresGrad() {
-			g.unfold(cols, pixels.Value.Data)
+			backend.PatchUnfold(cols, pixels.Value.Data, g.B, g.Cin, g.H, g.W, g.P)
 			gw, fresh := tp.gradBuf(w)
 			backend.Gemm(true, false, C, K, rows, 1, dy, C, cols, K, beta(fresh), gw, K)
 		}
@@ -234,7 +243,8 @@ func (g patchGeom) fold(pix, cols []float32, acc bool) {
 	if acc {
 		g.walk(func(col, img []float32) { backend.Add(img, img, col) }, cols, pix)
 	} else {
-		g.walk(func(col, img []float32) { copy(img, col) }, cols, pix)
+		backend.Fill(pix, 0) // written in pieces (see ConcatRows)
+		g.walk(func(col, img []float32) { backend.Copy(img, col) }, cols, pix)
 	}
 }
 

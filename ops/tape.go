@@ -158,7 +158,9 @@ func (tp *Tape) Backward(loss *Var) error {
 // backward seeds out's gradient with seed and runs the tape backwards.
 func (tp *Tape) backward(out *Var, seed []float32) {
 	if out.kind == kindParam {
+		Sync(out.Grad.Data)
 		tensor.Add(out.Grad.Data, out.Grad.Data, seed)
+		Wrote(out.Grad.Data)
 		return
 	}
 	last := -1
@@ -179,7 +181,12 @@ func (tp *Tape) backward(out *Var, seed []float32) {
 		}
 	}
 	g, _ := tp.gradBuf(out)
-	copy(g, seed)
+	if len(seed) == 1 && len(g) == 1 {
+		backend.Fill(g, seed[0])
+	} else {
+		copy(g, seed)
+		Wrote(g)
+	}
 	for i := last; i >= 0; i-- {
 		n := &tp.nodes[i]
 		if n.out.Grad == nil {
@@ -264,7 +271,7 @@ func (tp *Tape) gradBuf(v *Var) (g []float32, fresh bool) {
 func (tp *Tape) gradZero(v *Var) []float32 {
 	g, fresh := tp.gradBuf(v)
 	if fresh {
-		clear(g)
+		backend.Fill(g, 0)
 	}
 	return g
 }
@@ -274,7 +281,7 @@ func (tp *Tape) accum(v *Var, src []float32, alpha float32) {
 	g, fresh := tp.gradBuf(v)
 	switch {
 	case fresh:
-		copy(g, src)
+		backend.Copy(g, src)
 		if alpha != 1 {
 			backend.Scale(alpha, g)
 		}

@@ -11,6 +11,11 @@
 // a straight one. Given that, N straight steps and k steps + resume + N−k
 // steps give bit-identical parameters, optimiser state and curve (for a fixed
 // GOMAXPROCS and kernel variant).
+//
+// On a resident ops backend (ops.Resident: a GPU keeping the tensors in its
+// memory) the loop keeps the parameters, gradients and optimiser state there
+// (ops.Keep), ends every step with ops.EndStep, and brings the host copies up
+// to date (ops.Sync) only before a checkpoint or a validation.
 package train
 
 import (
@@ -28,6 +33,7 @@ import (
 	"github.com/mopeclip/mopeclip/internal/atomicfile"
 	"github.com/mopeclip/mopeclip/internal/progress"
 	"github.com/mopeclip/mopeclip/nn"
+	"github.com/mopeclip/mopeclip/ops"
 )
 
 // CheckpointFile is the name of the checkpoint inside Config.Dir.
@@ -204,10 +210,21 @@ func Run(ctx context.Context, cfg Config, params []*nn.Param, opt *nn.AdamW, ste
 		}
 	}
 	res.Start = start
+	// A resident backend keeps the optimiser's state on the device; the
+	// host copies (just loaded on resume) are newer than any device copy.
+	state := opt.State()
+	ops.Wrote(state...)
+	ops.Keep(state...)
+	var hostState [][]float32 // what checkpoints and validation read
+	for i, p := range opt.Params() {
+		m, v := opt.Moments(i)
+		hostState = append(hostState, p.Value.Data, m, v)
+	}
 	save := func(s int) error {
 		if ckpt == "" {
 			return nil
 		}
+		ops.Sync(hostState...)
 		extra := map[string]string{}
 		for k, v := range cfg.Extra {
 			extra[k] = v
@@ -289,6 +306,7 @@ func Run(ctx context.Context, cfg Config, params []*nn.Param, opt *nn.AdamW, ste
 			sum, n, scalarSum = 0, 0, nil
 		}
 		if val != nil && ((cfg.ValEvery > 0 && done%cfg.ValEvery == 0) || done == cfg.Steps) {
+			ops.Sync(hostState...)
 			m, err := val(done)
 			if err != nil {
 				return res, fmt.Errorf("train: validation at step %d: %w", done, err)
@@ -307,7 +325,9 @@ func Run(ctx context.Context, cfg Config, params []*nn.Param, opt *nn.AdamW, ste
 			}
 		}
 		meter.Set(done, fmt.Sprintf("loss %.4f  lr %.2e  |g| %.3g", loss, lr, norm))
+		ops.EndStep()
 	}
+	ops.Sync(hostState...)
 	meter.Finish("")
 	res.Elapsed = time.Since(t0)
 	return res, nil

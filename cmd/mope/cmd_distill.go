@@ -175,7 +175,7 @@ func runDistill(args []string, stdout, stderr io.Writer) error {
 	if err := refuseCheckpoint(out, resume, *force); err != nil {
 		return err
 	}
-	_, release, err := claimOut(out, *df.Device, stderr)
+	_, release, err := claimTrainingOut(out, *df.Device, stderr)
 	if err != nil {
 		return err
 	}

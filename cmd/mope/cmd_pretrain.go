@@ -139,7 +139,7 @@ func runPretrain(args []string, stdout, stderr io.Writer) error {
 	if err := refuseCheckpoint(o.Out, o.Resume, *force); err != nil {
 		return err
 	}
-	_, release, err := claimOut(o.Out, *device, stderr)
+	_, release, err := claimTrainingOut(o.Out, *device, stderr)
 	if err != nil {
 		return err
 	}

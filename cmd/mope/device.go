@@ -43,6 +43,19 @@ type deviceSession struct {
 // training loop hands it on the device (package cuda); scoring uses the
 // context for its device-resident towers (mope.Options.GPU).
 func useDevice(dev cuda.Device, log io.Writer) (*deviceSession, error) {
+	return useDeviceMode(dev, false, log)
+}
+
+// useTrainingDevice is useDevice for a command whose ops all run inside
+// train.Run (pretrain, distill): the CUDA backend is resident
+// (cuda.BackendOptions.Resident), so parameters, activations, gradients and
+// optimiser state stay on the GPU for the whole step and only the batch, the
+// loss and the metrics cross the bus.
+func useTrainingDevice(dev cuda.Device, log io.Writer) (*deviceSession, error) {
+	return useDeviceMode(dev, true, log)
+}
+
+func useDeviceMode(dev cuda.Device, resident bool, log io.Writer) (*deviceSession, error) {
 	s := &deviceSession{Dev: dev}
 	if !dev.GPU {
 		return s, nil
@@ -51,7 +64,7 @@ func useDevice(dev cuda.Device, log io.Writer) (*deviceSession, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := cuda.NewBackend(c, cuda.BackendOptions{Precision: dev.Precision})
+	b, err := cuda.NewBackend(c, cuda.BackendOptions{Precision: dev.Precision, Resident: resident})
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("--device %s: %w", dev, err)

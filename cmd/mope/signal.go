@@ -173,11 +173,21 @@ func lockOut(path string) (release func(), err error) {
 // The session (nil context on the CPU) is what scoring needs for its
 // device-resident towers.
 func claimOut(out string, dev cuda.Device, log io.Writer) (sess *deviceSession, release func(), err error) {
+	return claimOutWith(out, dev, useDevice, log)
+}
+
+// claimTrainingOut is claimOut for pretrain and distill: the device is
+// resident (useTrainingDevice).
+func claimTrainingOut(out string, dev cuda.Device, log io.Writer) (sess *deviceSession, release func(), err error) {
+	return claimOutWith(out, dev, useTrainingDevice, log)
+}
+
+func claimOutWith(out string, dev cuda.Device, use func(cuda.Device, io.Writer) (*deviceSession, error), log io.Writer) (sess *deviceSession, release func(), err error) {
 	unlock, err := lockOut(out)
 	if err != nil {
 		return nil, nil, err
 	}
-	sess, err = useDevice(dev, log)
+	sess, err = use(dev, log)
 	if err != nil {
 		unlock()
 		return nil, nil, err
