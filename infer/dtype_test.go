@@ -3,6 +3,7 @@ package infer
 import (
 	"math"
 	"os"
+	"slices"
 	"testing"
 
 	"github.com/mopeclip/mopeclip/clip"
@@ -157,4 +158,64 @@ func TestDTypeViTB32(t *testing.T) {
 	forEachDType(t, func(t *testing.T, d lowDType) {
 		compareDType(t, d, m, Options{}, 2, 77)
 	})
+}
+
+// TestEngineTowers: an engine built with one tower (Options.Towers) embeds
+// that tower bit-identically to a two-tower engine, in every type, and
+// refuses the other: errors from the suffix API, a panic from Encode*.
+func TestEngineTowers(t *testing.T) {
+	m := randomModel(t, preset(t, "tiny"), 23)
+	in := makeInputs(m, 3, 9, 5)
+	for _, dt := range []DType{F32, BF16, INT8} {
+		both, err := New(m, Options{Threads: 2, DType: dt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wi, wt := run(both, in)
+		both.Close()
+		for _, c := range []struct {
+			towers     clip.TowerSet
+			has, lacks string
+		}{
+			{clip.VisionOnly, TowerVision, TowerText},
+			{clip.TextOnly, TowerText, TowerVision},
+		} {
+			e, err := New(m, Options{Threads: 2, DType: dt, Towers: c.towers})
+			if err != nil {
+				t.Fatal(err)
+			}
+			E := e.EmbedDim()
+			got := make([]float32, in.B*E)
+			want := wi
+			encode := func(tw string) {
+				if tw == TowerVision {
+					e.EncodeImages(in.pixels, in.B, got)
+				} else {
+					e.EncodeTexts(in.ids, in.eot, in.B, in.T, got)
+				}
+			}
+			if c.has == TowerText {
+				want = wt
+			}
+			encode(c.has)
+			if !slices.Equal(got, want) {
+				t.Errorf("%v %s-only engine: %s embeddings differ from the two-tower engine's", dt, c.has, c.has)
+			}
+			if _, err := e.Layers(c.lacks); err == nil {
+				t.Errorf("%v %s-only engine: Layers(%q) gave no error", dt, c.has, c.lacks)
+			}
+			if _, err := e.PackBlock(c.lacks, m.Vision.Encoder.Layers[0], true, true); err == nil {
+				t.Errorf("%v %s-only engine: PackBlock(%q) gave no error", dt, c.has, c.lacks)
+			}
+			func() {
+				defer func() {
+					if recover() == nil {
+						t.Errorf("%v %s-only engine: encoding %s did not panic", dt, c.has, c.lacks)
+					}
+				}()
+				encode(c.lacks)
+			}()
+			e.Close()
+		}
+	}
 }

@@ -104,6 +104,11 @@ type Options struct {
 	// each), so that a process holds the weights once. The model can then
 	// no longer run its reference forward or be saved.
 	ReleaseWeights bool
+	// Towers are the towers whose weights are packed (0: both). A tower
+	// left out costs no memory; encoding with it panics, and PackBlock,
+	// RunLayers, EmbedFrom and Layers return an error for it. MoPE scoring
+	// of one tower uses it to hold one tower's packed weights.
+	Towers clip.TowerSet
 }
 
 // DType is the weight type of an Engine's GEMMs.
@@ -231,8 +236,9 @@ type tower struct {
 	proj    weight
 	projB   []float32
 	E       int
-	maxWide int // max 3·H·D and MLP hidden over the layers
-	maxIn   int // max H·D
+	maxWide int  // max 3·H·D and MLP hidden over the layers
+	maxIn   int  // max H·D
+	packed  bool // false: left out by Options.Towers (sizes only)
 }
 
 // Engine runs a clip.Model's towers. Its methods may be called from several
@@ -292,13 +298,19 @@ func New(m *clip.Model, opts Options) (*Engine, error) {
 	}
 	rel := opts.ReleaseWeights
 	v, t := &p.Vision, &p.Text
-	e.vis = buildTower(opts.DType, &v.Tower, rel)
-	e.txt = buildTower(opts.DType, &t.Tower, rel)
+	towers := opts.Towers
+	if towers == 0 {
+		towers = clip.BothTowers
+	}
+	e.vis = buildTower(opts.DType, &v.Tower, rel, towers.Has(clip.VisionTower))
+	e.txt = buildTower(opts.DType, &t.Tower, rel, towers.Has(clip.TextTower))
 	e.img = imageGeom{S: v.ImageSize, P: v.PatchSize, Cin: v.Channels}
 	e.patchK = v.Patch.In
 	e.nPatches = v.Patches
-	e.patch = packW(opts.DType, e.patchK, v.Patch.Out, v.Patch.W)
-	if rel {
+	if e.vis.packed {
+		e.patch = packW(opts.DType, e.patchK, v.Patch.Out, v.Patch.W)
+	}
+	if rel && e.vis.packed {
 		v.Patch.Release()
 		runtime.GC()
 	}
@@ -335,9 +347,22 @@ func (e *Engine) Model() *clip.Model { return e.m }
 func ln(l lower.LayerNorm) lnParams { return lnParams{g: l.G, b: l.B, eps: l.Eps} }
 
 // buildTower packs the blocks and the projection of a lowered tower; with
-// rel, the model's copy of each matrix is dropped once packed.
-func buildTower(dt DType, lt *lower.Tower, rel bool) tower {
-	tw := tower{C: lt.Width, T: lt.SeqLen, causal: lt.Causal, final: ln(lt.Final), E: lt.Proj.Out, projB: lt.Proj.B}
+// rel, the model's copy of each matrix is dropped once packed. Without
+// pack it records the tower's sizes only (Options.Towers).
+func buildTower(dt DType, lt *lower.Tower, rel, pack bool) tower {
+	tw := tower{C: lt.Width, T: lt.SeqLen, causal: lt.Causal, final: ln(lt.Final), E: lt.Proj.Out, projB: lt.Proj.B, packed: pack}
+	if !pack {
+		for i := range lt.Blocks {
+			b := &lt.Blocks[i]
+			if a := b.Attn; a != nil {
+				tw.maxWide, tw.maxIn = max(tw.maxWide, 3*a.Heads*a.HeadDim), max(tw.maxIn, a.Heads*a.HeadDim)
+			}
+			if m := b.MLP; m != nil {
+				tw.maxWide = max(tw.maxWide, m.Hidden)
+			}
+		}
+		return tw
+	}
 	tw.proj = packW(dt, lt.Proj.In, lt.Proj.Out, lt.Proj.W)
 	if rel {
 		lt.Proj.Release()

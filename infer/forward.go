@@ -95,6 +95,9 @@ func (e *Engine) EncodeImages(pixels []float32, n int, out []float32) {
 	if n < 0 || len(pixels) != n*e.ImageInputLen() {
 		panic(fmt.Sprintf("infer.EncodeImages: %d pixel values for %d images of %d", len(pixels), n, e.ImageInputLen()))
 	}
+	if !e.vis.packed {
+		panic("infer.EncodeImages: the engine was built without the vision tower (Options.Towers)")
+	}
 	if len(out) < n*e.vis.E {
 		panic(fmt.Sprintf("infer.EncodeImages: out holds %d values, want %d", len(out), n*e.vis.E))
 	}
@@ -110,6 +113,9 @@ func (e *Engine) EncodeImages(pixels []float32, n int, out []float32) {
 // eotPos[b] the pooling position of row b, as clip.TextBatch) into out
 // [B,E]: projected, unnormalised.
 func (e *Engine) EncodeTexts(ids []int, eotPos []int, B, T int, out []float32) {
+	if !e.txt.packed {
+		panic("infer.EncodeTexts: the engine was built without the text tower (Options.Towers)")
+	}
 	if B < 0 || T <= 0 || T > e.txt.T || len(ids) != B*T || len(eotPos) != B {
 		panic(fmt.Sprintf("infer.EncodeTexts: %d ids, %d EOT positions for B=%d T=%d (context %d)", len(ids), len(eotPos), B, T, e.txt.T))
 	}

@@ -29,13 +29,19 @@ func (l *Layer) Heads() int { return l.l.heads }
 func (l *Layer) Hidden() int { return l.l.hidden }
 
 func (e *Engine) tower(name string) (*tower, error) {
+	var tw *tower
 	switch name {
 	case TowerVision:
-		return &e.vis, nil
+		tw = &e.vis
 	case TowerText:
-		return &e.txt, nil
+		tw = &e.txt
+	default:
+		return nil, fmt.Errorf("infer: unknown tower %q", name)
 	}
-	return nil, fmt.Errorf("infer: unknown tower %q", name)
+	if !tw.packed {
+		return nil, fmt.Errorf("infer: the engine was built without the %s tower (Options.Towers)", name)
+	}
+	return tw, nil
 }
 
 // PackBlock packs block b of the named tower with its attention branch

@@ -41,6 +41,11 @@ type Options struct {
 	// scoring, recorded in the settings unless F32. It needs the fast
 	// engine and the mope or unimodal metric.
 	DType infer.DType
+	// Rescore, with a reduced DType and the mope metric, makes the run
+	// two-stage (rescore.go): every module in DType, then in float32 the
+	// modules whose order can decide the plan Rescore describes, so that
+	// plan is float32's. nil: one stage, every score in DType.
+	Rescore *Rescore
 
 	// Data, Split and Limit describe the calibration set in the settings.
 	Data, Split string
@@ -56,6 +61,8 @@ type Options struct {
 	// Resume holds the results of an interrupted run with the same
 	// settings and shard; its modules are not scored again.
 	Resume *ScoreFile
+
+	ctx context.Context // ScoreContext's, for the float32 stage of Rescore
 }
 
 func (o *Options) settings(m *clip.Model, cal *Calib) Settings {
@@ -63,6 +70,9 @@ func (o *Options) settings(m *clip.Model, cal *Calib) Settings {
 		Data: o.Data, Split: o.Split, Limit: o.Limit, Batch: o.Batch, Seed: o.Seed, Engine: o.Engine, Model: Fingerprint(m)}
 	if o.DType != infer.F32 {
 		s.DType = o.DType.String()
+		if o.Rescore != nil {
+			s.Rescore = o.Rescore.String()
+		}
 	}
 	if cal != nil {
 		s.Images, s.Captions = cal.NImg, cal.NTxt
@@ -110,6 +120,12 @@ func ScoreContext(ctx context.Context, m *clip.Model, cal *Calib, o Options) (*S
 	si, sn, err := ParseShard(o.Shard)
 	if err != nil {
 		return nil, err
+	}
+	if o.DType == infer.F32 {
+		o.Rescore = nil
+	}
+	if o.Rescore != nil && (o.Metric != MetricMoPE || sn > 1) {
+		return nil, fmt.Errorf("mope: f32 rescoring (rescore %s) needs the mope metric and the whole run, not a shard (metric %s, shard %q): use rescore none", o.Rescore, o.Metric, o.Shard)
 	}
 	if sn == 1 {
 		o.Shard = ""
@@ -180,6 +196,7 @@ func ScoreContext(ctx context.Context, m *clip.Model, cal *Calib, o Options) (*S
 			restore()
 		}
 	case "mope", "unimodal":
+		o.ctx = ctx
 		if err := scoreForward(m, cal, o, f, todo, len(done) > 0, record); err != nil {
 			return nil, err
 		}
@@ -209,6 +226,9 @@ func sameRun(r, f *ScoreFile) error {
 
 // scoreForward runs the mope and unimodal metrics with the prefix cache.
 func scoreForward(m *clip.Model, cal *Calib, o Options, f *ScoreFile, todo []ModuleScore, resumed bool, record func(ModuleScore) error) error {
+	if o.Rescore != nil {
+		return scoreTwoStage(m, cal, o, f, todo, resumed, record)
+	}
 	if len(todo) == 0 && resumed {
 		return nil
 	}

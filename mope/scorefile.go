@@ -41,6 +41,9 @@ type Settings struct {
 	// DType is the fast engine's weight type when not float32 ("bf16",
 	// "int8": Options.DType).
 	DType string `json:"dtype,omitempty"`
+	// Rescore is the plan a two-stage reduced-precision run made exact
+	// (Options.Rescore: "width=0.5,depth=0.5"); absent for one stage.
+	Rescore string `json:"rescore,omitempty"`
 	// Model is a SHA-256 fingerprint of the config and every parameter.
 	Model string `json:"model"`
 }
@@ -51,6 +54,9 @@ type ModuleScore struct {
 	ID int `json:"id"`
 	Module
 	Score float64 `json:"score"`
+	// Reduced, in a two-stage run, is the reduced-precision score of a
+	// module that was rescored in float32 (Score).
+	Reduced *float64 `json:"reduced,omitempty"`
 }
 
 // ScoreFile is what `mope score` writes: complete, a shard, or a checkpoint
@@ -67,6 +73,8 @@ type ScoreFile struct {
 	Baseline float64       `json:"baseline"`
 	Complete bool          `json:"complete"`
 	Scores   []ModuleScore `json:"scores"`
+	// Rescored says what the float32 stage of a two-stage run did.
+	Rescored *RescoreReport `json:"rescored,omitempty"`
 }
 
 // Lookup returns the scores by module.

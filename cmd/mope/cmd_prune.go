@@ -127,6 +127,13 @@ func runPrune(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	depthFromFile := rep.Depth
+	if rep.DepthScores != "file" {
+		depthFromFile = 1
+	}
+	if why := mope.RescoreMismatch(f, rep.Width, depthFromFile, *global); why != "" {
+		fmt.Fprintf(stderr, "note: %s\n", why)
+	}
 	if err := pruned.SaveWith(*out, clip.SaveOptions{From: *model, Tokenizer: tok}); err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"strings"
 	"time"
 
@@ -22,12 +23,22 @@ func init() {
 		name:    "score",
 		summary: "score heads, FFN neuron groups and layers by MoPE or a baseline metric (sharded, resumable); 'score merge' joins shards",
 		usage: "--model DIR --data FILE --tower vision|text|both --modules heads,ffn,layers\n" +
-			"        --metric mope|magnitude|taylor|random|unimodal [--limit N] [--shard I/N] [--dtype f32|bf16|int8] --out scores.json\n" +
+			"        --metric mope|magnitude|taylor|random|unimodal [--limit N] [--shard I/N] [--dtype f32|bf16|int8 [--rescore SPEC]] --out scores.json\n" +
 			"  mope score merge A.json B.json ... --out scores.json\n\n" +
 			"  --data shapes scores on the built-in shapes world's calib split (in memory).\n" +
 			"  FFN groups: " + mope.GroupRule + ".\n" +
 			"  Shard I of N (0 <= I < N) scores the modules with id % N == I; 'mope score merge' of all N\n" +
-			"  shard files equals a single run exactly (see docs/sharding.md).",
+			"  shard files equals a single run exactly (see docs/sharding.md).\n\n" +
+			"  --dtype bf16|int8 scores in two stages (--rescore plan, the default for --metric mope): the\n" +
+			"  baseline and the unpruned towers in float32, every module in the reduced type, then in float32\n" +
+			"  again the modules whose reduced score lies within an error margin of a module on the other side\n" +
+			"  of a keep/drop boundary of the plan of 'mope prune --width 0.5 --depth 0.5' (per layer: heads,\n" +
+			"  FFN neurons; per tower: layers), until no such pair is left. The margin starts at 10 (bf16) or\n" +
+			"  20 (int8) flipped image retrievals and grows to 1.25x the largest error of any rescored module.\n" +
+			"  Rescored scores equal a float32 run's bit for bit, and that plan is float32's whenever no other\n" +
+			"  module errs by more than the margin. --rescore width=R,depth=R[,global][,margin=P] names\n" +
+			"  another plan (P: starting margin in recall points); --rescore none keeps every score reduced\n" +
+			"  (faster; ranks can differ from float32's). See docs/lowprec-scoring.md.",
 		run: runScore,
 	})
 }
@@ -57,7 +68,8 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 	quiet := quietFlag(fl)
 	engine := engineFlag(fl)
 	threads := threadsFlag(fl, "fast engine workers")
-	dtype := fl.String("dtype", "f32", "`f32|bf16|int8`: weight type of the fast engine's GEMMs for the mope/unimodal evaluations (bf16, int8: faster, approximate scores)")
+	dtype := fl.String("dtype", "f32", "`f32|bf16|int8`: weight type of the fast engine's GEMMs for the mope/unimodal evaluations (bf16, int8: faster; see --rescore)")
+	rescore := fl.String("rescore", "plan", "with --dtype bf16|int8 and --metric mope: `plan|none|width=R,depth=R[,global][,margin=P]`: rescore in float32 the modules that can change that prune plan")
 	device := deviceFlag(fl)
 	asJSON := jsonFlag(fl)
 	if err := parseFlags(fl, args); err != nil {
@@ -80,6 +92,13 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%w: --dtype: %v", errUsage, err)
 	}
+	rs, err := mope.ParseRescore(*rescore)
+	if err != nil {
+		return fmt.Errorf("%w: --rescore: %v", errUsage, err)
+	}
+	if !flagSet(fl, "rescore") && (metric != mope.MetricMoPE || *shard != "") {
+		rs = nil // the default applies to whole mope runs only
+	}
 	if _, _, err := mope.ParseShard(*shard); err != nil {
 		return fmt.Errorf("%w: --shard: %v", errUsage, err)
 	}
@@ -95,6 +114,7 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 	if err := refuseOverwritingInput(*out, map[string]string{"--data": *data, "--vocab": *tokPath}, map[string]string{"--model": *model}); err != nil {
 		return err
 	}
+	defer tightenGC(os.Getenv)()
 	sess, release, err := claimOut(*out, *device, stderr)
 	if err != nil {
 		return err
@@ -120,7 +140,7 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 	}
 	o := mope.Options{Metric: metric, Towers: *towers, Kinds: kinds, Groups: *groups, Batch: *batch, Seed: *seed,
 		Shard: *shard, Data: *data, Split: *split, Limit: *limit, Checkpoint: *out, CheckpointEvery: *every,
-		Engine: *engine, Threads: *threads, DType: dt, GPU: sess.gpu()}
+		Engine: *engine, Threads: *threads, DType: dt, Rescore: rs, GPU: sess.gpu()}
 	if !*quiet {
 		o.Progress = stderr
 	}
@@ -153,6 +173,10 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, ", shard %s", f.Shard)
 	}
 	fmt.Fprintln(stdout, ")")
+	if r := f.Rescored; r != nil {
+		fmt.Fprintf(stdout, "%s rescoring for plan %s: %d of %d modules rescored in float32 (%d rounds; margin %.3g, largest reduced-precision error %.3g recall points)\n",
+			f.Settings.DType, f.Settings.Rescore, r.Rescored, len(f.Scores), r.Rounds, r.Margin, r.MaxError)
+	}
 	return nil
 }
 

@@ -2,7 +2,8 @@ package main
 
 import "runtime/debug"
 
-// evalGCPercent is the collector's growth target while mope eval runs, when
+// evalGCPercent is the collector's growth target while mope eval and mope
+// score run, when
 // the user has set neither GOGC nor GOMEMLIMIT. Evaluation's heap is the
 // model's weights and the embeddings: long-lived float32 arrays that the
 // collector does not scan, so collecting at 25 % growth instead of Go's
