@@ -49,6 +49,11 @@ generate-check:
 		cmp -s $$f tensor/$$b || { echo "tensor/$$b differs from what go generate writes: run go generate ./tensor/ and commit"; fail=1; }; \
 	done && test $$n -gt 0 && test $$fail -eq 0 && echo "generate: $$n generated files in tensor/ up to date"
 
+# The CUDA emulator builds cuda/kernels/*.cu through cgo; Go's build cache
+# does not track those included files, so their hash goes into the flags
+# (an edited kernel is rebuilt, not tested from a stale object).
+EMU_ENV = CGO_ENABLED=1 CGO_CXXFLAGS="-g -O2 -DMC_KERNELS_HASH=$$(cat cuda/kernels/*.cu cuda/kernels/*.cuh cuda/emu/emu.h | sha1sum | cut -c1-12)"
+
 ## test-engines-emu: the engine table of clip/lower (reference, infer f32/bf16/int8,
 ## the MoPE scorer's path) with the CUDA towers on the CPU emulator, every CUDA
 ## kernel against the CPU reference there (./cuda: inference and training
@@ -56,9 +61,9 @@ generate-check:
 ## tests (cgo, g++).
 test-engines-emu:
 	@command -v g++ >/dev/null || (echo "g++ missing: apt-get install g++ (the CUDA emulator is C++)"; exit 1)
-	CGO_ENABLED=1 $(GO) test -count=1 -tags cuda,cudaemu -run 'TestEngines' ./clip/lower/
-	CGO_ENABLED=1 $(GO) test -count=1 -tags cuda,cudaemu ./cuda/
-	CGO_ENABLED=1 $(GO) test -count=1 -tags cuda,cudaemu -run 'TestDevice' ./mope/ ./cmd/mope/
+	$(EMU_ENV) $(GO) test -count=1 -tags cuda,cudaemu -run 'TestEngines' ./clip/lower/
+	$(EMU_ENV) $(GO) test -count=1 -tags cuda,cudaemu ./cuda/
+	$(EMU_ENV) $(GO) test -count=1 -tags cuda,cudaemu -run 'TestDevice' ./mope/ ./cmd/mope/
 
 test-fuzz:
 	@for t in $$($(GO) test -list '^Fuzz' ./internal/safetensors 2>/dev/null | grep '^Fuzz'); do \

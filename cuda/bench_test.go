@@ -156,8 +156,14 @@ func BenchmarkAttention(b *testing.B) {
 			g2.keptHeads = kp
 			timeDevice(b, attnFLOPs(s), peak, 0, func() error { return dev.attnNaive(&g2, bufs[0], bufs[1], bufs[2], bufs[3], P) })
 		})
-		// The D = 128 tuning candidate (64×16 tiles, K and V sharing shared
-		// memory) next to the default instantiation.
+		// The tuning candidates next to the default instantiation: D <= 64
+		// with vectorised shared-memory reads, D = 128 with 64×16 tiles and
+		// K and V sharing shared memory.
+		if s.D <= 64 {
+			b.Run(s.name+"/flash-v4", func(b *testing.B) {
+				timeDevice(b, attnFLOPs(s), peak, 0, func() error { return dev.attnFlashV4(geo, bufs[0], bufs[1], bufs[2], bufs[3]) })
+			})
+		}
 		if flashDMax(s.D) == 128 {
 			b.Run(s.name+"/flash-kv1", func(b *testing.B) {
 				timeDevice(b, attnFLOPs(s), peak, 0, func() error { return dev.attnFlashKV1(geo, bufs[0], bufs[1], bufs[2], bufs[3]) })

@@ -71,7 +71,7 @@ std::map<std::string, Call> &registry() {
 	    K(ln_fwd), K(ln_bwd_dx), K(col_partials), K(ln_param_partials), K(col_finish), K(softmax_rows),
 	    K(softmax_bwd), K(ew_add), K(ew_mul), K(ew_muladd), K(ew_axpy), K(ew_scale), K(bias_act), K(act_fwd),
 	    K(act_bwd), K(reduce_dot), K(patch_unfold), K(vit_embed), K(text_embed), K(gather_rows), K(sgemm_ep),
-	    K(attn_flash_fwd_d128_kv1), K(attn_flash_fwd_save_d16), K(attn_flash_fwd_save_d32), K(attn_flash_fwd_save_d64),
+	    K(attn_flash_fwd_d128_kv1), K(attn_flash_fwd_v4_d64), K(attn_flash_fwd_save_d16), K(attn_flash_fwd_save_d32), K(attn_flash_fwd_save_d64),
 	    K(attn_flash_fwd_save_d128), K(attn_flash_bwd_dq_d16), K(attn_flash_bwd_dq_d32), K(attn_flash_bwd_dq_d64),
 	    K(attn_flash_bwd_dq_d128), K(attn_flash_bwd_dkdv_d16), K(attn_flash_bwd_dkdv_d32),
 	    K(attn_flash_bwd_dkdv_d64), K(attn_flash_bwd_dkdv_d128), K(bias_act_bwd), K(sum_finish), K(nce_row_lse),

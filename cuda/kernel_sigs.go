@@ -18,6 +18,7 @@ var kernelSigs = map[string]string{
 	"attn_flash_fwd_d64":      "ppppiiiiiiifipp",
 	"attn_flash_fwd_d128":     "ppppiiiiiiifipp",
 	"attn_flash_fwd_d128_kv1": "ppppiiiiiiifipp",
+	"attn_flash_fwd_v4_d64":   "ppppiiiiiiifipp",
 	"attn_probs":              "pppiiiifippi",
 	"attn_pv":                 "pppiiiiipi",
 	"attn_bwd_dv":             "pppiiiiippif",

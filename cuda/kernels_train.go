@@ -55,6 +55,18 @@ func (c *Context) attnFlashKV1(g *attnGeom, q, k, v, out devPtr) error {
 			f(g.scale).b(g.causal).p(g.keyLens).p(g.headKeep))
 }
 
+// attnFlashV4 runs attn_flash_fwd_v4_d64, the D <= 64 tuning candidate
+// (vectorised shared-memory reads, 64×32 tiles). Benchmarked next to
+// attnFlash; the Backend does not use it.
+func (c *Context) attnFlashV4(g *attnGeom, q, k, v, out devPtr) error {
+	if g.D > 64 || g.D < 1 {
+		return fmt.Errorf("cuda: attn_flash_fwd_v4_d64 is for head dimensions 1 to 64, not %d", g.D)
+	}
+	return c.launch("attn_flash_fwd_v4_d64", dim3{ceilDiv(g.T, 64), g.H, g.B}, dim3{128, 1, 1}, 0,
+		newArgs().p(q).p(k).p(v).p(out).i(g.T).i(g.H).i(g.D).i(g.ldq).i(g.ldk).i(g.ldv).i(g.ldo).
+			f(g.scale).b(g.causal).p(g.keyLens).p(g.headKeep))
+}
+
 // flashGrads are the outputs of the flash backward: gradients (0: not
 // wanted) with the strides of q, k, v, and their betas.
 type flashGrads struct {

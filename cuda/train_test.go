@@ -172,14 +172,21 @@ func TestAttentionFlashThroughOps(t *testing.T) {
 	}
 }
 
-// TestAttentionFlashKV1 checks the D = 128 tuning candidate against the CPU.
-func TestAttentionFlashKV1(t *testing.T) {
+// TestAttentionFlashCandidates checks the forward tuning candidates
+// (attn_flash_fwd_d128_kv1, attn_flash_fwd_v4_d64) against the CPU.
+func TestAttentionFlashCandidates(t *testing.T) {
 	g := tensor.NewRNG(28)
 	for _, c := range []attnCase{
 		{B: 1, T: 1, H: 1, D: 128},
 		{B: 2, T: 77, H: 2, D: 128, causal: true, keyLens: []int{77, 30}},
 		{B: 2, T: 129, H: 3, D: 80, keyLens: []int{0, 100}, keep: []bool{true, false, true}},
 		{B: 1, T: 65, H: 2, D: 128, causal: true, keep: []bool{false, true}},
+		{B: 1, T: 1, H: 1, D: 64},
+		{B: 2, T: 7, H: 3, D: 12},
+		{B: 3, T: 50, H: 4, D: 64, causal: true, keyLens: []int{17, 0, 50}, keep: []bool{true, false, true, true}},
+		{B: 2, T: 77, H: 2, D: 64, causal: true},
+		{B: 1, T: 129, H: 2, D: 33, keyLens: []int{100}},
+		{B: 1, T: 65, H: 2, D: 64, keep: []bool{false, false}},
 	} {
 		a := c.args()
 		n := c.B * c.T * c.H * c.D
@@ -199,10 +206,14 @@ func TestAttentionFlashKV1(t *testing.T) {
 		geo := &attnGeom{B: c.B, T: c.T, H: c.H, D: c.D, ldq: ld, ldk: ld, ldv: ld, ldo: ld, causal: c.causal,
 			scale: a.Scale, keyLens: dl, headKeep: dk}
 		out := upload(t, nans(n))
-		if err := dev.attnFlashKV1(geo, upload(t, q), upload(t, k), upload(t, v), out); err != nil {
+		run, kern := dev.attnFlashKV1, "attention-flash-kv1"
+		if c.D <= 64 {
+			run, kern = dev.attnFlashV4, "attention-flash-v4"
+		}
+		if err := run(geo, upload(t, q), upload(t, k), upload(t, v), out); err != nil {
 			t.Fatal(err)
 		}
-		expect(t, "attention-flash-kv1", c.String(), download(t, out, n), want, tolFP32)
+		expect(t, kern, c.String(), download(t, out, n), want, tolFP32)
 		dev.free(dl)
 		dev.free(dk)
 	}

@@ -122,6 +122,12 @@ inline int max(int a, int b) { return a > b ? a : b; }
 inline long long min(long long a, long long b) { return a < b ? a : b; }
 inline long long max(long long a, long long b) { return a > b ? a : b; }
 
+// Vector types and alignment, as in CUDA's vector_types.h.
+struct alignas(16) float4 {
+	float x, y, z, w;
+};
+#define __align__(n) __attribute__((aligned(n)))
+
 // Round-to-nearest float32 operations that are never contracted into a
 // fused multiply-add (the volatile store forces the rounding), as on the
 // device.

@@ -189,6 +189,170 @@ __device__ __forceinline__ void flash_fwd(const float *__restrict__ q, const flo
 	    int causal, const int *__restrict__ keyLens, const int *__restrict__ headKeep
 #define FLASH_PASS q, k, v, out, T, H, D, ldq, ldk, ldv, ldo, scale, causal, keyLens, headKeep
 
+// ---------------------------------------------------------------------------
+// flash_fwd_v4: a tuning candidate of the forward (attn_flash_fwd_v4_d64,
+// unused by the Backend until a GPU run says so). The same online softmax,
+// with the shared-memory reads of the inner loops vectorised: each thread
+// owns RI consecutive query rows, CJ consecutive keys and DJ consecutive
+// output columns, and Q and K tiles are stored transposed (d-major), so a
+// step of the score loop is one float4 read of Q and one of K for RI·CJ
+// FMAs (the default kernel: RI + CJ scalar reads), and the P·V loop reads
+// four probabilities and DJ values per float4. RI and CJ are multiples of 4.
+template <int DMAX, int RI, int CJ>
+__device__ __forceinline__ void flash_fwd_v4(const float *__restrict__ q, const float *__restrict__ k,
+                                             const float *__restrict__ v, float *__restrict__ out, int T, int H,
+                                             int D, int ldq, int ldk, int ldv, int ldo, float scale, int causal,
+                                             const int *__restrict__ keyLens, const int *__restrict__ headKeep) {
+	constexpr int BQ = 16 * RI, BK = 8 * CJ, DJ = DMAX / 8;
+	constexpr int LQ = BQ + 4, LK = BK + 4, LV = DMAX + 4; // multiples of 4: float4-aligned rows
+	__shared__ __align__(16) float QsT[DMAX][LQ];
+	__shared__ __align__(16) float KsT[DMAX][LK];
+	__shared__ __align__(16) float Vs[BK][LV];
+	__shared__ __align__(16) float Ps[BQ][LK];
+
+	const int b = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * BQ;
+	const int t = threadIdx.x, tr = t >> 3, tc = t & 7;
+	const int r0 = RI * tr, c0 = CJ * tc, d0 = DJ * tc;
+	const size_t row0 = (size_t)b * T;
+	const int col0 = h * D;
+
+	if (headKeep != nullptr && !headKeep[h]) {
+		for (int idx = t; idx < BQ * D; idx += blockDim.x) {
+			int r = idx / D, d = idx - r * D;
+			if (q0 + r < T) out[(row0 + q0 + r) * ldo + col0 + d] = 0.f;
+		}
+		return;
+	}
+	const int L = keyLens != nullptr ? keyLens[b] : T;
+
+	for (int idx = t; idx < BQ * DMAX; idx += blockDim.x) {
+		int r = idx / DMAX, d = idx - r * DMAX, i = q0 + r;
+		QsT[d][r] = (i < T && d < D) ? q[(row0 + i) * ldq + col0 + d] : 0.f;
+	}
+
+	float o[RI][DJ];
+	float m[RI], l[RI];
+#pragma unroll
+	for (int i = 0; i < RI; i++) {
+		m[i] = -MC_INF;
+		l[i] = 0.f;
+#pragma unroll
+		for (int jd = 0; jd < DJ; jd++) o[i][jd] = 0.f;
+	}
+
+	const int kend = causal ? min(L, q0 + BQ) : L;
+	for (int k0 = 0; k0 < kend; k0 += BK) {
+		__syncthreads();
+		for (int idx = t; idx < BK * DMAX; idx += blockDim.x) {
+			int r = idx / DMAX, d = idx - r * DMAX, j = k0 + r;
+			bool ok = j < kend && d < D;
+			KsT[d][r] = ok ? k[(row0 + j) * ldk + col0 + d] : 0.f;
+			Vs[r][d] = ok ? v[(row0 + j) * ldv + col0 + d] : 0.f;
+		}
+		__syncthreads();
+
+		float s[RI][CJ];
+#pragma unroll
+		for (int i = 0; i < RI; i++)
+#pragma unroll
+			for (int j = 0; j < CJ; j++) s[i][j] = 0.f;
+#pragma unroll 4
+		for (int d = 0; d < DMAX; d++) {
+			float qv[RI], kv[CJ];
+#pragma unroll
+			for (int u = 0; u < RI; u += 4) {
+				const float4 x = *reinterpret_cast<const float4 *>(&QsT[d][r0 + u]);
+				qv[u] = x.x, qv[u + 1] = x.y, qv[u + 2] = x.z, qv[u + 3] = x.w;
+			}
+#pragma unroll
+			for (int u = 0; u < CJ; u += 4) {
+				const float4 x = *reinterpret_cast<const float4 *>(&KsT[d][c0 + u]);
+				kv[u] = x.x, kv[u + 1] = x.y, kv[u + 2] = x.z, kv[u + 3] = x.w;
+			}
+#pragma unroll
+			for (int i = 0; i < RI; i++)
+#pragma unroll
+				for (int j = 0; j < CJ; j++) s[i][j] = fmaf(qv[i], kv[j], s[i][j]);
+		}
+
+#pragma unroll
+		for (int i = 0; i < RI; i++) {
+			const int row = q0 + r0 + i;
+			float mt = -MC_INF;
+#pragma unroll
+			for (int j = 0; j < CJ; j++) {
+				int key = k0 + c0 + j;
+				bool ok = key < L && (!causal || key <= row);
+				s[i][j] = ok ? s[i][j] * scale : -MC_INF;
+				mt = fmaxf(mt, s[i][j]);
+			}
+			mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 4));
+			mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 2));
+			mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 1));
+			const float mnew = fmaxf(m[i], mt);
+			float alpha = 1.f, rs = 0.f;
+			if (mnew != -MC_INF) {
+				alpha = expf(m[i] - mnew);
+#pragma unroll
+				for (int j = 0; j < CJ; j++) {
+					s[i][j] = expf(s[i][j] - mnew);
+					rs += s[i][j];
+				}
+			} else {
+#pragma unroll
+				for (int j = 0; j < CJ; j++) s[i][j] = 0.f;
+			}
+			rs += __shfl_xor_sync(0xffffffffu, rs, 4);
+			rs += __shfl_xor_sync(0xffffffffu, rs, 2);
+			rs += __shfl_xor_sync(0xffffffffu, rs, 1);
+			l[i] = l[i] * alpha + rs;
+			m[i] = mnew;
+#pragma unroll
+			for (int jd = 0; jd < DJ; jd++) o[i][jd] *= alpha;
+#pragma unroll
+			for (int u = 0; u < CJ; u += 4)
+				*reinterpret_cast<float4 *>(&Ps[r0 + i][c0 + u]) = float4{s[i][u], s[i][u + 1], s[i][u + 2], s[i][u + 3]};
+		}
+		// A row's probabilities are written and read by the same 8 lanes.
+		__syncwarp();
+
+#pragma unroll 2
+		for (int c = 0; c < BK; c += 4) {
+			float pv[RI][4];
+#pragma unroll
+			for (int i = 0; i < RI; i++) {
+				const float4 x = *reinterpret_cast<const float4 *>(&Ps[r0 + i][c]);
+				pv[i][0] = x.x, pv[i][1] = x.y, pv[i][2] = x.z, pv[i][3] = x.w;
+			}
+#pragma unroll
+			for (int cc = 0; cc < 4; cc++)
+#pragma unroll
+				for (int u = 0; u < DJ; u += 4) {
+					const float4 x = *reinterpret_cast<const float4 *>(&Vs[c + cc][d0 + u]);
+#pragma unroll
+					for (int i = 0; i < RI; i++) {
+						o[i][u] = fmaf(pv[i][cc], x.x, o[i][u]);
+						o[i][u + 1] = fmaf(pv[i][cc], x.y, o[i][u + 1]);
+						o[i][u + 2] = fmaf(pv[i][cc], x.z, o[i][u + 2]);
+						o[i][u + 3] = fmaf(pv[i][cc], x.w, o[i][u + 3]);
+					}
+				}
+		}
+	}
+
+#pragma unroll
+	for (int i = 0; i < RI; i++) {
+		const int row = q0 + r0 + i;
+		if (row >= T) continue;
+		const float inv = l[i] > 0.f ? 1.f / l[i] : 0.f;
+#pragma unroll
+		for (int jd = 0; jd < DJ; jd++) {
+			int d = d0 + jd;
+			if (d < D) out[(row0 + row) * ldo + col0 + d] = l[i] > 0.f ? o[i][jd] * inv : 0.f;
+		}
+	}
+}
+
 #define FLASH_NOSAVE nullptr, nullptr, nullptr, 0
 #define FLASH_SAVE_ARGS FLASH_ARGS, float *__restrict__ lse, float *__restrict__ osave, const int *__restrict__ headSlot, int Hk
 #define FLASH_SAVE_PASS FLASH_PASS, lse, osave, headSlot, Hk
@@ -198,6 +362,8 @@ extern "C" __global__ void __launch_bounds__(128) attn_flash_fwd_d16(FLASH_ARGS)
 extern "C" __global__ void __launch_bounds__(128) attn_flash_fwd_d32(FLASH_ARGS) { flash_fwd<32, 4, 4, false>(FLASH_PASS, FLASH_NOSAVE); }
 extern "C" __global__ void __launch_bounds__(128) attn_flash_fwd_d64(FLASH_ARGS) { flash_fwd<64, 4, 4, false>(FLASH_PASS, FLASH_NOSAVE); }
 extern "C" __global__ void __launch_bounds__(128) attn_flash_fwd_d128(FLASH_ARGS) { flash_fwd<128, 2, 2, false>(FLASH_PASS, FLASH_NOSAVE); }
+// Tuning candidate for D <= 64 (64×32 tiles, vectorised shared-memory reads).
+extern "C" __global__ void __launch_bounds__(128) attn_flash_fwd_v4_d64(FLASH_ARGS) { flash_fwd_v4<64, 4, 4>(FLASH_PASS); }
 // Tuning candidate for D = 128 (64×16 tiles, K and V sharing a buffer);
 // benchmarked next to attn_flash_fwd_d128, not used by the Backend.
 extern "C" __global__ void __launch_bounds__(128) attn_flash_fwd_d128_kv1(FLASH_ARGS) { flash_fwd<128, 4, 2, false, true>(FLASH_PASS, FLASH_NOSAVE); }
