@@ -6,7 +6,7 @@
 #     bash cuda/devcheck17.sh
 #
 # Nothing is built there (no Go on the device machines). Built here and
-# carried (make -C cuda testbin17, about 45 MB):
+# carried (make -C cuda testbin17, 56 MB of the 64 MiB the device tool carries):
 #   cuda/cuda.test   go test -c -tags cuda ./cuda    (every kernel, Backend, towers)
 #   cuda/mope.test   go test -c -tags cuda ./mope    (device scorer, distillation step)
 #   bin/mope-cuda    go build -tags cuda ./cmd/mope  (score / pretrain --device)
