@@ -6,7 +6,7 @@
 #     bash cuda/devcheck17.sh
 #
 # Nothing is built there (no Go on the device machines). Built here and
-# carried (make -C cuda testbin17, about 45 MB):
+# carried (make -C cuda testbin17, 56 MB of the 64 MiB the device tool carries):
 #   cuda/cuda.test   go test -c -tags cuda ./cuda    (every kernel, Backend, towers)
 #   cuda/mope.test   go test -c -tags cuda ./mope    (device scorer, distillation step)
 #   bin/mope-cuda    go build -tags cuda ./cmd/mope  (score / pretrain --device)
@@ -45,8 +45,8 @@
 #
 # A dry run on the CPU emulator (build the three with -tags cuda,cudaemu):
 #   PRESET=tiny BATCH=4 SCORE_N=8 PT_PRESET=tiny PT_BATCH=8 PT_STEPS=3 \
-#   TORCH_DEVICE=cpu ATTN_RUN='^$' CUDA_RUN='TestDeviceInfo|TestPTX' \
-#   BUDGET=900 OUT=/tmp/dry bash cuda/devcheck17.sh
+#   TORCH_DEVICE=cpu CUDA_RUN='TestDeviceInfo|TestPTX|TestSuffix' SCALE=5 \
+#   BUDGET=1800 OUT=/tmp/dry bash cuda/devcheck17.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -66,13 +66,15 @@ PT_STEPS=${PT_STEPS:-20}
 TORCH_DEVICE=${TORCH_DEVICE:-cuda}
 CUDA_RUN=${CUDA_RUN:-.}        # cuda.test -test.run
 ATTN_RUN=${ATTN_RUN:-Attention} # cuda.test -test.bench
+MOPE_RUN=${MOPE_RUN:-Device}   # mope.test -test.run
+SCALE=${SCALE:-1}              # multiplies every step's limit (the emulator is slow)
 PY=${PYTHON:-python3}
 say() { echo "[devcheck17 +$(($(date +%s) - t0))s] $*" | tee -a "$log"; }
 # step LIMIT NAME CMD...: runs CMD under timeout min(LIMIT, what is left of
 # the budget), records NAME's exit status in $out/status (124: timed out,
 # 125: skipped for want of budget).
 step() {
-	local limit=$1 name=$2 left rc
+	local limit=$(($1 * SCALE)) name=$2 left rc
 	shift 2
 	left=$((BUDGET - ($(date +%s) - t0)))
 	if [ "$left" -lt 10 ]; then
@@ -134,12 +136,12 @@ for f in cuda/cuda.test cuda/mope.test bin/mope-cuda; do
 done
 
 # 2-3: correctness on the GPU.
-(cd cuda && step 100 cuda-tests ./cuda.test -test.v -test.count=1 -test.timeout 95s -test.run "$CUDA_RUN" >"$out/test.log" 2>&1)
-(cd mope && step 40 mope-tests ../cuda/mope.test -test.v -test.count=1 -test.timeout 38s -test.run 'Device' >"$out/mope_test.log" 2>&1)
+(cd cuda && step 100 cuda-tests ./cuda.test -test.v -test.count=1 -test.timeout $((95 * SCALE))s -test.run "$CUDA_RUN" >"$out/test.log" 2>&1)
+(cd mope && step 40 mope-tests ../cuda/mope.test -test.v -test.count=1 -test.timeout $((38 * SCALE))s -test.run "$MOPE_RUN" >"$out/mope_test.log" 2>&1)
 
 # 4: distillation step, ours then PyTorch's.
 (cd mope && MOPECLIP_BENCH_PRESET="$PRESET" MOPECLIP_BENCH_BATCH="$BATCH" step 90 distill-go \
-	../cuda/mope.test -test.v -test.run '^$' -test.bench 'DistillStepDevice' -test.benchtime 3x -test.timeout 85s >"$out/distill_go.log" 2>&1)
+	../cuda/mope.test -test.v -test.run '^$' -test.bench 'DistillStepDevice' -test.benchtime 3x -test.timeout $((85 * SCALE))s >"$out/distill_go.log" 2>&1)
 step 60 distill-torch "$PY" cuda/torch_distill.py --preset "$PRESET" --batch "$BATCH" --steps 5 --warmup 2 \
 	--device "$TORCH_DEVICE" >"$out/distill_torch.log" 2>&1
 

@@ -58,8 +58,10 @@ for name, log in (("cuda-tests", "test.log"), ("mope-tests", "mope_test.log")):
     t = read(log)
     n = {k: len(re.findall(rf"^\s*--- {k}", t, re.M)) for k in ("PASS", "FAIL", "SKIP")}
     fails = re.findall(r"^\s*--- FAIL: (\S+)", t, re.M)
+    skips = re.findall(r"^\s*--- SKIP: (\S+)", t, re.M)
     print(f"{name:<11} {state(name):<24} pass {n['PASS']}, fail {n['FAIL']}, skip {n['SKIP']}"
-          + (f"  FAILED: {' '.join(fails[:8])}" if fails else ""))
+          + (f"  FAILED: {' '.join(fails[:8])}" if fails else "")
+          + (f"  skipped: {' '.join(skips[:8])}" if skips else ""))
 for line in re.findall(r"^.*(?:worst embedding rel err|modules change the retrieval).*$", read("mope_test.log"), re.M):
     print("   ", line.strip())
 print()

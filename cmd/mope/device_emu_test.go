@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/mopeclip/mopeclip/internal/testutil"
+	"github.com/mopeclip/mopeclip/mope"
 )
 
 // The --device cuda paths on the CPU emulator of package cuda
@@ -148,6 +149,57 @@ func TestDeviceScore(t *testing.T) {
 	for i, s := range gpu.Scores {
 		if w := cpu.Scores[i]; s != w {
 			t.Errorf("module %d: cuda %v, cpu %v", s.ID, s.Score, w.Score)
+		}
+	}
+}
+
+// TestDevicePipeline: mope pipeline --device cuda (scoring on the
+// device-resident towers, distillation on the device backend) makes the
+// CPU's pruning decisions: the same steps and shapes, and the teacher's
+// scores exactly.
+func TestDevicePipeline(t *testing.T) {
+	tdir, _ := tinyTeacherDir(t)
+	var res [2]mope.PipelineResult
+	var scores [2]*mope.ScoreFile
+	for i, dev := range []string{"cpu", "cuda"} {
+		out := filepath.Join(t.TempDir(), dev)
+		code, _, errs := runMope("pipeline", "--stage", "finetune", "--tower", "vision", "--teacher", tdir, "--data", "shapes",
+			"--target-flops", "0.4", "--min-width", "0.4", "--out", out, "--steps", "2", "--batch", "4", "--train-n", "8",
+			"--val-n", "4", "--calib-n", "6", "--quiet", "--device", dev)
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", dev, code, errs)
+		}
+		b, err := os.ReadFile(filepath.Join(out, "pipeline.json"))
+		if err != nil || json.Unmarshal(b, &res[i]) != nil {
+			t.Fatalf("%s: pipeline.json: %v", dev, err)
+		}
+		if len(res[i].Steps) == 0 || res[i].Steps[0].Kind != "score" {
+			t.Fatalf("%s: steps %+v", dev, res[i].Steps)
+		}
+		if scores[i], err = mope.ReadScores(filepath.Join(res[i].Steps[0].Dir, "scores.json")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cpu, gpu := res[0], res[1]
+	if len(cpu.Steps) != len(gpu.Steps) {
+		t.Fatalf("%d steps on the device, %d on the CPU", len(gpu.Steps), len(cpu.Steps))
+	}
+	for i, s := range gpu.Steps {
+		c := cpu.Steps[i]
+		if s.Name != c.Name || s.Kind != c.Kind || s.Params != c.Params || s.GFLOPs != c.GFLOPs {
+			t.Errorf("step %d: device %s %s %d params %.4g GFLOPs; CPU %s %s %d %.4g", i, s.Name, s.Kind, s.Params, s.GFLOPs,
+				c.Name, c.Kind, c.Params, c.GFLOPs)
+		}
+	}
+	if e := scores[1].Settings.Engine; e != mope.EngineCUDA {
+		t.Errorf("device scores made by engine %q", e)
+	}
+	if len(scores[1].Scores) == 0 || len(scores[1].Scores) != len(scores[0].Scores) {
+		t.Fatalf("%d device scores, %d CPU scores", len(scores[1].Scores), len(scores[0].Scores))
+	}
+	for i, s := range scores[1].Scores {
+		if w := scores[0].Scores[i]; s.Module != w.Module || s.Score != w.Score {
+			t.Errorf("teacher score %v: device %v, CPU %v", s.Module, s.Score, w.Score)
 		}
 	}
 }
