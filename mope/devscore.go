@@ -5,6 +5,7 @@ import (
 
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/cuda"
+	"github.com/mopeclip/mopeclip/nn"
 	"github.com/mopeclip/mopeclip/ops"
 	"github.com/mopeclip/mopeclip/tensor"
 )
@@ -23,6 +24,46 @@ func (g GPU) engine() Engine {
 		return EngineCUDATF32
 	}
 	return EngineCUDA
+}
+
+// Training runs run (a training loop: Distill, train.Run) with every op on
+// a resident backend of g (cuda.BackendOptions.Resident: parameters,
+// activations, gradients and optimiser state stay on the device for the
+// whole step), then puts back the backend that was active and frees the
+// device copies. It is how the training inside mope pipeline and mope demo
+// runs with --device cuda, while their scoring keeps the per-op backend
+// and the device towers (Options.GPU). When it returns, the host copies
+// of params' values and gradients are current; nothing else the resident
+// backend wrote is (train.Run syncs what checkpoints, validation and the
+// teacher cache read). It swaps the process's backend (ops.SetBackend):
+// no other goroutine may run ops meanwhile. With the zero g (the CPU) it
+// only calls run.
+func (g GPU) Training(params []*nn.Param, run func() error) error {
+	if g.Ctx == nil {
+		return run()
+	}
+	b, err := cuda.NewBackend(g.Ctx, cuda.BackendOptions{Precision: g.Precision, Resident: true})
+	if err != nil {
+		return fmt.Errorf("mope: resident training backend: %w", err)
+	}
+	prev := ops.CurrentBackend()
+	ops.SetBackend(b)
+	defer func() {
+		ops.SetBackend(prev)
+		b.Close()
+	}()
+	if err := run(); err != nil {
+		return err
+	}
+	var xs [][]float32
+	for _, p := range params {
+		xs = append(xs, p.Value.Data)
+		if p.Grad != nil {
+			xs = append(xs, p.Grad.Data)
+		}
+	}
+	b.Sync(xs...)
+	return nil
 }
 
 // DeviceBatch is the items per device pass of GPU scoring when

@@ -49,7 +49,8 @@ type PipelineOptions struct {
 	Groups      int           // FFN groups (default DefaultGroups)
 	Seed        uint64        // random metric
 	ScoreBatch  int
-	// GPU, when set, is where scoring runs its towers (Options.GPU).
+	// GPU, when set, is where scoring runs its towers (Options.GPU) and
+	// where the distillations train, on a resident backend (GPU.Training).
 	GPU GPU
 
 	// Calib is the calibration set (needed by mope, taylor, unimodal);
@@ -324,7 +325,14 @@ func (p *pipe) distill(ctx context.Context, m *clip.Model, name string, steps in
 	if dir != "" {
 		o.Dir, o.Resume = filepath.Join(dir, "checkpoint"), true
 	}
-	res, err := Distill(ctx, m, p.teacher, p.o.Data, o)
+	if p.o.GPU.Ctx != nil {
+		p.logf("[%s] distilling on the device-resident backend (%s)\n", name, p.o.GPU.engine())
+	}
+	var res *train.Result
+	err := p.o.GPU.Training(m.Params(), func() (err error) {
+		res, err = Distill(ctx, m, p.teacher, p.o.Data, o)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -140,7 +140,7 @@ func registerGridFlags(fl *flag.FlagSet) (o *grid.Options, noGrid *bool) {
 	fl.Float64Var(&o.LR, "story-lr", d.LR, "peak learning rate of distillation")
 	fl.Float64Var(&o.ScratchLR, "scratch-lr", d.ScratchLR, "peak learning rate of from-scratch training (pretraining's)")
 	fl.IntVar(&o.N, "story-n", d.N, "test images (5 captions each) the story's models are evaluated on")
-	fl.IntVar(&o.Jobs, "story-jobs", 0, "models built at once (0: 2 on two or more cores); results are the same for any value")
+	fl.IntVar(&o.Jobs, "story-jobs", 0, "models built at once (0: 2 on two or more cores; 1 with --device cuda, which trains one model at a time on the device-resident backend); results are the same for any value")
 	fl.IntVar(&o.Seeds, "seeds", 1, "seeds per model (1, 2, …, N): N ≥ 2 reports mean ± sd per case and paired comparisons of the claims")
 	fl.BoolVar(&o.Fresh, "fresh", false, "delete the story's cached pipeline steps first (otherwise finished steps are reused and marked cached)")
 	return o, noGrid

@@ -4,6 +4,7 @@ package main
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/mopeclip/mopeclip/internal/testutil"
 	"github.com/mopeclip/mopeclip/mope"
+	"github.com/mopeclip/mopeclip/train"
 )
 
 // The --device cuda paths on the CPU emulator of package cuda
@@ -154,9 +156,10 @@ func TestDeviceScore(t *testing.T) {
 }
 
 // TestDevicePipeline: mope pipeline --device cuda (scoring on the
-// device-resident towers, distillation on the device backend) makes the
-// CPU's pruning decisions: the same steps and shapes, and the teacher's
-// scores exactly.
+// device-resident towers, distillation on the device-resident backend)
+// makes the CPU's pruning decisions: the same steps and shapes, the
+// teacher's scores exactly, and distillation losses and gradient norms
+// within 1e-4 (relative) of the CPU's.
 func TestDevicePipeline(t *testing.T) {
 	tdir, _ := tinyTeacherDir(t)
 	var res [2]mope.PipelineResult
@@ -164,10 +167,13 @@ func TestDevicePipeline(t *testing.T) {
 	for i, dev := range []string{"cpu", "cuda"} {
 		out := filepath.Join(t.TempDir(), dev)
 		code, _, errs := runMope("pipeline", "--stage", "finetune", "--tower", "vision", "--teacher", tdir, "--data", "shapes",
-			"--target-flops", "0.4", "--min-width", "0.4", "--out", out, "--steps", "2", "--batch", "4", "--train-n", "8",
-			"--val-n", "4", "--calib-n", "6", "--quiet", "--device", dev)
+			"--target-flops", "0.4", "--min-width", "0.4", "--out", out, "--steps", "4", "--batch", "4", "--train-n", "8",
+			"--val-n", "4", "--calib-n", "6", "--device", dev)
 		if code != 0 {
 			t.Fatalf("%s: exit %d: %s", dev, code, errs)
+		}
+		if n := strings.Count(errs, "distilling on the device-resident backend (cuda)"); (dev == "cuda") != (n == 2) {
+			t.Errorf("%s: %d distillations on the device-resident backend, want 2 on the device, 0 on the CPU", dev, n)
 		}
 		b, err := os.ReadFile(filepath.Join(out, "pipeline.json"))
 		if err != nil || json.Unmarshal(b, &res[i]) != nil {
@@ -191,6 +197,29 @@ func TestDevicePipeline(t *testing.T) {
 				c.Name, c.Kind, c.Params, c.GFLOPs)
 		}
 	}
+	distills := 0
+	for i, s := range gpu.Steps {
+		if s.Kind != "distill" || i >= len(cpu.Steps) {
+			continue
+		}
+		distills++
+		for _, col := range []string{"loss", "grad_norm"} {
+			want, got := curveSeries(t, cpu.Steps[i].Dir, col), curveSeries(t, s.Dir, col)
+			if len(got) != len(want) || len(got) == 0 {
+				t.Fatalf("%s %s: %d device rows, %d CPU rows", s.Name, col, len(got), len(want))
+			}
+			for r := range got {
+				e := math.Abs(got[r]-want[r]) / math.Abs(want[r])
+				t.Logf("ERRORS %s %s row %d: device %.7g, CPU %.7g, relative %.2e", s.Name, col, r, got[r], want[r], e)
+				if !(e <= 1e-4) {
+					t.Errorf("%s %s row %d: device %.7g, CPU %.7g (relative %.2e > 1e-4)", s.Name, col, r, got[r], want[r], e)
+				}
+			}
+		}
+	}
+	if distills != 2 {
+		t.Errorf("%d distillation steps compared, want 2", distills)
+	}
 	if e := scores[1].Settings.Engine; e != mope.EngineCUDA {
 		t.Errorf("device scores made by engine %q", e)
 	}
@@ -202,4 +231,15 @@ func TestDevicePipeline(t *testing.T) {
 			t.Errorf("teacher score %v: device %v, CPU %v", s.Module, s.Score, w.Score)
 		}
 	}
+}
+
+// curveSeries is column col of the training curve in dir (curve.csv).
+func curveSeries(t *testing.T, dir, col string) []float64 {
+	t.Helper()
+	c, err := train.ReadCurve(filepath.Join(dir, "curve.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, v := c.Series(col)
+	return v
 }

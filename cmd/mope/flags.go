@@ -154,7 +154,7 @@ func cpuEngine(e mope.Engine) mope.Engine {
 // training swaps the ops backend (useDevice).
 func deviceFlag(fs *flag.FlagSet) *cuda.Device {
 	d := new(cuda.Device)
-	fs.Var(d, "device", "where it runs: `cpu|cuda|cuda:tf32` (embed, eval, bench: GPU-resident towers; score, and the scoring of pipeline and demo: GPU-resident towers with the prefix cache on the device; pretrain, distill and their training in pipeline and demo: the GPU ops backend); cuda needs a binary built with -tags cuda (make mope-cuda)")
+	fs.Var(d, "device", "where it runs: `cpu|cuda|cuda:tf32` (embed, eval, bench: GPU-resident towers; score, and the scoring of pipeline and demo: GPU-resident towers with the prefix cache on the device; pretrain, distill and the training inside pipeline and demo: the device-resident GPU ops backend, whole steps on the device; demo then builds one model at a time); cuda needs a binary built with -tags cuda (make mope-cuda)")
 	return d
 }
 

@@ -112,8 +112,8 @@ type Options struct {
 	N int `json:"n"`
 	// Fresh deletes the cached pipeline steps first.
 	Fresh bool `json:"fresh"`
-	// Jobs is the number of models built at once (0: min(2, GOMAXPROCS)).
-	// The results do not depend on it.
+	// Jobs is the number of models built at once (0: min(2, GOMAXPROCS);
+	// always 1 on a GPU, Env.GPU). The results do not depend on it.
 	Jobs int `json:"jobs"`
 	// Seeds is the number of seeds every case is built with (seeds 1…Seeds;
 	// 0 or 1: seed 1 only, the grid of earlier releases). seeds.go says

@@ -38,7 +38,11 @@ type Env struct {
 	// Stdout receives the grid's progress lines, Log the rows' pipeline and
 	// training logs (each line prefixed with the row's name); nil: none.
 	Stdout, Log io.Writer
-	// GPU, when set, is where scoring runs its towers (mope.Options.GPU).
+	// GPU, when set, is where scoring runs its towers (mope.Options.GPU)
+	// and where the models train, on a resident backend
+	// (mope.GPU.Training); the grid then builds one model at a time
+	// (Options.Jobs is taken as 1), as the resident backend replaces the
+	// process's ops backend while a model trains.
 	GPU mope.GPU
 }
 
@@ -67,6 +71,12 @@ const calibData = "shapes-calib-1cap"
 // are recorded on their rows.
 func Run(ctx context.Context, env Env, o Options) (*Report, error) {
 	t0 := time.Now()
+	if env.GPU.Ctx != nil && o.JobCount() > 1 {
+		if o.Jobs > 1 {
+			printf(env.Stdout, "the device trains one model at a time: %d jobs taken as 1\n", o.Jobs)
+		}
+		o.Jobs = 1
+	}
 	dir := filepath.Join(env.Out, "story")
 	if o.Fresh {
 		if err := os.RemoveAll(dir); err != nil {
@@ -319,7 +329,7 @@ func (r *runner) buildScratch(ctx context.Context, j job, row *Row, log io.Write
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	m, cached, err := trainScratch(ctx, sh.cfg, r.train, r.env.Tok, r.o, j.seed, filepath.Join(r.dir, j.name()), log)
+	m, cached, err := trainScratch(ctx, sh.cfg, r.train, r.env.Tok, r.o, j.seed, filepath.Join(r.dir, j.name()), r.env.GPU, log)
 	row.Cached = cached
 	return m, err
 }

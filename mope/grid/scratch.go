@@ -10,6 +10,7 @@ import (
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/clip/tokenizer"
 	"github.com/mopeclip/mopeclip/internal/world"
+	"github.com/mopeclip/mopeclip/mope"
 	"github.com/mopeclip/mopeclip/nn"
 	"github.com/mopeclip/mopeclip/ops"
 	"github.com/mopeclip/mopeclip/train"
@@ -18,8 +19,9 @@ import (
 // trainScratch trains a model of shape pruned (widths and depths of a
 // pruned model, fresh initialisation) contrastively for o's step budget,
 // or loads it from dir when an earlier run finished it (cached = true). The
-// seed sets its initialisation and its batch order.
-func trainScratch(ctx context.Context, pruned *clip.Config, pairs *world.Pairs, tok *tokenizer.Tokenizer, o Options, seed uint64, dir string, log io.Writer) (m *clip.Model, cached bool, err error) {
+// seed sets its initialisation and its batch order. With a GPU it trains
+// on the device's resident backend (mope.GPU.Training).
+func trainScratch(ctx context.Context, pruned *clip.Config, pairs *world.Pairs, tok *tokenizer.Tokenizer, o Options, seed uint64, dir string, gpu mope.GPU, log io.Writer) (m *clip.Model, cached bool, err error) {
 	if m, err := clip.Load(dir); err == nil {
 		return m, true, nil
 	}
@@ -46,7 +48,11 @@ func trainScratch(ctx context.Context, pruned *clip.Config, pairs *world.Pairs, 
 	tc := train.Config{Steps: o.Steps, Warmup: max(1, o.Steps/10), LR: o.ScratchLR, MinLR: 1e-5, ClipNorm: 1, Items: o.Batch,
 		Dir: filepath.Join(dir, "checkpoint"), CkptEvery: 50, Resume: true, Log: log,
 		Extra: map[string]string{"scratch": sig}}
-	if _, err := train.Run(ctx, tc, m.Params(), opt, step, nil); err != nil {
+	err = gpu.Training(m.Params(), func() error {
+		_, err := train.Run(ctx, tc, m.Params(), opt, step, nil)
+		return err
+	})
+	if err != nil {
 		return nil, false, err
 	}
 	if err := m.Save(dir); err != nil {
