@@ -184,8 +184,10 @@ func AttnProbsLen(a *AttnArgs) int { return a.B * a.kept() * a.T * a.T }
 // backend is the active backend. It is set only at program start.
 var backend Backend = CPU
 
-// SetBackend makes b the backend of every op. Call it once at program start,
-// before any op runs; it is not safe to call concurrently with ops.
+// SetBackend makes b the backend of every op. Call it at program start,
+// before any op runs, or between phases of a program in which no op runs
+// (mope.GPU.Training swaps in a resident backend for a training run); it is
+// not safe to call concurrently with ops.
 func SetBackend(b Backend) {
 	if b == nil {
 		panic("ops.SetBackend: nil backend")
