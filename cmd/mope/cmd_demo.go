@@ -98,10 +98,10 @@ func deepTeacherRecipe(out string) pretrainOptions {
 	return o
 }
 
-// deepTeacherTime is deepTeacherRecipe's estimated training time: the
-// committed teacher's 2 h 18 min (alone) times the measured step-cost
-// ratio of the two presets (docs/claims-2026-12-06.md).
-const deepTeacherTime = "about 2 h 45 min"
+// deepTeacherTime is deepTeacherRecipe's training time on 2 AVX-512 cores:
+// 1 h 29 min measured on a shared Xeon (assets/shapes-teacher-deep/README.md),
+// 340 pairs/s, so about 1 h 10 min, while the machine was quiet.
+const deepTeacherTime = "about 1 h 10–1 h 30 min"
 
 func init() {
 	register(&command{

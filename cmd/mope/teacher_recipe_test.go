@@ -11,13 +11,27 @@ import (
 	"github.com/mopeclip/mopeclip/train"
 )
 
-// TestTeacherRecipeMatchesCommittedTeacher ties teacherRecipe (what mope demo
-// runs when the teacher is missing, and what assets/shapes-teacher/README.md prints) to the
-// committed teacher: its config is the recipe's preset, and its training
-// curve has the recipe's length, learning-rate schedule and validation steps.
+// TestTeacherRecipeMatchesCommittedTeacher ties each teacher's recipe (what
+// mope demo runs or prints when the teacher is missing, and what the teacher's
+// README.md gives) to the committed teacher: its config is the recipe's preset,
+// and its training curve has the recipe's length, learning-rate schedule and
+// validation steps.
 func TestTeacherRecipeMatchesCommittedTeacher(t *testing.T) {
-	dir := filepath.Join("..", "..", DefaultTeacherDir)
-	o := teacherRecipe(dir)
+	for _, tc := range []struct {
+		dir    string
+		recipe func(string) pretrainOptions
+	}{
+		{DefaultTeacherDir, teacherRecipe},
+		{DeepTeacherDir, deepTeacherRecipe},
+	} {
+		t.Run(filepath.Base(tc.dir), func(t *testing.T) {
+			checkTeacherRecipe(t, filepath.Join("..", "..", tc.dir), tc.recipe)
+		})
+	}
+}
+
+func checkTeacherRecipe(t *testing.T, dir string, recipe func(string) pretrainOptions) {
+	o := recipe(dir)
 	want, err := clip.Preset(o.Preset)
 	if err != nil {
 		t.Fatal(err)
