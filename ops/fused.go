@@ -1,8 +1,9 @@
 package ops
 
 import (
-	"fmt"
 	"math"
+
+	"github.com/mopeclip/mopeclip/tensor"
 )
 
 // Optional fused paths of a Backend. A backend that implements one of these
@@ -17,41 +18,21 @@ import (
 // Scalars that a device backend should be able to keep on the device (a loss
 // value, a norm) are passed as short slices rather than returned.
 
-// Activation selects the activation of the fused bias + activation kernels.
-// The values are the activation codes of the CUDA kernels.
-type Activation int
+// Activation selects the activation of the fused bias + activation kernels:
+// tensor.Activation, the one list of activations of the engine (its values
+// are also the activation codes of the CUDA kernels).
+type Activation = tensor.Activation
 
+// The activations, as in package tensor.
 const (
-	// ActNone is the identity.
-	ActNone Activation = iota
-	// ActQuickGELU is x·σ(1.702x) (Backend.QuickGELU).
-	ActQuickGELU
-	// ActGELU is x·Φ(x), erf form (Backend.GELU).
-	ActGELU
+	ActNone      = tensor.ActNone
+	ActQuickGELU = tensor.ActQuickGELU
+	ActGELU      = tensor.ActGELU
 )
 
-// String returns "none", "quick_gelu" or "gelu".
-func (a Activation) String() string {
-	switch a {
-	case ActNone:
-		return "none"
-	case ActQuickGELU:
-		return "quick_gelu"
-	case ActGELU:
-		return "gelu"
-	}
-	return fmt.Sprintf("Activation(%d)", int(a))
-}
-
-// ParseActivation is the inverse of Activation.String.
-func ParseActivation(s string) (Activation, error) {
-	for _, a := range []Activation{ActNone, ActQuickGELU, ActGELU} {
-		if a.String() == s {
-			return a, nil
-		}
-	}
-	return 0, fmt.Errorf("ops: unknown activation %q (want none, quick_gelu or gelu)", s)
-}
+// ParseActivation is the inverse of Activation.String ("none", "quick_gelu",
+// "gelu").
+func ParseActivation(s string) (Activation, error) { return tensor.ParseActivation(s) }
 
 // BiasActBackwarder is the backward pass of y = act(x), x = z + bias the
 // pre-activation (bias already added), fused with the bias gradient. Over

@@ -122,6 +122,30 @@ const (
 	ActGELU                        // x·Φ(x) (tensor.GELU)
 )
 
+// String returns "none", "quick_gelu" or "gelu" (the Hugging Face
+// hidden_act names of the two activations).
+func (a Activation) String() string {
+	switch a {
+	case ActNone:
+		return "none"
+	case ActQuickGELU:
+		return "quick_gelu"
+	case ActGELU:
+		return "gelu"
+	}
+	return fmt.Sprintf("Activation(%d)", int(a))
+}
+
+// ParseActivation is the inverse of Activation.String.
+func ParseActivation(s string) (Activation, error) {
+	for _, a := range []Activation{ActNone, ActQuickGELU, ActGELU} {
+		if a.String() == s {
+			return a, nil
+		}
+	}
+	return 0, fmt.Errorf("tensor: unknown activation %q (want none, quick_gelu or gelu)", s)
+}
+
 // Epilogue is work fused into SgemmPackedEpilogue, applied to each block of
 // C once it is final (while it is still in cache):
 //
