@@ -745,29 +745,14 @@ func (b *Backend) AttentionBackward(a *ops.AttnArgs, q, k, v, probs, dOut, dq, d
 	g := f.geom(a)
 	np := a.B * g.Hk * a.T * a.T
 	need("AttentionBackward", len(probs) >= np && len(dOut) >= n, "probs %d (need %d) or dOut %d (need %d)", len(probs), np, len(dOut), n)
-	grads := []struct {
-		x    []float32
-		beta float32
-	}{{dv, betaV}, {dq, betaQ}, {dk, betaK}}
-	load := map[hostKey]bool{}
-	for _, gr := range grads {
-		if gr.x != nil {
-			need("AttentionBackward", len(gr.x) >= n, "gradient of %d, need %d", len(gr.x), n)
-			load[keyOf(gr.x[:n])] = load[keyOf(gr.x[:n])] || gr.beta != 0
-		}
-	}
+	grads := attnGradArgs(n, dq, dk, dv, betaQ, betaK, betaV)
 	dP := f.in(probs[:np])
 	dO := f.in(dOut[:n])
 	var dqq, dkk, dvv devPtr
 	if dq != nil || dk != nil {
 		dqq, dkk = f.in(q[:n]), f.in(k[:n])
 	}
-	var dev [3]devPtr
-	for i, gr := range grads {
-		if gr.x != nil {
-			dev[i] = f.out(gr.x[:n], load[keyOf(gr.x[:n])])
-		}
-	}
+	dev := f.attnGradOuts(grads, n)
 	if dq != nil || dk != nil {
 		dvv = f.in(v[:n])
 	}
@@ -878,4 +863,41 @@ func (b *Backend) ScatterAddRows(dst, src []float32, n int, idx []int) {
 		f.fail(b.c.scatterAddRows(dd, ds, n, dt, do, dr, len(targets)))
 	}
 	f.end("ScatterAddRows")
+}
+
+// attnGrad is one gradient output of AttentionBackward with its beta.
+type attnGrad struct {
+	x    []float32
+	beta float32
+}
+
+// attnGradArgs checks the gradient outputs of AttentionBackward and lists
+// them in the interface's processing order: dv, dq, dk.
+func attnGradArgs(n int, dq, dk, dv []float32, betaQ, betaK, betaV float32) [3]attnGrad {
+	grads := [3]attnGrad{{dv, betaV}, {dq, betaQ}, {dk, betaK}}
+	for _, gr := range grads {
+		if gr.x != nil {
+			need("AttentionBackward", len(gr.x) >= n, "gradient of %d, need %d", len(gr.x), n)
+		}
+	}
+	return grads
+}
+
+// attnGradOuts returns the device buffers of the gradient outputs (0 for a
+// nil one). A host slice that appears several times (aliased gradients) is
+// one buffer, loaded from the host when any of its uses accumulates.
+func (f *frame) attnGradOuts(grads [3]attnGrad, n int) [3]devPtr {
+	load := map[hostKey]bool{}
+	for _, gr := range grads {
+		if gr.x != nil {
+			load[keyOf(gr.x[:n])] = load[keyOf(gr.x[:n])] || gr.beta != 0
+		}
+	}
+	var dev [3]devPtr
+	for i, gr := range grads {
+		if gr.x != nil {
+			dev[i] = f.out(gr.x[:n], load[keyOf(gr.x[:n])])
+		}
+	}
+	return dev
 }

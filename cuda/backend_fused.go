@@ -85,26 +85,11 @@ func (b *Backend) attentionBackwardFlash(a *ops.AttnArgs, q, k, v, saved, dOut, 
 	f := b.begin()
 	g := f.geom(a)
 	rows := a.B * g.Hk * a.T
-	grads := []struct {
-		x    []float32
-		beta float32
-	}{{dv, betaV}, {dq, betaQ}, {dk, betaK}}
-	load := map[hostKey]bool{}
-	for _, gr := range grads {
-		if gr.x != nil {
-			need("AttentionBackward", len(gr.x) >= n, "gradient of %d, need %d", len(gr.x), n)
-			load[keyOf(gr.x[:n])] = load[keyOf(gr.x[:n])] || gr.beta != 0
-		}
-	}
+	grads := attnGradArgs(n, dq, dk, dv, betaQ, betaK, betaV)
 	ds := f.in(saved)
 	dO := f.in(dOut[:n])
 	dqq, dkk, dvv := f.in(q[:n]), f.in(k[:n]), f.in(v[:n])
-	var dev [3]devPtr
-	for i, gr := range grads {
-		if gr.x != nil {
-			dev[i] = f.out(gr.x[:n], load[keyOf(gr.x[:n])])
-		}
-	}
+	dev := f.attnGradOuts(grads, n)
 	delta := f.alloc(max(rows, 1))
 	aliased := (dev[0] != 0 && (dev[0] == dev[1] || dev[0] == dev[2])) || (dev[1] != 0 && dev[1] == dev[2])
 	fg := flashGrads{dv: dev[0], dq: dev[1], dk: dev[2], betaV: betaV, betaQ: betaQ, betaK: betaK}
