@@ -193,9 +193,18 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	if *n == 0 {
 		*n = 1000
 	}
+	if err := gridOpts.Check(); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if gridOpts.N < 1 {
+		return fmt.Errorf("%w: --story-n must be at least 1 (more than --limit evaluates on all --limit images), got %d", errUsage, gridOpts.N)
+	}
 	warnDeprecated(fl, stderr)
 	teach := resolveTeacher(*teacherArg)
 	teacherDir := &teach.dir
+	if err := refuseSource(*out, *teacherDir, "--teacher", ""); err != nil {
+		return err
+	}
 	set := map[string]bool{}
 	fl.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if err := teach.gridDefaults(gridOpts, set, *reductions); err != nil {

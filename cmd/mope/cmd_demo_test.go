@@ -78,20 +78,51 @@ func TestDemoDeepTeacher(t *testing.T) {
 	}
 }
 
-// TestDemoGridFlagErrors: --seeds and --reductions out of range are usage
-// errors naming the flag.
+// TestDemoGridFlagErrors: --seeds, --reductions and the story budgets out of
+// range are usage errors naming the flag.
 func TestDemoGridFlagErrors(t *testing.T) {
 	for _, c := range []struct{ args []string }{
 		{[]string{"--seeds", "0"}},
 		{[]string{"--seeds", "21"}},
 		{[]string{"--reductions", "3"}},
 		{[]string{"--reductions", "2,"}},
+		{[]string{"--story-steps", "-5"}},
+		{[]string{"--story-steps", "0"}},
+		{[]string{"--story-batch", "100000"}},
+		{[]string{"--story-train-n", "999999999"}},
+		{[]string{"--calib-n", "0"}},
+		{[]string{"--story-lr", "NaN"}},
+		{[]string{"--scratch-lr", "-1"}},
+		{[]string{"--story-n", "0"}},
+		{[]string{"--story-jobs", "-1"}},
 	} {
 		var stdout, stderr bytes.Buffer
 		err := runDemo(append(c.args, "--no-story", "--out", t.TempDir(), "--teacher", filepath.Join("..", "..", DefaultTeacherDir)), &stdout, &stderr)
 		if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), c.args[0]) {
 			t.Errorf("%v: %v", c.args, err)
 		}
+	}
+}
+
+// TestDemoRefusesTeacherAsOut: --out equal to the teacher directory is a
+// usage error, and the teacher directory is left as it was.
+func TestDemoRefusesTeacherAsOut(t *testing.T) {
+	teacher := filepath.Join("..", "..", DefaultTeacherDir)
+	before, err := os.ReadDir(teacher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	err = runDemo([]string{"--no-story", "--limit", "8", "--out", teacher, "--teacher", teacher}, &stdout, &stderr)
+	if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "--teacher") {
+		t.Fatalf("err = %v", err)
+	}
+	after, err := os.ReadDir(teacher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		t.Errorf("teacher directory changed: %d entries before, %d after", len(before), len(after))
 	}
 }
 

@@ -124,6 +124,49 @@ type Options struct {
 	Targets []float64 `json:"targets,omitempty"`
 }
 
+// Limits of the grid's budgets (Options.Check): beyond them a run would
+// exhaust memory or time rather than answer anything.
+const (
+	MaxSteps  = 1_000_000
+	MaxBatch  = 4096
+	MaxTrainN = 1_000_000
+	MaxCalibN = 100_000
+)
+
+// Check returns an error naming the first budget of o that is out of range
+// (the flag names are the demo's story flags).
+func (o *Options) Check() error {
+	ints := []struct {
+		name   string
+		v, max int
+	}{
+		{"story-steps", o.Steps, MaxSteps},
+		{"story-batch", o.Batch, MaxBatch},
+		{"story-train-n", o.TrainN, MaxTrainN},
+		{"calib-n", o.CalibN, MaxCalibN},
+	}
+	for _, c := range ints {
+		if c.v < 1 || c.v > c.max {
+			return fmt.Errorf("--%s must be 1 to %d, got %d", c.name, c.max, c.v)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		v    float64
+	}{{"story-lr", o.LR}, {"scratch-lr", o.ScratchLR}} {
+		if !(c.v > 0 && c.v <= 1) {
+			return fmt.Errorf("--%s must be in (0, 1], got %g", c.name, c.v)
+		}
+	}
+	if o.Jobs < 0 {
+		return fmt.Errorf("--story-jobs must be 0 (automatic) or more, got %d", o.Jobs)
+	}
+	if o.Seeds < 0 || o.Seeds > MaxSeeds {
+		return fmt.Errorf("--seeds must be 1 to %d, got %d", MaxSeeds, o.Seeds)
+	}
+	return nil
+}
+
 // Cases are the cases of o: Cases(o.Quick) with o.Targets.
 func (o *Options) Cases() []Case {
 	var cs []Case
