@@ -185,3 +185,25 @@ func TestDemoJSON(t *testing.T) {
 		t.Errorf("the results table should go to stderr with --json:\n%s", stderr.String())
 	}
 }
+
+// TestScoreRescoreUsage: --rescore is refused where it cannot apply (float32
+// scores, metrics other than MoPE) and when malformed, before any work.
+func TestScoreRescoreUsage(t *testing.T) {
+	teacher := filepath.Join("..", "..", DefaultTeacherDir)
+	for _, c := range []struct{ extra []string }{
+		{[]string{"--metric", "magnitude", "--rescore", "plan"}},
+		{[]string{"--metric", "mope", "--rescore", "plan"}},
+		{[]string{"--metric", "mope", "--dtype", "int8", "--rescore", "bogus"}},
+		{[]string{"--metric", "mope", "--dtype", "int8", "--rescore", "width=7"}},
+	} {
+		out := filepath.Join(t.TempDir(), "s.json")
+		args := append([]string{"score", "--model", teacher, "--data", "shapes", "--tower", "vision", "--modules", "layers", "--quiet", "--out", out}, c.extra...)
+		code, _, errs := runMope(args...)
+		if code != 2 || !strings.Contains(errs, "--rescore") {
+			t.Errorf("%v: exit %d, stderr %q", c.extra, code, errs)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Errorf("%v: wrote %s", c.extra, out)
+		}
+	}
+}

@@ -99,6 +99,9 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 	if !flagSet(fl, "rescore") && (metric != mope.MetricMoPE || *shard != "") {
 		rs = nil // the default applies to whole mope runs only
 	}
+	if flagSet(fl, "rescore") && rs != nil && (dt == infer.F32 || metric != mope.MetricMoPE) {
+		return fmt.Errorf("%w: --rescore %s needs --dtype bf16|int8 and --metric mope (got --dtype %v --metric %v)", errUsage, *rescore, dt, metric)
+	}
 	if _, _, err := mope.ParseShard(*shard); err != nil {
 		return fmt.Errorf("%w: --shard: %v", errUsage, err)
 	}
