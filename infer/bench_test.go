@@ -6,14 +6,13 @@ import (
 )
 
 // BenchmarkViTB32 measures the image and text towers of a random ViT-B/32 at
-// batch 1 on one thread, per weight type (go test -bench ViTB32 -run X
-// ./infer/; -bench ViTB32/f32 for the float32 engine only).
+// batch 1, per weight type, on GOMAXPROCS threads (go test -bench ViTB32
+// -run X -cpu 1,2 ./infer/; -bench ViTB32/f32 for the float32 engine only).
 func BenchmarkViTB32(b *testing.B) {
 	m := randomModel(b, preset(b, "ViT-B/32"), 7)
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	in := makeInputs(m, 1, 77, 1)
 	for _, dt := range []DType{F32, BF16, INT8} {
-		e, err := New(m, Options{Threads: 1, DType: dt})
+		e, err := New(m, Options{Threads: runtime.GOMAXPROCS(0), DType: dt})
 		if err != nil {
 			b.Fatal(err)
 		}

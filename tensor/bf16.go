@@ -193,7 +193,7 @@ func PackBBF16(tB blas.Transpose, k, n int, b []float32, ldb int) *PackedBF16 {
 // panels.
 func newBF16Layout(k, n, nr int, at func(l, j int) float32) *bf16Layout {
 	l := &bf16Layout{nr: nr, kb: bf16KB(k), npan: ceilDiv(n, nr)}
-	l.data = alignedUint32(ceilDiv(k, 2) * l.npan * nr)
+	l.data = weightBuf[uint32](ceilDiv(k, 2) * l.npan * nr)
 	for pc := 0; pc < k; pc += l.kb {
 		kb := min(l.kb, k-pc)
 		kp := ceilDiv(kb, 2)

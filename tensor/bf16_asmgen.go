@@ -113,7 +113,7 @@ func avx512() string {
 			}
 		}
 	}
-	loopX86(p, step, unroll, aStep, bStep)
+	loopX86(p, step, unroll, aStep, bStep, "")
 	storeX86(p, "Z", 64, mr, nv, acc, bc(0), bc(1), bReg(0))
 	return w.String()
 }
@@ -216,7 +216,7 @@ func widen(k widenKernel) string {
 			}
 		}
 	}
-	loopX86(p, step, unroll, aStep, bStep)
+	loopX86(p, step, unroll, aStep, bStep, "")
 	storeX86(p, R, k.vw, mr, nv, acc, aHi, aLo, bHi(0))
 	return w.String()
 }

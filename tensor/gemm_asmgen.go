@@ -14,6 +14,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"math/bits"
 	"strings"
 )
 
@@ -25,7 +26,7 @@ func main() {
 		comment: "AVX2+FMA 6×16: 12 accumulators Y0–Y11 (row i in Y(2i), Y(2i+1)),\n// B row in Y12–Y13, broadcast A values alternate in Y14/Y15.",
 	}))
 	write("gemm_avx512_amd64.s", x86All(x86Kernel{
-		name: "sgemmKernelAVX512", reg: "Z", vw: 64, mr: 14, nv: 2, zero: "VPXORD",
+		name: "sgemmKernelAVX512", reg: "Z", vw: 64, mr: 14, nv: 2, zero: "VPXORD", bAhead: true,
 		comment: "AVX-512 14×32: 28 accumulators Z0–Z27 (row i in Z(2i), Z(2i+1)),\n// B row in Z28–Z29, broadcast A values alternate in Z30/Z31. Broadcasting\n// into a register once per A value (rather than an embedded {1to16}\n// broadcast on each of the two FMAs that use it) halves the A loads:\n// 16 loads per 28 FMAs.",
 	}))
 	write("gemm_neon_arm64.s", neon())
@@ -89,6 +90,7 @@ type x86Kernel struct {
 	rows      int // rows computed: mr for the kernel, fewer for edge kernels
 	zero      string
 	comment   string
+	bAhead    bool // prefetch the next B panel into L2 (loopX86)
 }
 
 // x86All emits the kernel and its edge kernels (name + "Rows<r>", r < mr):
@@ -158,7 +160,14 @@ func x86(k x86Kernel) string {
 			}
 		}
 	}
-	loopX86(p, step, unroll, aStep, bStep)
+	ahead := ""
+	if k.bAhead {
+		ahead = "R10"
+		p("\t// R10: the B panel's size in bytes (k·%d), the distance to the next panel.", bStep)
+		p("\tMOVQ CX, R10")
+		p("\tSHLQ $%d, R10", bits.TrailingZeros(uint(bStep))) // bStep is a power of two
+	}
+	loopX86(p, step, unroll, aStep, bStep, ahead)
 	alpha := k.bc(0)
 	beta := k.bc(1)
 	p("\tVBROADCASTSS alpha+40(FP), %s", alpha)

@@ -314,7 +314,7 @@ func (e *emulator) run(sp int64) {
 			}
 		case "jmp":
 			pc = jump()
-		case "prefetcht0", "vzeroupper", "nop":
+		case "prefetcht0", "prefetcht1", "vzeroupper", "nop":
 		case "vpxord", "vxorps", "vpxor":
 			if o[0] != o[1] || o[1] != o[2] {
 				panic("xor is only used to zero")

@@ -234,7 +234,7 @@ func PackBInt8(tB blas.Transpose, k, n int, b []float32, ldb int) *PackedInt8 {
 // column scales scale in nr-column panels.
 func newInt8Layout(k, n, nr int, at func(l, j int) int8, scale []float32) *int8Layout {
 	l := &int8Layout{nr: nr, kq: ceilDiv(k, 4), npan: ceilDiv(n, nr)}
-	l.data = alignedBytes(l.kq * 4 * l.npan * nr)
+	l.data = weightBuf[byte](l.kq * 4 * l.npan * nr)
 	l.sw = make([]float32, l.npan*nr)
 	copy(l.sw, scale)
 	for j := 0; j < n; j++ {

@@ -22,14 +22,24 @@ func write(name, body string) {
 // loopX86 emits the K loop of an x86 micro-kernel: CX steps, unroll (4) at
 // a time with the A panel prefetched 16 steps ahead, then one at a time;
 // step(u) emits step u of A (aStep bytes a step) and B (bStep), and the
-// loop ends at the label store.
-func loopX86(p func(string, ...any), step func(u int), unroll, aStep, bStep int) {
+// loop ends at the label store. With bAhead (a register, which the caller
+// sets to the panel's size in bytes, k·bStep), the unrolled steps also
+// prefetch into L2 the B lines one panel further on: the same rows of the next
+// column panel, which the driver's loop over panels runs next. At batch
+// sizes where the weights stream from memory (one image, one prompt) this
+// overlaps the next panel's fetch with this panel's FMAs.
+func loopX86(p func(string, ...any), step func(u int), unroll, aStep, bStep int, bAhead string) {
 	p("\tMOVQ CX, DX")
 	p("\tSHRQ $2, DX")
 	p("\tJZ tail")
 	p("loop4:")
 	for off := 0; off < unroll*aStep; off += 64 {
 		p("\tPREFETCHT0 %d(AX)", 16*aStep+off)
+	}
+	if bAhead != "" {
+		for off := 0; off < unroll*bStep; off += 64 {
+			p("\tPREFETCHT1 %d(BX)(%s*1)", off, bAhead)
+		}
 	}
 	for u := 0; u < unroll; u++ {
 		step(u)

@@ -6,7 +6,7 @@ compares passes taken seconds apart.
 
   compare.py --models DIR[,DIR...] [--onnx DIR[,DIR...]] --variants fast:0,ort:0,ref:0
              [--batches 1,32] [--threads 1,2] [--rounds 5] [--towers image,text]
-             [--ref-max-batch 32] [--mopeworker BIN] [--json OUT.jsonl]
+             [--ref-max-batch 32] [--mopeworker BIN] [--json OUT.jsonl] [--gap 0.2]
 
 A variant is ENGINE:MODEL (ENGINE fast, gemm, items, bf16, int8 (mopeworker), ref or ort; MODEL an index into
 --models, or into --onnx for ort). For each thread count it starts one
@@ -23,6 +23,7 @@ import os
 import statistics as st
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -60,6 +61,9 @@ def main():
     ap.add_argument("--mopeworker", default="")
     ap.add_argument("--split", default="auto")
     ap.add_argument("--json", default="")
+    ap.add_argument("--gap", type=float, default=0.2,
+                    help="seconds to sleep before each timed pass, so that one engine's idle threads "
+                         "(ONNX Runtime's spin for a while after a run) do not run into the next pass")
     a = ap.parse_args()
     models = a.models.split(",")
     onnx = [d for d in a.onnx.split(",") if d]
@@ -87,6 +91,7 @@ def main():
                 for r in range(a.rounds):
                     order = vs[r % len(vs):] + vs[:r % len(vs)]
                     for v in order:
+                        time.sleep(a.gap)
                         secs[v].append(req(v))
                     if log:
                         log.write(json.dumps({"threads": t, "batch": b, "tower": tower, "round": r,
