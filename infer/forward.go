@@ -2,8 +2,6 @@ package infer
 
 import (
 	"fmt"
-	"sync"
-	"sync/atomic"
 
 	"github.com/mopeclip/mopeclip/tensor"
 	"gonum.org/v1/gonum/blas"
@@ -394,69 +392,16 @@ func attnUnit(tw *tower, L *layer, qkv, att, scores []float32, T, u int) {
 	tensor.Sgemm(blas.NoTrans, blas.NoTrans, T, D, T, 1, s, T, v, W3, 0, att[b*T*in+h*D:], in)
 }
 
-// pool is a fixed set of worker goroutines; the caller is worker 0.
-type pool struct {
-	n     int
-	start []chan struct{}
-	wg    sync.WaitGroup
-	next  atomic.Int64
-	total int
-	fn    func(w, i int)
-}
+// pool runs the engine's parallel regions (attention heads, items, suffix
+// shares) on at most n workers of tensor's process-wide worker set
+// (tensor.Parallel), the caller being worker 0: the same spinning workers
+// as the GEMMs' thread grids, so that no region waits for a thread to
+// wake. A region started from inside another runs on its caller alone.
+type pool struct{ n int }
 
-func newPool(n int) *pool {
-	p := &pool{n: n, start: make([]chan struct{}, n)}
-	for w := 1; w < n; w++ {
-		p.start[w] = make(chan struct{})
-		go p.loop(w, p.start[w])
-	}
-	return p
-}
-
-// loop is worker w; it gets its channel as an argument because close
-// clears p.start[w] while a worker that never ran may not have read it yet.
-func (p *pool) loop(w int, start <-chan struct{}) {
-	for range start {
-		p.work(w)
-		p.wg.Done()
-	}
-}
-
-func (p *pool) work(w int) {
-	for {
-		i := int(p.next.Add(1) - 1)
-		if i >= p.total {
-			return
-		}
-		p.fn(w, i)
-	}
-}
+func newPool(n int) *pool { return &pool{n: n} }
 
 // run calls fn(w, i) for i in [0, total), spread over the workers.
-func (p *pool) run(total int, fn func(w, i int)) {
-	W := min(p.n, total)
-	if W <= 1 {
-		for i := 0; i < total; i++ {
-			fn(0, i)
-		}
-		return
-	}
-	p.fn, p.total = fn, total
-	p.next.Store(0)
-	p.wg.Add(W - 1)
-	for w := 1; w < W; w++ {
-		p.start[w] <- struct{}{}
-	}
-	p.work(0)
-	p.wg.Wait()
-	p.fn = nil
-}
+func (p *pool) run(total int, fn func(w, i int)) { tensor.Parallel(total, p.n, fn) }
 
-func (p *pool) close() {
-	for w := 1; w < p.n; w++ {
-		if p.start[w] != nil {
-			close(p.start[w])
-			p.start[w] = nil
-		}
-	}
-}
+func (p *pool) close() {}

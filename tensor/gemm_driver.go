@@ -80,30 +80,18 @@ func (g *gemmArgs) parallel(kr *gemmKernel, pm, pn int) {
 
 // runTiles computes an m×n C on the pm×pn thread grid: part (ti, tj) is
 // task on rows and columns split in whole mr×nr tiles, with a worker W
-// taken from pool for the call; part 0 runs on the calling goroutine, the
-// others on their own, and runTiles returns when all are done.
+// taken from pool for the call. The parts run as one parallel region
+// (Parallel), and runTiles returns when all are done.
 func runTiles[W any](pool *sync.Pool, m, n, mr, nr, pm, pn int, task func(w *W, i0, i1, j0, j1 int)) {
 	tm, tn := ceilDiv(m, mr), ceilDiv(n, nr)
-	var wg sync.WaitGroup
-	for t := pm*pn - 1; t >= 0; t-- {
+	Parallel(pm*pn, pm*pn, func(_, t int) {
 		ti, tj := t/pn, t%pn
 		i0, i1 := ti*tm/pm*mr, min(m, (ti+1)*tm/pm*mr)
 		j0, j1 := tj*tn/pn*nr, min(n, (tj+1)*tn/pn*nr)
-		if t == 0 {
-			w := pool.Get().(*W)
-			task(w, i0, i1, j0, j1)
-			pool.Put(w)
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w := pool.Get().(*W)
-			task(w, i0, i1, j0, j1)
-			pool.Put(w)
-		}()
-	}
-	wg.Wait()
+		w := pool.Get().(*W)
+		task(w, i0, i1, j0, j1)
+		pool.Put(w)
+	})
 }
 
 // plan picks the thread grid pm×pn (threads over rows × over columns). It

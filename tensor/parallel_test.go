@@ -1,0 +1,102 @@
+package tensor
+
+import (
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestParallel checks that Parallel calls fn once per index with a worker
+// number below W, for awkward sizes and worker counts, back to back (the
+// workers spinning) and after the workers have parked, from nested and
+// concurrent callers.
+func TestParallel(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	check := func(t *testing.T, n, W int) {
+		t.Helper()
+		hits := make([]atomic.Int32, n)
+		var bad atomic.Int32
+		maxW := W
+		if maxW <= 0 {
+			maxW = runtime.GOMAXPROCS(0)
+		}
+		Parallel(n, W, func(w, i int) {
+			if w < 0 || w >= maxW {
+				bad.Add(1)
+			}
+			hits[i].Add(1)
+		})
+		if bad.Load() != 0 {
+			t.Fatalf("n=%d W=%d: %d calls with a worker number outside [0,%d)", n, W, bad.Load(), maxW)
+		}
+		for i := range hits {
+			if h := hits[i].Load(); h != 1 {
+				t.Fatalf("n=%d W=%d: index %d called %d times", n, W, i, h)
+			}
+		}
+	}
+	for _, n := range []int{0, 1, 2, 3, 7, 33, 1000} {
+		for _, W := range []int{0, 1, 2, 3, 4, 9} {
+			check(t, n, W)
+		}
+	}
+	time.Sleep(3 * spinFor) // the workers park
+	check(t, 65, 4)
+	check(t, 7, 2)
+	time.Sleep(3 * spinFor)
+	check(t, 7, 3)
+
+	// Nested: the inner regions run on their callers.
+	var inner atomic.Int32
+	Parallel(8, 4, func(_, _ int) {
+		Parallel(5, 4, func(w, _ int) {
+			if w != 0 {
+				t.Errorf("nested region ran on worker %d", w)
+			}
+			inner.Add(1)
+		})
+	})
+	if inner.Load() != 40 {
+		t.Fatalf("nested: %d inner calls, want 40", inner.Load())
+	}
+
+	// Concurrent callers: each gets all of its indices.
+	var wg sync.WaitGroup
+	for g := 0; g < 6; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := 0; r < 200; r++ {
+				check(t, 1+r%17, 1+r%4)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// TestParallelGEMMThreads checks that a GEMM split over more parts than
+// GOMAXPROCS (forced thread grids) still computes every tile, against the
+// one-thread result bit for bit.
+func TestParallelGEMMThreads(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	kr := sgemmK.Fn()
+	m, n, k := 65, 1000, 33
+	r := rand.New(rand.NewPCG(3, 3))
+	a, b := randSlice(r, m*k), randSlice(r, k*n)
+	want := make([]float32, m*n)
+	g := gemmArgs{m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: b, ldb: n, c: want, ldc: n, forceThreads: 1}
+	g.run(kr, nil)
+	for _, threads := range []int{2, 3, 5, 8} {
+		got := make([]float32, m*n)
+		g := gemmArgs{m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: b, ldb: n, c: got, ldc: n, forceThreads: threads}
+		g.run(kr, nil)
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("threads=%d: C[%d] = %v, one thread %v", threads, i, got[i], want[i])
+			}
+		}
+	}
+}
