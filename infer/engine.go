@@ -7,9 +7,11 @@
 //   - each residual add fused with the next layer norm (tensor.AddLayerNorm),
 //   - attention per (item, head) in cache, one T×T score block per worker,
 //   - a per-engine activation arena, so a warm engine allocates nothing,
-//   - parallelism over GEMM tiles (tensor's driver), over (item, head) pairs
-//     for attention and over rows for the layer norms; or, with SplitItems,
-//     over items (each worker runs whole forward passes on its share).
+//   - parallelism over GEMM tiles (tensor's driver) and over (item, head)
+//     pairs for attention, the layer norms and residual adds (microseconds
+//     at one image) staying on the calling thread; or, with SplitItems,
+//     over items (each worker runs whole forward passes on its share). All
+//     of it runs on tensor's shared spinning workers (tensor.Parallel).
 //
 // With Options.DType = BF16 every weight GEMM (patch embedding, q/k/v, out,
 // fc1, fc2, projections) runs on bfloat16 weights, half the memory, with
@@ -331,8 +333,9 @@ func New(m *clip.Model, opts Options) (*Engine, error) {
 	return e, nil
 }
 
-// Close stops the engine's worker goroutines. The engine must not be used
-// afterwards.
+// Close releases the engine. Its parallel regions run on tensor's shared
+// workers (tensor.Parallel), so there is nothing to stop today; the engine
+// must not be used afterwards.
 func (e *Engine) Close() { e.pool.close() }
 
 // Threads returns the number of workers.

@@ -11,4 +11,13 @@
 // environment variable MOPECLIP_KERNELS=generic|avx2|avx512|neon forces a
 // variant for tests and benchmarks; building with -tags noasm leaves only the
 // pure-Go variants.
+//
+// Parallel work (the thread grid of a GEMM; the inference engine's attention
+// heads and items) runs through Parallel, on one process-wide set of worker
+// goroutines that spin briefly between regions instead of being started or
+// woken per region (parallel.go). Packed weight matrices live in 2 MiB-aligned
+// buffers backed by transparent huge pages on Linux (hugepage.go), and the
+// AVX-512 GEMM kernels prefetch the next weight panel into L2, so that a
+// forward pass of one image, whose weights stream from memory, overlaps that
+// stream with its arithmetic.
 package tensor

@@ -14,7 +14,7 @@ import (
 //
 // It packs A and B into the panels of the active micro-kernel (registry
 // "sgemm": avx512, avx2, neon or generic; see gemm_driver.go) and runs on up
-// to GOMAXPROCS goroutines when the problem is large enough, splitting M and
+// to GOMAXPROCS workers (Parallel) when the problem is large enough, splitting M and
 // N only: results are bit-identical whatever GOMAXPROCS is. For a B used
 // many times (weights), PackB and SgemmPacked avoid repacking it.
 //

@@ -1,6 +1,8 @@
 package tensor
 
 import (
+	"fmt"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -22,8 +24,36 @@ import (
 // index its own fixed piece of work (the GEMM's tiles are fixed by its
 // plan, not by the workers).
 
-// spinFor is how long a worker spins for the next region before parking.
-const spinFor = 200 * time.Microsecond
+// EnvSpin is the environment variable that sets how long an idle worker
+// spins for the next region before it parks: a Go duration ("0" parks at
+// once, for machines shared with other busy processes; default 200µs).
+const EnvSpin = "MOPECLIP_SPIN"
+
+// defaultSpin is the spin time without $MOPECLIP_SPIN.
+const defaultSpin = 200 * time.Microsecond
+
+// spinFor is how long a worker spins for the next region before parking;
+// spinErr says why $MOPECLIP_SPIN was not used.
+var spinFor, spinErr = parseSpin(os.Getenv(EnvSpin))
+
+// parseSpin parses a $MOPECLIP_SPIN value ("" is the default).
+func parseSpin(v string) (time.Duration, error) {
+	if v == "" {
+		return defaultSpin, nil
+	}
+	d, err := time.ParseDuration(v)
+	if v == "0" {
+		d, err = 0, nil
+	}
+	if err != nil || d < 0 || d > time.Second {
+		return defaultSpin, fmt.Errorf("$%s=%q: want a duration from 0 to 1s (like 200us or 0)", EnvSpin, v)
+	}
+	return d, nil
+}
+
+// SpinWait returns how long idle workers spin before they park, and the
+// error that made Parallel ignore $MOPECLIP_SPIN (then the default is used).
+func SpinWait() (time.Duration, error) { return spinFor, spinErr }
 
 // regionPool is the process-wide worker set. mu is held by the goroutine
 // running a region; a Parallel call that finds it held (a nested call from
@@ -121,7 +151,7 @@ func (p *regionPool) loop(w int, pw *poolWorker, seen uint64) {
 // await returns the gen word of the next region after seen.
 func (p *regionPool) await(pw *poolWorker, seen uint64) uint64 {
 	deadline := time.Now().Add(spinFor)
-	for spins := 0; ; spins++ {
+	for spins := 0; spinFor > 0; spins++ {
 		if g := p.gen.Load(); g != seen {
 			return g
 		}

@@ -3,6 +3,7 @@ package tensor
 import (
 	"math/rand/v2"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -97,6 +98,48 @@ func TestParallelGEMMThreads(t *testing.T) {
 			if got[i] != want[i] {
 				t.Fatalf("threads=%d: C[%d] = %v, one thread %v", threads, i, got[i], want[i])
 			}
+		}
+	}
+}
+
+func TestParseSpin(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"", defaultSpin, true},
+		{"0", 0, true},
+		{"0s", 0, true},
+		{"50us", 50 * time.Microsecond, true},
+		{"1ms", time.Millisecond, true},
+		{"1s", time.Second, true},
+		{"2s", defaultSpin, false},
+		{"-1ms", defaultSpin, false},
+		{"fast", defaultSpin, false},
+		{"200", defaultSpin, false},
+	} {
+		got, err := parseSpin(tc.in)
+		if got != tc.want || (err == nil) != tc.ok {
+			t.Errorf("parseSpin(%q) = %v, %v; want %v, ok=%v", tc.in, got, err, tc.want, tc.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), EnvSpin) {
+			t.Errorf("parseSpin(%q): error %q does not name %s", tc.in, err, EnvSpin)
+		}
+	}
+}
+
+// TestParallelNoSpin runs regions with the workers parking at once.
+func TestParallelNoSpin(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3))
+	defer func(d time.Duration) { spinFor = d }(spinFor)
+	spinFor = 0
+	for r := 0; r < 300; r++ {
+		var sum atomic.Int64
+		Parallel(5+r%9, 3, func(_, i int) { sum.Add(int64(i)) })
+		n := int64(5 + r%9)
+		if sum.Load() != n*(n-1)/2 {
+			t.Fatalf("round %d: sum %d", r, sum.Load())
 		}
 	}
 }

@@ -6,7 +6,7 @@ compares passes taken seconds apart.
 
   compare.py --models DIR[,DIR...] [--onnx DIR[,DIR...]] --variants fast:0,ort:0,ref:0
              [--batches 1,32] [--threads 1,2] [--rounds 5] [--towers image,text]
-             [--ref-max-batch 32] [--mopeworker BIN] [--json OUT.jsonl] [--gap 0.2]
+             [--ref-max-batch 32] [--mopeworker BIN] [--json OUT.jsonl] [--gap 0.2] [--burst 1]
 
 A variant is ENGINE:MODEL (ENGINE fast, gemm, items, bf16, int8 (mopeworker), ref or ort; MODEL an index into
 --models, or into --onnx for ort). For each thread count it starts one
@@ -61,6 +61,9 @@ def main():
     ap.add_argument("--mopeworker", default="")
     ap.add_argument("--split", default="auto")
     ap.add_argument("--json", default="")
+    ap.add_argument("--burst", type=int, default=1,
+                    help="passes per timed measurement, back to back; above 1 the first is a warm-up and "
+                         "the median of the others is recorded (a stream of requests rather than one)")
     ap.add_argument("--gap", type=float, default=0.2,
                     help="seconds to sleep before each timed pass, so that one engine's idle threads "
                          "(ONNX Runtime's spin for a while after a run) do not run into the next pass")
@@ -92,7 +95,11 @@ def main():
                     order = vs[r % len(vs):] + vs[:r % len(vs)]
                     for v in order:
                         time.sleep(a.gap)
-                        secs[v].append(req(v))
+                        if a.burst <= 1:
+                            secs[v].append(req(v))
+                            continue
+                        passes = [req(v) for _ in range(a.burst)]
+                        secs[v].append(st.median(passes[1:]))
                     if log:
                         log.write(json.dumps({"threads": t, "batch": b, "tower": tower, "round": r,
                                               "secs": {f"{e}:{m}": secs[(e, m)][-1] for e, m in vs},

@@ -30,6 +30,7 @@ type versionInfo struct {
 	OS         string `json:"os"`                 // GOOS/GOARCH
 	GOMAXPROCS int    `json:"gomaxprocs"`
 	Kernels    string `json:"kernels"`              // tensor.KernelReport
+	Spin       string `json:"spin"`                 // how long idle workers spin ($MOPECLIP_SPIN)
 	Tags       string `json:"build_tags,omitempty"` // -tags of the build
 }
 
@@ -37,6 +38,8 @@ type versionInfo struct {
 func buildVersion() versionInfo {
 	v := versionInfo{Module: "github.com/mopeclip/mopeclip", Version: "unknown", Go: runtime.Version(),
 		OS: runtime.GOOS + "/" + runtime.GOARCH, GOMAXPROCS: runtime.GOMAXPROCS(0), Kernels: tensor.KernelReport()}
+	spin, _ := tensor.SpinWait()
+	v.Spin = spin.String()
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return v
@@ -78,8 +81,8 @@ func (v versionInfo) String() string {
 	if v.Tags != "" {
 		tags = ", tags " + v.Tags
 	}
-	return fmt.Sprintf("mope %s %s, %s (%s %s, GOMAXPROCS=%d%s)\nkernels: %s\n", v.Module, v.Version, rev,
-		v.Go, v.OS, v.GOMAXPROCS, tags, v.Kernels)
+	return fmt.Sprintf("mope %s %s, %s (%s %s, GOMAXPROCS=%d, workers spin %s%s)\nkernels: %s\n", v.Module, v.Version, rev,
+		v.Go, v.OS, v.GOMAXPROCS, v.Spin, tags, v.Kernels)
 }
 
 func runVersion(args []string, stdout, stderr io.Writer) error {

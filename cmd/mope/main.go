@@ -14,6 +14,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/mopeclip/mopeclip/tensor"
 )
 
 // command is one sub-command of mope.
@@ -137,6 +139,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 		return run(append(append([]string{args[1]}, args[2:]...), "--help"), stdout, stderr)
+	}
+	if _, err := tensor.SpinWait(); err != nil {
+		fmt.Fprintf(stderr, "mope: %v\n", err)
+		return exitUsage
 	}
 	c, ok := commands[args[0]]
 	if !ok {
