@@ -42,10 +42,11 @@ type gemmArgs struct {
 	ldc          int
 	pb           *bLayout
 	hasEp        bool
-	ep           Epilogue // when hasEp (by value: no escape for the caller's)
-	ldr          int      // residual row stride, when ep has one
-	kb           int      // K block depth (from blockLen, or from pb's layout)
-	forceThreads int      // when > 0, the thread count (tests)
+	ep           Epilogue  // when hasEp (by value: no escape for the caller's)
+	ldr          int       // residual row stride, when ep has one
+	ap           []float32 // op(A) packed for all rows and K (packAllA), or nil
+	kb           int       // K block depth (from blockLen, or from pb's layout)
+	forceThreads int       // when > 0, the thread count (tests)
 }
 
 // gemmParallelMin is the m·n·k (multiply-adds) from which a second thread
@@ -69,7 +70,35 @@ func (g *gemmArgs) run(kr *gemmKernel, pb *bLayout) {
 	}
 	gp := new(gemmArgs)
 	*gp = *g
+	if pb != nil && pm == 1 && g.m <= kr.mc {
+		// Every part needs all rows of A: pack them once, split over the
+		// workers, instead of once per part (same panels, same bits).
+		w := getWork()
+		gp.ap = gp.packAllA(kr, w, pn)
+		gp.parallel(kr, pm, pn)
+		gemmPool.Put(w)
+		return
+	}
 	gp.parallel(kr, pm, pn)
+}
+
+// packAllA packs op(A) (all m ≤ mc rows, all of K) into w.a as packedTask
+// does for one block of rows, in parallel over (K block, row panel) units on
+// at most W workers, and returns it.
+func (g *gemmArgs) packAllA(kr *gemmKernel, w *gemmWork, W int) []float32 {
+	mr := kr.mr
+	mbp := roundUp(g.m, mr)
+	w.a = grow(w.a, mbp*g.k)
+	ap := w.a
+	panels, blocks := mbp/mr, ceilDiv(g.k, g.kb)
+	Parallel(panels*blocks, W, func(_, u int) {
+		pc := u / panels * g.kb
+		p := u % panels
+		kb := min(g.kb, g.k-pc)
+		rows := min(mr, g.m-p*mr)
+		packA(g.tA, g.a, g.lda, p*mr, rows, pc, kb, mr, ap[pc*mbp+p*mr*kb:])
+	})
+	return ap
 }
 
 func (g *gemmArgs) parallel(kr *gemmKernel, pm, pn int) {

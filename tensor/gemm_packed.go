@@ -259,10 +259,14 @@ func (g *gemmArgs) packedTask(kr *gemmKernel, w *gemmWork, i0, i1, j0, j1 int) {
 	for ic := i0; ic < i1; ic += mc {
 		mb := min(mc, i1-ic)
 		mbp := roundUp(mb, mr)
-		w.a = grow(w.a, mbp*g.k)
-		for pc := 0; pc < g.k; pc += g.kb {
-			kb := min(g.kb, g.k-pc)
-			packA(g.tA, g.a, g.lda, ic, mb, pc, kb, mr, w.a[pc*mbp:])
+		ap := g.ap // packed by packAllA: all rows, so i0 = 0 and mb = m
+		if ap == nil {
+			w.a = grow(w.a, mbp*g.k)
+			ap = w.a
+			for pc := 0; pc < g.k; pc += g.kb {
+				kb := min(g.kb, g.k-pc)
+				packA(g.tA, g.a, g.lda, ic, mb, pc, kb, mr, ap[pc*mbp:])
+			}
 		}
 		// C block of mb×ncp floats: about 256 KiB.
 		ncp := blockLen(j1-j0, max(nr, min(kr.nc, (1<<16)/mb/nr*nr)), nr)
@@ -275,7 +279,7 @@ func (g *gemmArgs) packedTask(kr *gemmKernel, w *gemmWork, i0, i1, j0, j1 int) {
 					beta = 1
 				}
 				bp := lay.data[pc*lay.npan*nr+jc/nr*kb*nr:]
-				macroKernel(kr, kb, mb, nb, w.a[pc*mbp:], bp, g.c[ic*g.ldc+jc:], g.ldc, g.alpha, beta, w.tile)
+				macroKernel(kr, kb, mb, nb, ap[pc*mbp:], bp, g.c[ic*g.ldc+jc:], g.ldc, g.alpha, beta, w.tile)
 			}
 			if g.hasEp {
 				g.applyEpilogue(ic, mb, jc, nb)

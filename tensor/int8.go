@@ -313,14 +313,40 @@ func sgemmPackedInt8(op string, tA blas.Transpose, m int, alpha float32, a []flo
 	}
 	hp := new(int8Args) // shared with the goroutines (h stays on the stack)
 	*hp = h
+	if pm == 1 && m <= kr.mc {
+		// Every part needs all rows of A: quantise and pack them once,
+		// split over the workers, instead of once per part (same bits).
+		sh := int8Pool.Get().(*int8Work)
+		hp.packAllA(sh, pn)
+		hp.shared = sh
+		hp.parallel(pm, pn)
+		int8Pool.Put(sh)
+		return
+	}
 	hp.parallel(pm, pn)
+}
+
+// packAllA quantises and packs all m ≤ mc rows of op(A) into sh, panel by
+// panel on at most W workers (each with its own scratch).
+func (h *int8Args) packAllA(sh *int8Work, W int) {
+	mr, m := h.kr.mr, h.g.m
+	mbp := roundUp(m, mr)
+	sh.a = growBytes(sh.a, mbp*h.lay.kq*4)
+	sh.ra = grow(sh.ra, mbp)
+	sh.corr = growInt32(sh.corr, mbp)
+	Parallel(mbp/mr, W, func(_, p int) {
+		s := int8Pool.Get().(*int8Work)
+		h.packRows(sh, s, 0, m, p*mr, (p+1)*mr)
+		int8Pool.Put(s)
+	})
 }
 
 // int8Args is one SgemmPackedInt8 call.
 type int8Args struct {
-	g   gemmArgs
-	kr  *int8Kernel
-	lay *int8Layout
+	g      gemmArgs
+	kr     *int8Kernel
+	lay    *int8Layout
+	shared *int8Work // all rows of op(A) packed by packAllA, or nil
 }
 
 // int8Work holds one thread's packed A block, its row scales and
@@ -354,14 +380,18 @@ func (h *int8Args) task(w *int8Work, i0, i1, j0, j1 int) {
 	for ic := i0; ic < i1; ic += mc {
 		mb := min(mc, i1-ic)
 		mbp := roundUp(mb, mr)
-		w.a = growBytes(w.a, mbp*kq*4)
-		w.ra = grow(w.ra, mbp)
-		w.corr = growInt32(w.corr, mbp)
-		h.packA(w, ic, mb)
+		pa := h.shared // all rows (then i0 = 0 and mb = m)
+		if pa == nil {
+			w.a = growBytes(w.a, mbp*kq*4)
+			w.ra = grow(w.ra, mbp)
+			w.corr = growInt32(w.corr, mbp)
+			h.packRows(w, w, ic, mb, 0, mbp)
+			pa = w
+		}
 		ncp := blockLen(j1-j0, max(nr, min(2048, (1<<16)/mb/nr*nr)), nr)
 		for jc := j0; jc < j1; jc += ncp {
 			nb := min(ncp, j1-jc)
-			int8Macro(kr, kq, mb, nb, w.a, lay.data[jc/nr*kq*nr*4:], lay.sw[jc:], w.ra, w.corr, g.c[ic*g.ldc+jc:], g.ldc, g.beta, w.tile)
+			int8Macro(kr, kq, mb, nb, pa.a, lay.data[jc/nr*kq*nr*4:], lay.sw[jc:], pa.ra, pa.corr, g.c[ic*g.ldc+jc:], g.ldc, g.beta, w.tile)
 			if g.hasEp {
 				g.applyEpilogue(ic, mb, jc, nb)
 			}
@@ -369,25 +399,26 @@ func (h *int8Args) task(w *int8Work, i0, i1, j0, j1 int) {
 	}
 }
 
-// packA quantises rows [i0, i0+mb) of op(A) and packs them into mr-row
-// panels of 4-byte groups (panel p at p·kq·mr·4, group q of row i at
-// (q·mr+i)·4), with w.ra[r] = alpha·scale and w.corr[r] = 128·Σ q. Rows
-// past mb and K past k are zero.
-func (h *int8Args) packA(w *int8Work, i0, mb int) {
+// packRows quantises rows i0+r, r in [r0, r1), of the block of op(A)
+// holding rows [i0, i0+mb), and packs them into dst's mr-row panels of
+// 4-byte groups (panel p at p·kq·mr·4, group q of row r at (q·mr+r%mr)·4),
+// with dst.ra[r] = alpha·scale and dst.corr[r] = 128·Σ q; rows r ≥ mb and
+// K past k are zero. scratch lends its quantisation buffers (it may be dst).
+func (h *int8Args) packRows(dst, scratch *int8Work, i0, mb, r0, r1 int) {
 	g, mr, kq := &h.g, h.kr.mr, h.lay.kq
 	k := g.k
 	quant := int8Q.Fn()
-	w.q = growInt8(w.q, kq*4)
-	w.row = grow(w.row, k)
-	mbp := roundUp(mb, mr)
-	for r := 0; r < mbp; r++ {
+	scratch.q = growInt8(scratch.q, kq*4)
+	scratch.row = grow(scratch.row, k)
+	w := scratch
+	for r := r0; r < r1; r++ {
 		p, ri := r/mr, r%mr
-		d := w.a[p*kq*mr*4:]
+		d := dst.a[p*kq*mr*4:]
 		if r >= mb {
 			for q := 0; q < kq; q++ {
 				*(*uint32)(unsafe.Pointer(&d[(q*mr+ri)*4])) = 0
 			}
-			w.ra[r], w.corr[r] = 0, 0
+			dst.ra[r], dst.corr[r] = 0, 0
 			continue
 		}
 		i := i0 + r
@@ -403,8 +434,8 @@ func (h *int8Args) packA(w *int8Work, i0, mb int) {
 		qs := w.q[:kq*4]
 		scale, sum := quant(qs[:k], x)
 		clear(qs[k:])
-		w.ra[r] = g.alpha * scale
-		w.corr[r] = 128 * sum
+		dst.ra[r] = g.alpha * scale
+		dst.corr[r] = 128 * sum
 		for q := 0; q < kq; q++ {
 			*(*uint32)(unsafe.Pointer(&d[(q*mr+ri)*4])) = *(*uint32)(unsafe.Pointer(&qs[q*4]))
 		}

@@ -1,6 +1,7 @@
 package tensor
 
 import (
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"strings"
@@ -8,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"gonum.org/v1/gonum/blas"
 )
 
 // TestParallel checks that Parallel calls fn once per index with a worker
@@ -140,6 +143,44 @@ func TestParallelNoSpin(t *testing.T) {
 		n := int64(5 + r%9)
 		if sum.Load() != n*(n-1)/2 {
 			t.Fatalf("round %d: sum %d", r, sum.Load())
+		}
+	}
+}
+
+// TestPackedSharedA checks the pre-packed path split over columns, where
+// op(A) is packed once for all parts (packAllA), against one thread bit for
+// bit, with A plain and transposed, an epilogue, and awkward sizes.
+func TestPackedSharedA(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	kr := sgemmK.Fn()
+	r := rand.New(rand.NewPCG(5, 5))
+	for _, sh := range [][3]int{{1, 300, 1000}, {7, 33, 65}, {50, 768, 768}, {65, 1000, 333}, {77, 512, 2048}} {
+		m, k, n := sh[0], sh[1], sh[2]
+		w := randSlice(r, n*k)
+		pb := PackB(blas.Trans, k, n, w, k)
+		bias := randSlice(r, n)
+		for _, tA := range []bool{false, true} {
+			a := randSlice(r, m*k)
+			lda := k
+			if tA {
+				lda = m
+			}
+			run := func(threads int) []float32 {
+				c := make([]float32, m*n)
+				g := gemmArgs{tA: tA, m: m, k: k, n: n, alpha: 1, a: a, lda: lda, c: c, ldc: n, hasEp: true,
+					ep: Epilogue{Bias: bias, Act: ActQuickGELU}, ldr: n, forceThreads: threads}
+				g.run(kr, pb.layoutFor(kr))
+				return c
+			}
+			want := run(1)
+			for _, threads := range []int{2, 3, 7} {
+				got := run(threads)
+				for i := range got {
+					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("%v tA=%v threads=%d: C[%d] = %v, one thread %v", sh, tA, threads, i, got[i], want[i])
+					}
+				}
+			}
 		}
 	}
 }
