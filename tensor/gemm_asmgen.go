@@ -14,7 +14,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"math/bits"
 	"strings"
 )
 
@@ -160,13 +159,7 @@ func x86(k x86Kernel) string {
 			}
 		}
 	}
-	ahead := ""
-	if k.bAhead {
-		ahead = "R10"
-		p("\t// R10: the B panel's size in bytes (k·%d), the distance to the next panel.", bStep)
-		p("\tMOVQ CX, R10")
-		p("\tSHLQ $%d, R10", bits.TrailingZeros(uint(bStep))) // bStep is a power of two
-	}
+	ahead := panelAhead(p, k.bAhead, "R10", bStep)
 	loopX86(p, step, unroll, aStep, bStep, ahead)
 	alpha := k.bc(0)
 	beta := k.bc(1)

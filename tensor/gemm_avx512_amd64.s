@@ -90,7 +90,7 @@ TEXT ·sgemmKernelAVX512(SB), NOSPLIT, $0-48
 	ADDQ R8, R9
 	PREFETCHT0 (R9)
 	PREFETCHT0 124(R9)
-	// R10: the B panel's size in bytes (k·128), the distance to the next panel.
+	// R10: the B panel's size in bytes (steps·128), the distance to the next panel.
 	MOVQ CX, R10
 	SHLQ $7, R10
 	MOVQ CX, DX
@@ -509,7 +509,7 @@ TEXT ·sgemmKernelAVX512Rows1(SB), NOSPLIT, $0-48
 	MOVQ DI, R9
 	PREFETCHT0 (R9)
 	PREFETCHT0 124(R9)
-	// R10: the B panel's size in bytes (k·128), the distance to the next panel.
+	// R10: the B panel's size in bytes (steps·128), the distance to the next panel.
 	MOVQ CX, R10
 	SHLQ $7, R10
 	MOVQ CX, DX
@@ -608,7 +608,7 @@ TEXT ·sgemmKernelAVX512Rows2(SB), NOSPLIT, $0-48
 	ADDQ R8, R9
 	PREFETCHT0 (R9)
 	PREFETCHT0 124(R9)
-	// R10: the B panel's size in bytes (k·128), the distance to the next panel.
+	// R10: the B panel's size in bytes (steps·128), the distance to the next panel.
 	MOVQ CX, R10
 	SHLQ $7, R10
 	MOVQ CX, DX
@@ -737,7 +737,7 @@ TEXT ·sgemmKernelAVX512Rows3(SB), NOSPLIT, $0-48
 	ADDQ R8, R9
 	PREFETCHT0 (R9)
 	PREFETCHT0 124(R9)
-	// R10: the B panel's size in bytes (k·128), the distance to the next panel.
+	// R10: the B panel's size in bytes (steps·128), the distance to the next panel.
 	MOVQ CX, R10
 	SHLQ $7, R10
 	MOVQ CX, DX
@@ -896,7 +896,7 @@ TEXT ·sgemmKernelAVX512Rows4(SB), NOSPLIT, $0-48
 	ADDQ R8, R9
 	PREFETCHT0 (R9)
 	PREFETCHT0 124(R9)
-	// R10: the B panel's size in bytes (k·128), the distance to the next panel.
+	// R10: the B panel's size in bytes (steps·128), the distance to the next panel.
 	MOVQ CX, R10
 	SHLQ $7, R10
 	MOVQ CX, DX
@@ -1085,7 +1085,7 @@ TEXT ·sgemmKernelAVX512Rows5(SB), NOSPLIT, $0-48
 	ADDQ R8, R9
 	PREFETCHT0 (R9)
 	PREFETCHT0 124(R9)
-	// R10: the B panel's size in bytes (k·128), the distance to the next panel.
+	// R10: the B panel's size in bytes (steps·128), the distance to the next panel.
 	MOVQ CX, R10
 	SHLQ $7, R10
 	MOVQ CX, DX
@@ -1304,7 +1304,7 @@ TEXT ·sgemmKernelAVX512Rows6(SB), NOSPLIT, $0-48
 	ADDQ R8, R9
 	PREFETCHT0 (R9)
 	PREFETCHT0 124(R9)
-	// R10: the B panel's size in bytes (k·128), the distance to the next panel.
+	// R10: the B panel's size in bytes (steps·128), the distance to the next panel.
 	MOVQ CX, R10
 	SHLQ $7, R10
 	MOVQ CX, DX
@@ -1553,7 +1553,7 @@ TEXT ·sgemmKernelAVX512Rows7(SB), NOSPLIT, $0-48
 	ADDQ R8, R9
 	PREFETCHT0 (R9)
 	PREFETCHT0 124(R9)
-	// R10: the B panel's size in bytes (k·128), the distance to the next panel.
+	// R10: the B panel's size in bytes (steps·128), the distance to the next panel.
 	MOVQ CX, R10
 	SHLQ $7, R10
 	MOVQ CX, DX
@@ -1832,7 +1832,7 @@ TEXT ·sgemmKernelAVX512Rows8(SB), NOSPLIT, $0-48
 	ADDQ R8, R9
 	PREFETCHT0 (R9)
 	PREFETCHT0 124(R9)
-	// R10: the B panel's size in bytes (k·128), the distance to the next panel.
+	// R10: the B panel's size in bytes (steps·128), the distance to the next panel.
 	MOVQ CX, R10
 	SHLQ $7, R10
 	MOVQ CX, DX
@@ -2141,7 +2141,7 @@ TEXT ·sgemmKernelAVX512Rows9(SB), NOSPLIT, $0-48
 	ADDQ R8, R9
 	PREFETCHT0 (R9)
 	PREFETCHT0 124(R9)
-	// R10: the B panel's size in bytes (k·128), the distance to the next panel.
+	// R10: the B panel's size in bytes (steps·128), the distance to the next panel.
 	MOVQ CX, R10
 	SHLQ $7, R10
 	MOVQ CX, DX
@@ -2480,7 +2480,7 @@ TEXT ·sgemmKernelAVX512Rows10(SB), NOSPLIT, $0-48
 	ADDQ R8, R9
 	PREFETCHT0 (R9)
 	PREFETCHT0 124(R9)
-	// R10: the B panel's size in bytes (k·128), the distance to the next panel.
+	// R10: the B panel's size in bytes (steps·128), the distance to the next panel.
 	MOVQ CX, R10
 	SHLQ $7, R10
 	MOVQ CX, DX
@@ -2849,7 +2849,7 @@ TEXT ·sgemmKernelAVX512Rows11(SB), NOSPLIT, $0-48
 	ADDQ R8, R9
 	PREFETCHT0 (R9)
 	PREFETCHT0 124(R9)
-	// R10: the B panel's size in bytes (k·128), the distance to the next panel.
+	// R10: the B panel's size in bytes (steps·128), the distance to the next panel.
 	MOVQ CX, R10
 	SHLQ $7, R10
 	MOVQ CX, DX
@@ -3248,7 +3248,7 @@ TEXT ·sgemmKernelAVX512Rows12(SB), NOSPLIT, $0-48
 	ADDQ R8, R9
 	PREFETCHT0 (R9)
 	PREFETCHT0 124(R9)
-	// R10: the B panel's size in bytes (k·128), the distance to the next panel.
+	// R10: the B panel's size in bytes (steps·128), the distance to the next panel.
 	MOVQ CX, R10
 	SHLQ $7, R10
 	MOVQ CX, DX
@@ -3677,7 +3677,7 @@ TEXT ·sgemmKernelAVX512Rows13(SB), NOSPLIT, $0-48
 	ADDQ R8, R9
 	PREFETCHT0 (R9)
 	PREFETCHT0 124(R9)
-	// R10: the B panel's size in bytes (k·128), the distance to the next panel.
+	// R10: the B panel's size in bytes (steps·128), the distance to the next panel.
 	MOVQ CX, R10
 	SHLQ $7, R10
 	MOVQ CX, DX

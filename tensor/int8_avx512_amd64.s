@@ -43,7 +43,7 @@ TEXT ·int8KernelAVX512(SB), NOSPLIT, $0-68
 	VPXORD Z17, Z17, Z17
 	VPXORD Z18, Z18, Z18
 	VPXORD Z19, Z19, Z19
-	// R12: the B panel's size in bytes (kq·128), the distance to the next panel.
+	// R12: the B panel's size in bytes (steps·128), the distance to the next panel.
 	MOVQ CX, R12
 	SHLQ $7, R12
 	MOVQ CX, DX

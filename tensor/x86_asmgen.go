@@ -8,6 +8,7 @@ package main
 
 import (
 	"fmt"
+	"math/bits"
 	"os"
 )
 
@@ -58,6 +59,19 @@ func loopX86(p func(string, ...any), step func(u int), unroll, aStep, bStep int,
 	p("\tDECQ CX")
 	p("\tJNZ loop1")
 	p("store:")
+}
+
+// panelAhead, when on, emits the setting of reg to the B panel's size in
+// bytes (CX steps of bStep bytes, bStep a power of two) for loopX86's
+// prefetch of the next panel, and returns reg; otherwise it returns "".
+func panelAhead(p func(string, ...any), on bool, reg string, bStep int) string {
+	if !on {
+		return ""
+	}
+	p("\t// %s: the B panel's size in bytes (steps·%d), the distance to the next panel.", reg, bStep)
+	p("\tMOVQ CX, %s", reg)
+	p("\tSHLQ $%d, %s", bits.TrailingZeros(uint(bStep)), reg)
+	return reg
 }
 
 // storeX86 writes C = alpha·acc, or float32(alpha·acc) + float32(beta·C)
