@@ -213,6 +213,7 @@ func newBF16Layout(k, n, nr int, at func(l, j int) float32) *bf16Layout {
 			}
 		}
 	}
+	collapseHuge(l.data)
 	return l
 }
 

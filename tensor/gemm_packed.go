@@ -68,6 +68,7 @@ func PackB(tB blas.Transpose, k, n int, b []float32, ldb int) *PackedB {
 		kb := min(l.kb, k-pc)
 		packB(isTrans(tB), b, ldb, pc, kb, 0, n, l.nr, l.data[pc*l.npan*l.nr:])
 	}
+	collapseHuge(l.data)
 	p := &PackedB{k: k, n: n, layouts: []*bLayout{l}}
 	p.cur.Store(l)
 	return p
@@ -101,6 +102,7 @@ func (p *PackedB) layoutFor(kr *gemmKernel) *bLayout {
 			}
 		}
 	}
+	collapseHuge(l.data)
 	p.layouts = append(p.layouts, l)
 	p.cur.Store(l)
 	return l

@@ -5,11 +5,13 @@ import (
 	"unsafe"
 )
 
-// adviseHuge asks for transparent huge pages over the n bytes at p (p and n
-// multiples of hugePage). Failure (THP compiled out or set to "never") is
-// not an error: the buffer is then an ordinary one.
-func adviseHuge(p unsafe.Pointer, n int) {
-	if n > 0 {
-		_ = syscall.Madvise(unsafe.Slice((*byte)(p), n), syscall.MADV_HUGEPAGE)
-	}
+// madvCollapse is MADV_COLLAPSE (Linux 6.1), which package syscall lacks.
+const madvCollapse = 25
+
+// collapse asks the kernel to back the n bytes at p (p and n multiples of
+// hugePage, already written) with transparent huge pages now. Failure (an
+// older kernel, THP disabled, no free huge page) is not an error: the
+// buffer keeps its pages.
+func collapse(p unsafe.Pointer, n int) {
+	_ = syscall.Madvise(unsafe.Slice((*byte)(p), n), madvCollapse)
 }

@@ -4,5 +4,5 @@ package tensor
 
 import "unsafe"
 
-// adviseHuge does nothing outside Linux.
-func adviseHuge(unsafe.Pointer, int) {}
+// collapse does nothing outside Linux.
+func collapse(unsafe.Pointer, int) {}

@@ -5,21 +5,18 @@ import (
 	"unsafe"
 )
 
-// TestWeightBuf checks weightBuf's length, capacity, zeroing and alignment
-// (64 bytes; 2 MiB from hugeMin bytes on), for each element type the
-// packers use, on sizes around the threshold.
+// TestWeightBuf checks weightBuf's length, capacity, zeroing and 64-byte
+// alignment, for each element type the packers use, on sizes around the
+// huge-page threshold, and that collapseHuge leaves the contents as they
+// were.
 func TestWeightBuf(t *testing.T) {
 	check := func(t *testing.T, n, size int, p unsafe.Pointer, ln, cp int, zero bool) {
 		t.Helper()
 		if ln != n || cp != n {
 			t.Fatalf("n=%d: len %d cap %d", n, ln, cp)
 		}
-		want := 64
-		if n*size >= hugeMin {
-			want = hugePage
-		}
-		if n > 0 && uintptr(p)%uintptr(want) != 0 {
-			t.Fatalf("n=%d (%d bytes): start %#x not %d-aligned", n, n*size, uintptr(p), want)
+		if uintptr(p)%64 != 0 {
+			t.Fatalf("n=%d (%d bytes): start %#x not 64-byte aligned", n, n*size, uintptr(p))
 		}
 		if !zero {
 			t.Fatalf("n=%d: not zeroed", n)
@@ -28,7 +25,15 @@ func TestWeightBuf(t *testing.T) {
 	for _, n := range []int{1, 7, 33, 1000, hugeMin/4 - 1, hugeMin / 4, hugeMin/4 + 7, 3 * hugeMin / 4} {
 		f := weightBuf[float32](n)
 		check(t, n, 4, unsafe.Pointer(&f[0]), len(f), cap(f), allZero(f))
-		f[n-1] = 1 // writable to the end
+		for i := range f {
+			f[i] = float32(i % 1013)
+		}
+		collapseHuge(f)
+		for i := range f {
+			if f[i] != float32(i%1013) {
+				t.Fatalf("n=%d: collapseHuge changed element %d", n, i)
+			}
+		}
 		u := weightBuf[uint32](n)
 		check(t, n, 4, unsafe.Pointer(&u[0]), len(u), cap(u), allZero(u))
 		b := weightBuf[byte](n)
@@ -44,4 +49,16 @@ func allZero[T comparable](s []T) bool {
 		}
 	}
 	return true
+}
+
+func TestSetHugePages(t *testing.T) {
+	if !SetHugePages(false) {
+		t.Fatal("huge pages were off by default")
+	}
+	if SetHugePages(true) {
+		t.Fatal("SetHugePages(false) did not turn them off")
+	}
+	if !SetHugePages(true) {
+		t.Fatal("SetHugePages(true) did not turn them on")
+	}
 }

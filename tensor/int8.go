@@ -243,6 +243,7 @@ func newInt8Layout(k, n, nr int, at func(l, j int) int8, scale []float32) *int8L
 			pan[(ll/4*nr+j%nr)*4+ll%4] = byte(int(at(ll, j)) + 128)
 		}
 	}
+	collapseHuge(l.data)
 	return l
 }
 

@@ -64,6 +64,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer tightenGC(os.Getenv)()
+	defer noHugePages()()
 	switch {
 	case fl.NArg() > 0:
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fl.Arg(0))

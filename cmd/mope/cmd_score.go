@@ -118,6 +118,7 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer tightenGC(os.Getenv)()
+	defer noHugePages()()
 	sess, release, err := claimOut(*out, *device, stderr)
 	if err != nil {
 		return err

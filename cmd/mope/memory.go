@@ -1,6 +1,10 @@
 package main
 
-import "runtime/debug"
+import (
+	"runtime/debug"
+
+	"github.com/mopeclip/mopeclip/tensor"
+)
 
 // evalGCPercent is the collector's growth target while mope eval and mope
 // score run, when
@@ -21,4 +25,16 @@ func tightenGC(getenv func(string) string) (restore func()) {
 	}
 	old := debug.SetGCPercent(evalGCPercent)
 	return func() { debug.SetGCPercent(old) }
+}
+
+// noHugePages turns off the huge-page collapse of packed weights
+// (tensor.SetHugePages) for a long batch run, evaluation or scoring, and
+// returns the function that restores it. Huge pages shorten one-image
+// passes, whose weights stream from memory; these runs are compute-bound,
+// and the Go heap keeps freed huge pages resident for longer: scoring 12
+// ViT-B/32 modules on 1,000 pairs peaked at 1.91–1.96 GiB with them and
+// 1.76–1.87 GiB without (three runs each; docs/perf-latency-2026-12-06.md).
+func noHugePages() (restore func()) {
+	was := tensor.SetHugePages(false)
+	return func() { tensor.SetHugePages(was) }
 }
