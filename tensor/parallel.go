@@ -32,9 +32,18 @@ const EnvSpin = "MOPECLIP_SPIN"
 // defaultSpin is the spin time without $MOPECLIP_SPIN.
 const defaultSpin = 200 * time.Microsecond
 
-// spinFor is how long a worker spins for the next region before parking;
-// spinErr says why $MOPECLIP_SPIN was not used.
-var spinFor, spinErr = parseSpin(os.Getenv(EnvSpin))
+// spinFor is how long (in nanoseconds) a worker spins for the next region
+// before parking; spinErr says why $MOPECLIP_SPIN was not used.
+var (
+	spinFor atomic.Int64
+	spinErr error
+)
+
+func init() {
+	d, err := parseSpin(os.Getenv(EnvSpin))
+	spinFor.Store(int64(d))
+	spinErr = err
+}
 
 // parseSpin parses a $MOPECLIP_SPIN value ("" is the default).
 func parseSpin(v string) (time.Duration, error) {
@@ -53,7 +62,7 @@ func parseSpin(v string) (time.Duration, error) {
 
 // SpinWait returns how long idle workers spin before they park, and the
 // error that made Parallel ignore $MOPECLIP_SPIN (then the default is used).
-func SpinWait() (time.Duration, error) { return spinFor, spinErr }
+func SpinWait() (time.Duration, error) { return time.Duration(spinFor.Load()), spinErr }
 
 // regionPool is the process-wide worker set. mu is held by the goroutine
 // running a region; a Parallel call that finds it held (a nested call from
@@ -150,8 +159,9 @@ func (p *regionPool) loop(w int, pw *poolWorker, seen uint64) {
 
 // await returns the gen word of the next region after seen.
 func (p *regionPool) await(pw *poolWorker, seen uint64) uint64 {
-	deadline := time.Now().Add(spinFor)
-	for spins := 0; spinFor > 0; spins++ {
+	spin := time.Duration(spinFor.Load())
+	deadline := time.Now().Add(spin)
+	for spins := 0; spin > 0; spins++ {
 		if g := p.gen.Load(); g != seen {
 			return g
 		}

@@ -47,10 +47,10 @@ func TestParallel(t *testing.T) {
 			check(t, n, W)
 		}
 	}
-	time.Sleep(3 * spinFor) // the workers park
+	time.Sleep(3 * defaultSpin) // the workers park
 	check(t, 65, 4)
 	check(t, 7, 2)
-	time.Sleep(3 * spinFor)
+	time.Sleep(3 * defaultSpin)
 	check(t, 7, 3)
 
 	// Nested: the inner regions run on their callers.
@@ -135,8 +135,8 @@ func TestParseSpin(t *testing.T) {
 // TestParallelNoSpin runs regions with the workers parking at once.
 func TestParallelNoSpin(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3))
-	defer func(d time.Duration) { spinFor = d }(spinFor)
-	spinFor = 0
+	defer spinFor.Store(spinFor.Load())
+	spinFor.Store(0)
 	for r := 0; r < 300; r++ {
 		var sum atomic.Int64
 		Parallel(5+r%9, 3, func(_, i int) { sum.Add(int64(i)) })
