@@ -193,7 +193,7 @@ func PackBBF16(tB blas.Transpose, k, n int, b []float32, ldb int) *PackedBF16 {
 // panels.
 func newBF16Layout(k, n, nr int, at func(l, j int) float32) *bf16Layout {
 	l := &bf16Layout{nr: nr, kb: bf16KB(k), npan: ceilDiv(n, nr)}
-	l.data = weightBuf[uint32](ceilDiv(k, 2) * l.npan * nr)
+	l.data = aligned[uint32](ceilDiv(k, 2) * l.npan * nr)
 	for pc := 0; pc < k; pc += l.kb {
 		kb := min(l.kb, k-pc)
 		kp := ceilDiv(kb, 2)
@@ -471,17 +471,7 @@ func growUint32(buf []uint32, n int) []uint32 {
 	if cap(buf) >= n {
 		return buf[:n]
 	}
-	return alignedUint32(n + n/8)[:n]
-}
-
-// alignedUint32 returns n zeroed words starting on a 64-byte boundary.
-func alignedUint32(n int) []uint32 {
-	s := make([]uint32, n+16)
-	off := int(uintptr(unsafe.Pointer(&s[0]))&63) / 4
-	if off != 0 {
-		off = 16 - off
-	}
-	return s[off : off+n : off+n]
+	return aligned[uint32](n + n/8)[:n]
 }
 
 // bf16Hi and bf16Lo widen the odd (high) and even (low) element of a pair.

@@ -311,16 +311,18 @@ func grow(buf []float32, n int) []float32 {
 	if cap(buf) >= n {
 		return buf[:n]
 	}
-	return alignedFloats(n + n/8)[:n]
+	return aligned[float32](n + n/8)[:n]
 }
 
-// alignedFloats returns a zeroed slice of n floats starting on a 64-byte
-// boundary (one cache line; whole-vector loads of packed panels).
-func alignedFloats(n int) []float32 {
-	s := make([]float32, n+16)
-	off := int(uintptr(unsafe.Pointer(&s[0]))&63) / 4
-	if off != 0 {
-		off = 16 - off
+// aligned returns n zeroed elements of T (a plain-data type) starting on a
+// 64-byte boundary (one cache line: whole-vector loads of packed panels).
+func aligned[T any](n int) []T {
+	var zero T
+	size := int(unsafe.Sizeof(zero))
+	s := make([]T, n+64/size)
+	off := 0
+	if r := int(uintptr(unsafe.Pointer(&s[0])) % 64); r != 0 {
+		off = (64 - r) / size
 	}
 	return s[off : off+n : off+n]
 }

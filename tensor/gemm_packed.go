@@ -63,7 +63,7 @@ func PackB(tB blas.Transpose, k, n int, b []float32, ldb int) *PackedB {
 	}
 	kr := sgemmK.Fn()
 	l := &bLayout{nr: kr.nr, kb: blockLen(k, kr.kc, 4), npan: ceilDiv(n, kr.nr)}
-	l.data = weightBuf[float32](k * l.npan * l.nr)
+	l.data = aligned[float32](k * l.npan * l.nr)
 	for pc := 0; pc < k; pc += l.kb {
 		kb := min(l.kb, k-pc)
 		packB(isTrans(tB), b, ldb, pc, kb, 0, n, l.nr, l.data[pc*l.npan*l.nr:])
@@ -90,7 +90,7 @@ func (p *PackedB) layoutFor(kr *gemmKernel) *bLayout {
 	}
 	src := p.layouts[0]
 	l := &bLayout{nr: kr.nr, kb: kb, npan: ceilDiv(p.n, kr.nr)}
-	l.data = weightBuf[float32](p.k * l.npan * l.nr)
+	l.data = aligned[float32](p.k * l.npan * l.nr)
 	for pc := 0; pc < p.k; pc += l.kb {
 		kbb := min(l.kb, p.k-pc)
 		for jp := 0; jp < l.npan; jp++ {

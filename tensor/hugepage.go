@@ -37,19 +37,6 @@ const hugePage = 2 << 20
 // whole huge page then lies inside the buffer.
 const hugeMin = 2 * hugePage
 
-// weightBuf returns n zeroed elements of T (a plain-data type) for a packed
-// weight matrix, 64-byte aligned.
-func weightBuf[T any](n int) []T {
-	var zero T
-	size := int(unsafe.Sizeof(zero))
-	s := make([]T, n+64/size)
-	off := 0
-	if r := int(uintptr(unsafe.Pointer(&s[0])) % 64); r != 0 {
-		off = (64 - r) / size
-	}
-	return s[off : off+n : off+n]
-}
-
 // collapseHuge moves the whole 2 MiB pages of a packed buffer s into huge
 // pages when s spans at least hugeMin bytes (see above); the contents are
 // unchanged.

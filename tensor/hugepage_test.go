@@ -5,11 +5,11 @@ import (
 	"unsafe"
 )
 
-// TestWeightBuf checks weightBuf's length, capacity, zeroing and 64-byte
+// TestAligned checks aligned's length, capacity, zeroing and 64-byte
 // alignment, for each element type the packers use, on sizes around the
 // huge-page threshold, and that collapseHuge leaves the contents as they
 // were.
-func TestWeightBuf(t *testing.T) {
+func TestAligned(t *testing.T) {
 	check := func(t *testing.T, n, size int, p unsafe.Pointer, ln, cp int, zero bool) {
 		t.Helper()
 		if ln != n || cp != n {
@@ -23,7 +23,7 @@ func TestWeightBuf(t *testing.T) {
 		}
 	}
 	for _, n := range []int{1, 7, 33, 1000, hugeMin/4 - 1, hugeMin / 4, hugeMin/4 + 7, 3 * hugeMin / 4} {
-		f := weightBuf[float32](n)
+		f := aligned[float32](n)
 		check(t, n, 4, unsafe.Pointer(&f[0]), len(f), cap(f), allZero(f))
 		for i := range f {
 			f[i] = float32(i % 1013)
@@ -34,9 +34,9 @@ func TestWeightBuf(t *testing.T) {
 				t.Fatalf("n=%d: collapseHuge changed element %d", n, i)
 			}
 		}
-		u := weightBuf[uint32](n)
+		u := aligned[uint32](n)
 		check(t, n, 4, unsafe.Pointer(&u[0]), len(u), cap(u), allZero(u))
-		b := weightBuf[byte](n)
+		b := aligned[byte](n)
 		check(t, n, 1, unsafe.Pointer(&b[0]), len(b), cap(b), allZero(b))
 	}
 }

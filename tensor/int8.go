@@ -234,7 +234,7 @@ func PackBInt8(tB blas.Transpose, k, n int, b []float32, ldb int) *PackedInt8 {
 // column scales scale in nr-column panels.
 func newInt8Layout(k, n, nr int, at func(l, j int) int8, scale []float32) *int8Layout {
 	l := &int8Layout{nr: nr, kq: ceilDiv(k, 4), npan: ceilDiv(n, nr)}
-	l.data = weightBuf[byte](l.kq * 4 * l.npan * nr)
+	l.data = aligned[byte](l.kq * 4 * l.npan * nr)
 	l.sw = make([]float32, l.npan*nr)
 	copy(l.sw, scale)
 	for j := 0; j < n; j++ {
@@ -520,7 +520,7 @@ func growBytes(buf []byte, n int) []byte {
 	if cap(buf) >= n {
 		return buf[:n]
 	}
-	return alignedBytes(n + n/8)[:n]
+	return aligned[byte](n + n/8)[:n]
 }
 
 func growInt8(buf []int8, n int) []int8 {
@@ -535,14 +535,4 @@ func growInt32(buf []int32, n int) []int32 {
 		return buf[:n]
 	}
 	return make([]int32, n+n/8)[:n]
-}
-
-// alignedBytes returns n zeroed bytes starting on a 64-byte boundary.
-func alignedBytes(n int) []byte {
-	s := make([]byte, n+64)
-	off := int(uintptr(unsafe.Pointer(&s[0])) & 63)
-	if off != 0 {
-		off = 64 - off
-	}
-	return s[off : off+n : off+n]
 }

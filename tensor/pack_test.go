@@ -85,7 +85,7 @@ func BenchmarkPack(b *testing.B) {
 	for i := range src {
 		src[i] = float32(i)
 	}
-	dst := alignedFloats(roundUp(max(mb, nb), 16) * kb)
+	dst := aligned[float32](roundUp(max(mb, nb), 16) * kb)
 	packAs := func(trans, spread bool) func(b *testing.B) {
 		return func(b *testing.B) {
 			defer func(old bool) { packSpread = old }(packSpread)

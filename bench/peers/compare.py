@@ -68,6 +68,12 @@ def main():
                     help="seconds to sleep before each timed pass, so that one engine's idle threads "
                          "(ONNX Runtime's spin for a while after a run) do not run into the next pass")
     a = ap.parse_args()
+    if a.gap < 0 or a.gap > 60:
+        ap.error(f"--gap {a.gap}: want seconds from 0 to 60")
+    if a.burst < 1:
+        ap.error(f"--burst {a.burst}: want at least 1 pass")
+    if a.rounds < 1:
+        ap.error(f"--rounds {a.rounds}: want at least 1")
     models = a.models.split(",")
     onnx = [d for d in a.onnx.split(",") if d]
     variants = [tuple(v.split(":")) for v in a.variants.split(",")]
