@@ -47,6 +47,10 @@ func (m Metric) NeedsData() bool { return m == MetricMoPE || m == MetricTaylor |
 // (and so uses a scoring engine).
 func (m Metric) RunsTowers() bool { return m == MetricMoPE || m == MetricUnimodal }
 
+// NeedsGrads reports whether the metric reads the parameters' gradients
+// (taylor: |w·∂L/∂w|); the others never train, so a caller may drop them.
+func (m Metric) NeedsGrads() bool { return m == MetricTaylor }
+
 // Stage is a pipeline stage.
 type Stage string
 

@@ -48,6 +48,12 @@ func TestModesParseStringSet(t *testing.T) {
 			t.Errorf("%s is data-free", m)
 		}
 	}
+	// Only taylor reads gradients: mope score drops them for the others.
+	for _, m := range []Metric{MetricMoPE, MetricMagnitude, MetricTaylor, MetricRandom, MetricUnimodal} {
+		if m.NeedsGrads() != (m == MetricTaylor) {
+			t.Errorf("%s.NeedsGrads() = %v", m, m.NeedsGrads())
+		}
+	}
 	if e, err := ParseEngine(""); err != nil || e != EngineAuto {
 		t.Errorf("ParseEngine(\"\") = %q, %v", e, err)
 	}

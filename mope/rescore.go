@@ -11,7 +11,6 @@ import (
 	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/infer"
 	"github.com/mopeclip/mopeclip/internal/progress"
-	"github.com/mopeclip/mopeclip/tensor"
 )
 
 // Two-stage reduced-precision MoPE scoring.
@@ -306,7 +305,7 @@ func scoreTwoStage(m *clip.Model, cal *Calib, o Options, f *ScoreFile, todo []Mo
 	for _, tw := range clip.AllTowers { // one tower's weights packed at a time
 		err := withEngine(m, o, infer.F32, clip.TowerSetOf(tw), func(e *infer.Engine) error {
 			var err error
-			full[tw], err = dtypeFeatures(e, m, tw, cal, o)
+			full[tw], err = hostFeatures(e, m, tw, cal, o)
 			return err
 		})
 		if err != nil {
@@ -414,34 +413,6 @@ func withEngine(m *clip.Model, o Options, dt infer.DType, towers clip.TowerSet, 
 	}
 	defer e.Close()
 	return fn(e)
-}
-
-// dtypeFeatures returns the normalised embeddings of the unchanged tower
-// on engine e, batch by batch: only one batch's hidden states are held (a
-// ViT-B/32's 5,000 captions would take 380 MB at once), with the same
-// numbers as the whole-set path of scoreForward.
-func dtypeFeatures(e *infer.Engine, m *clip.Model, tw clip.Tower, cal *Calib, o Options) ([]float32, error) {
-	r, err := newScorer(e, m, tw, cal, o.Batch)
-	if err != nil {
-		return nil, err
-	}
-	fs, ok := r.(*fastScorer)
-	if !ok {
-		return r.features(r.embedAll(), 0, nil, o.Groups)
-	}
-	out := make([]float32, 0, fs.n*e.EmbedDim())
-	for bi, bt := range fs.batches {
-		run := *fs.towerRun
-		run.batches = fs.batches[bi : bi+1]
-		one := *fs
-		one.towerRun, one.pools = &run, fs.pools[bi:bi+1]
-		feats, err := one.features([]*tensor.Tensor{fs.embed(nil, bt[0], bt[1]).Value}, 0, nil, o.Groups)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, feats...)
-	}
-	return out, nil
 }
 
 // dtypeModules scores the modules todo on engine e layer by layer from the

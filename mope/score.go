@@ -178,7 +178,7 @@ func ScoreContext(ctx context.Context, m *clip.Model, cal *Calib, o Options) (*S
 		}
 	case "magnitude":
 		for _, s := range todo {
-			s.Score = moduleSum(m, s.Module, o.Groups, func(w, _ float32) float64 { return math.Abs(float64(w)) }, false)
+			s.Score = moduleSum(m, s.Module, o.Groups, func(p *nn.Param, i int) float64 { return math.Abs(float64(p.Value.Data[i])) }, false)
 			if err := record(s); err != nil {
 				return nil, err
 			}
@@ -187,7 +187,9 @@ func ScoreContext(ctx context.Context, m *clip.Model, cal *Calib, o Options) (*S
 		if len(todo) > 0 {
 			restore := taylorGrads(m, cal, o.Batch)
 			for _, s := range todo {
-				s.Score = moduleSum(m, s.Module, o.Groups, func(w, g float32) float64 { return float64(w) * float64(g) }, true)
+				s.Score = moduleSum(m, s.Module, o.Groups, func(p *nn.Param, i int) float64 {
+					return float64(p.Value.Data[i]) * float64(p.Grad.Data[i])
+				}, true)
 				if err := record(s); err != nil {
 					restore()
 					return nil, err
@@ -304,13 +306,33 @@ func scoreForward(m *clip.Model, cal *Calib, o Options, f *ScoreFile, todo []Mod
 }
 
 // hostFeatures returns the normalised embeddings of the whole tower on the
-// CPU (the fast engine, or the reference forward when e is nil).
+// CPU: on the fast engine batch by batch, so that only one batch's hidden
+// states are held (a ViT-B/32's 5,000 captions would take 380 MB at once,
+// twice while a layer runs: the peak of a scoring run) with the same
+// numbers as the whole-set path; on the reference forward (e nil) over the
+// whole set.
 func hostFeatures(e *infer.Engine, m *clip.Model, tw clip.Tower, cal *Calib, o Options) ([]float32, error) {
 	r, err := newScorer(e, m, tw, cal, o.Batch)
 	if err != nil {
 		return nil, err
 	}
-	return fullFeatures(hostCache{r}, o.Groups)
+	fs, ok := r.(*fastScorer)
+	if !ok {
+		return fullFeatures(hostCache{r}, o.Groups)
+	}
+	out := make([]float32, 0, fs.n*e.EmbedDim())
+	for bi, bt := range fs.batches {
+		run := *fs.towerRun
+		run.batches = fs.batches[bi : bi+1]
+		one := *fs
+		one.towerRun, one.pools = &run, fs.pools[bi:bi+1]
+		feats, err := one.features([]*tensor.Tensor{fs.embed(nil, bt[0], bt[1]).Value}, 0, nil, o.Groups)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, feats...)
+	}
+	return out, nil
 }
 
 // hostModules scores the modules todo of one tower on the CPU.
@@ -417,16 +439,17 @@ func randomScore(seed uint64, mod Module) float64 {
 	return float64(z>>11) / (1 << 53)
 }
 
-// moduleSum sums f(w, grad) over the weights of a module (see the package
-// comment for which weights), taking the absolute value of the sum when abs
-// is set.
-func moduleSum(m *clip.Model, mod Module, groups int, f func(w, g float32) float64, abs bool) float64 {
+// moduleSum sums f(p, i) over the weights p.Value.Data[i] of a module (see
+// the package comment for which weights), taking the absolute value of the
+// sum when abs is set. Only f reads gradients (taylor does; magnitude runs
+// on a model whose gradients mope score dropped).
+func moduleSum(m *clip.Model, mod Module, groups int, f func(p *nn.Param, i int) float64, abs bool) float64 {
 	_, enc := towerOf(m, mod.Tower)
 	b := enc.Layers[mod.Layer]
 	var s float64
 	all := func(p *nn.Param) {
-		for i, w := range p.Value.Data {
-			s += f(w, p.Grad.Data[i])
+		for i := range p.Value.Data {
+			s += f(p, i)
 		}
 	}
 	rows := func(p *nn.Param, lo, hi int) { // rows [lo,hi) of a [out,in] weight or entries of a bias
@@ -435,14 +458,14 @@ func moduleSum(m *clip.Model, mod Module, groups int, f func(w, g float32) float
 			in = p.Value.Shape[1]
 		}
 		for i := lo * in; i < hi*in; i++ {
-			s += f(p.Value.Data[i], p.Grad.Data[i])
+			s += f(p, i)
 		}
 	}
 	cols := func(p *nn.Param, lo, hi int) {
 		out, in := p.Value.Shape[0], p.Value.Shape[1]
 		for r := 0; r < out; r++ {
 			for c := lo; c < hi; c++ {
-				s += f(p.Value.Data[r*in+c], p.Grad.Data[r*in+c])
+				s += f(p, r*in+c)
 			}
 		}
 	}

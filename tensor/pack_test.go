@@ -80,31 +80,34 @@ func TestPack(t *testing.T) {
 // transpositions: the four packing loops of a training step's GEMMs.
 // Transposed A runs with copySpread and without (panel by panel).
 func BenchmarkPack(b *testing.B) {
-	const ld, mb, kb, nb = 1024, 288, 344, 256
+	const ld, mb, kb, nb = 1024, 280, 256, 256
 	src := New(2048, ld).Data
 	for i := range src {
 		src[i] = float32(i)
 	}
-	dst := aligned[float32](roundUp(max(mb, nb), 16) * kb)
-	packAs := func(trans, spread bool) func(b *testing.B) {
-		return func(b *testing.B) {
-			defer func(old bool) { packSpread = old }(packSpread)
-			packSpread = spread
-			b.SetBytes(4 * mb * kb)
-			for i := 0; i < b.N; i++ {
-				packA(trans, src, ld, (i%4)*mb, mb, 0, kb, 6, dst)
+	dst := aligned[float32](roundUp(max(mb, nb), 32) * kb)
+	// The panel widths of the AVX2 (6×16) and AVX-512 (14×32) kernels.
+	for _, w := range []struct{ mr, nr int }{{6, 16}, {14, 32}} {
+		packAs := func(trans, spread bool) func(b *testing.B) {
+			return func(b *testing.B) {
+				defer func(old bool) { packSpread = old }(packSpread)
+				packSpread = spread
+				b.SetBytes(4 * mb * kb)
+				for i := 0; i < b.N; i++ {
+					packA(trans, src, ld, (i%4)*mb, mb, 0, kb, w.mr, dst)
+				}
 			}
 		}
-	}
-	b.Run("A/trans=false", packAs(false, true))
-	b.Run("A/trans=true", packAs(true, true))
-	b.Run("A/trans=true/panelwise", packAs(true, false))
-	for _, trans := range []bool{false, true} {
-		b.Run(fmt.Sprintf("B/trans=%v", trans), func(b *testing.B) {
-			b.SetBytes(4 * nb * kb)
-			for i := 0; i < b.N; i++ {
-				packB(trans, src, ld, (i%4)*kb, kb, 0, nb, 16, dst)
-			}
-		})
+		b.Run(fmt.Sprintf("A/mr=%d/trans=false", w.mr), packAs(false, true))
+		b.Run(fmt.Sprintf("A/mr=%d/trans=true", w.mr), packAs(true, true))
+		b.Run(fmt.Sprintf("A/mr=%d/trans=true/panelwise", w.mr), packAs(true, false))
+		for _, trans := range []bool{false, true} {
+			b.Run(fmt.Sprintf("B/nr=%d/trans=%v", w.nr, trans), func(b *testing.B) {
+				b.SetBytes(4 * nb * kb)
+				for i := 0; i < b.N; i++ {
+					packB(trans, src, ld, (i%4)*kb, kb, 0, nb, w.nr, dst)
+				}
+			})
+		}
 	}
 }

@@ -1,6 +1,7 @@
 // Command fmapeak measures the register-only multiply-add peak of one core
-// (and of every core, one goroutine each): 512- and 256-bit FMA in GFLOP/s
-// and 512-bit VPDPBUSD (int8) in GOP/s, the yardstick of the GEMM tables in
+// (and of every core, one goroutine each): 512- and 256-bit FMA in GFLOP/s,
+// 512-bit VPDPBUSD (int8) in GOP/s and, where the CPU has AVX-512 BF16,
+// 512-bit VDPBF16PS in GFLOP/s (2 per bf16 product): the yardstick of the GEMM tables in
 // bench/README.md, per wall second and per CPU second of the process (the
 // steadier figure on a shared machine, comparable with the benchmarks'
 // cpuGFLOP/s). It needs an amd64 CPU with AVX-512 F and VNNI.
@@ -16,6 +17,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/klauspost/cpuid/v2"
 )
 
 // cpuSeconds is the CPU time this process has used (user + system).
@@ -40,6 +43,14 @@ func main() {
 		{"512-bit FMA", fmaZ, 12 * 16 * 2, "GFLOP/s"},
 		{"256-bit FMA", fmaY, 12 * 8 * 2, "GFLOP/s"},
 		{"512-bit VPDPBUSD", dpbusdZ, 12 * 64 * 2, "GOP/s (int8 mul+add)"},
+	}
+	if cpuid.CPU.Supports(cpuid.AVX512BF16) {
+		kinds = append(kinds, struct {
+			name string
+			fn   func(int)
+			ops  float64
+			unit string
+		}{"512-bit VDPBF16PS", dpbf16Z, 12 * 32 * 2, "GFLOP/s (bf16 pairs: 2 per product)"})
 	}
 	for _, threads := range []int{1, runtime.NumCPU()} {
 		for _, k := range kinds {

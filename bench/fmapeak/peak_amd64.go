@@ -5,3 +5,4 @@ package main
 func fmaZ(n int)
 func fmaY(n int)
 func dpbusdZ(n int)
+func dpbf16Z(n int)

@@ -18,3 +18,4 @@ func init() {
 func fmaZ(int)    {}
 func fmaY(int)    {}
 func dpbusdZ(int) {}
+func dpbf16Z(int) {}

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"runtime/debug"
 	"sync"
 
 	"github.com/mopeclip/mopeclip/clip"
@@ -230,17 +229,6 @@ func encoderDevice(dev cuda.Device, engine mope.Engine, enc *clip.Encoder, image
 		enc.Device = nil
 		g.Close()
 	}, nil
-}
-
-// dropGrads drops the gradient buffers a loaded model carries (as large as
-// its weights): a model whose weights the engine has released never trains.
-// The Go heap then holds the weights once, which also halves how much
-// garbage the collector lets accumulate before it runs (GOGC).
-func dropGrads(m *clip.Model) {
-	for _, p := range m.Params() {
-		p.Grad = nil
-	}
-	debug.FreeOSMemory() // and the released weights go back to the OS now
 }
 
 // encodeImages is enc.Images returning a device's error (enc.Images panics

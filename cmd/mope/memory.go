@@ -3,6 +3,7 @@ package main
 import (
 	"runtime/debug"
 
+	"github.com/mopeclip/mopeclip/clip"
 	"github.com/mopeclip/mopeclip/tensor"
 )
 
@@ -37,4 +38,16 @@ func tightenGC(getenv func(string) string) (restore func()) {
 func noHugePages() (restore func()) {
 	was := tensor.SetHugePages(false)
 	return func() { tensor.SetHugePages(was) }
+}
+
+// dropGrads drops the gradient buffers a loaded model carries (as large as
+// its weights) from a model that will not train: one whose weights the
+// engine has released, or one that is only scored.
+// The Go heap then holds the weights once, which also halves how much
+// garbage the collector lets accumulate before it runs (GOGC).
+func dropGrads(m *clip.Model) {
+	for _, p := range m.Params() {
+		p.Grad = nil
+	}
+	debug.FreeOSMemory() // and the released weights go back to the OS now
 }
