@@ -62,7 +62,13 @@ type bf16Kernel struct {
 	// element's float32 bits, then the even one's: a[2(q*mr+i)] and
 	// a[2(q*mr+i)+1]), sparing it the widening of A.
 	wideA bool
+	// note names the instruction when a variant name has two kernels
+	// (avx512: VDPBF16PS or widening; see cpuBF16DotFast); KernelReport
+	// prints it.
+	note string
 }
+
+func (k *bf16Kernel) kernelNote() string { return k.note }
 
 // bf16K is the registry of bf16 micro-kernels: generic (pure Go), avx2
 // (bf16 widened to float32 by shifts, then FMA) and avx512 (VDPBF16PS on

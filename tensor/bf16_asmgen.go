@@ -5,8 +5,9 @@
 //	go run bf16_asmgen.go x86_asmgen.go   (in tensor/)
 //
 // producing bf16_avx512_amd64.s (14×32, VDPBF16PS), bf16_avx2_amd64.s
-// (5×16) and bf16_avx512w_amd64.s (12×32, AVX-512F without BF16), the last
-// two widening bfloat16 to float32 by shifts, then FMA. All read packed
+// (5×16) and bf16_avx512w_amd64.s (12×32, AVX-512F: for CPUs without BF16
+// or with a slow VDPBF16PS), the last two widening bfloat16 to float32 by
+// shifts, then FMA, with A read pre-widened. All read packed
 // panels of pair words (two bfloat16 values along K per 32-bit word; see
 // bf16.go) and have the meaning of bf16Kernel.fn: per pair, s += a.hi·b.hi
 // then s += a.lo·b.lo, each rounded once; finally C = alpha·s, or
@@ -132,8 +133,8 @@ type widenKernel struct {
 var (
 	widenAVX2 = widenKernel{name: "bf16KernelAVX2", reg: "Y", vw: 32, mr: 5, and: "VPAND", mov: "VMOVDQU", xor: "VXORPS", wideA: true,
 		comment: "AVX2+FMA 5×16 bf16 kernel: accumulators Y0–Y9 (row i in Y(2i), Y(2i+1)),\n// B odd/even elements in Y10–Y11/Y12–Y13, the broadcast A element (read\n// pre-widened: two float32 per pair) in Y14, mask in Y15."}
-	widenAVX512 = widenKernel{name: "bf16KernelAVX512W", reg: "Z", vw: 64, mr: 12, and: "VPANDD", mov: "VMOVDQU32", xor: "VPXORD",
-		comment: "AVX-512F 12×32 bf16 kernel (CPUs without AVX512_BF16): accumulators\n// Z0–Z23 (row i in Z(2i), Z(2i+1)), B odd/even elements in Z24–Z25/Z26–Z27,\n// A odd/even in Z28/Z29, mask in Z31."}
+	widenAVX512 = widenKernel{name: "bf16KernelAVX512W", reg: "Z", vw: 64, mr: 12, and: "VPANDD", mov: "VMOVDQU32", xor: "VPXORD", wideA: true,
+		comment: "AVX-512F 12×32 bf16 kernel (CPUs without AVX512_BF16, or whose VDPBF16PS\n// is slow): accumulators Z0–Z23 (row i in Z(2i), Z(2i+1)), B odd/even elements\n// in Z24–Z25/Z26–Z27, the broadcast A element (read pre-widened: two float32\n// per pair) in Z28, mask in Z31."}
 )
 
 // widen writes a kernel for CPUs without VDPBF16PS: a pair word x holds

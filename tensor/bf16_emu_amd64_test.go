@@ -5,7 +5,11 @@ package tensor
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
+
+	"gonum.org/v1/gonum/blas"
 )
 
 // emuBF16 returns an emulator of the assembly kernel fn (see
@@ -49,7 +53,7 @@ func TestBF16KernelEmulated(t *testing.T) {
 	}{
 		{AVX2, 5, 16, 8, bf16KernelAVX2, cpuAVX2, true},
 		{AVX512, 14, 32, 16, bf16KernelAVX512, cpuAVX512BF16, false},
-		{"avx512w", 12, 32, 16, bf16KernelAVX512W, cpuAVX512, false},
+		{"avx512w", 12, 32, 16, bf16KernelAVX512W, cpuAVX512, true},
 	} {
 		t.Run(kc.name, func(t *testing.T) {
 			call := emuBF16(t, kc.fn, kc.lanes, kc.wideA)
@@ -112,5 +116,70 @@ func TestBF16KernelEmulated(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSgemmPackedBF16OtherAVX512: the registry runs one of the two AVX-512
+// bf16 kernels (cpuBF16DotFast decides); where the CPU has both, the other
+// one goes through the whole GEMM driver too, swapped into the avx512
+// variant, and must give the same bits as the one registered.
+func TestSgemmPackedBF16OtherAVX512(t *testing.T) {
+	dot, wide := avx512BF16Kernels()
+	if dot == nil || wide == nil {
+		t.Skip("the CPU lacks AVX512_BF16: only one AVX-512 bf16 kernel can run (both are emulated in TestBF16KernelEmulated)")
+	}
+	restore, ok := bf16K.Use(AVX512)
+	if !ok {
+		t.Fatal("no avx512 bf16 variant registered")
+	}
+	defer restore()
+	i := slices.IndexFunc(bf16K.variants, func(v Variant[*bf16Kernel]) bool { return v.Name == AVX512 })
+	reg := bf16K.variants[i].Fn
+	other := dot // the kernels differ in their height: 14 (dot) and 12 rows
+	if reg.mr == dot.mr {
+		other = wide
+	}
+	r := rand.New(rand.NewPCG(9, 9))
+	m, k, n := 61, 517, 97
+	a, b := randSlice(r, m*k), randSlice(r, n*k)
+	pb := PackBBF16(blas.Trans, k, n, b, k)
+	want := make([]float32, m*n)
+	SgemmPackedBF16(blas.NoTrans, m, 1, a, k, pb, 0, want, n)
+
+	bf16K.variants[i].Fn = other
+	defer func() { bf16K.variants[i].Fn = reg }()
+	if bf16K.Fn().mr != other.mr {
+		t.Fatalf("swapped in the %d-row kernel, the registry runs the %d-row one", other.mr, bf16K.Fn().mr)
+	}
+	checkSgemmPackedBF16(t, other)
+	got := make([]float32, m*n)
+	SgemmPackedBF16(blas.NoTrans, m, 1, a, k, pb, 0, got, n)
+	if !bitsEqual(got, want) {
+		t.Fatal("the two AVX-512 bf16 kernels differ")
+	}
+}
+
+// TestBF16KernelChoice: the avx512 bf16 variant is the VDPBF16PS kernel
+// exactly where that instruction is fast, and KernelReport names the one
+// that runs.
+func TestBF16KernelChoice(t *testing.T) {
+	dot, wide := avx512BF16Kernels()
+	if wide == nil {
+		t.Skip("no AVX-512: no avx512 bf16 variant")
+	}
+	restore, ok := bf16K.Use(AVX512)
+	if !ok {
+		t.Fatal("no avx512 bf16 variant registered")
+	}
+	defer restore()
+	want := wide
+	if dot != nil && cpuBF16DotFast {
+		want = dot
+	}
+	if got := bf16K.Fn(); got.mr != want.mr || got.note != want.note {
+		t.Errorf("avx512 bf16 kernel: %d rows (%s), want %d (%s)", got.mr, got.note, want.mr, want.note)
+	}
+	if r := KernelReport(); !strings.Contains(r, "bf16gemm=avx512 ("+want.note+"; have ") {
+		t.Errorf("KernelReport does not name the %s kernel: %s", want.note, r)
 	}
 }

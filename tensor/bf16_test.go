@@ -248,36 +248,40 @@ func bf16Case(gc *gemmCase) *gemmCase {
 }
 
 func TestSgemmPackedBF16(t *testing.T) {
+	forEachVariant(t, bf16K, checkSgemmPackedBF16)
+}
+
+// checkSgemmPackedBF16 checks SgemmPackedBF16, whose active kernel is kr,
+// against the float64 product of the bf16-rounded inputs on awkward shapes.
+func checkSgemmPackedBF16(t *testing.T, kr *bf16Kernel) {
 	ms := []int{0, 1, 7, 50, 77, 130}
 	kns := [][2]int{{1, 1}, {2, 5}, {7, 33}, {65, 100}, {300, 70}, {33, 1000}, {1025, 37}}
 	if testing.Short() {
 		ms = []int{0, 1, 7, 50}
 	}
-	forEachVariant(t, bf16K, func(t *testing.T, kr *bf16Kernel) {
-		r := rand.New(rand.NewPCG(3, uint64(kr.mr)))
-		idx := 0
-		for _, kn := range kns {
-			for _, tB := range transposes {
-				k, n := kn[0], kn[1]
-				proto := bf16Case(newGemmCase(r, blas.NoTrans, tB, 1, n, k, 1, 0))
-				pb := PackBBF16(tB, k, n, proto.b, proto.ldb)
-				if pb.K() != k || pb.N() != n || pb.Bytes() != 4*ceilDiv(k, 2)*roundUp(n, kr.nr) {
-					t.Fatalf("PackBBF16: K, N, Bytes = %d, %d, %d", pb.K(), pb.N(), pb.Bytes())
-				}
-				for _, m := range ms {
-					for _, tA := range transposes {
-						idx++
-						alpha := alphas[idx%len(alphas)]
-						beta := betas[(idx/len(alphas))%len(betas)]
-						gc := bf16Case(newGemmCase(r, tA, tB, m, n, k, alpha, beta))
-						gc.b, gc.ldb = proto.b, proto.ldb
-						SgemmPackedBF16(gc.tA, gc.m, gc.alpha, gc.a, gc.lda, pb, gc.beta, gc.c, gc.ldc)
-						gc.check(t, nil)
-					}
+	r := rand.New(rand.NewPCG(3, uint64(kr.mr)))
+	idx := 0
+	for _, kn := range kns {
+		for _, tB := range transposes {
+			k, n := kn[0], kn[1]
+			proto := bf16Case(newGemmCase(r, blas.NoTrans, tB, 1, n, k, 1, 0))
+			pb := PackBBF16(tB, k, n, proto.b, proto.ldb)
+			if pb.K() != k || pb.N() != n || pb.Bytes() != 4*ceilDiv(k, 2)*roundUp(n, kr.nr) {
+				t.Fatalf("PackBBF16: K, N, Bytes = %d, %d, %d", pb.K(), pb.N(), pb.Bytes())
+			}
+			for _, m := range ms {
+				for _, tA := range transposes {
+					idx++
+					alpha := alphas[idx%len(alphas)]
+					beta := betas[(idx/len(alphas))%len(betas)]
+					gc := bf16Case(newGemmCase(r, tA, tB, m, n, k, alpha, beta))
+					gc.b, gc.ldb = proto.b, proto.ldb
+					SgemmPackedBF16(gc.tA, gc.m, gc.alpha, gc.a, gc.lda, pb, gc.beta, gc.c, gc.ldc)
+					gc.check(t, nil)
 				}
 			}
 		}
-	})
+	}
 }
 
 // TestSgemmPackedBF16Rounds: A and B that are not bfloat16 are rounded to

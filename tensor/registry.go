@@ -138,7 +138,13 @@ func (r *Registry[F]) describe() string {
 	for i, v := range r.variants {
 		names[i] = v.Name
 	}
-	return fmt.Sprintf("%s=%s (have %s)", r.Op, r.Name(), strings.Join(names, ","))
+	note := ""
+	if r.active >= 0 {
+		if n, ok := any(r.variants[r.active].Fn).(interface{ kernelNote() string }); ok && n.kernelNote() != "" {
+			note = n.kernelNote() + "; "
+		}
+	}
+	return fmt.Sprintf("%s=%s (%shave %s)", r.Op, r.Name(), note, strings.Join(names, ","))
 }
 
 // KernelReport describes the active variant of every op, for benchmark
