@@ -17,11 +17,11 @@ var (
 	// cpuAVX512BF16 is the VDPBF16PS dot-product instruction.
 	cpuAVX512BF16 = cpuAVX512 && cpuid.CPU.Supports(cpuid.AVX512BF16)
 	// cpuBF16DotFast says that VDPBF16PS beats widening bfloat16 to float32
-	// for FMAs. On AMD (Zen 4, Zen 5) one 512-bit VDPBF16PS retires as often
-	// as an FMA and does twice its multiply-adds. On Intel's cores it issues
-	// every other cycle: an Emerald Rapids Xeon measured 86 GFLOP/s against
-	// 174 for the FMA (bench/fmapeak), and the widening kernel ran the bf16
-	// GEMMs 1.17–1.27× faster than the VDPBF16PS one (bench/README.md).
+	// for FMAs: on AMD, where one VDPBF16PS does twice an FMA's
+	// multiply-adds (a Zen 5 ran bf16 encoders 1.8× float32). On Intel, where
+	// measured, it issues every other cycle: an Emerald Rapids Xeon ran it at
+	// 86 GFLOP/s against 174 for the FMA (bench/fmapeak), and the widening
+	// kernel ran the bf16 GEMMs 1.57–1.75× faster (bench/README.md).
 	cpuBF16DotFast = cpuAVX512BF16 && cpuid.CPU.VendorID == cpuid.AMD
 	// cpuAVX512VNNI is AVX-512 with VPDPBUSD (int8 dot products).
 	cpuAVX512VNNI = cpuAVX512 && cpuid.CPU.Supports(cpuid.AVX512VNNI)
