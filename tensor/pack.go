@@ -132,9 +132,11 @@ var packSpread = true
 // transposed A with the AVX2 kernel's mr = 6: it walks the source one row
 // (l) at a time, spreading each row's run of whole panels with one call, so
 // the source is read in long runs (a page at a time rather than kb pages
-// per panel: BenchmarkPack/A/trans=true 3-4× faster). It reports false,
-// doing nothing, otherwise. (For B's 16-float panels it measured no
-// better than copyPanel.)
+// per panel: BenchmarkPack/A/mr=6/trans=true 3-4× faster on Zen 1, where
+// the AVX2 kernel runs; on an Emerald Rapids Xeon, whose default avx512
+// kernel (mr = 14) does not use it, it measured 3× slower than panel by
+// panel, 5.5 against 17 GB/s). It reports false, doing nothing, otherwise.
+// (For B's 16-float panels it measured no better than copyPanel.)
 func copySpread(dst, src []float32, ld, p0, rows, q0, kb, w int) bool {
 	if !packAsm || !packSpread || w != 6 || kb <= 0 {
 		return false
