@@ -499,6 +499,11 @@ func moduleSum(m *clip.Model, mod Module, groups int, f func(p *nn.Param, i int)
 // Grad tensors. It returns a function that zeroes them again.
 func taylorGrads(m *clip.Model, cal *Calib, batch int) (restore func()) {
 	params := m.Params()
+	for _, p := range params {
+		if p.Grad == nil { // dropped by a caller that did not plan to train
+			p.Grad = tensor.New(p.Value.Shape...)
+		}
+	}
 	nn.ZeroGrads(params)
 	if batch <= 0 {
 		batch = 32

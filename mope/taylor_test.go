@@ -136,3 +136,29 @@ func TestTaylorFiniteDifference(t *testing.T) {
 		}
 	}
 }
+
+// TestTaylorWithoutGradBuffers: a model whose gradient buffers were dropped
+// (as mope score does for the other metrics) scores the same with taylor.
+func TestTaylorWithoutGradBuffers(t *testing.T) {
+	m, cal, _ := fixture(t, 9)
+	o := Options{Metric: "taylor", Towers: clip.BothTowers, Kinds: []string{KindHead, KindFFN, KindLayer}, Groups: 4, Batch: 4}
+	want, err := Score(m, cal, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range m.Params() {
+		p.Grad = nil
+	}
+	got, err := Score(m, cal, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Scores) != len(want.Scores) || len(got.Scores) == 0 {
+		t.Fatalf("%d scores, want %d", len(got.Scores), len(want.Scores))
+	}
+	for i := range want.Scores {
+		if got.Scores[i].Score != want.Scores[i].Score {
+			t.Fatalf("%v: %v without gradient buffers, %v with", want.Scores[i].Module, got.Scores[i].Score, want.Scores[i].Score)
+		}
+	}
+}

@@ -131,7 +131,7 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 	if !metric.NeedsGrads() {
 		// Scoring never trains: without the gradient buffers (as large as
 		// the weights) the collector's target (GOGC) shrinks with the live
-		// heap, and so does the peak (docs/perf-latency-2026-12-06.md).
+		// heap, and so does the peak (docs/perf-limits-2026-12-06.md).
 		dropGrads(m)
 	}
 	var cal *mope.Calib
