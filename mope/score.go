@@ -321,18 +321,14 @@ func hostFeatures(e *infer.Engine, m *clip.Model, tw clip.Tower, cal *Calib, o O
 		return fullFeatures(hostCache{r}, o.Groups)
 	}
 	out := make([]float32, 0, fs.n*e.EmbedDim())
-	for bi, bt := range fs.batches {
-		run := *fs.towerRun
-		run.batches = fs.batches[bi : bi+1]
-		one := *fs
-		one.towerRun, one.pools = &run, fs.pools[bi:bi+1]
-		feats, err := one.features([]*tensor.Tensor{fs.embed(nil, bt[0], bt[1]).Value}, 0, nil, o.Groups)
+	for bi := range fs.batches {
+		feats, err := fs.batchFeatures(bi, fs.embedBatch(bi), fs.full)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, feats...)
 	}
-	return out, nil
+	return fs.unsort(out), nil
 }
 
 // hostModules scores the modules todo of one tower on the CPU.
