@@ -142,6 +142,8 @@ func (f *fastScorer) sortByLength() {
 	}
 	sort.SliceStable(f.order, func(a, b int) bool { return c.EOTPos[f.order[a]] < c.EOTPos[f.order[b]] })
 	sc := *c
+	// Only the tokens are run from this copy; the recalls use c, in
+	// calibration order (CaptionImage left out so nothing mixes them up).
 	sc.IDs, sc.EOTPos, sc.CaptionImage = make([]int, len(c.IDs)), make([]int, c.NTxt), nil
 	for k, i := range f.order {
 		copy(sc.IDs[k*c.T:(k+1)*c.T], c.IDs[i*c.T:(i+1)*c.T])

@@ -50,10 +50,7 @@ func parseSpin(v string) (time.Duration, error) {
 	if v == "" {
 		return defaultSpin, nil
 	}
-	d, err := time.ParseDuration(v)
-	if v == "0" {
-		d, err = 0, nil
-	}
+	d, err := time.ParseDuration(v) // "0" needs no unit
 	if err != nil || d < 0 || d > time.Second {
 		return defaultSpin, fmt.Errorf("$%s=%q: want a duration from 0 to 1s (like 200us or 0)", EnvSpin, v)
 	}

@@ -12,6 +12,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -34,6 +35,10 @@ func main() {
 	secs := flag.Float64("secs", 0.3, "seconds per round")
 	rounds := flag.Int("rounds", 7, "rounds per measurement (the median is printed)")
 	flag.Parse()
+	if flag.NArg() > 0 || !(*secs > 0 && *secs <= 60) || *rounds < 1 || *rounds > 1000 {
+		fmt.Fprintln(os.Stderr, "fmapeak: usage: fmapeak [-secs S, 0 < S <= 60] [-rounds N, 1 <= N <= 1000]")
+		os.Exit(2)
+	}
 	kinds := []struct {
 		name string
 		fn   func(int)
